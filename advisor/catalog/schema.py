@@ -1,0 +1,169 @@
+"""The catalog record: one frozen, validated entry per set of pretrained weights."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from advisor.errors import CatalogError
+
+Modality = Literal["image", "text", "audio", "multimodal", "video"]
+Source = Literal["timm", "torchvision", "hf", "pkg", "local"]
+LicenseClass = Literal["permissive", "copyleft", "non-commercial", "unknown"]
+
+MODALITIES: tuple[str, ...] = ("image", "text", "audio", "multimodal", "video")
+SOURCES: tuple[str, ...] = ("timm", "torchvision", "hf", "pkg", "local")
+LICENSE_CLASSES: tuple[str, ...] = ("permissive", "copyleft", "non-commercial", "unknown")
+TASKS: tuple[str, ...] = (
+    "image-classification",  # a classifier whose pooled features serve as a backbone
+    "image-feature-extraction",  # a backbone with no classifier head (self-supervised, CLIP towers, ...)
+    "object-detection",
+    "instance-segmentation",
+    "semantic-segmentation",
+    "keypoint-detection",
+    "video-classification",
+    "optical-flow",
+    "text-encoder",  # masked-LM / sentence encoders
+    "text-generation",
+    "speech-encoder",
+    "speech-recognition",
+    "audio-classification",
+    "audio-feature-extraction",
+    "zero-shot-image-classification",
+)
+# Tasks whose entries can serve as a frozen feature extractor for classification-style transfer.
+PROBEABLE_TASKS = frozenset(
+    {"image-classification", "image-feature-extraction", "text-encoder", "speech-encoder",
+     "audio-classification", "audio-feature-extraction", "zero-shot-image-classification", "text-generation"}
+)
+
+_ID_RE = re.compile(r"^(timm|torchvision|hf|pkg|local):\S+$")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A published figure with its provenance.
+
+    Attributes:
+        dataset: evaluation dataset, e.g. ``imagenet-1k``.
+        name: metric name, e.g. ``top1`` (percent) or ``box_map``.
+        value: the number as published (percent where the source uses percent).
+        source: where the number comes from (file or URL), so it can be checked.
+        resolution: evaluation input size where it matters.
+    """
+
+    dataset: str
+    name: str
+    value: float
+    source: str
+    resolution: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One set of pretrained weights. Every field is documented; ``None`` means *unknown*, never a guess.
+
+    Units are in the names: ``n_params`` (count), ``gmacs`` (billions of multiply-accumulates per sample at
+    ``input_size``), ``file_mb`` (MB = 10^6 bytes of the weights file), ``sample_rate_hz``.
+    """
+
+    id: str  # `source:name`, unique and never reused
+    source: str  # one of SOURCES
+    source_id: str  # the name that source knows it by (timm name with tag, torchvision Weights enum, hub repo id)
+    family: str  # architecture family, e.g. "resnet", "vit", "bert"
+    architecture: str  # the architecture builder name, e.g. "resnet50", "vit_base_patch16_224"
+    modality: str  # one of MODALITIES
+    task: str  # one of TASKS
+    n_params: int | None = None
+    n_params_source: str | None = None  # how n_params was obtained
+    gmacs: float | None = None  # multiply-accumulates (not FLOPs), billions per sample
+    gmacs_source: str | None = None
+    input_size: tuple[int, int, int] | None = None  # (C, H, W) for images at the native size
+    max_seq_len: int | None = None  # text: max positions
+    sample_rate_hz: int | None = None  # audio
+    feature_dim: int | None = None  # width of the pooled features a probe sees
+    num_classes: int | None = None  # size of the pretrained head (0 = no head)
+    pretrain_data: str | None = None  # e.g. "imagenet-1k", "imagenet-22k", "laion-2b"
+    license: str | None = None  # SPDX id where one exists (or a LicenseRef-*), as normalised
+    license_raw: str | None = None  # the license string as the source gave it
+    license_class: str = "unknown"  # one of LICENSE_CLASSES
+    metrics: tuple[Metric, ...] = ()
+    file_mb: float | None = None
+    file_mb_source: str | None = None
+    paper: str | None = None
+    year: int | None = None
+    preprocess: dict[str, Any] | None = None  # mean/std/interpolation/crop_pct for images, as the weights need
+    probeable: bool = False  # can the advisor extract features from it in this install
+    probe_note: str | None = None  # why not probeable (or how it loads)
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not _ID_RE.match(self.id):
+            problems.append(f"id {self.id!r} is not `source:name`")
+        elif self.id.split(":", 1)[0] != self.source:
+            problems.append(f"id prefix does not match source {self.source!r}")
+        if self.source not in SOURCES:
+            problems.append(f"source {self.source!r} not in {SOURCES}")
+        if self.modality not in MODALITIES:
+            problems.append(f"modality {self.modality!r} not in {MODALITIES}")
+        if self.task not in TASKS:
+            problems.append(f"task {self.task!r} not in {TASKS}")
+        if self.license_class not in LICENSE_CLASSES:
+            problems.append(f"license_class {self.license_class!r} not in {LICENSE_CLASSES}")
+        for name in ("n_params", "gmacs", "file_mb", "feature_dim", "max_seq_len", "sample_rate_hz"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0):
+                problems.append(f"{name} must be a non-negative number or None, got {v!r}")
+        if self.n_params is not None and not isinstance(self.n_params, int):
+            problems.append("n_params must be an int")
+        if self.input_size is not None and (len(self.input_size) != 3 or not all(isinstance(x, int) for x in self.input_size)):
+            problems.append(f"input_size must be (C, H, W) ints, got {self.input_size!r}")
+        if self.year is not None and not (1980 <= self.year <= 2100):
+            problems.append(f"year {self.year!r} out of range")
+        if not self.probeable and not self.probe_note:
+            problems.append("an entry that is not probeable must say why (probe_note)")
+        if problems:
+            raise CatalogError(f"invalid catalog entry {self.id!r}: " + "; ".join(problems))
+
+    @property
+    def name(self) -> str:
+        """The id without its source prefix."""
+        return self.id.split(":", 1)[1]
+
+    def metric(self, dataset: str, name: str) -> float | None:
+        """The published value of `name` on `dataset`, or None."""
+        for m in self.metrics:
+            if m.dataset == dataset and m.name == name:
+                return m.value
+        return None
+
+    @property
+    def imagenet_top1(self) -> float | None:
+        return self.metric("imagenet-1k", "top1")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the on-disk form)."""
+        d = dataclasses.asdict(self)
+        d["input_size"] = list(self.input_size) if self.input_size else None
+        d["tags"] = list(self.tags)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CatalogEntry:
+        """Build and validate an entry from its on-disk dict; unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        extra = set(d) - known
+        if extra:
+            raise CatalogError(f"catalog entry {d.get('id')!r} has unknown fields: {sorted(extra)}")
+        d = dict(d)
+        d["metrics"] = tuple(Metric(**m) for m in d.get("metrics") or ())
+        if d.get("input_size") is not None:
+            d["input_size"] = tuple(int(x) for x in d["input_size"])
+        d["tags"] = tuple(d.get("tags") or ())
+        return cls(**d)

@@ -1,0 +1,186 @@
+"""Loading, filtering and searching the catalog shipped in `advisor.catalog_data` (the top-level catalog/ folder)."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from advisor.catalog.licenses import commercial_ok
+from advisor.catalog.schema import CatalogEntry
+from advisor.errors import CatalogEntryNotFound, CatalogError, UsageError
+
+CATALOG_FILE = "catalog.jsonl"
+LOCAL_ENV = "ADVISOR_CATALOG_EXTRA"  # optional path to a JSONL of the user's own entries (local: ids)
+
+SORT_KEYS = ("id", "n_params", "gmacs", "top1", "file_mb", "year")
+
+
+def catalog_path() -> Path:
+    """Path of the shipped catalog JSONL (inside the installed package, or the source checkout's catalog/)."""
+    try:
+        p = resources.files("advisor.catalog_data") / CATALOG_FILE
+        if p.is_file():
+            return Path(str(p))
+    except ModuleNotFoundError:
+        pass
+    p = Path(__file__).resolve().parents[2] / "catalog" / CATALOG_FILE
+    if p.is_file():
+        return p
+    raise CatalogError(
+        f"catalog data file {CATALOG_FILE} not found", hint="reinstall advisor, or run `advisor catalog build`"
+    )
+
+
+def read_jsonl(path: Path) -> list[CatalogEntry]:
+    """Read and validate entries from a JSONL file (one entry per line)."""
+    entries = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                entries.append(CatalogEntry.from_dict(json.loads(line)))
+            except json.JSONDecodeError as e:
+                raise CatalogError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+    return entries
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Catalog filters, as the CLI and the advisor use them. ``None`` means no constraint."""
+
+    modality: str | None = None
+    task: str | None = None
+    source: str | None = None
+    family: str | None = None
+    max_params: float | None = None  # count
+    max_gmacs: float | None = None
+    license: str = "any"  # any | permissive | commercial
+    probeable: bool | None = None
+    pretrain: str | None = None
+
+    def accepts(self, e: CatalogEntry) -> bool:
+        if self.modality and e.modality != self.modality:
+            return False
+        if self.task and e.task != self.task:
+            return False
+        if self.source and e.source != self.source:
+            return False
+        if self.family and e.family.lower() != self.family.lower():
+            return False
+        if self.max_params is not None and (e.n_params is None or e.n_params > self.max_params):
+            return False
+        if self.max_gmacs is not None and (e.gmacs is None or e.gmacs > self.max_gmacs):
+            return False
+        if self.license == "permissive" and e.license_class != "permissive":
+            return False
+        if self.license == "commercial" and not commercial_ok(e.license_class):
+            return False
+        if self.probeable is not None and e.probeable != self.probeable:
+            return False
+        if self.pretrain and (e.pretrain_data or "").lower() != self.pretrain.lower():
+            return False
+        return True
+
+
+class Catalog:
+    """An immutable, id-indexed collection of catalog entries."""
+
+    def __init__(self, entries: Iterable[CatalogEntry]) -> None:
+        self._by_id: dict[str, CatalogEntry] = {}
+        for e in entries:
+            if e.id in self._by_id:
+                raise CatalogError(f"duplicate catalog id {e.id!r}")
+            self._by_id[e.id] = e
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self) -> Iterator[CatalogEntry]:
+        return iter(self._by_id.values())
+
+    def __contains__(self, model_id: object) -> bool:
+        return model_id in self._by_id
+
+    def ids(self) -> list[str]:
+        return list(self._by_id)
+
+    def get(self, model_id: str) -> CatalogEntry:
+        """The entry for `model_id`; accepts a bare name when it is unambiguous. Raises CatalogEntryNotFound."""
+        if model_id in self._by_id:
+            return self._by_id[model_id]
+        if ":" not in model_id:
+            hits = [e for e in self._by_id.values() if e.name == model_id]
+            if len(hits) == 1:
+                return hits[0]
+        raise CatalogEntryNotFound(f"no catalog entry {model_id!r}", hint=self._suggest(model_id))
+
+    def _suggest(self, model_id: str) -> str:
+        close = self.suggest(model_id)
+        if close:
+            return "did you mean " + ", ".join(close) + "?"
+        return "list ids with `advisor catalog search TEXT`"
+
+    def suggest(self, model_id: str, n: int = 5) -> list[str]:
+        """Close ids for a miss (difflib on full ids and on names without the source prefix)."""
+        ids = self.ids()
+        close = difflib.get_close_matches(model_id, ids, n=n, cutoff=0.6)
+        if len(close) < n:
+            bare = model_id.split(":", 1)[-1]
+            names = {e.name: e.id for e in self}
+            for name in difflib.get_close_matches(bare, list(names), n=n, cutoff=0.6):
+                if names[name] not in close:
+                    close.append(names[name])
+        return close[:n]
+
+    def filter(self, filters: Filters) -> list[CatalogEntry]:
+        """Entries accepted by `filters`, in catalog order."""
+        return [e for e in self if filters.accepts(e)]
+
+    def search(self, text: str, limit: int | None = None) -> list[CatalogEntry]:
+        """Entries whose id, family, architecture, task, pretraining data or tags contain every word of `text`."""
+        words = [w.lower() for w in text.split() if w]
+        if not words:
+            raise UsageError("empty search text", hint="e.g. `advisor catalog search convnext in22k`")
+        out = []
+        for e in self:
+            hay = " ".join([e.id, e.family, e.architecture, e.task, e.modality, e.pretrain_data or "", *e.tags]).lower()
+            if all(w in hay for w in words):
+                out.append(e)
+        return out[:limit] if limit else out
+
+
+def sort_entries(entries: Sequence[CatalogEntry], key: str, descending: bool = False) -> list[CatalogEntry]:
+    """Sort by one of SORT_KEYS; unknown values (None) always sort last."""
+    if key not in SORT_KEYS:
+        raise UsageError(f"unknown sort key {key!r}", hint=f"use one of {', '.join(SORT_KEYS)}")
+
+    def value(e: CatalogEntry):
+        return e.imagenet_top1 if key == "top1" else getattr(e, key)
+
+    known = [e for e in entries if value(e) is not None]
+    unknown = [e for e in entries if value(e) is None]
+    return sorted(known, key=value, reverse=descending) + unknown
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, extra: str | None) -> Catalog:
+    entries = read_jsonl(Path(path))
+    if extra:
+        p = Path(extra)
+        if not p.is_file():
+            raise CatalogError(f"{LOCAL_ENV}={extra} is not a file", hint="point it at a JSONL of catalog entries")
+        entries += read_jsonl(p)
+    return Catalog(entries)
+
+
+def load_catalog(path: str | Path | None = None) -> Catalog:
+    """Load (and cache) the catalog: the shipped file, plus the user's own entries from $ADVISOR_CATALOG_EXTRA."""
+    return _load(str(path or catalog_path()), os.environ.get(LOCAL_ENV))

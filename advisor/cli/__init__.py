@@ -1,0 +1,1 @@
+"""Command-line interface (typer). Thin wrappers: parse options, call one library function, hand the result to the sink."""

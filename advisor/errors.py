@@ -1,0 +1,60 @@
+"""Domain exceptions: every error a user can cause, each with a one-line message and what to do next."""
+
+from __future__ import annotations
+
+
+class AdvisorError(Exception):
+    """Base class for errors the CLI turns into one line (no traceback) and a non-zero exit.
+
+    Args:
+        message: what is wrong, naming the file/model involved.
+        hint: what the user can do about it (the next command to run, a flag to pass).
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UsageError(AdvisorError):
+    """Bad option values or combinations."""
+
+    exit_code = 2
+
+
+class CatalogError(AdvisorError):
+    """The catalog data is missing or invalid."""
+
+
+class CatalogEntryNotFound(CatalogError):
+    """A model id that is not in the catalog."""
+
+
+class DatasetError(AdvisorError):
+    """The user's dataset cannot be read as given."""
+
+
+class ModelLoadError(AdvisorError):
+    """A model could not be built or its weights could not be loaded."""
+
+
+class WeightsUnavailableOffline(ModelLoadError):
+    """Weights need a download but the network or the local cache is unavailable."""
+
+
+class ScoreError(AdvisorError):
+    """Transferability scores cannot be computed from the given inputs."""
+
+
+class BenchError(AdvisorError):
+    """A benchmark could not run as configured."""
+
+
+class ResultsError(AdvisorError):
+    """A stored result or run directory is missing or unreadable."""
