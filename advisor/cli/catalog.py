@@ -1,0 +1,208 @@
+"""`advisor catalog list|show|search|build`: which pretrained models exist, how big and how good they are, may I use them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from advisor.cli._output import (
+    DebugOption,
+    FormatOption,
+    OutputFormat,
+    emit,
+    handle_errors,
+    stderr_console,
+    stdout_console,
+)
+
+catalog_app = typer.Typer(
+    name="catalog", help="Browse the catalog of pretrained models.", no_args_is_help=True, add_completion=False
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(catalog_app, name="catalog")
+
+
+def _fmt_count(n: int | None) -> str:
+    if n is None:
+        return "—"
+    return f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:.2f} M"
+
+
+def _fmt(v: Any, spec: str = "") -> str:
+    return "—" if v is None else format(v, spec)
+
+
+def _parse_count(text: str | None, option: str) -> float | None:
+    """Parse counts like 25M, 1.5B, 300k or 25000000."""
+    from advisor.errors import UsageError
+
+    if text is None:
+        return None
+    t = text.strip().upper().replace("_", "")
+    scale = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9}.get(t[-1:], 1.0)
+    try:
+        return float(t[:-1] if scale != 1.0 else t) * scale
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not a number", hint="use e.g. 25M, 1.5B or 300k") from None
+
+
+def _entries_table(entries: list, title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    table.add_column("id", overflow="fold", max_width=58)
+    table.add_column("task")
+    table.add_column("params", justify="right")
+    table.add_column("GMACs", justify="right")
+    table.add_column("input", justify="right")
+    table.add_column("IN-1k top-1 %", justify="right")
+    table.add_column("license")
+    table.add_column("probe", justify="center")
+    for e in entries:
+        size = (
+            f"{e.input_size[1]}px" if e.input_size else f"{e.sample_rate_hz // 1000} kHz" if e.sample_rate_hz
+            else f"{e.max_seq_len} tok" if e.max_seq_len else "—"
+        )
+        lic = e.license or "?"
+        style = {"non-commercial": "red", "unknown": "yellow", "copyleft": "magenta"}.get(e.license_class, "")
+        table.add_row(
+            e.id, e.task, _fmt_count(e.n_params), _fmt(e.gmacs, ".2f"), size, _fmt(e.imagenet_top1, ".2f"),
+            f"[{style}]{lic}[/]" if style else lic, "[green]✓[/]" if e.probeable else "[dim]—[/]",
+        )
+    stdout_console().print(table)
+
+
+@catalog_app.command("list")
+def list_cmd(
+    modality: Annotated[str | None, typer.Option(help="image | text | audio | multimodal | video")] = None,
+    task: Annotated[str | None, typer.Option(help="e.g. image-classification, text-encoder, speech-encoder")] = None,
+    source: Annotated[str | None, typer.Option(help="timm | torchvision | hf | pkg | local")] = None,
+    family: Annotated[str | None, typer.Option(help="architecture family, e.g. resnet, vit, bert, whisper")] = None,
+    max_params: Annotated[str | None, typer.Option("--max-params", help="upper bound on parameters, e.g. 25M")] = None,
+    max_gmacs: Annotated[float | None, typer.Option("--max-gmacs", help="upper bound on GMACs (multiply-accumulates)")] = None,
+    license: Annotated[str, typer.Option("--license", help="any | permissive | commercial")] = "any",
+    probeable: Annotated[bool | None, typer.Option("--probeable/--not-probeable", help="only entries advisor can (not) extract features from")] = None,
+    sort: Annotated[str, typer.Option(help="id | n_params | gmacs | top1 | file_mb | year")] = "id",
+    desc: Annotated[bool, typer.Option("--desc", help="sort descending")] = False,
+    limit: Annotated[int | None, typer.Option(help="show at most this many (default: 50 in a table, all in JSON)")] = None,
+    fmt: FormatOption = OutputFormat.human,
+    debug: DebugOption = False,
+) -> None:
+    """List catalog entries matching filters."""
+    with handle_errors(debug):
+        from advisor.catalog.api import list_entries
+
+        entries = list_entries(
+            modality=modality, task=task, source=source, family=family, max_params=_parse_count(max_params, "--max-params"),
+            max_gmacs=max_gmacs, license=license, probeable=probeable, sort=sort, descending=desc,
+        )
+        total = len(entries)
+        if limit is None and fmt == OutputFormat.human:
+            limit = 50
+        shown = entries[:limit] if limit else entries
+        if fmt == OutputFormat.json:
+            emit({"total": total, "count": len(shown), "entries": shown}, fmt)
+        else:
+            more = f" (showing {len(shown)}; --limit N or --format json for more)" if len(shown) < total else ""
+            _entries_table(shown, f"{total} catalog entries{more}")
+
+
+@catalog_app.command("show")
+def show_cmd(
+    model_id: Annotated[str, typer.Argument(metavar="ID", help="catalog id, e.g. timm:resnet50.a1_in1k")],
+    fmt: FormatOption = OutputFormat.human,
+    debug: DebugOption = False,
+) -> None:
+    """Show every field of one entry, with the source of each published figure."""
+    with handle_errors(debug):
+        from advisor.catalog.store import load_catalog
+
+        entry = load_catalog().get(model_id)
+        emit(entry, fmt, _show_human)
+
+
+def _show_human(e) -> None:
+    from rich.table import Table
+
+    t = Table(title=e.id, title_justify="left", show_header=False, box=None)
+    t.add_column(style="bold")
+    t.add_column(overflow="fold")
+    rows = [
+        ("source", f"{e.source}  ({e.source_id})"), ("family / arch", f"{e.family} / {e.architecture}"),
+        ("modality / task", f"{e.modality} / {e.task}"),
+        ("params", f"{_fmt_count(e.n_params)}  [dim]{e.n_params_source or ''}[/]"),
+        ("GMACs (multiply-acc.)", f"{_fmt(e.gmacs, '.3f')}  [dim]{e.gmacs_source or ''}[/]"),
+        ("input size", str(e.input_size) if e.input_size else "—"),
+        ("max seq len", _fmt(e.max_seq_len)), ("sample rate Hz", _fmt(e.sample_rate_hz)),
+        ("feature dim", _fmt(e.feature_dim)), ("head classes", _fmt(e.num_classes)),
+        ("pretraining data", e.pretrain_data or "—"),
+        ("license", f"{e.license or '?'} ({e.license_class})  [dim]{e.license_raw or ''}[/]"),
+        ("weights file MB", f"{_fmt(e.file_mb, '.1f')}  [dim]{e.file_mb_source or ''}[/]"),
+        ("paper", f"{e.paper or '—'} ({e.year or '?'})"),
+        ("probeable", ("yes" if e.probeable else "no") + (f" — {e.probe_note}" if e.probe_note else "")),
+        ("tags", ", ".join(e.tags) or "—"),
+    ]
+    for k, v in rows:
+        t.add_row(k, v)
+    con = stdout_console()
+    con.print(t)
+    if e.metrics:
+        mt = Table(title="published metrics", title_justify="left", header_style="bold")
+        for col in ("dataset", "metric", "value", "res px", "source"):
+            mt.add_column(col, overflow="fold")
+        for m in e.metrics:
+            mt.add_row(m.dataset, m.name, f"{m.value:.3f}", _fmt(m.resolution), m.source)
+        con.print(mt)
+
+
+@catalog_app.command("search")
+def search_cmd(
+    text: Annotated[list[str], typer.Argument(help="words that must all appear (id, family, task, pretraining data, tags)")],
+    limit: Annotated[int | None, typer.Option(help="show at most this many")] = None,
+    fmt: FormatOption = OutputFormat.human,
+    debug: DebugOption = False,
+) -> None:
+    """Find entries by words, e.g. `advisor catalog search convnext in22k`."""
+    with handle_errors(debug):
+        from advisor.catalog.store import load_catalog
+
+        cat = load_catalog()
+        hits = cat.search(" ".join(text))
+        total = len(hits)
+        if limit is None and fmt == OutputFormat.human:
+            limit = 50
+        shown = hits[:limit] if limit else hits
+        if fmt == OutputFormat.json:
+            emit({"query": " ".join(text), "total": total, "count": len(shown), "entries": shown}, fmt)
+        elif not hits:
+            close = cat.suggest(" ".join(text).replace(" ", "_"))
+            stdout_console().print("No entries match." + (f" Close ids: {', '.join(close)}" if close else ""))
+        else:
+            _entries_table(shown, f"{total} matches for {' '.join(text)!r}")
+
+
+@catalog_app.command("build")
+def build_cmd(
+    out: Annotated[Path | None, typer.Option(help="output JSONL (default: the catalog/catalog.jsonl of this checkout)")] = None,
+    count_params: Annotated[bool, typer.Option("--count-params/--no-count-params", help="count parameters by instantiating each architecture on the meta device")] = True,
+    fmt: FormatOption = OutputFormat.human,
+    debug: DebugOption = False,
+) -> None:
+    """Regenerate the catalog from catalog/sources/ and catalog/curated.json (a few minutes: it builds every architecture)."""
+    with handle_errors(debug):
+        from rich.progress import Progress
+
+        from advisor.catalog.api import rebuild_catalog
+
+        with Progress(console=stderr_console(), transient=True) as bar:
+            task = bar.add_task("counting timm parameters", total=None)
+            summary = rebuild_catalog(
+                out=out, count_params=count_params, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+        emit(summary, fmt, lambda s: stdout_console().print(
+            f"Wrote {s['entries']} entries to {s['path']} ({', '.join(f'{k}: {v}' for k, v in s['by_source'].items())})."
+        ))
