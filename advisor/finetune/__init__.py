@@ -1,0 +1,17 @@
+"""Fine-tuning of catalog models on a user's labelled data: config, loop, unfreezing and the library entry point."""
+
+from __future__ import annotations
+
+from advisor.finetune.config import EpochRecord, FinetuneConfig, FinetuneResult, parse_unfreeze
+from advisor.finetune.run import compare_with_probe, finetune, load_result, split_samples
+
+__all__ = [
+    "EpochRecord",
+    "FinetuneConfig",
+    "FinetuneResult",
+    "compare_with_probe",
+    "finetune",
+    "load_result",
+    "parse_unfreeze",
+    "split_samples",
+]

@@ -1,0 +1,443 @@
+"""The fine-tuning entry point: dataset + model id + config -> FinetuneResult (split, augmentation, provenance)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from advisor.errors import DatasetError, ModelLoadError, UsageError
+from advisor.finetune.config import FinetuneConfig, FinetuneResult
+from advisor.io import atomic_write_json
+
+if TYPE_CHECKING:
+    from advisor.data import Dataset, Sample
+    from advisor.finetune.loop import ProgressCallback
+    from advisor.models import LoadedModel
+
+RESULT_FILE = "result.json"
+VAL_SPLIT_NAMES = ("val", "validation", "valid", "dev")
+
+
+# ---------------------------------------------------------------------------------------------- splitting
+
+
+def _cap_per_class(
+    samples: list[Sample], classes: list[str], cap: int | None, seed: int, salt: int
+) -> list[Sample]:
+    if cap is None:
+        return samples
+    keep: set[int] = set()
+    for ci, c in enumerate(classes):
+        idx = [i for i, s in enumerate(samples) if s.label == c]
+        if len(idx) > cap:
+            idx = np.random.default_rng([seed, salt, ci]).choice(idx, size=cap, replace=False).tolist()
+        keep.update(idx)
+    return [s for i, s in enumerate(samples) if i in keep]
+
+
+def split_samples(
+    dataset: Dataset, config: FinetuneConfig
+) -> tuple[list[Sample], list[Sample], str, list[str]]:
+    """Split the labelled samples into train and validation.
+
+    Uses the dataset's own ``train`` and ``val`` splits (``Sample.split``) when both exist (``test`` stands in
+    for a missing ``val``); otherwise holds out ``val_fraction`` of every class, seeded (at least one item per
+    class with two or more items). Order within each side follows the dataset.
+
+    Returns:
+        (train samples, val samples, "dataset" | "stratified", notes).
+
+    Raises:
+        DatasetError: no labelled samples, fewer than two classes, or an empty side.
+    """
+    notes: list[str] = []
+    labelled = [s for s in dataset.samples if s.label is not None and s.label in dataset.classes]
+    if len(labelled) < len(dataset.samples):
+        notes.append(f"{len(dataset.samples) - len(labelled)} unlabelled samples were left out")
+    if len({s.label for s in labelled}) < 2:
+        raise DatasetError(
+            f"{dataset.root}: fine-tuning needs labelled samples of at least two classes",
+            hint="use an image folder with one sub-folder per class, or a manifest with labels",
+        )
+    splits = {s.split for s in labelled}
+    val_name = next((n for n in VAL_SPLIT_NAMES if n in splits), None)
+    if "train" in splits and (val_name or "test" in splits):
+        val_name = val_name or "test"
+        if val_name == "test":
+            notes.append("the dataset has no val split; its test split is used for validation")
+        train = [s for s in labelled if s.split == "train"]
+        val = [s for s in labelled if s.split == val_name]
+        source = "dataset"
+    else:
+        rng_seed = config.seed
+        val_idx: set[int] = set()
+        for ci, c in enumerate(dataset.classes):
+            idx = [i for i, s in enumerate(labelled) if s.label == c]
+            if len(idx) < 2:
+                if idx:
+                    notes.append(f"class {c!r} has a single sample; it is used for training only")
+                continue
+            n_val = min(len(idx) - 1, max(1, round(config.val_fraction * len(idx))))
+            perm = np.random.default_rng([rng_seed, 101, ci]).permutation(len(idx))
+            val_idx.update(idx[j] for j in perm[:n_val])
+        train = [s for i, s in enumerate(labelled) if i not in val_idx]
+        val = [s for i, s in enumerate(labelled) if i in val_idx]
+        source = "stratified"
+    train = _cap_per_class(train, dataset.classes, config.max_per_class, config.seed, 1)
+    val = _cap_per_class(val, dataset.classes, config.max_per_class, config.seed, 2)
+    if not train or not val:
+        raise DatasetError(
+            f"{dataset.root}: the train/validation split left a side empty "
+            f"({len(train)} train, {len(val)} val)",
+            hint="add labelled samples",
+        )
+    return train, val, source, notes
+
+
+# ---------------------------------------------------------------------------------------------- augmentation
+
+
+def augment_image(img: Any, rng: np.random.Generator) -> Any:
+    """Mild random resized crop (70-100 % of the area, aspect 3/4-4/3, back to the original size) and a
+    horizontal flip with probability 1/2, on a PIL image, before the model's own preprocessing."""
+    from PIL import Image
+
+    w, h = img.size
+    area = w * h
+    for _ in range(10):
+        scale = rng.uniform(0.7, 1.0)
+        ratio = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+        cw, ch = round(math.sqrt(area * scale * ratio)), round(math.sqrt(area * scale / ratio))
+        if 0 < cw <= w and 0 < ch <= h:
+            x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+            img = img.resize((w, h), resample=Image.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch))
+            break
+    if rng.random() < 0.5:
+        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    return img
+
+
+def augment_audio(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Light audio augmentation: random gain (0.8-1.2) and a shift of up to 10 % of the clip (zero-filled)."""
+    wave = np.asarray(wave, dtype=np.float32) * np.float32(rng.uniform(0.8, 1.2))
+    shift = int(rng.integers(-len(wave) // 10, len(wave) // 10 + 1)) if len(wave) >= 10 else 0
+    if shift:
+        out = np.zeros_like(wave)
+        if shift > 0:
+            out[shift:] = wave[:-shift]
+        else:
+            out[:shift] = wave[-shift:]
+        wave = out
+    return np.clip(wave, -1.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------- the model
+
+
+def trainable_module(model: LoadedModel) -> Any:
+    """The model's torch module, or a clear error when its source cannot be fine-tuned.
+
+    Raises:
+        ModelLoadError: runtime is not torch (ONNX, TFLite, ...), no module, or no parameters.
+    """
+    runtime = getattr(model, "runtime", None)
+    module = getattr(model, "module", None)
+    if runtime != "torch" or module is None:
+        raise ModelLoadError(
+            f"{model.model_id} runs on the {runtime or 'unknown'} runtime, which cannot be fine-tuned "
+            "(no trainable PyTorch module)",
+            hint="fine-tune a PyTorch source (timm:, torchvision:, hf:, pkg:) or compare it with a linear probe "
+            "(`advisor recommend`)",
+        )
+    if not any(True for _ in module.parameters()):
+        raise ModelLoadError(
+            f"{model.model_id} has no trainable parameters",
+            hint="fine-tune a PyTorch model with learnable weights",
+        )
+    return module
+
+
+def _model_blocks(model: LoadedModel) -> list[Any]:
+    blocks = getattr(model, "blocks", None)
+    if blocks is None:
+        return []
+    return list(blocks() if callable(blocks) else blocks)
+
+
+def _sample_rate(model: LoadedModel) -> int:
+    sr = getattr(model, "sample_rate", None)
+    if sr is None:
+        try:
+            sr = model.preprocess_signature().get("sample_rate")
+        except Exception:
+            sr = None
+    return int(sr or 16000)
+
+
+def _loader_for(modality: str, model: LoadedModel):
+    if modality == "image":
+        from advisor.data import load_image
+
+        return load_image
+    if modality == "text":
+
+        def load_text(sample: Sample) -> str:
+            if sample.text is None:
+                raise DatasetError(f"text sample {sample.id} has no text")
+            return sample.text
+
+        return load_text
+    if modality == "audio":
+        from advisor.data import load_audio
+
+        sr = _sample_rate(model)
+        return lambda sample: load_audio(sample, sr)
+    raise UsageError(
+        f"fine-tuning does not support the {modality!r} modality", hint="use image, text or audio data"
+    )
+
+
+def _skip_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from advisor.data import SkipItem
+    except ImportError:
+        return ()
+    return (SkipItem,)
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions of python and the libraries that shape a fine-tuning result."""
+    out: dict[str, str | None] = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in ("advisor", "torch", "torchvision", "timm", "transformers", "numpy", "safetensors"):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- entry point
+
+
+def finetune(
+    dataset: Dataset | str | Path,
+    model_id: str | LoadedModel,
+    config: FinetuneConfig | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    offline: bool | None = None,
+    callback: ProgressCallback | None = None,
+) -> FinetuneResult:
+    """Fine-tune a model on a labelled dataset and report validation accuracy with a 95 % Wilson interval.
+
+    A new linear head sized to the dataset's classes goes on top of the model's pooled features; the backbone
+    is frozen, partly or wholly unfrozen per ``config.unfreeze``. See `advisor.finetune.loop.train` for the
+    loop, checkpoints and resume semantics.
+
+    Args:
+        dataset: an `advisor.data.Dataset` or a path for `advisor.data.load_dataset`.
+        model_id: a model id for `advisor.models.load_model`, or an already loaded model (it is trained in place).
+        config: the run config (defaults: head only, 10 epochs).
+        out_dir: where ``best.safetensors``, ``state.pt`` and ``result.json`` go (None: nothing is written).
+        resume: continue the run stored in ``out_dir``.
+        offline: passed to `load_model`.
+        callback: progress events (see `train`).
+
+    Returns:
+        The typed result (also written to ``out_dir/result.json``).
+
+    Raises:
+        ModelLoadError: the model's source cannot be fine-tuned (ONNX/TFLite runtime) or fails to load.
+        DatasetError: unusable data; UsageError: bad options or a mismatched resume.
+    """
+    from advisor.finetune.loop import Split, TrainTask, train, wilson_interval
+
+    config = config or FinetuneConfig()
+    if isinstance(dataset, (str, Path)):
+        from advisor.data import load_dataset
+
+        dataset = load_dataset(dataset)
+    if resume and out_dir is None:
+        raise UsageError("--resume needs --out (the folder of the run to continue)")
+
+    if isinstance(model_id, str):
+        from advisor.models import load_model, resolve_device
+
+        device = resolve_device(config.device)
+        model = load_model(model_id, device=str(device), pretrained=True, offline=offline)
+    else:
+        model = model_id
+        device = _resolve(config.device)
+    module = trainable_module(model)
+    if dataset.modality != model.modality:
+        raise UsageError(
+            f"{model.model_id} is a {model.modality} model but {dataset.root} holds {dataset.modality} data",
+            hint=f"pick a {dataset.modality} model (`advisor catalog list --modality {dataset.modality}`)",
+        )
+
+    train_s, val_s, split_source, notes = split_samples(dataset, config)
+    classes = list(dataset.classes)
+    cidx = {c: i for i, c in enumerate(classes)}
+    augment = {"image": augment_image, "audio": augment_audio}.get(dataset.modality)
+
+    def split(samples: Sequence[Sample]) -> Split:
+        return Split(
+            items=list(samples),
+            labels=np.array([cidx[s.label] for s in samples], dtype=np.int64),
+            ids=[s.id for s in samples],
+        )
+
+    task = TrainTask(
+        backbone=module,
+        feature_dim=int(model.feature_dim),
+        blocks=_model_blocks(model),
+        classes=classes,
+        load=_loader_for(dataset.modality, model),
+        preprocess=model.preprocess,
+        train=split(train_s),
+        val=split(val_s),
+        augment=augment,
+        skip_errors=_skip_errors(),
+        meta={
+            "model_id": model.model_id,
+            "modality": dataset.modality,
+            "dataset_fingerprint": str(getattr(dataset, "fingerprint", "")),
+        },
+    )
+    if not getattr(model, "pretrained", True):
+        notes.append(f"{model.model_id} was randomly initialised (no pretrained weights)")
+    out = train(task, config, device=device, out_dir=out_dir, resume=resume, callback=callback)
+    from advisor.finetune.unfreeze import count_params
+
+    full = [h.seconds for h in out.history if not h.partial] or [h.seconds for h in out.history]
+    result = FinetuneResult(
+        model_id=model.model_id,
+        modality=dataset.modality,
+        classes=classes,
+        n_train=len(train_s),
+        n_val=len(val_s),
+        split_source=split_source,
+        unfreeze=config.unfreeze,
+        trainable_params=count_params(module, trainable_only=True) + count_params(out.head),
+        total_params=count_params(module) + count_params(out.head),
+        epochs_planned=out.epochs_planned,
+        epochs_run=len(out.history),
+        best_epoch=out.best_epoch,
+        stopped_reason=out.stopped_reason,
+        val_accuracy=out.best_val_accuracy,
+        val_accuracy_ci=wilson_interval(out.best_val_correct, out.best_val_n),
+        val_loss=out.best_val_loss,
+        per_class_accuracy=dict(zip(classes, out.per_class_accuracy, strict=False)),
+        seconds_per_epoch=sum(full) / max(1, len(full)),
+        total_seconds=out.total_seconds,
+        peak_memory_mb=out.peak_memory_mb,
+        peak_memory_kind=out.peak_memory_kind,
+        device=out.device,
+        precision=out.precision,
+        micro_batch_size=out.micro_batch_size,
+        grad_accum_steps=out.grad_accum_steps,
+        resumed_from_epoch=out.resumed_from_epoch,
+        checkpoint=str(out.checkpoint) if out.checkpoint else None,
+        out_dir=str(out_dir) if out_dir is not None else None,
+        config=config.to_dict(),
+        seed=config.seed,
+        dataset_fingerprint=getattr(dataset, "fingerprint", None),
+        versions=library_versions(),
+        history=out.history,
+        notes=notes + out.notes,
+    )
+    if out_dir is not None:
+        atomic_write_json(Path(out_dir) / RESULT_FILE, result.to_dict())
+    return result
+
+
+def _resolve(device: str) -> Any:
+    try:
+        from advisor.models import resolve_device
+
+        return resolve_device(device)
+    except ImportError:
+        import torch
+
+        if device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(device)
+
+
+def compare_with_probe(
+    finetune_result: FinetuneResult | dict[str, Any],
+    probe_accuracy: float,
+    probe_ci: tuple[float, float] | Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """Say whether fine-tuning paid off over a linear probe on frozen features, and by how much.
+
+    The verdict is ``better`` when the fine-tuned accuracy's 95 % interval lies wholly above the probe's
+    (or above the probe's point estimate when no probe interval is given), ``worse`` when wholly below, and
+    ``no clear difference`` otherwise. The two numbers usually come from different evaluation protocols
+    (hold-out vs cross-validation), so read small gains with care.
+
+    Returns:
+        dict with finetune_accuracy, finetune_ci, probe_accuracy, probe_ci, gain (absolute), gain_pp
+        (percentage points), relative_error_reduction, verdict, paid_off (bool), summary (one sentence).
+    """
+    r = finetune_result.to_dict() if isinstance(finetune_result, FinetuneResult) else dict(finetune_result)
+    ft, ft_ci = float(r["val_accuracy"]), tuple(float(x) for x in r["val_accuracy_ci"])
+    pci = tuple(float(x) for x in probe_ci) if probe_ci is not None else (probe_accuracy, probe_accuracy)
+    gain = ft - probe_accuracy
+    if ft_ci[0] > pci[1]:
+        verdict = "better"
+    elif ft_ci[1] < pci[0]:
+        verdict = "worse"
+    else:
+        verdict = "no clear difference"
+    err_probe = 1.0 - probe_accuracy
+    rel = (gain / err_probe) if err_probe > 0 else None
+    summary = {
+        "better": f"fine-tuning ({r.get('unfreeze')}) paid off: {ft:.1%} vs {probe_accuracy:.1%} for the probe "
+        f"(+{gain * 100:.1f} points)",
+        "worse": f"fine-tuning ({r.get('unfreeze')}) did worse than the probe: {ft:.1%} vs {probe_accuracy:.1%} "
+        f"({gain * 100:+.1f} points)",
+        "no clear difference": f"fine-tuning ({r.get('unfreeze')}) is within noise of the probe: {ft:.1%} vs "
+        f"{probe_accuracy:.1%} ({gain * 100:+.1f} points; the 95 % intervals overlap)",
+    }[verdict]
+    return {
+        "model_id": r.get("model_id"),
+        "unfreeze": r.get("unfreeze"),
+        "finetune_accuracy": ft,
+        "finetune_ci": list(ft_ci),
+        "probe_accuracy": float(probe_accuracy),
+        "probe_ci": list(pci) if probe_ci is not None else None,
+        "gain": gain,
+        "gain_pp": gain * 100,
+        "relative_error_reduction": rel,
+        "verdict": verdict,
+        "paid_off": verdict == "better",
+        "finetune_seconds": r.get("total_seconds"),
+        "summary": summary,
+    }
+
+
+def load_result(out_dir: str | Path) -> FinetuneResult:
+    """Read ``result.json`` from a fine-tuning out dir.
+
+    Raises:
+        ResultsError: missing or unreadable.
+    """
+    import json
+
+    from advisor.errors import ResultsError
+
+    path = Path(out_dir) / RESULT_FILE
+    try:
+        return FinetuneResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ResultsError(
+            f"cannot read fine-tuning result {path}: {e}", hint="run `advisor finetune --out DIR` first"
+        ) from e
