@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from advisor.finetune.config import EpochRecord, FinetuneConfig, FinetuneResult, parse_unfreeze
-from advisor.finetune.run import compare_with_probe, finetune, load_result, split_samples
+from advisor.finetune.run import (
+    compare_with_probe,
+    evaluate_finetuned,
+    finetune,
+    load_finetuned,
+    load_result,
+    split_samples,
+)
 
 __all__ = [
     "EpochRecord",
     "FinetuneConfig",
     "FinetuneResult",
     "compare_with_probe",
+    "evaluate_finetuned",
     "finetune",
+    "load_finetuned",
     "load_result",
     "parse_unfreeze",
     "split_samples",

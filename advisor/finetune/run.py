@@ -441,3 +441,138 @@ def load_result(out_dir: str | Path) -> FinetuneResult:
         raise ResultsError(
             f"cannot read fine-tuning result {path}: {e}", hint="run `advisor finetune --out DIR` first"
         ) from e
+
+
+def load_finetuned(
+    out_dir: str | Path,
+    *,
+    device: str = "auto",
+    offline: bool | None = None,
+    model: LoadedModel | None = None,
+) -> tuple[LoadedModel, Any, list[str]]:
+    """Rebuild a fine-tuned model from its run folder: the source model with the kept backbone tensors applied,
+    plus the linear head.
+
+    Args:
+        out_dir: a folder written by `finetune(..., out_dir=...)`.
+        device: where to put the model.
+        offline: passed to `load_model`.
+        model: the already loaded source model to modify in place (skips `load_model`).
+
+    Returns:
+        (model in eval mode, head ``torch.nn.Linear`` on the same device, class names).
+
+    Raises:
+        ResultsError: missing result or checkpoint; ModelLoadError: the source model cannot be loaded.
+    """
+    import torch
+
+    from advisor.errors import ResultsError
+    from advisor.finetune.loop import load_best_checkpoint
+
+    result = load_result(out_dir)
+    if not result.checkpoint:
+        raise ResultsError(f"{out_dir} holds no checkpoint", hint="rerun `advisor finetune` with --out")
+    ckpt = Path(result.checkpoint)
+    if not ckpt.exists():
+        ckpt = Path(out_dir) / Path(result.checkpoint).name  # the run folder was moved
+    head_sd, bb_sd, _ = load_best_checkpoint(ckpt)
+    if model is None:
+        from advisor.models import load_model, resolve_device
+
+        model = load_model(
+            result.model_id, device=str(resolve_device(device)), pretrained=True, offline=offline
+        )
+    module = trainable_module(model)
+    missing = set(bb_sd) - set(module.state_dict())
+    if missing:
+        raise ResultsError(f"{ckpt} does not match {result.model_id} ({len(missing)} unknown tensors)")
+    dev = next(module.parameters()).device
+    module.load_state_dict({k: v.to(dev) for k, v in bb_sd.items()}, strict=False)
+    head = torch.nn.Linear(int(model.feature_dim), len(result.classes)).to(dev)
+    head.load_state_dict(head_sd)
+    module.eval()
+    head.eval()
+    return model, head, list(result.classes)
+
+
+def evaluate_finetuned(
+    out_dir: str | Path,
+    dataset: Dataset,
+    *,
+    samples: Sequence[Sample] | None = None,
+    split: str | None = "test",
+    batch_size: int = 64,
+    device: str = "auto",
+    offline: bool | None = None,
+    model: LoadedModel | None = None,
+) -> dict[str, Any]:
+    """Accuracy of a fine-tuned run's kept checkpoint on labelled samples it did not select on.
+
+    Args:
+        out_dir: the run folder.
+        dataset: the dataset the samples come from (its modality decides how items load).
+        samples: the samples to score; default: the dataset's ``split`` samples (all labelled ones if None).
+        split, batch_size, device, offline, model: see `load_finetuned`.
+
+    Returns:
+        dict with accuracy, accuracy_ci (95 % Wilson), n, correct, per_class_accuracy, skipped.
+
+    Raises:
+        DatasetError: no labelled samples to score, or class names unknown to the run.
+    """
+    import torch
+
+    from advisor.finetune.loop import wilson_interval
+
+    model, head, classes = load_finetuned(out_dir, device=device, offline=offline, model=model)
+    if samples is None:
+        samples = [s for s in dataset.samples if s.label is not None and (split is None or s.split == split)]
+    samples = [s for s in samples if s.label is not None]
+    if not samples:
+        raise DatasetError(
+            f"{dataset.root}: no labelled samples to evaluate (split {split!r})",
+            hint="pass samples=..., or split=None to use every labelled sample",
+        )
+    unknown = sorted({s.label for s in samples} - set(classes))
+    if unknown:
+        raise DatasetError(f"{dataset.root}: labels unknown to the fine-tuned head: {', '.join(unknown[:5])}")
+    cidx = {c: i for i, c in enumerate(classes)}
+    load = _loader_for(dataset.modality, model)
+    skip = _skip_errors()
+    dev = next(head.parameters()).device
+    correct = skipped = 0
+    per_n = np.zeros(len(classes), dtype=np.int64)
+    per_c = np.zeros(len(classes), dtype=np.int64)
+    with torch.no_grad():
+        for s0 in range(0, len(samples), batch_size):
+            items, ys = [], []
+            for s in samples[s0 : s0 + batch_size]:
+                try:
+                    items.append(load(s))
+                except skip:
+                    skipped += 1
+                    continue
+                ys.append(cidx[s.label])
+            if not items:
+                continue
+            batch = model.preprocess(items)
+            batch = (batch,) if isinstance(batch, torch.Tensor) else batch
+            feats = model.module(*(t.to(dev) if isinstance(t, torch.Tensor) else t for t in batch))
+            pred = head(feats.float()).argmax(1).cpu().numpy()
+            y = np.asarray(ys)
+            hit = pred == y
+            correct += int(hit.sum())
+            np.add.at(per_n, y, 1)
+            np.add.at(per_c, y, hit.astype(np.int64))
+    n = int(per_n.sum())
+    return {
+        "accuracy": correct / n if n else None,
+        "accuracy_ci": list(wilson_interval(correct, n)),
+        "n": n,
+        "correct": correct,
+        "per_class_accuracy": {
+            c: (float(k / m) if m else None) for c, k, m in zip(classes, per_c, per_n, strict=True)
+        },
+        "skipped": skipped,
+    }

@@ -13,6 +13,7 @@ from advisor.finetune import (
     FinetuneConfig,
     FinetuneResult,
     compare_with_probe,
+    evaluate_finetuned,
     finetune,
     load_result,
     split_samples,
@@ -40,6 +41,10 @@ def test_finetune_end_to_end_writes_result_and_checkpoint(tmp_path):
     assert stored["config"]["unfreeze"] == "last-1" and stored["seed"] == 1 and stored["versions"]["torch"]
     assert load_result(tmp_path / "run").val_accuracy == res.val_accuracy
     assert (tmp_path / "run" / "best.safetensors").exists()
+    # the checkpoint rebuilt on a fresh copy of the source model reproduces the reported validation accuracy
+    _, val, _, _ = split_samples(ds, cfg)
+    ev = evaluate_finetuned(tmp_path / "run", ds, samples=val, model=_model())
+    assert ev["n"] == res.n_val and ev["accuracy"] == pytest.approx(res.val_accuracy)
 
 
 def test_dataset_splits_are_used_when_present(tmp_path):

@@ -1,0 +1,258 @@
+"""`advisor finetune`: fine-tune a model on a labelled dataset (thin wrapper over advisor.finetune.finetune)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from advisor.cli._output import DebugOption, FormatOption, OutputFormat, emit, handle_errors, stderr_console
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `finetune` command to the root app."""
+    app.command(
+        "finetune",
+        help="Fine-tune a model on your labelled data (new linear head; frozen, last-N or all backbone blocks) "
+        "and report validation accuracy with a 95% interval. Ctrl-C keeps the best checkpoint; --resume continues.",
+        no_args_is_help=True,
+    )(finetune_command)
+
+
+def default_out_dir(data: Path, model: str, unfreeze: str, seed: int) -> Path:
+    """A stable run folder under the cache, so rerunning the same command with --resume finds the run."""
+    from advisor.io import stable_hash
+    from advisor.paths import cache_dir
+
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_")[:60]
+    key = stable_hash({"data": str(data.resolve()), "model": model, "unfreeze": unfreeze, "seed": seed}, 10)
+    return cache_dir("finetune") / f"{slug}-{unfreeze}-seed{seed}-{key}"
+
+
+class _Progress:
+    """Renders the loop's progress events with Rich on stderr: a bar over all steps, loss, accuracy, time left."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = stderr_console()
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            TextColumn("left ~{task.fields[eta]}"),
+            console=self.console,
+            transient=False,
+        )
+        self.task = None
+        self.steps = 1
+
+    @staticmethod
+    def _fmt_s(s: float | None) -> str:
+        if s is None:
+            return "?"
+        s = int(max(0, s))
+        return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+    def __call__(self, e: dict[str, Any]) -> None:
+        kind = e["event"]
+        if kind == "start":
+            self.steps = e["steps_per_epoch"]
+            self.progress.start()
+            done = (e["resumed_from"] or 0) * self.steps
+            self.task = self.progress.add_task(
+                "fine-tuning", total=e["epochs"] * self.steps, completed=done, stats="", eta="?"
+            )
+            if e["resumed_from"]:
+                self.console.print(f"resuming after epoch {e['resumed_from']}")
+        elif kind == "step" and self.task is not None:
+            self.progress.update(
+                self.task,
+                total=e["epochs"] * self.steps,
+                completed=(e["epoch"] - 1) * self.steps + e["step"],
+                description=f"epoch {e['epoch']}/{e['epochs']}",
+                stats=f"loss {e['loss']:.3f} acc {e['accuracy']:.1%}",
+                eta=self._fmt_s(e["eta_seconds"]),
+            )
+        elif kind == "epoch" and self.task is not None:
+            r = e["record"]
+            self.progress.update(
+                self.task,
+                total=e["epochs"] * self.steps,
+                completed=r.epoch * self.steps,
+                eta=self._fmt_s(e["eta_seconds"]),
+            )
+            self.progress.console.print(
+                f"epoch {r.epoch}: train loss {r.train_loss:.3f}, val loss {r.val_loss:.3f}, "
+                f"val acc {r.val_accuracy:.1%} ({r.seconds:.1f} s)"
+                + (" *best*" if e["best_epoch"] == r.epoch else "")
+            )
+        elif kind == "oom":
+            self.progress.console.print(
+                f"[yellow]out of memory:[/] micro-batch {e['micro_batch']}, "
+                f"accumulating {e['accumulation_steps']} steps"
+            )
+        elif kind == "replan":
+            self.progress.console.print(f"[yellow]budget:[/] the run is re-planned to {e['epochs']} epochs")
+        elif kind == "stop" and e["reason"] != "completed":
+            self.progress.console.print(f"stopping after epoch {e['epoch']}: {e['reason'].replace('_', ' ')}")
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def _render(result: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from advisor.cli._output import stdout_console
+
+    console = stdout_console()
+    lo, hi = result["val_accuracy_ci"]
+    peak = result["peak_memory_mb"]
+    t = Table(title=f"Fine-tuning {result['model_id']} ({result['unfreeze']})", show_header=True)
+    for col in (
+        "val acc (%)",
+        "95% CI (%)",
+        "best epoch",
+        "epochs run",
+        "stopped",
+        "s/epoch (s)",
+        "total (s)",
+        "peak mem (MB)",
+        "trainable (M params)",
+    ):
+        t.add_column(col, justify="right")
+    t.add_row(
+        f"{result['val_accuracy'] * 100:.1f}",
+        f"{lo * 100:.1f}-{hi * 100:.1f}",
+        str(result["best_epoch"]),
+        f"{result['epochs_run']}/{result['config']['epochs']}",
+        result["stopped_reason"].replace("_", " "),
+        f"{result['seconds_per_epoch']:.1f}",
+        f"{result['total_seconds']:.1f}",
+        f"{peak:.0f}" if peak is not None else "-",
+        f"{result['trainable_params'] / 1e6:.2f}",
+    )
+    console.print(t)
+    h = Table(title="Per epoch", show_header=True)
+    for col in ("epoch", "train loss", "train acc (%)", "val loss", "val acc (%)", "head lr", "time (s)"):
+        h.add_column(col, justify="right")
+    for r in result["history"]:
+        h.add_row(
+            str(r["epoch"]) + ("*" if r["epoch"] == result["best_epoch"] else ""),
+            f"{r['train_loss']:.3f}",
+            f"{r['train_accuracy'] * 100:.1f}",
+            f"{r['val_loss']:.3f}",
+            f"{r['val_accuracy'] * 100:.1f}",
+            f"{r['lr_head']:.2e}",
+            f"{r['seconds']:.1f}",
+        )
+    console.print(h)
+    console.print(
+        f"{result['n_train']} train / {result['n_val']} val items ({result['split_source']} split), "
+        f"{result['device']} {result['precision']}, micro-batch {result['micro_batch_size']} x "
+        f"{result['grad_accum_steps']} accumulation, peak memory = {result['peak_memory_kind']}"
+    )
+    for note in result["notes"]:
+        console.print(f"note: {note}")
+    if result["checkpoint"]:
+        console.print(f"best checkpoint: {result['checkpoint']}")
+    if result["out_dir"]:
+        console.print(f"result: {Path(result['out_dir']) / 'result.json'}")
+
+
+def finetune_command(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Labelled dataset folder or manifest.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model id, e.g. timm:resnet18.a1_in1k.")],
+    unfreeze: Annotated[
+        str, typer.Option("--unfreeze", "-u", help="What trains: head, last-N (e.g. last-2) or all.")
+    ] = "head",
+    epochs: Annotated[int, typer.Option("--epochs", "-e", help="Maximum epochs.")] = 10,
+    budget: Annotated[
+        float | None, typer.Option("--budget", help="Wall-time cap in minutes (epochs are reduced to fit).")
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", "-b", help="Effective batch size per step.")
+    ] = 32,
+    lr: Annotated[float, typer.Option("--lr", help="Head learning rate (AdamW).")] = 1e-3,
+    backbone_lr_mult: Annotated[
+        float, typer.Option("--backbone-lr-mult", help="Backbone lr = head lr x this factor.")
+    ] = 0.1,
+    weight_decay: Annotated[float, typer.Option("--weight-decay", help="AdamW weight decay.")] = 0.01,
+    patience: Annotated[
+        int, typer.Option("--patience", help="Early stopping: epochs without val-accuracy gain (0 = off).")
+    ] = 3,
+    val_fraction: Annotated[
+        float, typer.Option("--val-fraction", help="Held out per class when the data has no val split.")
+    ] = 0.2,
+    max_per_class: Annotated[
+        int | None, typer.Option("--max-per-class", help="Cap labelled items per class (seeded, stratified).")
+    ] = None,
+    augment: Annotated[
+        bool, typer.Option("--augment/--no-augment", help="Light training augmentation.")
+    ] = True,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed for split, order, augmentation and head init.")
+    ] = 0,
+    workers: Annotated[int, typer.Option("--workers", help="Data-loading worker processes.")] = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Run folder (checkpoint, state, result.json); default: cache."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out from its last epoch.")
+    ] = False,
+    modality: Annotated[
+        str | None, typer.Option("--modality", help="image, text or audio (default: detect).")
+    ] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Never download weights.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress on stderr.")] = True,
+    fmt: FormatOption = OutputFormat.human,
+    debug: DebugOption = False,
+) -> None:
+    """Fine-tune MODEL on DATA and print the validation accuracy, its 95% interval and the run's costs."""
+    with handle_errors(debug):
+        from advisor.data import load_dataset
+        from advisor.finetune import FinetuneConfig, finetune
+
+        cfg = FinetuneConfig(
+            unfreeze=unfreeze,
+            epochs=epochs,
+            budget_minutes=budget,
+            device=device,
+            batch_size=batch_size,
+            lr=lr,
+            backbone_lr_mult=backbone_lr_mult,
+            weight_decay=weight_decay,
+            patience=patience,
+            val_fraction=val_fraction,
+            max_per_class=max_per_class,
+            augment=augment,
+            seed=seed,
+            num_workers=workers,
+        )
+        out_dir = out if out is not None else default_out_dir(data, model, unfreeze, seed)
+        dataset = load_dataset(data, modality=modality)
+        bar = _Progress() if progress else None
+        try:
+            result = finetune(
+                dataset, model, cfg, out_dir=out_dir, resume=resume, offline=offline or None, callback=bar
+            )
+        except KeyboardInterrupt:
+            if bar is not None:
+                bar.close()
+                bar = None
+            stderr_console().print(
+                f"[yellow]Interrupted.[/] The best checkpoint and the last completed epoch are in {out_dir}; "
+                "rerun the same command with --resume to continue."
+            )
+            raise typer.Exit(130) from None
+        finally:
+            if bar is not None:
+                bar.close()
+        emit(result.to_dict(), fmt, _render)
