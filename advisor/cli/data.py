@@ -1,0 +1,194 @@
+"""`advisor data profile|sample`: inspect a dataset folder or table (classes, sizes, what was skipped and why)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from advisor.cli._output import DebugOption, FormatOption, emit, handle_errors, stdout_console
+
+data_app = typer.Typer(
+    name="data", help="Inspect datasets: layout, classes, sizes, skipped files.", no_args_is_help=True,
+    add_completion=False,
+)  # fmt: skip
+
+PathArg = Annotated[Path, typer.Argument(help="Dataset folder, or a CSV/TSV/JSONL table or manifest file.")]
+ModalityOpt = Annotated[
+    str | None, typer.Option("--modality", "-m", help="Force image, text or audio (default: detected).")
+]
+TextColOpt = Annotated[
+    str | None, typer.Option("--text-column", help="Text column of a table (default: text, ...).")
+]
+LabelColOpt = Annotated[
+    str | None, typer.Option("--label-column", help="Label column (default: label, category, intent, ...).")
+]
+SplitOpt = Annotated[str | None, typer.Option("--split", help="Only this split: train, val or test.")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `data` command group to the root app."""
+    app.add_typer(data_app, name="data")
+
+
+@data_app.command("profile")
+def profile_cmd(
+    path: PathArg,
+    modality: ModalityOpt = None,
+    text_column: TextColOpt = None,
+    label_column: LabelColOpt = None,
+    split: SplitOpt = None,
+    fmt: FormatOption = "human",
+    debug: DebugOption = False,
+) -> None:
+    """Profile a dataset: counts per class, imbalance, image sizes / text lengths / clip durations, skips."""
+    with handle_errors(debug):
+        from advisor.data import load_dataset, profile_dataset
+
+        ds = load_dataset(
+            path, modality=modality, text_column=text_column, label_column=label_column, split=split
+        )
+        emit(profile_dataset(ds), fmt, _render_profile)
+
+
+@data_app.command("sample")
+def sample_cmd(
+    path: PathArg,
+    max_per_class: Annotated[int | None, typer.Option("--max-per-class", help="Cap per class.")] = None,
+    max_samples: Annotated[
+        int | None, typer.Option("--max-samples", help="Cap on the total (stratified).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    modality: ModalityOpt = None,
+    text_column: TextColOpt = None,
+    label_column: LabelColOpt = None,
+    split: SplitOpt = None,
+    fmt: FormatOption = "human",
+    debug: DebugOption = False,
+) -> None:
+    """Show the seeded, stratified subsample (sample ids and labels) that a run with these caps would use."""
+    with handle_errors(debug):
+        from advisor.data import load_dataset, stratified_sample
+
+        ds = load_dataset(
+            path, modality=modality, text_column=text_column, label_column=label_column, split=split
+        )
+        chosen = stratified_sample(ds, max_per_class=max_per_class, max_samples=max_samples, seed=seed)
+        result = {
+            "root": str(ds.root),
+            "fingerprint": ds.fingerprint,
+            "seed": seed,
+            "max_per_class": max_per_class,
+            "max_samples": max_samples,
+            "n_total": len(ds.samples),
+            "n_selected": len(chosen),
+            "samples": [{"id": s.id, "label": s.label, "split": s.split} for s in chosen],
+        }
+        emit(result, fmt, _render_sample)
+
+
+def _kv_table(title: str, rows: list[tuple[str, Any]]):
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left", header_style="bold", show_header=False)
+    t.add_column("field", style="bold")
+    t.add_column("value", overflow="fold")
+    for k, v in rows:
+        t.add_row(k, "—" if v is None else str(v))
+    return t
+
+
+def _stat_row(name: str, s: dict | None) -> list[str]:
+    if not s:
+        return [name, "—", "—", "—", "—", "—"]
+    return [name] + [f"{s[k]:g}" for k in ("min", "mean", "median", "p95", "max")]
+
+
+def _render_profile(p) -> None:
+    from rich.table import Table
+
+    con = stdout_console()
+    rows = [
+        ("path", p.root),
+        ("modality", p.modality),
+        ("layout", p.layout),
+        ("samples", p.n_samples),
+        ("classes", p.n_classes),
+        ("imbalance (max/min)", None if p.imbalance_ratio is None else f"{p.imbalance_ratio:g}x"),
+        ("splits", ", ".join(f"{k} {v}" for k, v in p.split_counts.items()) or None),
+        ("skipped", p.n_skipped),
+        ("fingerprint", p.fingerprint),
+    ]
+    con.print(_kv_table("Dataset", rows))
+
+    if p.class_counts:
+        t = Table(title="Classes", title_justify="left", header_style="bold")
+        t.add_column("class")
+        t.add_column("samples", justify="right")
+        t.add_column("share %", justify="right")
+        for sp in p.split_class_counts:
+            t.add_column(f"{sp}", justify="right")
+        total = max(p.n_samples, 1)
+        for c, n in p.class_counts.items():
+            style = "yellow" if n <= 1 else ""
+            cells = [c, str(n), f"{100 * n / total:.1f}"] + [
+                str(p.split_class_counts[sp][c]) for sp in p.split_class_counts
+            ]
+            t.add_row(*cells, style=style)
+        con.print(t)
+
+    stats = Table(title="Sizes", title_justify="left", header_style="bold")
+    for col in ("quantity", "min", "mean", "median", "p95", "max"):
+        stats.add_column(col, justify="left" if col == "quantity" else "right")
+    extra: list[tuple[str, Any]] = []
+    if p.image:
+        stats.add_row(*_stat_row("width (px)", p.image["width_px"]))
+        stats.add_row(*_stat_row("height (px)", p.image["height_px"]))
+        extra = [
+            ("modes", p.image["modes"]),
+            ("formats", p.image["formats"]),
+            ("distinct sizes", p.image["distinct_sizes"]),
+        ]
+    elif p.audio:
+        stats.add_row(*_stat_row("duration (s)", p.audio["duration_s"]))
+        extra = [
+            ("total (h)", p.audio["total_hours"]),
+            ("sample rates (Hz)", p.audio["sample_rates_hz"]),
+            ("channels", p.audio["channels"]),
+        ]
+    elif p.text:
+        stats.add_row(*_stat_row("length (chars)", p.text["chars"]))
+        stats.add_row(*_stat_row("length (words)", p.text["words"]))
+        extra = [("duplicates", p.text["n_duplicates"])]
+    if stats.row_count:
+        con.print(stats)
+        con.print(_kv_table("Media", extra))
+
+    if p.skipped:
+        t = Table(title=f"Skipped ({p.n_skipped})", title_justify="left", header_style="bold")
+        t.add_column("path", overflow="fold")
+        t.add_column("reason", overflow="fold")
+        for s in p.skipped[:20]:
+            t.add_row(s["path"], s["reason"])
+        if p.n_skipped > 20:
+            t.caption = f"{p.n_skipped - 20} more; use --format json for the full list (first 100)"
+        con.print(t)
+    for w in p.warnings:
+        con.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
+def _render_sample(r: dict) -> None:
+    from rich.table import Table
+
+    con = stdout_console()
+    t = Table(
+        title=f"{r['n_selected']} of {r['n_total']} samples (seed {r['seed']})", title_justify="left",
+        header_style="bold",
+    )  # fmt: skip
+    t.add_column("id", overflow="fold")
+    t.add_column("label")
+    t.add_column("split")
+    for s in r["samples"]:
+        t.add_row(s["id"], s["label"] or "—", s["split"] or "—")
+    con.print(t)

@@ -1,0 +1,143 @@
+"""Core contract of advisor.data: each layout, modality detection, splits, decoding, fingerprint."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from data_synth import write_png, write_wav
+
+from advisor.data import Dataset, Sample, load_audio, load_dataset, load_image
+from advisor.errors import DatasetError
+
+
+def test_imagefolder(image_folder):
+    ds = load_dataset(image_folder)
+    assert isinstance(ds, Dataset)
+    assert (ds.modality, ds.layout) == ("image", "imagefolder")
+    assert ds.classes == ["cat", "dog", "fox"]
+    assert len(ds) == 9
+    assert ds.samples[0] == Sample("cat/000.png", "cat", image_folder / "cat" / "000.png", None, None)
+    assert ds.labels_array().tolist() == [0] * 4 + [1] * 3 + [2] * 2
+    assert ds.skipped == []
+    assert ds.media_info["cat/000.png"] == {"width": 8, "height": 6, "mode": "RGB", "format": "PNG"}
+
+
+def test_split_imagefolder(tmp_path):
+    for split in ("train", "validation", "test"):
+        for cls in ("a", "b"):
+            write_png(tmp_path / split / cls / "x.png")
+    ds = load_dataset(tmp_path)
+    assert ds.layout == "split-imagefolder"
+    assert ds.splits == ["train", "val", "test"]
+    assert ds.classes == ["a", "b"]
+    assert {s.id for s in ds.samples if s.split == "val"} == {"validation/a/x.png", "validation/b/x.png"}
+    val = load_dataset(tmp_path, split="val")
+    assert len(val) == 2 and {s.split for s in val.samples} == {"val"}
+    assert val.fingerprint != ds.fingerprint
+    with pytest.raises(DatasetError, match="no 'dev'|no 'val'"):
+        load_dataset(tmp_path / "train", split="dev")
+
+
+def test_flat_folder_is_unlabelled(tmp_path):
+    for i in range(3):
+        write_png(tmp_path / f"img{i}.png")
+    ds = load_dataset(tmp_path)
+    assert ds.layout == "flat" and ds.classes == []
+    assert all(s.label is None for s in ds.samples)
+    assert ds.labels_array().tolist() == [-1, -1, -1]
+
+
+def test_image_manifest_csv_and_jsonl(tmp_path):
+    write_png(tmp_path / "pics" / "1.png")
+    write_png(tmp_path / "pics" / "2.png")
+    (tmp_path / "labels.csv").write_text("path,label\npics/1.png,cat\npics/2.png,dog\n")
+    ds = load_dataset(tmp_path / "labels.csv")
+    assert (ds.modality, ds.layout) == ("image", "manifest")
+    assert [(s.id, s.label, s.path.name) for s in ds.samples] == [
+        ("row:0", "cat", "1.png"),
+        ("row:1", "dog", "2.png"),
+    ]
+    # the same manifest found inside its folder, in JSONL form
+    (tmp_path / "labels.csv").unlink()
+    lines = [
+        json.dumps({"file": "pics/1.png", "category": "cat"}),
+        json.dumps({"file": "pics/2.png", "category": "dog"}),
+    ]
+    (tmp_path / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    ds2 = load_dataset(tmp_path)
+    assert ds2.layout == "manifest" and ds2.classes == ["cat", "dog"]
+
+
+def test_text_csv_default_and_custom_columns(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text('text,category\n"hello, world",greet\nbye now,leave\nhi,greet\n')
+    ds = load_dataset(p)
+    assert (ds.modality, ds.layout) == ("text", "table")
+    assert ds.samples[0] == Sample("row:0", "greet", None, "hello, world", None)
+    assert ds.classes == ["greet", "leave"]
+    q = tmp_path / "u.tsv"
+    q.write_text("msg\tintent_name\nturn on the light\tlights\nplay music\tmusic\n")
+    with pytest.raises(DatasetError, match="no text column"):
+        load_dataset(q)
+    ds2 = load_dataset(q, text_column="msg", label_column="intent_name")
+    assert [s.label for s in ds2.samples] == ["lights", "music"]
+    with pytest.raises(DatasetError, match="no label column 'nope'"):
+        load_dataset(q, text_column="msg", label_column="nope")
+
+
+def test_text_jsonl_and_split_tables(tmp_path):
+    (tmp_path / "train.jsonl").write_text('{"sentence": "a b", "label": 1}\n{"sentence": "c", "label": 0}\n')
+    (tmp_path / "test.jsonl").write_text('{"sentence": "d", "label": 1}\n')
+    ds = load_dataset(tmp_path)
+    assert ds.layout == "split-table" and ds.splits == ["train", "test"]
+    assert ds.classes == ["0", "1"]
+    assert {s.id for s in ds.samples} == {"train:row:0", "train:row:1", "test:row:0"}
+
+
+def test_audio_folder_and_load_audio(audio_folder):
+    ds = load_dataset(audio_folder)
+    assert (ds.modality, ds.layout) == ("audio", "imagefolder")
+    assert ds.classes == ["high", "low"]
+    assert ds.media_info["low/0.wav"] == {"sample_rate": 8000, "frames": 800, "channels": 1}
+    wave = load_audio(ds.samples[0], 16000)
+    assert wave.dtype == np.float32 and wave.ndim == 1 and wave.shape[0] == 1600
+    assert 0.4 < float(np.abs(wave).max()) <= 1.0
+
+
+def test_load_audio_stereo_and_downsample(tmp_path):
+    p = write_wav(tmp_path / "s.wav", seconds=0.5, sr=44100, freq=1000.0, channels=2)
+    wave = load_audio(p, 16000)
+    assert wave.shape == (8000,)
+    # a 1 kHz tone survives resampling with its energy: RMS of a 0.5-amplitude sine is ~0.354
+    assert abs(float(np.sqrt(np.mean(wave[1000:-1000] ** 2))) - 0.3536) < 0.01
+
+
+def test_load_image_returns_rgb(image_folder):
+    ds = load_dataset(image_folder)
+    im = load_image(ds.samples[0])
+    assert im.mode == "RGB" and im.size == (8, 6)
+    assert im.getpixel((0, 0)) == (0, 50, 100)
+
+
+def test_fingerprint_stable_and_sensitive(image_folder):
+    a = load_dataset(image_folder).fingerprint
+    assert load_dataset(image_folder).fingerprint == a
+    write_png(image_folder / "fox" / "new.png")
+    b = load_dataset(image_folder).fingerprint
+    assert b != a
+    (image_folder / "fox" / "new.png").rename(image_folder / "cat" / "new.png")  # relabel
+    assert load_dataset(image_folder).fingerprint not in (a, b)
+
+
+def test_modality_override(tmp_path):
+    write_png(tmp_path / "a" / "1.png")
+    write_wav(tmp_path / "b" / "1.wav")
+    write_wav(tmp_path / "b" / "2.wav")
+    assert load_dataset(tmp_path).modality == "audio"  # majority
+    ds = load_dataset(tmp_path, modality="image")
+    assert ds.modality == "image" and [s.id for s in ds.samples] == ["a/1.png"]
+    assert {s.code for s in ds.skipped} == {"other-modality", "empty-class"}
+    with pytest.raises(DatasetError, match="unknown modality"):
+        load_dataset(tmp_path, modality="video")
