@@ -1,0 +1,345 @@
+"""The linear probe: multinomial logistic regression on frozen features, L2 chosen by stratified K-fold CV.
+
+Objective (the same as scikit-learn's ``LogisticRegression(C=C)`` with the L2 penalty, intercept unpenalised)::
+
+    mean_i CE(W x_i + b, y_i) + (lam / 2) * ||W||^2,    lam = 1 / (C * n_train)
+
+solved full-batch with ``torch.optim.LBFGS`` (strong-Wolfe line search) on standardised features (train-fold
+mean/std). For each fold, the regularisation grid is swept from strong to weak, each fit warm-started from the
+previous solution, so the weak end (the slow one) starts close to its optimum. The reported accuracy and macro-F1
+are those of the out-of-fold predictions at the selected C, with bootstrap confidence intervals over samples.
+The selection over the grid makes them slightly optimistic (a handful of grid points, so a small bias); the
+per-fold spread is reported too.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from advisor.errors import UsageError
+
+# C values (scikit-learn convention: inverse regularisation strength per sample sum). Strong -> weak.
+DEFAULT_C_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+PROBE_VERSION = 1  # bump when the method changes, so cached probe results are invalidated
+
+
+@dataclass
+class ProbeResult:
+    """Cross-validated linear-probe result.
+
+    Attributes:
+        accuracy: out-of-fold accuracy (fraction in [0, 1]) at the selected C.
+        accuracy_ci: 95 % bootstrap interval of ``accuracy`` (fractions).
+        macro_f1: out-of-fold macro-averaged F1 (classes present in the labels).
+        macro_f1_ci: 95 % bootstrap interval of ``macro_f1``.
+        best_l2: selected ``lam`` of the objective above (mean-loss scaling, full-data n).
+        best_c: selected C (scikit-learn convention).
+        per_class_accuracy: out-of-fold recall per class index (None for a class with no sample).
+        seconds: wall time of the whole probe (all folds and grid points).
+        fold_accuracy: accuracy of each fold at the selected C.
+        cv_accuracy: mean fold accuracy for each grid point, in ``c_grid`` order.
+        c_grid: the C grid swept (strong to weak).
+        folds: the number of folds actually used (reduced when a class is too small).
+        n_samples, n_classes, n_features: shape of the problem.
+        iterations: total L-BFGS iterations over all fits.
+        device, dtype: where and in what precision it ran.
+        oof_pred: out-of-fold predicted class index per sample (at the selected C).
+    """
+
+    accuracy: float
+    accuracy_ci: tuple[float, float]
+    macro_f1: float
+    macro_f1_ci: tuple[float, float]
+    best_l2: float
+    best_c: float
+    per_class_accuracy: list[float | None]
+    seconds: float
+    fold_accuracy: list[float] = field(default_factory=list)
+    cv_accuracy: list[float] = field(default_factory=list)
+    c_grid: list[float] = field(default_factory=list)
+    folds: int = 0
+    n_samples: int = 0
+    n_classes: int = 0
+    n_features: int = 0
+    iterations: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+    oof_pred: list[int] = field(default_factory=list)
+
+    def to_dict(self, *, include_predictions: bool = False) -> dict[str, Any]:
+        """JSON-ready dict (out-of-fold predictions only when asked: they are N long)."""
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "oof_pred"}
+        d["accuracy_ci"] = list(self.accuracy_ci)
+        d["macro_f1_ci"] = list(self.macro_f1_ci)
+        if include_predictions:
+            d["oof_pred"] = list(self.oof_pred)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ProbeResult:
+        """Inverse of `to_dict` (missing optional fields take their defaults)."""
+        d = dict(d)
+        d["accuracy_ci"] = tuple(d["accuracy_ci"])
+        d["macro_f1_ci"] = tuple(d["macro_f1_ci"])
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _torch_device(device: str):
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def fit_logreg(
+    x,
+    y,
+    n_classes: int,
+    lam: float,
+    *,
+    init: tuple[Any, Any] | None = None,
+    max_iter: int = 500,
+    tol: float = 1e-5,
+    history_size: int = 20,
+) -> tuple[Any, Any, int]:
+    """Fit multinomial logistic regression by full-batch L-BFGS (strong Wolfe) on torch tensors.
+
+    Minimises ``mean CE(x @ W.T + b, y) + lam/2 * ||W||^2`` (the bias is not penalised).
+
+    Args:
+        x: (N, D) float tensor (already standardised; dtype and device set the precision and where it runs).
+        y: (N,) int64 tensor of class indices in ``[0, n_classes)``.
+        n_classes: number of output classes.
+        lam: L2 strength (``1 / (C * N)`` for scikit-learn's ``C``).
+        init: optional ``(W, b)`` warm start (copied, not modified).
+        max_iter: L-BFGS iteration cap.
+        tol: stop when the largest absolute gradient entry falls below this.
+        history_size: L-BFGS memory.
+
+    Returns:
+        ``(W, b, iterations)``: W is (n_classes, D), b is (n_classes,).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    d = x.shape[1]
+    if init is None:
+        w = torch.zeros(n_classes, d, dtype=x.dtype, device=x.device)
+        b = torch.zeros(n_classes, dtype=x.dtype, device=x.device)
+    else:
+        w, b = init[0].detach().clone(), init[1].detach().clone()
+    w.requires_grad_(True)
+    b.requires_grad_(True)
+    change_tol = 1e-12 if x.dtype == torch.float64 else 1e-9
+    opt = torch.optim.LBFGS(
+        [w, b],
+        lr=1.0,
+        max_iter=max_iter,
+        max_eval=int(max_iter * 1.25),
+        tolerance_grad=tol,
+        tolerance_change=change_tol,
+        history_size=history_size,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure():
+        opt.zero_grad(set_to_none=False)
+        loss = F.cross_entropy(torch.addmm(b, x, w.T), y) + 0.5 * lam * (w * w).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    state = opt.state[opt._params[0]]
+    return w.detach(), b.detach(), int(state.get("n_iter", 0))
+
+
+def stratified_folds(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Seeded stratified K-fold (train_idx, test_idx) pairs; `folds` is capped by the smallest class (min 2)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "least populated class has only n members": expected on small data
+        skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        return [(tr, te) for tr, te in skf.split(np.zeros(len(labels)), labels)]
+
+
+def effective_folds(labels: np.ndarray, folds: int) -> int:
+    """Folds actually used: at most the smallest class count (so every fold can see every class), at least 2."""
+    counts = np.bincount(labels)
+    counts = counts[counts > 0]
+    return int(max(2, min(folds, counts.min() if len(counts) else 2)))
+
+
+def macro_f1_score(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    """Macro F1 over the classes present in `y` (a class never predicted and never true is ignored)."""
+    tp = np.bincount(y[pred == y], minlength=n_classes).astype(float)
+    support = np.bincount(y, minlength=n_classes).astype(float)
+    predicted = np.bincount(pred, minlength=n_classes).astype(float)
+    denom = support + predicted
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return float(f1[support > 0].mean())
+
+
+def bootstrap_ci(
+    y: np.ndarray, pred: np.ndarray, n_classes: int, *, n_boot: int = 500, seed: int = 0, level: float = 0.95
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Percentile bootstrap intervals (over samples) of accuracy and macro-F1; returns (acc_ci, f1_ci)."""
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    correct = (y == pred).astype(np.float64)
+    accs = np.empty(n_boot)
+    f1s = np.empty(n_boot)
+    chunk = max(1, min(n_boot, 2_000_000 // max(n, 1)))
+    for start in range(0, n_boot, chunk):
+        m = min(chunk, n_boot - start)
+        idx = rng.integers(0, n, size=(m, n))
+        accs[start : start + m] = correct[idx].mean(1)
+        # per-resample confusion counts via one bincount over (resample, class) pairs
+        yb, pb, cb = y[idx], pred[idx], correct[idx]
+        off = (np.arange(m) * n_classes)[:, None]
+        tp = np.bincount((yb + off).ravel(), weights=cb.ravel(), minlength=m * n_classes).reshape(
+            m, n_classes
+        )
+        sup = np.bincount((yb + off).ravel(), minlength=m * n_classes).reshape(m, n_classes)
+        prd = np.bincount((pb + off).ravel(), minlength=m * n_classes).reshape(m, n_classes)
+        den = sup + prd
+        f1 = np.divide(2 * tp, den, out=np.zeros_like(tp), where=den > 0)
+        present = sup > 0
+        f1s[start : start + m] = (f1 * present).sum(1) / np.maximum(present.sum(1), 1)
+    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    return (
+        (float(np.percentile(accs, lo)), float(np.percentile(accs, hi))),
+        (float(np.percentile(f1s, lo)), float(np.percentile(f1s, hi))),
+    )
+
+
+def linear_probe(
+    features,
+    labels,
+    *,
+    folds: int = 5,
+    c_grid: Sequence[float] | None = None,
+    device: str = "cpu",
+    seed: int = 0,
+    dtype: str = "float32",
+    max_iter: int = 500,
+    tol: float = 1e-4,
+    n_boot: int = 500,
+) -> ProbeResult:
+    """Cross-validated linear probe on frozen features.
+
+    For each of ``folds`` stratified folds: standardise with the training part's statistics, then fit the
+    C grid from strong to weak regularisation, warm-starting each fit from the previous one. The C with the best
+    mean fold accuracy wins (ties: the stronger regularisation). Metrics are computed on the out-of-fold
+    predictions at that C.
+
+    Args:
+        features: (N, D) array-like of frozen features.
+        labels: (N,) int class indices (negative = unlabelled, dropped).
+        folds: number of CV folds (reduced to the smallest class count, at least 2).
+        c_grid: C values (scikit-learn convention); sorted strong -> weak. Default `DEFAULT_C_GRID`.
+        device: "cpu", "cuda", "mps" or "auto".
+        seed: fold assignment and bootstrap seed.
+        dtype: "float32" (fast) or "float64".
+        max_iter: L-BFGS iteration cap per fit.
+        tol: gradient tolerance (max abs entry of the mean-loss gradient), as scikit-learn's ``tol``.
+        n_boot: bootstrap resamples for the intervals.
+
+    Returns:
+        A `ProbeResult`.
+
+    Raises:
+        UsageError: fewer than 2 classes, or a class with a single sample only, or mismatched shapes.
+    """
+    import torch
+
+    t0 = time.perf_counter()
+    x_all = np.asarray(features, dtype=np.float64 if dtype == "float64" else np.float32)
+    y_all = np.asarray(labels).astype(np.int64)
+    if x_all.ndim != 2 or len(x_all) != len(y_all):
+        raise UsageError(f"probe needs features (N, D) and labels (N,), got {x_all.shape} and {y_all.shape}")
+    keep = y_all >= 0
+    x_all, y_all = x_all[keep], y_all[keep]
+    n_classes = int(y_all.max()) + 1 if len(y_all) else 0
+    counts = np.bincount(y_all, minlength=n_classes)
+    if (counts > 0).sum() < 2:
+        raise UsageError("the linear probe needs labelled samples of at least 2 classes")
+    if counts[counts > 0].min() < 2:
+        raise UsageError(
+            "the linear probe needs at least 2 samples in every class",
+            hint="drop the singleton classes or add samples",
+        )
+    grid = sorted(float(c) for c in (c_grid if c_grid is not None else DEFAULT_C_GRID))
+    k = effective_folds(y_all, folds)
+    splits = stratified_folds(y_all, k, seed)
+    dev = _torch_device(device)
+    tdtype = torch.float64 if dtype == "float64" else torch.float32
+
+    n = len(y_all)
+    oof = np.full((len(grid), n), -1, dtype=np.int64)
+    fold_acc = np.zeros((len(grid), k))
+    iters = 0
+    xt_all = torch.from_numpy(x_all).to(dev, tdtype)
+    yt_all = torch.from_numpy(y_all).to(dev)
+    for f, (tr, te) in enumerate(splits):
+        tr_t = torch.from_numpy(tr).to(dev)
+        te_t = torch.from_numpy(te).to(dev)
+        xtr, ytr = xt_all.index_select(0, tr_t), yt_all.index_select(0, tr_t)
+        mean = xtr.mean(0)
+        std = xtr.std(0).clamp_min(1e-6)
+        xtr = (xtr - mean) / std
+        xte = (xt_all.index_select(0, te_t) - mean) / std
+        init = None
+        for g, c in enumerate(grid):
+            lam = 1.0 / (c * len(tr))
+            w, b, it = fit_logreg(xtr, ytr, n_classes, lam, init=init, max_iter=max_iter, tol=tol)
+            iters += it
+            init = (w, b)
+            with torch.inference_mode():
+                pred = torch.addmm(b, xte, w.T).argmax(1).cpu().numpy()
+            oof[g, te] = pred
+            fold_acc[g, f] = float((pred == y_all[te]).mean())
+    mean_acc = fold_acc.mean(1)
+    best = int(np.flatnonzero(mean_acc >= mean_acc.max() - 1e-12)[0])  # first = strongest regularisation
+    pred = oof[best]
+    acc = float((pred == y_all).mean())
+    f1 = macro_f1_score(y_all, pred, n_classes)
+    acc_ci, f1_ci = bootstrap_ci(y_all, pred, n_classes, n_boot=n_boot, seed=seed)
+    per_class: list[float | None] = []
+    for c in range(n_classes):
+        m = y_all == c
+        per_class.append(float((pred[m] == c).mean()) if m.any() else None)
+    return ProbeResult(
+        accuracy=acc,
+        accuracy_ci=acc_ci,
+        macro_f1=f1,
+        macro_f1_ci=f1_ci,
+        best_l2=1.0 / (grid[best] * n),
+        best_c=grid[best],
+        per_class_accuracy=per_class,
+        seconds=time.perf_counter() - t0,
+        fold_accuracy=[float(a) for a in fold_acc[best]],
+        cv_accuracy=[float(a) for a in mean_acc],
+        c_grid=grid,
+        folds=k,
+        n_samples=n,
+        n_classes=n_classes,
+        n_features=int(x_all.shape[1]),
+        iterations=iters,
+        device=str(dev),
+        dtype=dtype,
+        oof_pred=[int(p) for p in pred],
+    )
