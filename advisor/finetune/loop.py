@@ -506,50 +506,58 @@ def train(
         per_class = [float(c / m) if m else None for c, m in zip(per_class_correct, per_class_n, strict=True)]
         return total_loss / max(1, n), correct / max(1, n), correct, n, per_class
 
+    def accumulate(batch: tuple[torch.Tensor, ...], y: torch.Tensor, micro: int) -> tuple[float, int]:
+        n = len(y)
+        loss_sum, correct = 0.0, 0
+        for s in range(0, n, micro):
+            mb = tuple(t[s : s + micro] for t in batch)
+            my = y[s : s + micro]
+            with autocast:
+                logits = head(features(mb))
+            loss = F.cross_entropy(logits.float(), my, label_smoothing=config.label_smoothing)
+            (loss * (len(my) / n)).backward()
+            loss_sum += loss.item() * len(my)
+            correct += int((logits.argmax(1) == my).sum())
+        return loss_sum, correct
+
     def train_step(batch: tuple[torch.Tensor, ...], y: torch.Tensor) -> tuple[float, int, int]:
         """One optimizer step over the batch, in micro-batches; halves the micro-batch on OOM."""
         nonlocal micro
-        n = len(y)
         while True:
             optimizer.zero_grad(set_to_none=True)
+            oom = False
             try:
-                loss_sum, correct = 0.0, 0
-                for s in range(0, n, micro):
-                    mb = tuple(t[s : s + micro] for t in batch)
-                    my = y[s : s + micro]
-                    with autocast:
-                        logits = head(features(mb))
-                    loss = F.cross_entropy(logits.float(), my, label_smoothing=config.label_smoothing)
-                    (loss * (len(my) / n)).backward()
-                    loss_sum += loss.item() * len(my)
-                    correct += int((logits.argmax(1) == my).sum())
-                break
+                loss_sum, correct = accumulate(batch, y, micro)
             except Exception as e:
                 if not _is_oom(e):
                     raise
-                optimizer.zero_grad(set_to_none=True)
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-                if micro <= 1:
-                    raise TrainingOutOfMemory(
-                        "out of device memory even with a micro-batch of 1",
-                        hint="use --unfreeze head or last-1, a smaller model, or --device cpu",
-                    ) from None
-                micro = max(1, micro // 2)
-                emit(
-                    {
-                        "event": "oom",
-                        "micro_batch": micro,
-                        "accumulation_steps": math.ceil(config.batch_size / micro),
-                    }
+                oom = True
+            if not oom:
+                break
+            # Outside the except block the traceback (and the activations its frames hold) is released.
+            optimizer.zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            if micro <= 1:
+                raise TrainingOutOfMemory(
+                    "out of device memory even with a micro-batch of 1",
+                    hint="use --unfreeze head or last-1, a smaller model, or --device cpu",
                 )
+            micro = max(1, micro // 2)
+            emit(
+                {
+                    "event": "oom",
+                    "micro_batch": micro,
+                    "accumulation_steps": math.ceil(config.batch_size / micro),
+                }
+            )
         if config.grad_clip is not None:
             params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
             if params:
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
         optimizer.step()
         scheduler.step()
-        return loss_sum, correct, n
+        return loss_sum, correct, len(y)
 
     def backbone_state() -> dict[str, torch.Tensor]:
         sd = task.backbone.state_dict()
