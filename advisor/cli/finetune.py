@@ -210,6 +210,16 @@ def finetune_command(
     modality: Annotated[
         str | None, typer.Option("--modality", help="image, text or audio (default: detect).")
     ] = None,
+    text_column: Annotated[str | None, typer.Option("--text-column", help="Text column of a table.")] = None,
+    label_column: Annotated[
+        str | None, typer.Option("--label-column", help="Label column of a table.")
+    ] = None,
+    random_init: Annotated[
+        bool,
+        typer.Option(
+            "--random-init", hidden=True, help="Random weights instead of pretrained (smoke tests)."
+        ),
+    ] = False,
     offline: Annotated[bool, typer.Option("--offline", help="Never download weights.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress on stderr.")] = True,
     fmt: FormatOption = OutputFormat.human,
@@ -237,11 +247,18 @@ def finetune_command(
             num_workers=workers,
         )
         out_dir = out if out is not None else default_out_dir(data, model, unfreeze, seed)
-        dataset = load_dataset(data, modality=modality)
+        dataset = load_dataset(data, modality=modality, text_column=text_column, label_column=label_column)
         bar = _Progress() if progress else None
         try:
             result = finetune(
-                dataset, model, cfg, out_dir=out_dir, resume=resume, offline=offline or None, callback=bar
+                dataset,
+                model,
+                cfg,
+                out_dir=out_dir,
+                resume=resume,
+                offline=offline or None,
+                pretrained=not random_init,
+                callback=bar,
             )
         except KeyboardInterrupt:
             if bar is not None:

@@ -125,7 +125,7 @@ class _ItemDataset(torch.utils.data.Dataset):
         try:
             x = self.task.load(self.split.items[i])
         except self.task.skip_errors:
-            return None
+            return None, None, int(i)
         if self.augment and self.task.augment is not None:
             x = self.task.augment(x, np.random.default_rng([self.seed, self.epoch, int(i)]))
         return x, int(self.split.labels[i]), int(i)
@@ -136,15 +136,16 @@ class _Collate:
         self.preprocess = preprocess
 
     def __call__(self, rows: list):
-        kept = [r for r in rows if r is not None]
+        kept = [r for r in rows if r[1] is not None]
+        skipped = [r[2] for r in rows if r[1] is None]
         if not kept:
-            return None, len(rows)
+            return None, skipped
         batch = self.preprocess([r[0] for r in kept])
         if isinstance(batch, torch.Tensor):
             batch = (batch,)
         y = torch.tensor([r[1] for r in kept], dtype=torch.long)
         idx = torch.tensor([r[2] for r in kept], dtype=torch.long)
-        return (tuple(batch), y, idx), len(rows) - len(kept)
+        return (tuple(batch), y, idx), skipped
 
 
 def _loader(
@@ -448,7 +449,7 @@ def train(
 
     # Frozen backbone: validation features never change, so compute them once.
     val_feat_cache: list | None = None
-    skipped = 0
+    skipped: set[str] = set()
 
     def features(batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         if plan.frozen_backbone:
@@ -481,8 +482,8 @@ def train(
                 workers=config.num_workers,
             )
             with torch.no_grad():
-                for got, n_skip in loader:
-                    skipped += n_skip
+                for got, bad in loader:
+                    skipped.update(task.val.ids[i] for i in bad)
                     if got is None:
                         continue
                     batch, y, _ = got
@@ -623,8 +624,8 @@ def train(
         head.train()
         loss_sum, correct, seen, step = 0.0, 0, 0, 0
         partial = False
-        for got, n_skip in loader:
-            skipped += n_skip
+        for got, bad in loader:
+            skipped.update(task.train.ids[i] for i in bad)
             step += 1
             if got is None:
                 scheduler.step()  # keep the schedule aligned with the planned step count
@@ -751,7 +752,10 @@ def train(
 
     peak, peak_kind = _peak_memory(device)
     if skipped:
-        notes.append(f"{skipped} unreadable item loads were skipped")
+        shown = ", ".join(sorted(skipped)[:5]) + (", ..." if len(skipped) > 5 else "")
+        notes.append(
+            f"{len(skipped)} item{'s' if len(skipped) != 1 else ''} could not be read and were skipped ({shown})"
+        )
     return TrainOutcome(
         history=history,
         best_epoch=int(best["epoch"]),
@@ -773,6 +777,6 @@ def train(
         precision=precision,
         device=str(device),
         checkpoint=best_path if best_path is not None and best_path.exists() else None,
-        skipped_items=skipped,
+        skipped_items=len(skipped),
         notes=notes,
     )

@@ -233,6 +233,7 @@ def finetune(
     out_dir: str | Path | None = None,
     resume: bool = False,
     offline: bool | None = None,
+    pretrained: bool = True,
     callback: ProgressCallback | None = None,
 ) -> FinetuneResult:
     """Fine-tune a model on a labelled dataset and report validation accuracy with a 95 % Wilson interval.
@@ -248,6 +249,7 @@ def finetune(
         out_dir: where ``best.safetensors``, ``state.pt`` and ``result.json`` go (None: nothing is written).
         resume: continue the run stored in ``out_dir``.
         offline: passed to `load_model`.
+        pretrained: False builds the model with random weights (smoke tests; the result says so).
         callback: progress events (see `train`).
 
     Returns:
@@ -271,7 +273,7 @@ def finetune(
         from advisor.models import load_model, resolve_device
 
         device = resolve_device(config.device)
-        model = load_model(model_id, device=str(device), pretrained=True, offline=offline)
+        model = load_model(model_id, device=str(device), pretrained=pretrained, offline=offline)
     else:
         model = model_id
         device = _resolve(config.device)

@@ -130,3 +130,53 @@ def text_dataset(root: Path, n_per_class: int = 12, with_splits: bool = False, s
         fingerprint=f"fake-{n_per_class}-{with_splits}-{seed}",
         layout="manifest",
     )
+
+
+class TinyCNN(nn.Module):
+    """Two conv blocks + global average pool: pooled features (N, 8)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(
+            nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()),
+            nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x).mean((2, 3))
+
+
+@dataclass
+class FakeImageModel:
+    """An image LoadedModel look-alike: PIL images -> 16x16 normalised tensors -> TinyCNN features."""
+
+    model_id: str = "fake:tinycnn"
+    modality: str = "image"
+    feature_dim: int = 8
+    runtime: str = "torch"
+    pretrained: bool = True
+
+    def __post_init__(self) -> None:
+        torch.manual_seed(0)
+        self.module = TinyCNN()
+
+    def preprocess(self, items: list) -> tuple[torch.Tensor, ...]:
+        arr = np.stack([np.asarray(im.convert("RGB").resize((16, 16)), dtype=np.float32) for im in items])
+        return (torch.from_numpy((arr - 127.5) / 127.5).permute(0, 3, 1, 2).contiguous(),)
+
+    def blocks(self) -> list[nn.Module]:
+        return list(self.module.blocks)
+
+
+def colour_image_folder(root: Path, n_per_class: int = 8, seed: int = 0) -> Path:
+    """class folders red/green/blue of noisy 20x20 PNGs (an easy image problem)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    colours = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
+    for name, rgb in colours.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_class):
+            px = np.clip(np.array(rgb) + rng.normal(0, 40, size=(20, 20, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(px).save(root / name / f"{i:03d}.png")
+    return root
