@@ -352,6 +352,8 @@ def _media_dataset(
 def _other_file_skip(f: FoundFile, kind: str, toplevel: bool) -> SkippedItem | None:
     if toplevel and (f.kind == "table" or is_doc_file(f.path.name)):
         return None  # README/LICENSE/tables beside the data are not data
+    if f.kind == kind:
+        return None  # the caller knows why a file of the right kind is out of place
     if f.kind in ("image", "audio"):
         return SkippedItem(str(f.path), f"{f.kind} file in a {kind} dataset", "other-modality")
     if f.size == 0:
@@ -427,7 +429,7 @@ def _read_folder(req: ReadRequest, split_layout: bool) -> Dataset:
             skip = _other_file_skip(f, kind, len(parts) == 1)
             if skip is None and f.kind == kind:
                 skip = SkippedItem(str(f.path), "not inside a class folder (label unknown)", "misplaced")
-            if skip is not None and not (skip.code == "other-modality" and f.kind == "table"):
+            if skip is not None:
                 req.skipped.append(skip)
             continue
         cands.append((f.rel, rest[0], split, f))
