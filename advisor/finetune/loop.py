@@ -457,6 +457,49 @@ def train(
                 return task.backbone(*batch)
         return task.backbone(*batch)
 
+    # Frozen backbone and no augmentation: training features never change either; compute them once too.
+    cache_train = plan.frozen_backbone and not (config.augment and task.augment is not None)
+    train_cache: dict[str, Any] = {}
+
+    def cached_train_batches(order: np.ndarray):
+        if not train_cache:
+            rows, feats, labels = {}, [], []
+            loader = _loader(
+                task,
+                task.train,
+                _batches(len(task.train.items), max(1, micro)),
+                seed=config.seed,
+                epoch=0,
+                augment=False,
+                workers=config.num_workers,
+            )
+            with torch.no_grad():
+                for got, bad in loader:
+                    skipped.update(task.train.ids[i] for i in bad)
+                    if got is None:
+                        continue
+                    batch, y, idx = got
+                    with autocast:
+                        f = task.backbone(*to_dev(batch))
+                    for i in idx.tolist():
+                        rows[i] = len(rows)
+                    feats.append(f.float())
+                    labels.append(y)
+            train_cache.update(
+                rows=rows,
+                feats=torch.cat(feats) if feats else None,
+                labels=torch.cat(labels) if labels else None,
+            )
+        rows = train_cache["rows"]
+        for b in _batches(len(order), config.batch_size, order):
+            r = [rows[i] for i in b if i in rows]
+            bad = [i for i in b if i not in rows]
+            if not r:
+                yield None, bad
+                continue
+            r_t = torch.tensor(r, device=train_cache["feats"].device)
+            yield ((train_cache["feats"][r_t],), train_cache["labels"][r_t.cpu()], None), bad
+
     def to_dev(batch):
         return tuple(t.to(device, non_blocking=True) if isinstance(t, torch.Tensor) else t for t in batch)
 
@@ -514,7 +557,7 @@ def train(
             mb = tuple(t[s : s + micro] for t in batch)
             my = y[s : s + micro]
             with autocast:
-                logits = head(features(mb))
+                logits = head(mb[0] if cache_train else features(mb))
             loss = F.cross_entropy(logits.float(), my, label_smoothing=config.label_smoothing)
             (loss * (len(my) / n)).backward()
             loss_sum += loss.item() * len(my)
@@ -611,15 +654,18 @@ def train(
         ep_start = time.perf_counter()
         torch.manual_seed(_epoch_seed(config.seed, epoch))
         order = np.random.default_rng([config.seed, epoch]).permutation(len(task.train.items))
-        loader = _loader(
-            task,
-            task.train,
-            _batches(len(order), config.batch_size, order),
-            seed=config.seed,
-            epoch=epoch,
-            augment=config.augment,
-            workers=config.num_workers,
-        )
+        if cache_train:
+            loader = cached_train_batches(order)
+        else:
+            loader = _loader(
+                task,
+                task.train,
+                _batches(len(order), config.batch_size, order),
+                seed=config.seed,
+                epoch=epoch,
+                augment=config.augment,
+                workers=config.num_workers,
+            )
         set_train_modes(task.backbone, True)
         head.train()
         loss_sum, correct, seen, step = 0.0, 0, 0, 0
