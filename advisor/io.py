@@ -21,6 +21,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(
+        tmp_path, 0o666 & ~umask
+    )  # mkstemp creates 0600; give the file the permissions a plain open() would
     try:
         write(tmp_path)
         with open(tmp_path, "rb") as fh:

@@ -36,12 +36,33 @@ def test_list_commercial_excludes_non_commercial():
 
 
 def test_list_filters_sort_and_limit():
-    data = _json(["catalog", "list", "--modality", "image", "--max-params", "5M", "--probeable", "--sort", "top1",
-                  "--desc", "--limit", "10", "--format", "json"])
+    data = _json(
+        [
+            "catalog",
+            "list",
+            "--modality",
+            "image",
+            "--max-params",
+            "5M",
+            "--probeable",
+            "--sort",
+            "top1",
+            "--desc",
+            "--limit",
+            "10",
+            "--format",
+            "json",
+        ]
+    )
     assert data["count"] == 10 and data["total"] >= 10
     assert all(e["n_params"] <= 5e6 and e["probeable"] for e in data["entries"])
-    tops = [e["metrics"] and next((m["value"] for m in e["metrics"] if m["dataset"] == "imagenet-1k" and m["name"] == "top1"), None)
-            for e in data["entries"]]
+    tops = [
+        e["metrics"]
+        and next(
+            (m["value"] for m in e["metrics"] if m["dataset"] == "imagenet-1k" and m["name"] == "top1"), None
+        )
+        for e in data["entries"]
+    ]
     known = [t for t in tops if t is not None]
     assert known == sorted(known, reverse=True)
 

@@ -18,8 +18,12 @@ print(",".join(heavy) or "none")
 """
 
 
-@pytest.mark.parametrize("args", [["--help"], ["catalog", "list", "--limit", "2"], ["catalog", "show", "timm:resnet18.a1_in1k"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["catalog", "list", "--limit", "2"], ["catalog", "show", "timm:resnet18.a1_in1k"]]
+)
 def test_light_commands_do_not_import_torch(args):
-    out = subprocess.run([sys.executable, "-c", PROBE.format(args=args)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(args=args)], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "none"

@@ -44,13 +44,22 @@ def list_entries(
     _check_choice(task, TASKS, "--task")
     _check_choice(source, SOURCES, "--source")
     _check_choice(license, POLICIES, "--license")
-    filters = Filters(modality=modality, task=task, source=source, family=family, max_params=max_params,
-                      max_gmacs=max_gmacs, license=license, probeable=probeable)
+    filters = Filters(
+        modality=modality,
+        task=task,
+        source=source,
+        family=family,
+        max_params=max_params,
+        max_gmacs=max_gmacs,
+        license=license,
+        probeable=probeable,
+    )
     return sort_entries(load_catalog().filter(filters), sort, descending)
 
 
-def rebuild_catalog(out: Path | None = None, *, count_params: bool = True,
-                    progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def rebuild_catalog(
+    out: Path | None = None, *, count_params: bool = True, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
     """Regenerate the catalog JSONL from the vendored sources and curated file; returns a summary.
 
     Args:
@@ -62,8 +71,10 @@ def rebuild_catalog(out: Path | None = None, *, count_params: bool = True,
     from advisor.errors import CatalogError
 
     if not SOURCES_DIR.is_dir():
-        raise CatalogError(f"catalog sources not found at {SOURCES_DIR}",
-                           hint="`advisor catalog build` runs from a source checkout (git clone), not an installed wheel")
+        raise CatalogError(
+            f"catalog sources not found at {SOURCES_DIR}",
+            hint="`advisor catalog build` runs from a source checkout (git clone), not an installed wheel",
+        )
     entries = build_catalog(SOURCES_DIR, CURATED_FILE, count_params=count_params, progress=progress)
     path = out or SOURCES_DIR.parent / "catalog.jsonl"
     write_catalog(entries, Path(path))

@@ -78,11 +78,20 @@ _DATASET_TOKENS = {
     "mclip2": "metaclip-2",
     "inat21": "inaturalist-2021",
     "seer": "instagram-1b",
+    "sa1b": "sa-1b",
+    "inw21k": "imagenet-21k-winter",
 }
 _METACLIP_SIZE = re.compile(r"metaclip_(2pt5b|400m|fullcc)")
 
 # Family names: ordered (pattern, family) rules on the architecture name; first match wins.
 _FAMILY_RULES: tuple[tuple[str, str], ...] = (
+    (r"^fasterrcnn", "faster-rcnn"),
+    (r"^maskrcnn", "mask-rcnn"),
+    (r"^keypointrcnn", "keypoint-rcnn"),
+    (r"^ssd", "ssd"),
+    (r"^deeplabv3", "deeplabv3"),
+    (r"^(r3d|r2plus1d|mc3)_", "resnet3d"),
+    (r"^swin3d", "swin3d"),
     (r"dinov2|dinov3", "dinov2"),
     (r"siglip", "siglip"),
     (r"_clip_|^clip|clip_", "clip"),
@@ -114,8 +123,11 @@ def family_of(architecture: str) -> str:
     for pattern, fam in _FAMILY_RULES:
         if re.search(pattern, a):
             return fam
-    a = re.sub(r"^(tf|legacy|gluon|tv|ig|ssl|swsl|adv|ens)_", "", a)
-    head = re.match(r"[a-z]+", a)
+    a = re.sub(r"^(tf|legacy|gluon|tv|ig|ssl|swsl|adv|ens|quantized)_", "", a)
+    for pattern, fam in _FAMILY_RULES:  # again, without the prefix (quantized_resnet18 -> resnet)
+        if re.search(pattern, a):
+            return fam
+    head = re.match(r"[a-z]+?(?=v?\d|_|$)", a)  # letters, without a trailing version: hgnetv2 -> hgnet
     return head.group(0) if head else a
 
 
@@ -182,8 +194,12 @@ def _count_meta_params(build: Callable[[], Any]) -> tuple[int | None, int | None
 # ---------------------------------------------------------------------------------------------------------- timm
 
 
-def timm_entries(sources: Path = SOURCES_DIR, only: Iterable[str] | None = None, count_params: bool = True,
-                 progress: Callable[[int, int], None] | None = None) -> list[CatalogEntry]:
+def timm_entries(
+    sources: Path = SOURCES_DIR,
+    only: Iterable[str] | None = None,
+    count_params: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[CatalogEntry]:
     """One entry per row of timm's pretrained-cfg table (`only`: restrict to these timm model names)."""
     import timm
 
@@ -210,7 +226,10 @@ def timm_entries(sources: Path = SOURCES_DIR, only: Iterable[str] | None = None,
         num_classes = int(r["num_classes"] or 0)
         input_size = _size3(r["input_size"])
         n_params = feat = None
-        probeable, note = True, "timm architecture; weights from the Hugging Face hub (" + (r["hf_hub_id"] or "timm") + ")"
+        probeable, note = (
+            True,
+            "timm architecture; weights from the Hugging Face hub (" + (r["hf_hub_id"] or "timm") + ")",
+        )
         if arch not in available:
             probeable, note = False, f"architecture {arch!r} is not in the installed timm {timm.__version__}"
         elif count_params:
@@ -224,31 +243,62 @@ def timm_entries(sources: Path = SOURCES_DIR, only: Iterable[str] | None = None,
             for metric in ("top1", "top5"):
                 if res.get(metric):
                     metrics.append(
-                        Metric(dataset=dataset, name=metric, value=float(res[metric]),
-                               source=TIMM_REPO + res["_file"], resolution=int(res["img_size"]))
+                        Metric(
+                            dataset=dataset,
+                            name=metric,
+                            value=float(res[metric]),
+                            source=TIMM_REPO + res["_file"],
+                            resolution=int(res["img_size"]),
+                        )
                     )
         g = gmacs.get((arch, input_size[1])) if input_size else None
         spdx, lclass = normalize_license(r["license"] or None)
-        task = "image-classification" if num_classes in (1000, 1001, 11821, 11221, 19168, 21841, 21842, 21843) and \
-            "clip" not in name else "image-feature-extraction"
+        task = (
+            "image-classification"
+            if num_classes in (1000, 1001, 11821, 11221, 19168, 21841, 21842, 21843) and "clip" not in name
+            else "image-feature-extraction"
+        )
         preprocess = {
-            "mean": _floats(r["mean"]), "std": _floats(r["std"]), "interpolation": r["interpolation"] or None,
-            "crop_pct": float(r["crop_pct"]) if r["crop_pct"] else None, "crop_mode": r["crop_mode"] or None,
+            "mean": _floats(r["mean"]),
+            "std": _floats(r["std"]),
+            "interpolation": r["interpolation"] or None,
+            "crop_pct": float(r["crop_pct"]) if r["crop_pct"] else None,
+            "crop_mode": r["crop_mode"] or None,
         }
         tag_tokens = [t for t in r["tag"].split("_") if t]
-        out.append(CatalogEntry(
-            id=f"timm:{name}", source="timm", source_id=name, family=family_of(arch), architecture=arch,
-            modality="image", task=task,
-            n_params=n_params, n_params_source=f"counted: timm {timm.__version__} create_model on meta device" if n_params else None,
-            gmacs=g[0] if g else None,
-            gmacs_source=f"{TIMM_REPO}{g[1]} (infer_gmacs at {input_size[1]}px)" if g else None,
-            input_size=input_size, feature_dim=feat, num_classes=num_classes,
-            pretrain_data=pretrain_chain(r["tag"]),
-            license=spdx, license_raw=r["license"] or None, license_class=lclass,
-            metrics=tuple(metrics), paper=(r["paper_name"] or r["paper_ids"] or None), year=year_from_arxiv(r["paper_ids"]),
-            preprocess=preprocess, probeable=probeable, probe_note=note,
-            tags=tuple(dict.fromkeys([*tag_tokens, *(["default"] if r["is_default_tag"] == "True" else [])])),
-        ))
+        out.append(
+            CatalogEntry(
+                id=f"timm:{name}",
+                source="timm",
+                source_id=name,
+                family=family_of(arch),
+                architecture=arch,
+                modality="image",
+                task=task,
+                n_params=n_params,
+                n_params_source=f"counted: timm {timm.__version__} create_model on meta device"
+                if n_params
+                else None,
+                gmacs=g[0] if g else None,
+                gmacs_source=f"{TIMM_REPO}{g[1]} (infer_gmacs at {input_size[1]}px)" if g else None,
+                input_size=input_size,
+                feature_dim=feat,
+                num_classes=num_classes,
+                pretrain_data=pretrain_chain(r["tag"]),
+                license=spdx,
+                license_raw=r["license"] or None,
+                license_class=lclass,
+                metrics=tuple(metrics),
+                paper=(r["paper_name"] or r["paper_ids"] or None),
+                year=year_from_arxiv(r["paper_ids"]),
+                preprocess=preprocess,
+                probeable=probeable,
+                probe_note=note,
+                tags=tuple(
+                    dict.fromkeys([*tag_tokens, *(["default"] if r["is_default_tag"] == "True" else [])])
+                ),
+            )
+        )
     return out
 
 
@@ -277,12 +327,17 @@ def _tv_pretrain(weights: str, task: str) -> str | None:
     if w.startswith("KINETICS400"):
         return "kinetics-400"
     if "SINTEL" in w or "KITTI" in w or "THINGS" in w or "CHAIRS" in w:
-        return "flying-chairs -> flying-things" + (" -> sintel" if "SINTEL" in w else "") + (" -> kitti" if "KITTI" in w else "")
+        return (
+            "flying-chairs -> flying-things"
+            + (" -> sintel" if "SINTEL" in w else "")
+            + (" -> kitti" if "KITTI" in w else "")
+        )
     return None
 
 
-def torchvision_entries(sources: Path = SOURCES_DIR, only: Iterable[str] | None = None,
-                        count_params: bool = True) -> list[CatalogEntry]:
+def torchvision_entries(
+    sources: Path = SOURCES_DIR, only: Iterable[str] | None = None, count_params: bool = True
+) -> list[CatalogEntry]:
     """One entry per torchvision weights enum member (`only`: restrict to these `builder.WEIGHTS` names)."""
     import torchvision
 
@@ -296,9 +351,16 @@ def torchvision_entries(sources: Path = SOURCES_DIR, only: Iterable[str] | None 
         builder, weights, task_kind = r["builder"], r["weights"], r["task"]
         name = f"{builder}.{weights}"
         if task_kind == "detection":
-            modality, task = "image", (
-                "instance-segmentation" if r["COCO-val2017:mask_map"] else
-                "keypoint-detection" if r["COCO-val2017:kp_map"] else "object-detection")
+            modality, task = (
+                "image",
+                (
+                    "instance-segmentation"
+                    if r["COCO-val2017:mask_map"]
+                    else "keypoint-detection"
+                    if r["COCO-val2017:kp_map"]
+                    else "object-detection"
+                ),
+            )
         else:
             modality, task = _TV_TASKS[task_kind]
         metrics = []
@@ -309,37 +371,72 @@ def torchvision_entries(sources: Path = SOURCES_DIR, only: Iterable[str] | None 
                 metric = {"acc@1": "top1", "acc@5": "top5"}.get(metric, metric)
                 metrics.append(Metric(dataset=dataset, name=metric, value=float(value), source=src))
         crop = int(r["tf_crop_size"].split("x")[0]) if r["tf_crop_size"] else None
-        input_size = (3, crop, crop) if crop and modality == "image" and task == "image-classification" else None
+        input_size = (
+            (3, crop, crop) if crop and modality == "image" and task == "image-classification" else None
+        )
         quantized = task_kind == "quantization"
         probeable = task_kind == "classification"
-        note = ("torchvision classification weights; features are the classifier's input" if probeable else
-                "quantized int8 model: CPU inference only, not used as a feature extractor" if quantized else
-                f"{task} model, not a classification backbone (use its backbone's classification weights)")
+        note = (
+            "torchvision classification weights; features are the classifier's input"
+            if probeable
+            else "quantized int8 model: CPU inference only, not used as a feature extractor"
+            if quantized
+            else f"{task} model, not a classification backbone (use its backbone's classification weights)"
+        )
         lic_raw = r["license"] or None
         spdx, lclass = normalize_license(lic_raw) if lic_raw else ("BSD-3-Clause", "permissive")
         n_params = int(r["num_params"]) if r["num_params"] else None
         feat = None
         if count_params and probeable:
             feat = _tv_feature_dim(builder)
-        preprocess = {
-            "mean": _floats(r["tf_mean"]), "std": _floats(r["tf_std"]), "interpolation": r["tf_interpolation"] or None,
-            "resize_size": int(r["tf_resize_size"].split("x")[0]) if r["tf_resize_size"] else None, "crop_size": crop,
-        } if r["tf_mean"] else None
-        out.append(CatalogEntry(
-            id=f"torchvision:{name}", source="torchvision", source_id=f"{r['weights_enum']}.{weights}", family=family_of(builder),
-            architecture=builder, modality=modality, task=task,
-            n_params=n_params, n_params_source=src if n_params else None,
-            gmacs=float(r["gflops"]) if r["gflops"] else None,
-            gmacs_source=f"{src}: `_ops` (counts multiply-adds)" if r["gflops"] else None,
-            input_size=input_size, feature_dim=feat, num_classes=int(r["num_categories"]) if r["num_categories"] else None,
-            pretrain_data=_tv_pretrain(weights, task_kind), license=spdx,
-            license_raw=lic_raw or _TV_LICENSE, license_class=lclass, metrics=tuple(metrics),
-            file_mb=float(r["file_size_mb"]) if r["file_size_mb"] else None,
-            file_mb_source=src if r["file_size_mb"] else None,
-            preprocess=preprocess, probeable=probeable, probe_note=note,
-            tags=tuple(t for t in ("default" if r["is_default"] == "True" else "", "quantized" if quantized else "",
-                                   r["quant_backend"] or "") if t),
-        ))
+        preprocess = (
+            {
+                "mean": _floats(r["tf_mean"]),
+                "std": _floats(r["tf_std"]),
+                "interpolation": r["tf_interpolation"] or None,
+                "resize_size": int(r["tf_resize_size"].split("x")[0]) if r["tf_resize_size"] else None,
+                "crop_size": crop,
+            }
+            if r["tf_mean"]
+            else None
+        )
+        out.append(
+            CatalogEntry(
+                id=f"torchvision:{name}",
+                source="torchvision",
+                source_id=f"{r['weights_enum']}.{weights}",
+                family=family_of(builder),
+                architecture=builder,
+                modality=modality,
+                task=task,
+                n_params=n_params,
+                n_params_source=src if n_params else None,
+                gmacs=float(r["gflops"]) if r["gflops"] else None,
+                gmacs_source=f"{src}: `_ops` (counts multiply-adds)" if r["gflops"] else None,
+                input_size=input_size,
+                feature_dim=feat,
+                num_classes=int(r["num_categories"]) if r["num_categories"] else None,
+                pretrain_data=_tv_pretrain(weights, task_kind),
+                license=spdx,
+                license_raw=lic_raw or _TV_LICENSE,
+                license_class=lclass,
+                metrics=tuple(metrics),
+                file_mb=float(r["file_size_mb"]) if r["file_size_mb"] else None,
+                file_mb_source=src if r["file_size_mb"] else None,
+                preprocess=preprocess,
+                probeable=probeable,
+                probe_note=note,
+                tags=tuple(
+                    t
+                    for t in (
+                        "default" if r["is_default"] == "True" else "",
+                        "quantized" if quantized else "",
+                        r["quant_backend"] or "",
+                    )
+                    if t
+                ),
+            )
+        )
     return out
 
 
@@ -367,8 +464,10 @@ def _hf_count(spec: dict[str, Any]) -> tuple[int | None, str | None]:
     cfg_cls = getattr(transformers, spec["config_class"])
     config = cfg_cls(**spec.get("config", {}))
     n, _, err = _count_meta_params(lambda: cls(config))
-    return n, (f"counted: transformers {transformers.__version__} {spec['class']} on meta device, "
-               f"config from catalog/curated.json") if n else err
+    return n, (
+        f"counted: transformers {transformers.__version__} {spec['class']} on meta device, "
+        f"config from catalog/curated.json"
+    ) if n else err
 
 
 def curated_entries(path: Path = CURATED_FILE, count_params: bool = True) -> list[CatalogEntry]:
@@ -387,12 +486,14 @@ def curated_entries(path: Path = CURATED_FILE, count_params: bool = True) -> lis
             import timm
 
             n, _, _ = _count_meta_params(
-                lambda: timm.create_model(tarch["name"], pretrained=False, num_classes=tarch["num_classes"])
+                lambda t=tarch: timm.create_model(t["name"], pretrained=False, num_classes=t["num_classes"])
             )
             if n:
                 d["n_params"] = n
-                d["n_params_source"] = (f"counted: timm {timm.__version__} {tarch['name']} on meta device "
-                                        "(the architecture the packaged weights load into)")
+                d["n_params_source"] = (
+                    f"counted: timm {timm.__version__} {tarch['name']} on meta device "
+                    "(the architecture the packaged weights load into)"
+                )
         spdx, lclass = normalize_license(d.get("license_raw"))
         d.setdefault("license", spdx)
         d.setdefault("license_class", lclass)
@@ -404,8 +505,13 @@ def curated_entries(path: Path = CURATED_FILE, count_params: bool = True) -> lis
 # --------------------------------------------------------------------------------------------------------- build
 
 
-def build_catalog(sources: Path = SOURCES_DIR, curated: Path = CURATED_FILE, *, count_params: bool = True,
-                  progress: Callable[[int, int], None] | None = None) -> list[CatalogEntry]:
+def build_catalog(
+    sources: Path = SOURCES_DIR,
+    curated: Path = CURATED_FILE,
+    *,
+    count_params: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[CatalogEntry]:
     """All entries: timm, then torchvision, then curated; ids are unique (checked by `Catalog`)."""
     entries = timm_entries(sources, count_params=count_params, progress=progress)
     entries += torchvision_entries(sources, count_params=count_params)

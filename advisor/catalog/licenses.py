@@ -24,7 +24,10 @@ _TABLE: dict[str, tuple[str, str]] = {
     "cc-by-nc-nd-4.0": ("CC-BY-NC-ND-4.0", "non-commercial"),
     "fair-noncommercial-research-license": ("LicenseRef-FAIR-Noncommercial-Research", "non-commercial"),
     "seer-license": ("LicenseRef-SEER", "non-commercial"),  # SEER weights: research use only
-    "apple-amlr": ("LicenseRef-Apple-AMLR", "non-commercial"),  # Apple ML Research model license: research only
+    "apple-amlr": (
+        "LicenseRef-Apple-AMLR",
+        "non-commercial",
+    ),  # Apple ML Research model license: research only
     "apple-ascl": ("LicenseRef-Apple-Sample-Code", "permissive"),
     "https://github.com/facebookresearch/swag/blob/main/license": ("CC-BY-NC-4.0", "non-commercial"),
     "dinov3-license": ("LicenseRef-DINOv3", "unknown"),

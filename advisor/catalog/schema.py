@@ -35,8 +35,16 @@ TASKS: tuple[str, ...] = (
 )
 # Tasks whose entries can serve as a frozen feature extractor for classification-style transfer.
 PROBEABLE_TASKS = frozenset(
-    {"image-classification", "image-feature-extraction", "text-encoder", "speech-encoder",
-     "audio-classification", "audio-feature-extraction", "zero-shot-image-classification", "text-generation"}
+    {
+        "image-classification",
+        "image-feature-extraction",
+        "text-encoder",
+        "speech-encoder",
+        "audio-classification",
+        "audio-feature-extraction",
+        "zero-shot-image-classification",
+        "text-generation",
+    }
 )
 
 _ID_RE = re.compile(r"^(timm|torchvision|hf|pkg|local):\S+$")
@@ -74,7 +82,9 @@ class CatalogEntry:
 
     id: str  # `source:name`, unique and never reused
     source: str  # one of SOURCES
-    source_id: str  # the name that source knows it by (timm name with tag, torchvision Weights enum, hub repo id)
+    source_id: (
+        str  # the name that source knows it by (timm name with tag, torchvision Weights enum, hub repo id)
+    )
     family: str  # architecture family, e.g. "resnet", "vit", "bert"
     architecture: str  # the architecture builder name, e.g. "resnet50", "vit_base_patch16_224"
     modality: str  # one of MODALITIES
@@ -97,7 +107,9 @@ class CatalogEntry:
     file_mb_source: str | None = None
     paper: str | None = None
     year: int | None = None
-    preprocess: dict[str, Any] | None = None  # mean/std/interpolation/crop_pct for images, as the weights need
+    preprocess: dict[str, Any] | None = (
+        None  # mean/std/interpolation/crop_pct for images, as the weights need
+    )
     probeable: bool = False  # can the advisor extract features from it in this install
     probe_note: str | None = None  # why not probeable (or how it loads)
     tags: tuple[str, ...] = field(default_factory=tuple)
@@ -122,7 +134,9 @@ class CatalogEntry:
                 problems.append(f"{name} must be a non-negative number or None, got {v!r}")
         if self.n_params is not None and not isinstance(self.n_params, int):
             problems.append("n_params must be an int")
-        if self.input_size is not None and (len(self.input_size) != 3 or not all(isinstance(x, int) for x in self.input_size)):
+        if self.input_size is not None and (
+            len(self.input_size) != 3 or not all(isinstance(x, int) for x in self.input_size)
+        ):
             problems.append(f"input_size must be (C, H, W) ints, got {self.input_size!r}")
         if self.year is not None and not (1980 <= self.year <= 2100):
             problems.append(f"year {self.year!r} out of range")

@@ -33,7 +33,8 @@ def catalog_path() -> Path:
     if p.is_file():
         return p
     raise CatalogError(
-        f"catalog data file {CATALOG_FILE} not found", hint="reinstall advisor, or run `advisor catalog build`"
+        f"catalog data file {CATALOG_FILE} not found",
+        hint="reinstall advisor, or run `advisor catalog build`",
     )
 
 
@@ -151,7 +152,9 @@ class Catalog:
             raise UsageError("empty search text", hint="e.g. `advisor catalog search convnext in22k`")
         out = []
         for e in self:
-            hay = " ".join([e.id, e.family, e.architecture, e.task, e.modality, e.pretrain_data or "", *e.tags]).lower()
+            hay = " ".join(
+                [e.id, e.family, e.architecture, e.task, e.modality, e.pretrain_data or "", *e.tags]
+            ).lower()
             if all(w in hay for w in words):
                 out.append(e)
         return out[:limit] if limit else out
@@ -176,7 +179,9 @@ def _load(path: str, extra: str | None) -> Catalog:
     if extra:
         p = Path(extra)
         if not p.is_file():
-            raise CatalogError(f"{LOCAL_ENV}={extra} is not a file", hint="point it at a JSONL of catalog entries")
+            raise CatalogError(
+                f"{LOCAL_ENV}={extra} is not a file", hint="point it at a JSONL of catalog entries"
+            )
         entries += read_jsonl(p)
     return Catalog(entries)
 

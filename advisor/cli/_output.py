@@ -24,7 +24,12 @@ class OutputFormat(str, enum.Enum):
 
 FormatOption = Annotated[
     OutputFormat,
-    typer.Option("--format", "-f", help="Output format: a Rich table for people, or JSON for programs.", case_sensitive=False),
+    typer.Option(
+        "--format",
+        "-f",
+        help="Output format: a Rich table for people, or JSON for programs.",
+        case_sensitive=False,
+    ),
 ]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show full tracebacks on error.", hidden=True)]
 
@@ -98,5 +103,7 @@ def handle_errors(debug: bool = False) -> Iterator[None]:
         stderr_console().print(f"[bold red]Error:[/] {msg}", highlight=False)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
-        stderr_console().print("[yellow]Interrupted.[/] Finished work is cached; rerun the command to resume.")
+        stderr_console().print(
+            "[yellow]Interrupted.[/] Finished work is cached; rerun the command to resume."
+        )
         raise typer.Exit(130) from None

@@ -18,7 +18,10 @@ from advisor.cli._output import (
 )
 
 catalog_app = typer.Typer(
-    name="catalog", help="Browse the catalog of pretrained models.", no_args_is_help=True, add_completion=False
+    name="catalog",
+    help="Browse the catalog of pretrained models.",
+    no_args_is_help=True,
+    add_completion=False,
 )
 
 
@@ -64,14 +67,25 @@ def _entries_table(entries: list, title: str) -> None:
     table.add_column("probe", justify="center")
     for e in entries:
         size = (
-            f"{e.input_size[1]}px" if e.input_size else f"{e.sample_rate_hz // 1000} kHz" if e.sample_rate_hz
-            else f"{e.max_seq_len} tok" if e.max_seq_len else "—"
+            f"{e.input_size[1]}px"
+            if e.input_size
+            else f"{e.sample_rate_hz // 1000} kHz"
+            if e.sample_rate_hz
+            else f"{e.max_seq_len} tok"
+            if e.max_seq_len
+            else "—"
         )
         lic = e.license or "?"
         style = {"non-commercial": "red", "unknown": "yellow", "copyleft": "magenta"}.get(e.license_class, "")
         table.add_row(
-            e.id, e.task, _fmt_count(e.n_params), _fmt(e.gmacs, ".2f"), size, _fmt(e.imagenet_top1, ".2f"),
-            f"[{style}]{lic}[/]" if style else lic, "[green]✓[/]" if e.probeable else "[dim]—[/]",
+            e.id,
+            e.task,
+            _fmt_count(e.n_params),
+            _fmt(e.gmacs, ".2f"),
+            size,
+            _fmt(e.imagenet_top1, ".2f"),
+            f"[{style}]{lic}[/]" if style else lic,
+            "[green]✓[/]" if e.probeable else "[dim]—[/]",
         )
     stdout_console().print(table)
 
@@ -79,16 +93,31 @@ def _entries_table(entries: list, title: str) -> None:
 @catalog_app.command("list")
 def list_cmd(
     modality: Annotated[str | None, typer.Option(help="image | text | audio | multimodal | video")] = None,
-    task: Annotated[str | None, typer.Option(help="e.g. image-classification, text-encoder, speech-encoder")] = None,
+    task: Annotated[
+        str | None, typer.Option(help="e.g. image-classification, text-encoder, speech-encoder")
+    ] = None,
     source: Annotated[str | None, typer.Option(help="timm | torchvision | hf | pkg | local")] = None,
-    family: Annotated[str | None, typer.Option(help="architecture family, e.g. resnet, vit, bert, whisper")] = None,
-    max_params: Annotated[str | None, typer.Option("--max-params", help="upper bound on parameters, e.g. 25M")] = None,
-    max_gmacs: Annotated[float | None, typer.Option("--max-gmacs", help="upper bound on GMACs (multiply-accumulates)")] = None,
+    family: Annotated[
+        str | None, typer.Option(help="architecture family, e.g. resnet, vit, bert, whisper")
+    ] = None,
+    max_params: Annotated[
+        str | None, typer.Option("--max-params", help="upper bound on parameters, e.g. 25M")
+    ] = None,
+    max_gmacs: Annotated[
+        float | None, typer.Option("--max-gmacs", help="upper bound on GMACs (multiply-accumulates)")
+    ] = None,
     license: Annotated[str, typer.Option("--license", help="any | permissive | commercial")] = "any",
-    probeable: Annotated[bool | None, typer.Option("--probeable/--not-probeable", help="only entries advisor can (not) extract features from")] = None,
+    probeable: Annotated[
+        bool | None,
+        typer.Option(
+            "--probeable/--not-probeable", help="only entries advisor can (not) extract features from"
+        ),
+    ] = None,
     sort: Annotated[str, typer.Option(help="id | n_params | gmacs | top1 | file_mb | year")] = "id",
     desc: Annotated[bool, typer.Option("--desc", help="sort descending")] = False,
-    limit: Annotated[int | None, typer.Option(help="show at most this many (default: 50 in a table, all in JSON)")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="show at most this many (default: 50 in a table, all in JSON)")
+    ] = None,
     fmt: FormatOption = OutputFormat.human,
     debug: DebugOption = False,
 ) -> None:
@@ -97,8 +126,16 @@ def list_cmd(
         from advisor.catalog.api import list_entries
 
         entries = list_entries(
-            modality=modality, task=task, source=source, family=family, max_params=_parse_count(max_params, "--max-params"),
-            max_gmacs=max_gmacs, license=license, probeable=probeable, sort=sort, descending=desc,
+            modality=modality,
+            task=task,
+            source=source,
+            family=family,
+            max_params=_parse_count(max_params, "--max-params"),
+            max_gmacs=max_gmacs,
+            license=license,
+            probeable=probeable,
+            sort=sort,
+            descending=desc,
         )
         total = len(entries)
         if limit is None and fmt == OutputFormat.human:
@@ -107,7 +144,9 @@ def list_cmd(
         if fmt == OutputFormat.json:
             emit({"total": total, "count": len(shown), "entries": shown}, fmt)
         else:
-            more = f" (showing {len(shown)}; --limit N or --format json for more)" if len(shown) < total else ""
+            more = (
+                f" (showing {len(shown)}; --limit N or --format json for more)" if len(shown) < total else ""
+            )
             _entries_table(shown, f"{total} catalog entries{more}")
 
 
@@ -132,13 +171,16 @@ def _show_human(e) -> None:
     t.add_column(style="bold")
     t.add_column(overflow="fold")
     rows = [
-        ("source", f"{e.source}  ({e.source_id})"), ("family / arch", f"{e.family} / {e.architecture}"),
+        ("source", f"{e.source}  ({e.source_id})"),
+        ("family / arch", f"{e.family} / {e.architecture}"),
         ("modality / task", f"{e.modality} / {e.task}"),
         ("params", f"{_fmt_count(e.n_params)}  [dim]{e.n_params_source or ''}[/]"),
         ("GMACs (multiply-acc.)", f"{_fmt(e.gmacs, '.3f')}  [dim]{e.gmacs_source or ''}[/]"),
         ("input size", str(e.input_size) if e.input_size else "—"),
-        ("max seq len", _fmt(e.max_seq_len)), ("sample rate Hz", _fmt(e.sample_rate_hz)),
-        ("feature dim", _fmt(e.feature_dim)), ("head classes", _fmt(e.num_classes)),
+        ("max seq len", _fmt(e.max_seq_len)),
+        ("sample rate Hz", _fmt(e.sample_rate_hz)),
+        ("feature dim", _fmt(e.feature_dim)),
+        ("head classes", _fmt(e.num_classes)),
         ("pretraining data", e.pretrain_data or "—"),
         ("license", f"{e.license or '?'} ({e.license_class})  [dim]{e.license_raw or ''}[/]"),
         ("weights file MB", f"{_fmt(e.file_mb, '.1f')}  [dim]{e.file_mb_source or ''}[/]"),
@@ -161,7 +203,10 @@ def _show_human(e) -> None:
 
 @catalog_app.command("search")
 def search_cmd(
-    text: Annotated[list[str], typer.Argument(help="words that must all appear (id, family, task, pretraining data, tags)")],
+    text: Annotated[
+        list[str],
+        typer.Argument(help="words that must all appear (id, family, task, pretraining data, tags)"),
+    ],
     limit: Annotated[int | None, typer.Option(help="show at most this many")] = None,
     fmt: FormatOption = OutputFormat.human,
     debug: DebugOption = False,
@@ -187,8 +232,16 @@ def search_cmd(
 
 @catalog_app.command("build")
 def build_cmd(
-    out: Annotated[Path | None, typer.Option(help="output JSONL (default: the catalog/catalog.jsonl of this checkout)")] = None,
-    count_params: Annotated[bool, typer.Option("--count-params/--no-count-params", help="count parameters by instantiating each architecture on the meta device")] = True,
+    out: Annotated[
+        Path | None, typer.Option(help="output JSONL (default: the catalog/catalog.jsonl of this checkout)")
+    ] = None,
+    count_params: Annotated[
+        bool,
+        typer.Option(
+            "--count-params/--no-count-params",
+            help="count parameters by instantiating each architecture on the meta device",
+        ),
+    ] = True,
     fmt: FormatOption = OutputFormat.human,
     debug: DebugOption = False,
 ) -> None:
@@ -201,8 +254,14 @@ def build_cmd(
         with Progress(console=stderr_console(), transient=True) as bar:
             task = bar.add_task("counting timm parameters", total=None)
             summary = rebuild_catalog(
-                out=out, count_params=count_params, progress=lambda done, total: bar.update(task, completed=done, total=total)
+                out=out,
+                count_params=count_params,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
-        emit(summary, fmt, lambda s: stdout_console().print(
-            f"Wrote {s['entries']} entries to {s['path']} ({', '.join(f'{k}: {v}' for k, v in s['by_source'].items())})."
-        ))
+        emit(
+            summary,
+            fmt,
+            lambda s: stdout_console().print(
+                f"Wrote {s['entries']} entries to {s['path']} ({', '.join(f'{k}: {v}' for k, v in s['by_source'].items())})."
+            ),
+        )

@@ -10,16 +10,27 @@ from advisor.errors import CatalogError
 
 
 def _entry(**kw):
-    base = dict(id="timm:resnet18.a1_in1k", source="timm", source_id="resnet18.a1_in1k", family="resnet",
-                architecture="resnet18", modality="image", task="image-classification", probeable=True,
-                probe_note="ok")
+    base = dict(
+        id="timm:resnet18.a1_in1k",
+        source="timm",
+        source_id="resnet18.a1_in1k",
+        family="resnet",
+        architecture="resnet18",
+        modality="image",
+        task="image-classification",
+        probeable=True,
+        probe_note="ok",
+    )
     base.update(kw)
     return CatalogEntry(**base)
 
 
 def test_valid_entry_roundtrips_through_dict():
-    e = _entry(n_params=11_689_512, input_size=(3, 224, 224),
-               metrics=(Metric("imagenet-1k", "top1", 71.5, "results-imagenet.csv", 288),))
+    e = _entry(
+        n_params=11_689_512,
+        input_size=(3, 224, 224),
+        metrics=(Metric("imagenet-1k", "top1", 71.5, "results-imagenet.csv", 288),),
+    )
     d = e.to_dict()
     assert d["input_size"] == [3, 224, 224]
     back = CatalogEntry.from_dict(d)

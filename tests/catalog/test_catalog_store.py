@@ -21,9 +21,40 @@ def test_catalog_is_large_and_ids_unique(cat):
 
 @pytest.mark.parametrize(
     "family",
-    ["vgg", "resnet", "inception", "densenet", "efficientnet", "yolo", "detr", "unet", "deeplabv3plus", "bert",
-     "gpt2", "roberta", "distilbert", "xlnet", "wav2vec2", "deepspeech", "whisper", "convnext", "vit", "deit",
-     "swin", "dinov2", "clip", "siglip", "eva", "mobilenet", "efficientnet-lite", "minilm", "hubert"],
+    [
+        "vgg",
+        "resnet",
+        "inception",
+        "densenet",
+        "efficientnet",
+        "yolo",
+        "detr",
+        "unet",
+        "deeplabv3plus",
+        "bert",
+        "gpt2",
+        "roberta",
+        "distilbert",
+        "xlnet",
+        "wav2vec2",
+        "deepspeech",
+        "whisper",
+        "faster-rcnn",
+        "ssd",
+        "deeplabv3",
+        "convnext",
+        "vit",
+        "deit",
+        "swin",
+        "dinov2",
+        "clip",
+        "siglip",
+        "eva",
+        "mobilenet",
+        "efficientnet-lite",
+        "minilm",
+        "hubert",
+    ],
 )
 def test_every_family_users_name_is_present(cat, family):
     assert any(e.family == family for e in cat), family
@@ -54,7 +85,10 @@ def test_commercial_filter_excludes_non_commercial(cat):
 def test_filters_combine(cat):
     hits = cat.filter(Filters(modality="image", source="torchvision", max_params=10e6, probeable=True))
     assert hits
-    assert all(e.modality == "image" and e.source == "torchvision" and e.n_params <= 10e6 and e.probeable for e in hits)
+    assert all(
+        e.modality == "image" and e.source == "torchvision" and e.n_params <= 10e6 and e.probeable
+        for e in hits
+    )
 
 
 def test_non_probeable_entries_say_why(cat):
@@ -82,15 +116,23 @@ def test_sort_puts_unknown_last(cat):
     ranked = sort_entries(entries, "top1", descending=True)
     known = [e.imagenet_top1 for e in ranked if e.imagenet_top1 is not None]
     assert known == sorted(known, reverse=True)
-    tail = ranked[len(known):]
+    tail = ranked[len(known) :]
     assert all(e.imagenet_top1 is None for e in tail)
     with pytest.raises(UsageError):
         sort_entries(entries, "speed")
 
 
 def test_duplicate_ids_are_refused():
-    e = CatalogEntry(id="local:a", source="local", source_id="a", family="x", architecture="x", modality="image",
-                     task="image-classification", probeable=True)
+    e = CatalogEntry(
+        id="local:a",
+        source="local",
+        source_id="a",
+        family="x",
+        architecture="x",
+        modality="image",
+        task="image-classification",
+        probeable=True,
+    )
     with pytest.raises(CatalogError, match="duplicate"):
         Catalog([e, e])
 
@@ -101,8 +143,17 @@ def test_extra_entries_from_environment(tmp_path, monkeypatch):
     from advisor.catalog import store
 
     extra = tmp_path / "mine.jsonl"
-    e = CatalogEntry(id="local:my-net", source="local", source_id="/models/my.onnx", family="mine", architecture="mine",
-                     modality="image", task="image-feature-extraction", probeable=True, probe_note="ONNX file")
+    e = CatalogEntry(
+        id="local:my-net",
+        source="local",
+        source_id="/models/my.onnx",
+        family="mine",
+        architecture="mine",
+        modality="image",
+        task="image-feature-extraction",
+        probeable=True,
+        probe_note="ONNX file",
+    )
     extra.write_text(json.dumps(e.to_dict()) + "\n")
     monkeypatch.setenv(store.LOCAL_ENV, str(extra))
     assert load_catalog().get("local:my-net") == e
