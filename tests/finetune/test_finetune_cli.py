@@ -1,0 +1,105 @@
+"""`advisor finetune` through typer's CliRunner: JSON output, result.json, --resume, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from finetune_helpers import FakeLoadedModel, make_backbone
+from typer.testing import CliRunner
+
+import advisor.finetune as ft
+from advisor.cli.main import app
+
+
+@pytest.fixture
+def fake_model(monkeypatch):
+    """Route model ids starting with fake: to a tiny text model (the models layer is tested elsewhere)."""
+    real = ft.finetune
+
+    def patched(dataset, model_id, config=None, **kw):
+        if isinstance(model_id, str) and model_id.startswith("fake:"):
+            model_id = FakeLoadedModel(
+                model_id=model_id, modality="text", feature_dim=16, module=make_backbone()
+            )
+        return real(dataset, model_id, config, **kw)
+
+    monkeypatch.setattr(ft, "finetune", patched)
+
+
+def _csv(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = ["text,label"]
+    for label, ch in (("alpha", "a"), ("beta", "b"), ("gamma", "c")):
+        for _ in range(12):
+            rows.append(f"{ch * int(rng.integers(4, 8))}{''.join(rng.choice(list('defgh'), 3))},{label}")
+    p = tmp_path / "data.csv"
+    p.write_text("\n".join(rows) + "\n")
+    return p
+
+
+def test_cli_json_result_and_resume(tmp_path, fake_model):
+    data, out = _csv(tmp_path), tmp_path / "run"
+    args = [
+        "finetune",
+        "--data",
+        str(data),
+        "--model",
+        "fake:tiny",
+        "--unfreeze",
+        "last-1",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.05",
+        "--out",
+        str(out),
+        "--format",
+        "json",
+        "--no-progress",
+    ]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["model_id"] == "fake:tiny" and res["modality"] == "text" and res["unfreeze"] == "last-1"
+    assert res["val_accuracy"] >= 0.75 and len(res["val_accuracy_ci"]) == 2
+    assert res["config"]["lr"] == 0.05 and res["epochs_run"] == 3
+    assert json.loads((out / "result.json").read_text())["val_accuracy"] == res["val_accuracy"]
+    # same command again: refused with a hint; with --resume the finished run is returned as is
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 2 and "--resume" in again.output and "Traceback" not in again.output
+    resumed = CliRunner().invoke(app, [*args, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["val_accuracy"] == res["val_accuracy"]
+
+
+def test_cli_human_output_and_bad_unfreeze(tmp_path, fake_model):
+    data = _csv(tmp_path)
+    r = CliRunner().invoke(
+        app,
+        [
+            "finetune",
+            "--data",
+            str(data),
+            "--model",
+            "fake:tiny",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "h"),
+            "--no-progress",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert (
+        "Fine-tuning fake:tiny (head)" in r.stdout
+        and "Per epoch" in r.stdout
+        and "best checkpoint" in r.stdout
+    )
+    bad = CliRunner().invoke(
+        app, ["finetune", "--data", str(data), "--model", "fake:tiny", "--unfreeze", "middle"]
+    )
+    assert bad.exit_code == 2 and "invalid --unfreeze" in bad.output and "Traceback" not in bad.output
