@@ -141,3 +141,26 @@ def test_modality_override(tmp_path):
     assert {s.code for s in ds.skipped} == {"other-modality", "empty-class"}
     with pytest.raises(DatasetError, match="unknown modality"):
         load_dataset(tmp_path, modality="video")
+
+
+def test_threaded_header_scan_matches_serial(tmp_path, monkeypatch):
+    for i in range(70):
+        write_png(tmp_path / f"c{i % 3}" / f"{i}.png", size=(4 + i % 5, 4))
+    (tmp_path / "c0" / "bad.png").write_bytes(b"junk")
+    serial = load_dataset(tmp_path)
+    monkeypatch.setenv("ADVISOR_SCAN_THREADS", "4")
+    threaded = load_dataset(tmp_path)
+    assert threaded.samples == serial.samples and threaded.media_info == serial.media_info
+    assert threaded.skipped == serial.skipped and len(serial) == 70
+
+
+def test_stat_only_scan_defers_errors(tmp_path):
+    from advisor.data import SkipItem
+
+    write_png(tmp_path / "a" / "ok.png")
+    (tmp_path / "a" / "bad.png").write_bytes(b"junk")
+    ds = load_dataset(tmp_path, check_headers=False)
+    assert len(ds) == 2 and ds.media_info == {}
+    assert ds.fingerprint == load_dataset(tmp_path, check_headers=False).fingerprint
+    with pytest.raises(SkipItem):
+        load_image(next(s for s in ds.samples if s.id == "a/bad.png"))
