@@ -21,7 +21,13 @@ from torch.nn import functional as F
 
 from advisor.errors import AdvisorError, ResultsError, UsageError
 from advisor.finetune.config import EpochRecord, FinetuneConfig
-from advisor.finetune.unfreeze import UnfreezePlan, apply_unfreeze, build_param_groups, set_train_modes
+from advisor.finetune.unfreeze import (
+    UnfreezePlan,
+    apply_unfreeze,
+    build_param_groups,
+    freeze_unused,
+    set_train_modes,
+)
 from advisor.io import atomic_write, stable_hash
 
 STATE_FILE = "state.pt"
@@ -174,6 +180,22 @@ def _batches(n: int, batch_size: int, order: np.ndarray | None = None) -> list[l
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
+
+def _example_batch(task: TrainTask) -> tuple[torch.Tensor, ...] | None:
+    """Two preprocessed validation items (the first readable ones), to probe which parameters are used."""
+    items = []
+    for ref in task.val.items:
+        try:
+            items.append(task.load(ref))
+        except task.skip_errors:
+            continue
+        if len(items) == 2:
+            break
+    if not items:
+        return None
+    batch = task.preprocess(items)
+    return (batch,) if isinstance(batch, torch.Tensor) else tuple(batch)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -360,6 +382,14 @@ def train(
 
     plan = apply_unfreeze(task.backbone, task.blocks, config.unfreeze)
     task.backbone.to(device)
+    if not plan.frozen_backbone:
+        example = _example_batch(task)
+        if example is not None:
+            unused = freeze_unused(task.backbone, plan, tuple(t.to(device) for t in example))
+            if unused:
+                notes.append(
+                    f"{len(unused)} parameter tensors the features never use stay frozen ({unused[0]}, ...)"
+                )
     torch.manual_seed(config.seed)
     head = nn.Linear(task.feature_dim, n_classes).to(device)
     groups = build_param_groups(

@@ -163,3 +163,35 @@ def count_params(module: nn.Module, trainable_only: bool = False) -> int:
         if not trainable_only or p.requires_grad:
             seen[id(p)] = p.numel()
     return sum(seen.values())
+
+
+def freeze_unused(backbone: nn.Module, plan: UnfreezePlan, example: tuple[torch.Tensor, ...]) -> list[str]:
+    """Freeze trainable parameters that the feature forward never reaches (e.g. a source classifier kept on
+    the module for logits), so they are neither counted, optimised nor checkpointed.
+
+    Runs one forward/backward on ``example`` in eval mode (no BatchNorm statistics change, dropout off, so
+    the model's state and the RNG are untouched) and updates ``plan`` in place.
+
+    Returns:
+        The names of the parameters that were frozen.
+    """
+    if plan.frozen_backbone:
+        return []
+    was_training = backbone.training
+    backbone.eval()
+    named = [(n, p) for n, p in backbone.named_parameters() if p.requires_grad]
+    for _, p in named:
+        p.grad = None
+    with torch.enable_grad():
+        out = backbone(*example)
+        out.float().sum().backward()
+    unused = [n for n, p in named if p.grad is None]
+    for n, p in named:
+        p.grad = None
+        if n in unused:
+            p.requires_grad_(False)
+    backbone.train(was_training)
+    if unused:
+        plan.trainable = [n for n in plan.trainable if n not in set(unused)]
+        plan.state_keys = _state_keys(backbone)
+    return unused

@@ -87,3 +87,18 @@ def test_param_groups_have_discriminative_lrs_and_no_decay_on_biases():
     assert {
         g["name"] for g in build_param_groups(head, bb, lr=1e-3, backbone_lr_mult=0.1, weight_decay=0.0)
     } == {"head", "head_no_decay"}
+
+
+def test_parameters_the_features_never_use_stay_frozen():
+    from finetune_helpers import make_task
+
+    from advisor.finetune.config import FinetuneConfig
+    from advisor.finetune.loop import train
+
+    bb = make_backbone()
+    bb.classifier = nn.Linear(16, 1000)  # a source head kept on the module but not in the feature forward
+    out = train(make_task(bb), FinetuneConfig(unfreeze="last-1", epochs=1, batch_size=8))
+    assert "blocks.2.0.weight" in out.plan.trainable and "norm.weight" in out.plan.trainable
+    assert not any(n.startswith("classifier.") for n in out.plan.trainable)
+    assert not bb.classifier.weight.requires_grad
+    assert any("never use" in n for n in out.notes)
