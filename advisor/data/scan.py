@@ -112,6 +112,11 @@ def walk_files(root: Path) -> tuple[list[FoundFile], list[SkippedItem]]:
             if d.startswith(".") or d.lower() in IGNORED_DIRS:
                 continue
             full = os.path.join(dirpath, d)
+            if not _utf8_name(d):
+                skipped.append(
+                    SkippedItem(_printable(full), "folder name is not valid UTF-8; rename it", "bad-filename")
+                )
+                continue
             try:
                 dst = os.stat(full)
             except OSError as e:
@@ -136,10 +141,18 @@ def walk_files(root: Path) -> tuple[list[FoundFile], list[SkippedItem]]:
             if name.startswith("."):
                 continue
             full = os.path.join(dirpath, name)
+            if not _utf8_name(name):
+                # ids become cache keys and JSON: refuse names that cannot be encoded rather than fail later
+                skipped.append(
+                    SkippedItem(_printable(full), "file name is not valid UTF-8; rename it", "bad-filename")
+                )
+                continue
             try:
                 fst = os.stat(full)
             except OSError as e:
-                reason = "broken symlink" if os.path.islink(full) else f"cannot stat: {e.strerror or e}"
+                reason = (
+                    "broken or looping symlink" if os.path.islink(full) else f"cannot stat: {e.strerror or e}"
+                )
                 skipped.append(SkippedItem(full, reason, "unreadable"))
                 continue
             if not stat.S_ISREG(fst.st_mode):
@@ -151,6 +164,18 @@ def walk_files(root: Path) -> tuple[list[FoundFile], list[SkippedItem]]:
             files.append(FoundFile(rel, Path(full), fst.st_size, fst.st_mtime_ns, kind_from_ext(name)))
     files.sort(key=lambda f: f.rel)
     return files, skipped
+
+
+def _utf8_name(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _printable(path: str) -> str:
+    return os.fsencode(path).decode("utf-8", errors="replace")
 
 
 def sniff_unknown(files: list[FoundFile]) -> None:

@@ -61,7 +61,7 @@ class SkippedItem:
         code: a short machine-readable category (``zero-byte``, ``corrupt``, ``not-media``, ``too-large``,
             ``unreadable``, ``symlink-loop``, ``empty-class``, ``bad-encoding``, ``empty-text``, ``missing-label``,
             ``missing-file``, ``zero-length-audio``, ``silent-audio``, ``not-regular-file``, ``misplaced``,
-            ``other-modality``, ``bad-row``).
+            ``other-modality``, ``bad-row``, ``bad-filename``).
     """
 
     path: str
@@ -204,7 +204,9 @@ class Dataset:
 
 
 def _hash_json(obj: Any) -> str:
-    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8", "surrogatepass"
+    )
     return hashlib.sha256(blob).hexdigest()[:32]
 
 
@@ -217,6 +219,8 @@ def compute_fingerprint(modality: str, layout: str, records: Iterable[tuple[Any,
     h = hashlib.sha256()
     h.update(f"advisor-dataset-v1|{modality}|{layout}\n".encode())
     for rec in sorted(records, key=lambda r: r[0]):
-        h.update(json.dumps(list(rec), separators=(",", ":"), ensure_ascii=False).encode())
+        h.update(
+            json.dumps(list(rec), separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+        )
         h.update(b"\n")
     return h.hexdigest()[:32]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import zlib
@@ -269,3 +270,14 @@ def test_no_follow_into_loop_of_dirs(tmp_path):
     ds = load_dataset(tmp_path)  # must terminate
     assert {s.label for s in ds.samples} == {"a", "b"}
     assert len(ds.samples) <= 4
+
+
+def test_non_utf8_file_name_is_skipped(tmp_path):
+    write_png(tmp_path / "a" / "ok.png")
+    bad = os.path.join(os.fsencode(tmp_path / "a"), b"caf\xe9.png")
+    with open(bad, "wb") as fh:
+        fh.write((tmp_path / "a" / "ok.png").read_bytes())
+    ds = load_dataset(tmp_path)
+    assert [s.id for s in ds.samples] == ["a/ok.png"]
+    assert ds.skipped[0].code == "bad-filename" and ds.skipped[0].path.endswith("caf\ufffd.png")
+    json.dumps(profile_dataset(ds).to_dict(), ensure_ascii=False).encode()
