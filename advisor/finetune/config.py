@@ -195,6 +195,8 @@ class FinetuneResult:
     versions: dict[str, str | None]
     history: list[EpochRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    pretrained: bool = True
+    model_revision: str | None = None
     schema_version: int = 1
 
     def to_dict(self) -> dict[str, Any]:

@@ -354,6 +354,8 @@ def finetune(
         versions=library_versions(),
         history=out.history,
         notes=notes + out.notes,
+        pretrained=bool(getattr(model, "pretrained", True)),
+        model_revision=getattr(model, "revision", None),
     )
     if out_dir is not None:
         atomic_write_json(Path(out_dir) / RESULT_FILE, result.to_dict())
