@@ -261,6 +261,10 @@ def _detect_dir(req: ReadRequest) -> str:
         req.tables = _pick_tables(classified["text"], root, "text")
         req.modality = "text"
         return "split-table" if len(req.tables) > 1 or _split_of(req.tables[0].path.stem) else "table"
+    txt = [f for f in files if f.path.suffix.lower() == ".txt" and "/" in f.rel]
+    if txt and req.modality in (None, "text"):
+        req.modality = "text"
+        return "textfolder"
     if req.modality == "text" and top_tables:
         names = ", ".join(f.rel for f in top_tables[:5])
         raise DatasetError(
@@ -461,6 +465,63 @@ def _manifest_path_column(table: Table) -> str:
     raise DatasetError(
         f"{table.path}: no path column (columns: {', '.join(table.columns)})",
         hint=f"a manifest needs a column named one of: {', '.join(PATH_COLUMNS[:5])}",
+    )
+
+
+@register_reader("textfolder")
+def read_textfolder(req: ReadRequest) -> Dataset:
+    """Class subfolders of ``.txt`` files, one sample per file (optionally under train/ val/ test/, as aclImdb)."""
+    from advisor.data.tables import decode_text_file
+
+    txt = [f for f in req.files if f.path.suffix.lower() == ".txt"]
+    deep = [f.rel.split("/") for f in txt]
+    tops = {p[0] for p in deep if len(p) > 1}
+    split_layout = bool(tops) and all(_split_of(t) for t in tops) and any(len(p) > 2 for p in deep)
+    samples: list[Sample] = []
+    records = []
+    populated: dict[str, set[str]] = {}
+    for f in req.files:
+        parts = f.rel.split("/")
+        if f.path.suffix.lower() != ".txt":
+            skip = _other_file_skip(f, "text", len(parts) == 1)
+            if skip is not None and f.kind != "table":
+                req.skipped.append(skip)
+            continue
+        split, rest = (
+            (_split_of(parts[0]), parts[1:]) if split_layout and _split_of(parts[0]) else (None, parts)
+        )
+        if len(rest) < 2:
+            if len(parts) > 1:  # a notes file directly inside train/ is not a sample
+                req.skipped.append(
+                    SkippedItem(str(f.path), "not inside a class folder (label unknown)", "misplaced")
+                )
+            continue
+        try:
+            text = decode_text_file(f.path)
+        except DatasetError as e:
+            req.skipped.append(SkippedItem(str(f.path), e.message.split(": ", 1)[-1], "bad-encoding"))
+            continue
+        if not text.strip():
+            req.skipped.append(SkippedItem(str(f.path), "empty text file", "empty-text"))
+            continue
+        samples.append(Sample(f.rel, rest[0], f.path, text, split))
+        records.append(
+            (f.rel, rest[0], split, hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest())
+        )
+        populated.setdefault(parts[0] if split else "", set()).add(rest[0])
+    samples.sort(key=lambda s: id_sort_key(s.id))
+    for base in sorted(populated) if split_layout else [""]:
+        req.skipped.extend(
+            _empty_class_dirs(req.root / base if base else req.root, populated.get(base, set()))
+        )
+    return Dataset(
+        root=req.root,
+        modality="text",
+        samples=samples,
+        classes=sort_classes(s.label for s in samples),
+        skipped=req.skipped,
+        fingerprint=compute_fingerprint("text", "textfolder", records),
+        layout="textfolder",
     )
 
 

@@ -61,6 +61,24 @@ def _decode(path: Path, data: bytes) -> tuple[str, str]:
     return data.decode("utf-8", errors="surrogateescape").lstrip("\ufeff"), "utf-8 (with invalid bytes)"
 
 
+def decode_text_file(path: Path) -> str:
+    """The text of a whole file (UTF-8 with or without BOM, or UTF-16 with BOM).
+
+    Raises:
+        DatasetError: unreadable, binary or not UTF-8.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise DatasetError(
+            f"{path}: cannot read ({e.strerror or e})", hint="make the file readable"
+        ) from None
+    text, _ = _decode(path, data)
+    if _SURROGATE.search(text):
+        raise DatasetError(f"{path}: not valid UTF-8 text", hint="re-save the file as UTF-8")
+    return text
+
+
 def _bad_encoding_error(path: Path, n_bad: int, n: int) -> DatasetError:
     return DatasetError(
         f"{path}: {n_bad} of {n} rows are not valid UTF-8 text",

@@ -164,3 +164,23 @@ def test_stat_only_scan_defers_errors(tmp_path):
     assert ds.fingerprint == load_dataset(tmp_path, check_headers=False).fingerprint
     with pytest.raises(SkipItem):
         load_image(next(s for s in ds.samples if s.id == "a/bad.png"))
+
+
+def test_text_folder_of_txt_files(tmp_path):
+    for split in ("train", "test"):
+        for cls, words in (("pos", "great film"), ("neg", "dull plot")):
+            for i in range(2):
+                (tmp_path / split / cls).mkdir(parents=True, exist_ok=True)
+                (tmp_path / split / cls / f"{i}.txt").write_text(f"{words} {i}")
+    (tmp_path / "README").write_text("aclImdb-like")
+    (tmp_path / "train" / "urls.txt").write_text("http://x")
+    (tmp_path / "train" / "neg" / "bad.txt").write_bytes("caf\xe9".encode("latin-1"))
+    ds = load_dataset(tmp_path)
+    assert (ds.modality, ds.layout, ds.classes, ds.splits) == (
+        "text",
+        "textfolder",
+        ["neg", "pos"],
+        ["train", "test"],
+    )
+    assert len(ds) == 8 and ds.samples[0].text == "dull plot 0"
+    assert sorted(s.code for s in ds.skipped) == ["bad-encoding", "misplaced"]
