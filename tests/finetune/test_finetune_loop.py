@@ -146,3 +146,45 @@ def test_frozen_backbone_without_augmentation_caches_features_with_the_same_resu
     assert n_items == len(t.train.items) + len(t.val.items)  # each item through the backbone once
     assert [h.val_accuracy for h in cached.history] == [h.val_accuracy for h in direct.history]
     torch.testing.assert_close(cached.head.weight, direct.head.weight, rtol=0, atol=1e-5)
+
+
+def test_sigkill_mid_run_leaves_a_resumable_state(tmp_path):
+    """A real kill (SIGKILL, no cleanup) during epoch 2; resuming in a new process matches an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    helpers = Path(__file__).parent
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys, time, torch\n"
+        f"sys.path.insert(0, {str(helpers)!r})\n"
+        "torch.set_num_threads(1)\n"
+        "from finetune_helpers import make_task\n"
+        "from advisor.finetune.config import FinetuneConfig\n"
+        "from advisor.finetune.loop import train\n"
+        "def slow(e):\n"
+        "    if e['event'] == 'step' and e['epoch'] == 2:\n"
+        "        time.sleep(60)\n"
+        f"train(make_task(), FinetuneConfig(unfreeze='last-1', epochs=3, batch_size=8, lr=0.05, patience=0, seed=3),"
+        f" out_dir={str(tmp_path / 'killed')!r}, callback=slow)\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stderr=subprocess.PIPE)
+    state = tmp_path / "killed" / STATE_FILE
+    deadline = time.monotonic() + 60
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # now inside epoch 2's sleep
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    assert load_state(state)["epoch"] == 1
+    resumed = train(make_task(), _cfg(epochs=3), out_dir=tmp_path / "killed", resume=True)
+    full = train(make_task(), _cfg(epochs=3))
+    assert resumed.resumed_from_epoch == 1
+    assert [h.val_accuracy for h in resumed.history] == [h.val_accuracy for h in full.history]
+    torch.testing.assert_close(resumed.head.weight, full.head.weight, rtol=0, atol=1e-6)
