@@ -92,6 +92,10 @@ def compute_scores(
 
     Raises:
         ScoreError: on invalid inputs (shapes, NaN) or unknown metric names.
+
+    Note: bootstrap replicates contain duplicated rows, which flatters fit-based scores (LogME, SFDA, kNN), so
+    the interval can sit beside the point value; use it to compare models on the same replicates' spread, not as
+    an unbiased interval for the value itself.
     """
     names = resolve_metrics(metrics)
     options = options or {}
@@ -140,6 +144,10 @@ def load_score_inputs(path: str | Path) -> dict[str, np.ndarray]:
     p = Path(path)
     if not p.is_file():
         raise ScoreError(f"{p}: file not found", hint="pass an .npz with features and labels")
+    if not zipfile.is_zipfile(p):
+        raise ScoreError(
+            f"{p}: not an .npz (zip) file", hint="create it with np.savez(path, features=..., labels=...)"
+        )
     try:
         with np.load(p, allow_pickle=False) as z:
             keys = set(z.files)

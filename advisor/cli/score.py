@@ -1,0 +1,71 @@
+"""`advisor score FILE.npz`: transferability scores of one model's features on a labelled target set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from advisor.cli._output import DebugOption, FormatOption, OutputFormat, emit, handle_errors, stdout_console
+
+
+def register(app: typer.Typer) -> None:
+    app.command("score", help="Transferability scores (LogME, LEEP, SFDA, ...) from saved features (.npz).")(
+        score_cmd
+    )
+
+
+def _human(data: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title="Transferability scores", title_justify="left", header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("better", justify="center")
+    table.add_column("95% CI", justify="right")
+    table.add_column("time (s)", justify="right")
+    table.add_column("note")
+    for name, r in data.items():
+        val = "—" if r["value"] is None else f"{r['value']:.4g}"
+        ci = "—" if r["ci"] is None else f"[{r['ci'][0]:.4g}, {r['ci'][1]:.4g}]"
+        sec = "—" if r["seconds"] is None else f"{r['seconds']:.3f}"
+        table.add_row(name, val, "↑" if r["higher_is_better"] else "↓", ci, sec, r["reason"] or "")
+    stdout_console().print(table)
+
+
+def score_cmd(
+    file: Annotated[
+        Path, typer.Argument(help="An .npz with features (N, D), labels (N,), optional logits/probs.")
+    ],
+    metrics: Annotated[
+        str, typer.Option("--metrics", "-m", help="Comma-separated metric names, or 'all'.")
+    ] = "all",
+    bootstrap: Annotated[
+        int,
+        typer.Option(
+            "--bootstrap", min=0, help="Stratified bootstrap replicates for a 95% interval (0: none)."
+        ),
+    ] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for bootstrap and seeded metric steps.")] = 0,
+    device: Annotated[str, typer.Option("--device", help="torch device: cpu, cuda, cuda:1, mps.")] = "cpu",
+    fmt: FormatOption = OutputFormat.human,
+    debug: DebugOption = False,
+) -> None:
+    """Compute transferability scores from an .npz of features and labels."""
+    with handle_errors(debug):
+        from advisor.scores.api import score_file
+
+        results = score_file(file, metrics=metrics, device=device, bootstrap=bootstrap, seed=seed)
+        data = {
+            name: {
+                "value": r.value,
+                "higher_is_better": r.higher_is_better,
+                "applicable": r.applicable,
+                "reason": r.reason,
+                "ci": list(r.ci) if r.ci is not None else None,
+                "seconds": r.seconds,
+            }
+            for name, r in results.items()
+        }
+        emit(data, fmt, _human)
