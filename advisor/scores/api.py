@@ -160,10 +160,12 @@ def load_score_inputs(path: str | Path) -> dict[str, np.ndarray]:
             out = {k: z[k] for k in ("features", "labels", "logits", "probs") if k in keys}
     except ScoreError:
         raise
-    except ValueError as e:  # object arrays refuse to load without pickle
+    except ValueError:  # object arrays refuse to load without pickle
         raise ScoreError(
-            f"{p}: cannot read arrays without pickle ({e})", hint="store plain numeric arrays"
+            f"{p}: holds object arrays, which are never loaded (no pickle)", hint="store plain numeric arrays"
         ) from None
+    except KeyError as e:
+        raise ScoreError(f"{p}: unreadable member {e}", hint="recreate it with np.savez") from None
     except (zipfile.BadZipFile, OSError, EOFError) as e:
         raise ScoreError(
             f"{p}: not a readable .npz file ({type(e).__name__})", hint="create it with np.savez"
