@@ -277,6 +277,8 @@ def finetune(
     else:
         model = model_id
         device = _resolve(config.device)
+        if callable(getattr(model, "to", None)):
+            model.to(device)  # keep LoadedModel.device in step with where the module trains
     module = trainable_module(model)
     if dataset.modality != model.modality:
         raise UsageError(
