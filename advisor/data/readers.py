@@ -233,14 +233,16 @@ def _detect_dir(req: ReadRequest) -> str:
 
     top_tables = [f for f in files if f.kind == "table" and "/" not in f.rel]
     classified: dict[str, list[Table]] = {"manifest": [], "text": []}
+    errors: list[DatasetError] = []
     for f in top_tables:
         if req.modality in ("image", "audio") and f.path.suffix.lower() == ".json":
             continue
         try:
             table = read_table(f.path)
-        except DatasetError:
-            if len(top_tables) == 1 and not any(x.kind in ("image", "audio") for x in files):
-                raise
+        except DatasetError as e:
+            if _split_of(f.path.stem):
+                raise  # train.csv / test.csv are the data: say which one is broken
+            errors.append(e)  # e.g. a categories.json list beside the data: not a table of samples
             continue
         what = _classify_table(table, req)
         if what:
@@ -261,6 +263,8 @@ def _detect_dir(req: ReadRequest) -> str:
         req.tables = _pick_tables(classified["text"], root, "text")
         req.modality = "text"
         return "split-table" if len(req.tables) > 1 or _split_of(req.tables[0].path.stem) else "table"
+    if errors and (req.modality == "text" or not media):
+        raise errors[0]
     txt = [f for f in files if f.path.suffix.lower() == ".txt" and "/" in f.rel]
     if txt and req.modality in (None, "text"):
         req.modality = "text"

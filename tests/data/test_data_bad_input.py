@@ -281,3 +281,10 @@ def test_non_utf8_file_name_is_skipped(tmp_path):
     assert [s.id for s in ds.samples] == ["a/ok.png"]
     assert ds.skipped[0].code == "bad-filename" and ds.skipped[0].path.endswith("caf\ufffd.png")
     json.dumps(profile_dataset(ds).to_dict(), ensure_ascii=False).encode()
+
+
+def test_broken_split_table_is_named(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\na,x\nb,y\n")
+    (tmp_path / "test.csv").write_bytes("text,label\ncafé,x\nthé,y\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match="test.csv"):
+        load_dataset(tmp_path)
