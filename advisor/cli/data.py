@@ -27,6 +27,9 @@ LabelColOpt = Annotated[
 SplitOpt = Annotated[str | None, typer.Option("--split", help="Only this split: train, val or test.")]
 
 
+MAX_CLASS_ROWS = 40
+
+
 def register(app: typer.Typer) -> None:
     """Add the `data` command group to the root app."""
     app.add_typer(data_app, name="data")
@@ -130,12 +133,20 @@ def _render_profile(p) -> None:
         for sp in p.split_class_counts:
             t.add_column(f"{sp}", justify="right")
         total = max(p.n_samples, 1)
-        for c, n in p.class_counts.items():
+        items = list(p.class_counts.items())
+        if len(items) > MAX_CLASS_ROWS:  # many classes: the largest and the smallest tell the story
+            ranked = sorted(items, key=lambda kv: -kv[1])
+            half = MAX_CLASS_ROWS // 2
+            items = ranked[:half] + [None] + ranked[-half:]
+            t.caption = f"{len(p.class_counts) - 2 * half} classes not shown; --format json lists all"
+        for item in items:
+            if item is None:
+                t.add_row("…", "", "", *["" for _ in p.split_class_counts])
+                continue
+            c, n = item
             style = "yellow" if n <= 1 else ""
-            cells = [c, str(n), f"{100 * n / total:.1f}"] + [
-                str(p.split_class_counts[sp][c]) for sp in p.split_class_counts
-            ]
-            t.add_row(*cells, style=style)
+            splits = [str(p.split_class_counts[sp][c]) for sp in p.split_class_counts]
+            t.add_row(c, str(n), f"{100 * n / total:.1f}", *splits, style=style)
         con.print(t)
 
     stats = Table(title="Sizes", title_justify="left", header_style="bold")
@@ -163,19 +174,24 @@ def _render_profile(p) -> None:
         extra = [("duplicates", p.text["n_duplicates"])]
     if stats.row_count:
         con.print(stats)
-        con.print(_kv_table("Media", extra))
+        con.print(_kv_table("Details", extra))
 
     if p.skipped:
         t = Table(title=f"Skipped ({p.n_skipped})", title_justify="left", header_style="bold")
         t.add_column("path", overflow="fold")
         t.add_column("reason", overflow="fold")
         for s in p.skipped[:20]:
-            t.add_row(s["path"], s["reason"])
+            t.add_row(_rel(s["path"], p.root), s["reason"])
         if p.n_skipped > 20:
             t.caption = f"{p.n_skipped - 20} more; use --format json for the full list (first 100)"
         con.print(t)
     for w in p.warnings:
         con.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
+def _rel(path: str, root: str) -> str:
+    prefix = root.rstrip("/") + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else path
 
 
 def _render_sample(r: dict) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from advisor.data.scan import max_image_pixels
+from advisor.data.scan import _short, max_image_pixels
 from advisor.data.types import Sample, SkipItem
 from advisor.errors import DatasetError
 
@@ -83,8 +83,7 @@ def load_image(sample: Sample | str | os.PathLike) -> Image.Image:
     except MemoryError:
         raise SkipItem(path, "not enough memory to decode this image", "too-large") from None
     except Exception as e:  # noqa: BLE001 - any decoder error (truncated, corrupt, unsupported) skips the item
-        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise SkipItem(path, f"cannot decode image: {msg}", "corrupt") from None
+        raise SkipItem(path, f"cannot decode image: {_short(e, path)}", "corrupt") from None
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
@@ -163,8 +162,7 @@ def load_audio(sample: Sample | str | os.PathLike, sample_rate: int) -> np.ndarr
     except Exception as e:  # noqa: BLE001 - libsndfile errors: corrupt/truncated/unsupported
         if not path.exists():
             raise SkipItem(path, "file not found", "missing-file") from None
-        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise SkipItem(path, f"cannot decode audio: {msg}", "corrupt") from None
+        raise SkipItem(path, f"cannot decode audio: {_short(e, path)}", "corrupt") from None
     if data.shape[0] == 0:
         raise SkipItem(path, "zero-length audio (no samples)", "zero-length-audio")
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]

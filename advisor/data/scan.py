@@ -211,7 +211,7 @@ def check_image_header(path: Path) -> dict[str, Any]:
     except Image.DecompressionBombError as e:
         raise SkipItem(path, f"image too large (decompression-bomb guard): {e}", "too-large") from None
     except Exception as e:  # noqa: BLE001 - any decoder failure means "not a usable image"
-        raise SkipItem(path, f"not a readable image: {_short(e)}", "corrupt") from None
+        raise SkipItem(path, f"not a readable image: {_short(e, path)}", "corrupt") from None
     if w <= 0 or h <= 0:
         raise SkipItem(path, f"image has an empty size {w}x{h}", "corrupt")
     if w * h > limit:
@@ -239,16 +239,18 @@ def check_audio_header(path: Path) -> dict[str, Any]:
     except PermissionError as e:
         raise SkipItem(path, f"permission denied: {e.strerror or e}", "unreadable") from None
     except Exception as e:  # noqa: BLE001 - libsndfile raises its own error types
-        raise SkipItem(path, f"not a readable audio file: {_short(e)}", "corrupt") from None
+        raise SkipItem(path, f"not a readable audio file: {_short(e, path)}", "corrupt") from None
     frames = int(info.frames) if info.frames is not None else 0
     if frames <= 0 or info.samplerate <= 0:
         raise SkipItem(path, "zero-length audio (no samples)", "zero-length-audio")
     return {"sample_rate": int(info.samplerate), "frames": frames, "channels": int(info.channels)}
 
 
-def _short(e: BaseException) -> str:
+def _short(e: BaseException, path: Path | None = None) -> str:
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    # libsndfile/PIL messages often repeat the path; keep the line short.
+    if path is not None:  # libsndfile/PIL messages repeat the path, which the skip record already names
+        for form in (f" {str(path)!r}", f" '{path}'", f" {path}", f"Error opening {str(path)!r}: "):
+            msg = msg.replace(form, "")
     return msg[:200]
 
 
