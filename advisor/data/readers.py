@@ -12,6 +12,7 @@ from pathlib import Path
 
 from advisor.data.scan import (
     FoundFile,
+    _utf8_name,
     check_headers,
     is_doc_file,
     kind_from_ext,
@@ -338,12 +339,8 @@ def _media_dataset(
         (s.id, s.label, s.split, fmap[s.id].size, fmap[s.id].mtime_ns, fp_extra.get(s.id, ""))
         for s in samples
     ]
-    labels = [s.label for s in samples if s.label is not None]
-    classes = sort_classes(labels) if labels and len(labels) == len(samples) else []
-    if labels and len(labels) != len(
-        samples
-    ):  # manifests with some unlabelled rows: keep the labelled classes
-        classes = sort_classes(labels)
+    # classes come from the labelled samples (a manifest may also hold unlabelled rows: label index -1)
+    classes = sort_classes(s.label for s in samples if s.label is not None)
     return Dataset(
         root=req.root,
         modality=kind,
@@ -369,20 +366,20 @@ def _other_file_skip(f: FoundFile, kind: str, toplevel: bool) -> SkippedItem | N
     return SkippedItem(str(f.path), f"not an {kind} file", "not-media")
 
 
-def _empty_class_dirs(base: Path, populated: set[str]) -> list[SkippedItem]:
-    out = []
+def _empty_class_dirs(base: Path, populated: set[str], already: set[str]) -> list[SkippedItem]:
+    out: list[SkippedItem] = []
     try:
         entries = sorted(os.scandir(base), key=lambda e: e.name)
     except OSError:
         return out
     for e in entries:
-        if e.name.startswith(".") or e.name.lower() in ("__macosx", "__pycache__"):
-            continue
+        if e.name.startswith(".") or e.name.lower() in ("__macosx", "__pycache__") or not _utf8_name(e.name):
+            continue  # hidden, or already reported by the walk
         try:
             is_dir = e.is_dir()
         except OSError:
             continue
-        if is_dir and e.name not in populated:
+        if is_dir and e.name not in populated and e.path not in already:
             out.append(SkippedItem(e.path, "empty class folder: no valid files in it", "empty-class"))
     return out
 
@@ -452,8 +449,9 @@ def _read_folder(req: ReadRequest, split_layout: bool) -> Dataset:
             {f.rel.split("/")[0] for f in req.files if "/" in f.rel and _split_of(f.rel.split("/")[0])}
         )
     for base in bases:
+        already = {s.path for s in ds.skipped}
         ds.skipped.extend(
-            _empty_class_dirs(req.root / base if base else req.root, populated.get(base, set()))
+            _empty_class_dirs(req.root / base if base else req.root, populated.get(base, set()), already)
         )
     return ds
 
@@ -515,8 +513,9 @@ def read_textfolder(req: ReadRequest) -> Dataset:
         populated.setdefault(parts[0] if split else "", set()).add(rest[0])
     samples.sort(key=lambda s: id_sort_key(s.id))
     for base in sorted(populated) if split_layout else [""]:
+        already = {s.path for s in req.skipped}
         req.skipped.extend(
-            _empty_class_dirs(req.root / base if base else req.root, populated.get(base, set()))
+            _empty_class_dirs(req.root / base if base else req.root, populated.get(base, set()), already)
         )
     return Dataset(
         root=req.root,
