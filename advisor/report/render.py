@@ -1,0 +1,492 @@
+"""Renderers of a `RecommendResults`: markdown, CSV, JSON and a single-file HTML report with inline SVG plots.
+
+Every renderer is a pure function of the stored results: re-rendering never recomputes anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from advisor.recommend.results import RESULTS_FILE, CandidateResult, RecommendResults
+from advisor.report.svg import Point, hbars, scatter
+
+FORMATS = ("md", "csv", "json", "html")
+
+
+# ----------------------------------------------------------------------------------------------- formatting
+def pct(v: float | None, digits: int = 1) -> str:
+    """A fraction as a percentage string ('-' for unknown)."""
+    return "-" if v is None or not math.isfinite(v) else f"{100 * v:.{digits}f}"
+
+
+def acc_with_ci(c: CandidateResult) -> str:
+    """'91.2 ± 0.8' (half-width of the 95 % interval) or '-'."""
+    p = c.probe
+    if not p or p.get("accuracy") is None:
+        return "-"
+    lo, hi = p.get("accuracy_ci") or (None, None)
+    if lo is None or hi is None:
+        return pct(p["accuracy"])
+    return f"{pct(p['accuracy'])} ± {100 * (hi - lo) / 2:.1f}"
+
+
+def num(v: Any, fmt: str = "{:.1f}") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return fmt.format(v)
+
+
+def params_m(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1e6:.1f}"
+
+
+def latency_cell(c: CandidateResult) -> str:
+    b = c.bench
+    if not b or b.get("latency_ms_p50") is None:
+        return "-"
+    return f"{b['latency_ms_p50']:.1f}"
+
+
+def dataset_name(r: RecommendResults) -> str:
+    return str(r.dataset.get("name") or Path(str(r.dataset.get("root", "dataset"))).name)
+
+
+def latency_batch(r: RecommendResults) -> int | None:
+    for c in r.candidates:
+        if c.bench and c.bench.get("batch_size") is not None:
+            return int(c.bench["batch_size"])
+    return r.config.get("latency_batch_size")
+
+
+# ----------------------------------------------------------------------------------------------- markdown
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    def cell(s: str) -> str:
+        return str(s).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(x) for x in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def ranked_rows(r: RecommendResults) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the main ranking table (shared by markdown and HTML)."""
+    bs = latency_batch(r)
+    header = [
+        "Rank",
+        "Model",
+        "Probe acc (%, 95% CI)",
+        "Macro-F1 (%)",
+        "Predicted score",
+        f"Latency p50 (ms, batch {bs})" if bs else "Latency p50 (ms)",
+        "Peak mem (MB)",
+        "Params (M)",
+        "License",
+        "Pareto",
+        "Tie group",
+        "Reason",
+    ]
+    rows = []
+    for c in r.ranked:
+        rows.append(
+            [
+                str(c.rank),
+                c.model_id,
+                acc_with_ci(c),
+                pct((c.probe or {}).get("macro_f1")),
+                num(c.predicted.get("score"), "{:+.2f}"),
+                latency_cell(c),
+                num(c.memory_mb),
+                params_m(c.n_params),
+                c.license or c.license_class or "-",
+                "yes" if c.pareto else "",
+                "-" if c.tie_group is None else str(c.tie_group),
+                c.reasons[0] if c.reasons else "",
+            ]
+        )
+    return header, rows
+
+
+def other_rows(r: RecommendResults) -> tuple[list[str], list[list[str]]]:
+    header = ["Model", "Status", "Stage", "Predicted score", "Why"]
+    rows = []
+    for c in r.candidates:
+        if c.rank is not None:
+            continue
+        why = c.error or (c.reasons[0] if c.reasons else "")
+        rows.append([c.model_id, c.status, c.stage, num(c.predicted.get("score"), "{:+.2f}"), why])
+    return header, rows
+
+
+def score_rows(r: RecommendResults) -> tuple[list[str], list[list[str]]]:
+    names: list[str] = []
+    for c in r.candidates:
+        for k in c.scores:
+            if k not in names:
+                names.append(k)
+    header = ["Model", *names]
+    rows = []
+    for c in r.candidates:
+        if not c.scores:
+            continue
+        row = [c.model_id]
+        for k in names:
+            s = c.scores.get(k) or {}
+            row.append(num(s.get("value"), "{:.4g}") if s.get("applicable", True) else "n/a")
+        rows.append(row)
+    return header, rows
+
+
+def render_markdown(r: RecommendResults) -> str:
+    """The report as GitHub-flavoured markdown."""
+    out = [f"# advisor recommend: {dataset_name(r)}", ""]
+    w = r.winner
+    if w:
+        out += [f"**Recommendation: `{w.model_id}`** — {w.reasons[0] if w.reasons else ''}", ""]
+    else:
+        out += ["**No candidate could be ranked.** See the notes below.", ""]
+    if r.advice:
+        out += [f"**Strategy:** {r.advice.get('summary', r.advice.get('strategy', ''))}", ""]
+    d = r.dataset
+    out += [
+        f"Dataset `{d.get('root')}`: {d.get('modality')}, {d.get('n_samples')} samples, {d.get('n_classes')} classes, "
+        f"fingerprint `{d.get('fingerprint')}`; subsample of {(d.get('subsample') or {}).get('n')} for scores and "
+        "probes.",
+        "",
+        "## Ranking",
+        "",
+    ]
+    h, rows = ranked_rows(r)
+    out += [_md_table(h, rows) if rows else "_no ranked candidates_", ""]
+    h, rows = other_rows(r)
+    if rows:
+        out += ["## Other candidates", "", _md_table(h, rows), ""]
+    h, rows = score_rows(r)
+    if rows:
+        out += ["## Transferability scores", "", _md_table(h, rows), ""]
+    if r.advice:
+        out += ["## Strategy advice", "", r.advice.get("summary", ""), ""]
+        ev = r.advice.get("evidence") or {}
+        if ev:
+            out += [_md_table(["Evidence", "Value"], [[k, _short(v)] for k, v in ev.items()]), ""]
+        th = r.advice.get("thresholds") or {}
+        if th:
+            out += ["Thresholds: " + ", ".join(f"{k} = {_short(v)}" for k, v in th.items()), ""]
+    if w and w.probe and w.probe.get("per_class_accuracy"):
+        classes = d.get("classes") or []
+        pcs = w.probe["per_class_accuracy"]
+        rows = [[classes[i] if i < len(classes) else str(i), pct(a)] for i, a in enumerate(pcs)]
+        out += [
+            f"## Per-class accuracy of `{w.model_id}` (out-of-fold)",
+            "",
+            _md_table(["Class", "Acc (%)"], rows),
+            "",
+        ]
+    if r.weights:
+        out += [
+            "## How the predicted ranking is combined",
+            "",
+            "Weights (provisional, not yet tuned by the ranking-quality benchmark): "
+            + ", ".join(
+                f"{k} = {v}" for k, v in (r.weights.get("weights") or r.weights).items() if k != "note"
+            ),
+            "",
+        ]
+    if r.notes:
+        out += ["## Notes", ""] + [f"- {n}" for n in r.notes] + [""]
+    out += ["## Run", ""]
+    cfg_rows = [[k, _short(v)] for k, v in r.config.items()]
+    out += [_md_table(["Option", "Value"], cfg_rows), ""]
+    hw = ", ".join(f"{k}: {_short(v)}" for k, v in r.hardware.items() if k != "key")
+    vs = ", ".join(f"{k} {v}" for k, v in r.versions.items())
+    out += [
+        f"Hardware: {hw}",
+        "",
+        f"Versions: {vs}",
+        "",
+        f"Created {r.created_utc} by advisor {r.advisor_version}.",
+    ]
+    tm = ", ".join(f"{k} {v:.1f} s" for k, v in r.timings.items() if isinstance(v, (int, float)))
+    if tm:
+        out += ["", f"Timings: {tm}."]
+    return "\n".join(out) + "\n"
+
+
+def _short(v: Any, n: int = 120) -> str:
+    s = v if isinstance(v, str) else repr(v) if not isinstance(v, (int, float, type(None))) else str(v)
+    if isinstance(v, float):
+        s = f"{v:.4g}"
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+# ----------------------------------------------------------------------------------------------- CSV
+CSV_COLUMNS = (
+    "rank",
+    "model_id",
+    "status",
+    "stage",
+    "probe_accuracy",
+    "probe_accuracy_ci_low",
+    "probe_accuracy_ci_high",
+    "probe_macro_f1",
+    "predicted_score",
+    "predicted_rank",
+    "predicted_uncertainty",
+    "latency_ms_p50",
+    "latency_ms_p90",
+    "latency_batch_size",
+    "peak_memory_mb",
+    "n_params",
+    "gmacs",
+    "imagenet_top1",
+    "license",
+    "license_class",
+    "pretrain_data",
+    "pareto",
+    "tie_group",
+    "reason",
+    "error",
+)
+
+
+def render_csv(r: RecommendResults) -> str:
+    """One row per candidate (ranked first); accuracies are fractions; one `score_<name>` column per score."""
+    names: list[str] = []
+    for c in r.candidates:
+        for k in c.scores:
+            if k not in names:
+                names.append(k)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([*CSV_COLUMNS, *(f"score_{n}" for n in names)])
+    order = r.ranked + [c for c in r.candidates if c.rank is None]
+    for c in order:
+        p = c.probe or {}
+        ci = p.get("accuracy_ci") or (None, None)
+        b = c.bench or {}
+        row = [
+            c.rank,
+            c.model_id,
+            c.status,
+            c.stage,
+            p.get("accuracy"),
+            ci[0],
+            ci[1],
+            p.get("macro_f1"),
+            c.predicted.get("score"),
+            c.predicted.get("rank"),
+            c.predicted.get("uncertainty"),
+            b.get("latency_ms_p50"),
+            b.get("latency_ms_p90"),
+            b.get("batch_size"),
+            b.get("peak_memory_mb"),
+            c.n_params,
+            c.gmacs,
+            c.imagenet_top1,
+            c.license,
+            c.license_class,
+            c.pretrain_data,
+            c.pareto,
+            c.tie_group,
+            c.reasons[0] if c.reasons else "",
+            c.error or "",
+        ]
+        row += [(c.scores.get(n) or {}).get("value") for n in names]
+        w.writerow(["" if v is None else v for v in row])
+    return buf.getvalue()
+
+
+def render_json(r: RecommendResults) -> str:
+    """The results record as indented JSON (the results.json format)."""
+    from advisor.cli._output import dumps
+
+    return dumps(r.to_dict()) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------- plots
+def plot_accuracy_vs_latency(r: RecommendResults) -> str:
+    pts = []
+    front = []
+    for c in r.candidates:
+        if c.probe_accuracy is None or c.latency_ms is None:
+            continue
+        pts.append(Point(c.latency_ms, 100 * c.probe_accuracy, c.model_id, highlight=c.rank == 1))
+        if c.pareto:
+            front.append((c.latency_ms, 100 * c.probe_accuracy))
+    bs = latency_batch(r)
+    return scatter(
+        pts,
+        title="Probe accuracy vs latency (red line: Pareto front)",
+        x_label=f"latency p50 (ms, batch {bs}, log scale)",
+        y_label="probe accuracy (%)",
+        log_x=True,
+        front=front or None,
+    )
+
+
+def plot_score_agreement(r: RecommendResults) -> str:
+    pts = [
+        Point(c.predicted["score"], 100 * c.probe_accuracy, c.model_id, highlight=c.rank == 1)
+        for c in r.candidates
+        if c.probe_accuracy is not None and c.predicted.get("score") is not None
+    ]
+    note = None
+    if len(pts) >= 3:
+        from advisor.recommend.ranking import spearman
+
+        rho = spearman([p.x for p in pts], [p.y for p in pts])
+        note = f"Spearman rho = {rho:.2f} over {len(pts)} probed models" if rho is not None else None
+    return scatter(
+        pts,
+        title="Predicted score vs measured probe accuracy",
+        x_label="combined predicted score (z units)",
+        y_label="probe accuracy (%)",
+        note=note,
+    )
+
+
+def plot_per_class(r: RecommendResults) -> str:
+    w = r.winner
+    classes = r.dataset.get("classes") or []
+    items = []
+    if w and w.probe and w.probe.get("per_class_accuracy"):
+        for i, a in enumerate(w.probe["per_class_accuracy"]):
+            if a is not None:
+                items.append((classes[i] if i < len(classes) else str(i), 100 * a))
+        items.sort(key=lambda t: t[1])
+    return hbars(
+        items,
+        title=f"Per-class accuracy of {w.model_id if w else '-'} (out-of-fold)",
+        x_label="accuracy (%)",
+        x_max=100.0,
+    )
+
+
+def plot_dataset_profile(r: RecommendResults) -> str:
+    prof = r.dataset.get("profile") or {}
+    counts = prof.get("class_counts") or r.dataset.get("class_counts") or {}
+    if isinstance(counts, list):
+        classes = r.dataset.get("classes") or []
+        counts = {classes[i] if i < len(classes) else str(i): v for i, v in enumerate(counts)}
+    items = sorted(((str(k), float(v)) for k, v in counts.items()), key=lambda t: -t[1])[:40]
+    return hbars(items, title="Dataset profile: samples per class", x_label="samples", value_fmt="{:.0f}")
+
+
+# ----------------------------------------------------------------------------------------------- HTML
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#111827;line-height:1.45}
+table{border-collapse:collapse;margin:1em 0;font-size:13px}th,td{border:1px solid #d1d5db;padding:4px 8px;
+text-align:left;vertical-align:top}th{background:#f3f4f6}tr.win td{background:#ecfdf5}
+code{background:#f3f4f6;padding:1px 4px;border-radius:3px}.plots{display:flex;flex-wrap:wrap;gap:16px}
+.plots figure{margin:0}.note{color:#4b5563;font-size:13px}
+"""
+
+
+def _html_table(header: list[str], rows: list[list[str]], win_first: bool = False) -> str:
+    h = "".join(f"<th>{escape(x)}</th>" for x in header)
+    body = []
+    for i, row in enumerate(rows):
+        cls = ' class="win"' if win_first and i == 0 else ""
+        body.append(f"<tr{cls}>" + "".join(f"<td>{escape(str(x))}</td>" for x in row) + "</tr>")
+    return f"<table><thead><tr>{h}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def render_html(r: RecommendResults) -> str:
+    """A single self-contained HTML file (inline CSS and SVG; no scripts, no external links)."""
+    name = escape(dataset_name(r))
+    w = r.winner
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>advisor recommend: {name}</title><style>{_CSS}</style></head><body>",
+        f"<h1>advisor recommend: {name}</h1>",
+    ]
+    if w:
+        reason = escape(w.reasons[0]) if w.reasons else ""
+        parts.append(f"<p><strong>Recommendation: <code>{escape(w.model_id)}</code></strong> — {reason}</p>")
+    else:
+        parts.append("<p><strong>No candidate could be ranked.</strong> See the notes below.</p>")
+    if r.advice:
+        parts.append(f"<p><strong>Strategy:</strong> {escape(str(r.advice.get('summary', '')))}</p>")
+    d = r.dataset
+    parts.append(
+        f"<p class='note'>Dataset <code>{escape(str(d.get('root')))}</code>: {escape(str(d.get('modality')))}, "
+        f"{d.get('n_samples')} samples, {d.get('n_classes')} classes, fingerprint "
+        f"<code>{escape(str(d.get('fingerprint')))}</code>.</p>"
+    )
+    parts.append("<h2>Ranking</h2>")
+    h, rows = ranked_rows(r)
+    parts.append(_html_table(h, rows, win_first=True) if rows else "<p>No ranked candidates.</p>")
+    parts.append("<h2>Plots</h2><div class='plots'>")
+    for svg in (
+        plot_accuracy_vs_latency(r),
+        plot_score_agreement(r),
+        plot_per_class(r),
+        plot_dataset_profile(r),
+    ):
+        parts.append(f"<figure>{svg}</figure>")
+    parts.append("</div>")
+    h, rows = other_rows(r)
+    if rows:
+        parts += ["<h2>Other candidates</h2>", _html_table(h, rows)]
+    h, rows = score_rows(r)
+    if rows:
+        parts += ["<h2>Transferability scores</h2>", _html_table(h, rows)]
+    if r.advice:
+        parts.append("<h2>Strategy advice</h2>")
+        parts.append(f"<p>{escape(str(r.advice.get('summary', '')))}</p>")
+        ev = r.advice.get("evidence") or {}
+        if ev:
+            parts.append(_html_table(["Evidence", "Value"], [[k, _short(v)] for k, v in ev.items()]))
+        th = r.advice.get("thresholds") or {}
+        if th:
+            parts.append(_html_table(["Threshold", "Value"], [[k, _short(v)] for k, v in th.items()]))
+    if r.weights:
+        ws = r.weights.get("weights") or {}
+        parts.append("<h2>How the predicted ranking is combined</h2>")
+        parts.append(f"<p class='note'>{escape(str(r.weights.get('note', '')))}</p>")
+        parts.append(_html_table(["Signal", "Weight"], [[k, str(v)] for k, v in ws.items()]))
+    if r.notes:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{escape(n)}</li>" for n in r.notes) + "</ul>")
+    parts.append("<h2>Run</h2>")
+    parts.append(_html_table(["Option", "Value"], [[k, _short(v)] for k, v in r.config.items()]))
+    parts.append(_html_table(["Hardware", "Value"], [[k, _short(v)] for k, v in r.hardware.items()]))
+    parts.append(_html_table(["Library", "Version"], [[k, str(v)] for k, v in r.versions.items()]))
+    parts.append(
+        f"<p class='note'>Created {escape(r.created_utc)} by advisor {escape(r.advisor_version)}; "
+        f"results schema {escape(r.schema)} v{r.schema_version}.</p>"
+    )
+    parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+RENDERERS = {"md": render_markdown, "csv": render_csv, "json": render_json, "html": render_html}
+FILE_NAMES = {"json": RESULTS_FILE, "csv": "results.csv", "md": "report.md", "html": "report.html"}
+
+
+def render(r: RecommendResults, fmt: str) -> str:
+    """Render in one of FORMATS (md, csv, json, html)."""
+    from advisor.errors import UsageError
+
+    if fmt not in RENDERERS:
+        raise UsageError(f"unknown report format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+    return RENDERERS[fmt](r)
+
+
+def write_run_dir(
+    r: RecommendResults, out_dir: str | Path, formats: tuple[str, ...] = FORMATS
+) -> dict[str, Path]:
+    """Write results.json, results.csv, report.md and report.html (atomically) into `out_dir`; returns the paths."""
+    from advisor.io import atomic_write_text
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for fmt in formats:
+        written[fmt] = atomic_write_text(out / FILE_NAMES[fmt], render(r, fmt))
+    r.run_dir = str(out)
+    return written
