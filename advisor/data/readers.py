@@ -194,9 +194,14 @@ def _classify_table(table: Table, req: ReadRequest) -> str | None:
 def _detect_file(req: ReadRequest) -> str:
     root = req.root
     kind = kind_from_ext(root)
-    if kind is None and root.stat().st_size > 0:
-        with open(root, "rb") as fh:
-            kind = sniff_kind(fh.read(16))
+    if kind is None:
+        try:
+            with open(root, "rb") as fh:
+                kind = sniff_kind(fh.read(16))
+        except OSError as e:
+            raise DatasetError(
+                f"cannot read {root}: {e.strerror or e}", hint="check the file's permissions"
+            ) from None
     if kind in ("image", "audio"):
         raise DatasetError(
             f"{root} is a single {kind} file, not a dataset",

@@ -22,6 +22,8 @@ PATH_COLUMNS = (
 SPLIT_COLUMNS = ("split", "subset", "fold_name")
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
+# Long documents in one cell are fine (the csv module's default cap is 128 KiB per field).
+csv.field_size_limit(max(csv.field_size_limit(), 1 << 26))
 # Share of rows that may fail to decode before the whole file is rejected instead of skipping those rows.
 MAX_BAD_ROW_FRACTION = 0.2
 
@@ -125,13 +127,21 @@ def _row_has_bad_bytes(values) -> bool:
     return any(isinstance(v, str) and _SURROGATE.search(v) for v in values)
 
 
+def guess_delimiter(text: str) -> str:
+    """The delimiter of a delimited file from its header line (``,`` ``\t`` ``;`` ``|``, default ``,``).
+
+    The header is used rather than `csv.Sniffer` on data rows: free text in rows is full of commas and
+    semicolons, which makes sniffing unreliable, while column names rarely contain delimiters.
+    """
+    header = text.split("\n", 1)[0]
+    counts = {d: header.count(d) for d in (",", "\t", ";", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] > 0 else ","
+
+
 def _read_delimited(path: Path, text: str, delimiter: str | None) -> Table:
     if delimiter is None:
-        sample = text[:65536]
-        try:
-            delimiter = csv.Sniffer().sniff(sample, delimiters=",\t;|").delimiter
-        except csv.Error:
-            delimiter = ","
+        delimiter = guess_delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader)

@@ -141,6 +141,13 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.samples)
 
+    def __repr__(self) -> str:  # the default would print every sample
+        return (
+            f"Dataset(root={str(self.root)!r}, modality={self.modality!r}, layout={self.layout!r}, "
+            f"samples={len(self.samples)}, classes={len(self.classes)}, skipped={len(self.skipped)}, "
+            f"fingerprint={self.fingerprint!r})"
+        )
+
     @property
     def splits(self) -> list[str]:
         """The splits present (``train``, ``val``, ``test`` order), empty when the dataset has none."""

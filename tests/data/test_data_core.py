@@ -184,3 +184,17 @@ def test_text_folder_of_txt_files(tmp_path):
     )
     assert len(ds) == 8 and ds.samples[0].text == "dull plot 0"
     assert sorted(s.code for s in ds.skipped) == ["bad-encoding", "misplaced"]
+
+
+def test_delimiters_and_long_fields(tmp_path):
+    semi = tmp_path / "semi.csv"
+    semi.write_text("text;label\nhello, there, friend;a\nyes|no, maybe;b\n")
+    ds = load_dataset(semi)
+    assert [s.text for s in ds.samples] == ["hello, there, friend", "yes|no, maybe"]
+    tab = tmp_path / "tab.csv"  # a TSV saved as .csv
+    tab.write_text("sentence\tintent\nturn, it on\tlights\n")
+    assert load_dataset(tab).samples[0].label == "lights"
+    long = tmp_path / "long.csv"
+    long.write_text('text,label\n"' + "word " * 60_000 + '",a\nshort,b\n')
+    ds = load_dataset(long)
+    assert len(ds) == 2 and len(ds.samples[0].text) == 300_000
