@@ -31,7 +31,7 @@ def _sample_path(sample: Sample | str | os.PathLike, what: str) -> Path:
     return Path(sample)
 
 
-def load_image(sample: Sample | str | os.PathLike) -> Image.Image:
+def load_image(sample: Sample | str | os.PathLike, *, min_side: int | None = None) -> Image.Image:
     """Decode one image fully and return it as an 8-bit RGB PIL image.
 
     Mode handling: alpha (RGBA, LA, PA, palette with transparency) is composited on white; palette images
@@ -41,6 +41,10 @@ def load_image(sample: Sample | str | os.PathLike) -> Image.Image:
 
     Args:
         sample: a `Sample` with a path, or a file path.
+        min_side: optional speed-up for large JPEGs: let the decoder downscale by a power of two (DCT scaling,
+            ``Image.draft``) as long as the shorter side stays >= `min_side`. Pass the model's resize target
+            (e.g. 256 for a 224 crop); pixels then differ slightly from a full decode followed by a resize.
+            None (default) decodes at full size.
 
     Returns:
         A loaded (not lazy) ``PIL.Image.Image`` in mode ``"RGB"``.
@@ -67,6 +71,9 @@ def load_image(sample: Sample | str | os.PathLike) -> Image.Image:
                     "(decompression-bomb guard; raise $ADVISOR_MAX_IMAGE_PIXELS to accept it)",
                     "too-large",
                 )
+            if min_side is not None and im.format == "JPEG" and min(w, h) >= 2 * min_side:
+                scale = min(w, h) / min_side
+                im.draft("RGB", (max(1, int(w / scale)), max(1, int(h / scale))))
             im.load()
             out = to_rgb(ImageOps.exif_transpose(im) or im)
             return out.copy() if out is im else out  # `im` is closed on leaving the block

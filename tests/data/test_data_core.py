@@ -198,3 +198,30 @@ def test_delimiters_and_long_fields(tmp_path):
     long.write_text('text,label\n"' + "word " * 60_000 + '",a\nshort,b\n')
     ds = load_dataset(long)
     assert len(ds) == 2 and len(ds.samples[0].text) == 300_000
+
+
+def test_magic_bytes_detect_extensionless_media(tmp_path):
+    for i in range(2):
+        png = write_png(tmp_path / "tmp" / f"{i}.png")
+        (tmp_path / "c" / f"scan{i}").parent.mkdir(parents=True, exist_ok=True)
+        png.rename(tmp_path / "c" / f"scan{i}")  # no extension
+    wav = write_wav(tmp_path / "w.wav")
+    wav.rename(tmp_path / "c" / "clip")
+    (tmp_path / "tmp").rmdir()
+    ds = load_dataset(tmp_path)
+    assert ds.modality == "image" and [s.id for s in ds.samples] == ["c/scan0", "c/scan1"]
+    assert [(s.code, s.path.endswith("clip")) for s in ds.skipped] == [("other-modality", True)]
+    assert load_dataset(tmp_path, modality="audio").samples[0].id == "c/clip"
+
+
+def test_load_image_min_side_draft(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)).save(tmp_path / "big.jpg")
+    full = load_image(tmp_path / "big.jpg")
+    small = load_image(tmp_path / "big.jpg", min_side=100)
+    assert full.size == (640, 480)
+    assert small.mode == "RGB" and min(small.size) >= 100 and small.size[0] < 640
+    write_png(tmp_path / "p.png", size=(400, 400))
+    assert load_image(tmp_path / "p.png", min_side=50).size == (400, 400)  # only JPEG decoders can draft
