@@ -1,0 +1,778 @@
+"""Orchestration of `advisor recommend`: plan, candidates, features, scores, similarity, bench, probes, ranking.
+
+Stages (each cached, so a rerun is fast and adding a candidate computes only that candidate):
+
+1. priors from the catalog (published ImageNet top-1, size);
+2. frozen features on a seeded stratified subsample (`advisor.features`, cached by the features module);
+3. transferability scores (`advisor.scores`) and a dataset-similarity probe (source-head confidence/entropy,
+   feature statistics), cached in ``cache_dir("probes")``;
+4. measured latency/memory (`advisor.bench`, ``reuse=True``: cached per hardware fingerprint); the
+   ``--max-latency-ms`` / ``--max-memory-mb`` constraints apply here;
+5. a combined predicted ranking with uncertainty (`advisor.recommend.ranking`);
+6. cross-validated linear probes (`advisor.probe`) on the shortlist, cached in ``cache_dir("probes")``;
+7. the final ranking by probe accuracy, with tie groups, the Pareto front, reasons and strategy advice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from advisor.errors import AdvisorError, UsageError
+from advisor.recommend.candidates import Candidate, Constraints, Exclusion, select_candidates
+from advisor.recommend.results import CandidateResult, RecommendResults
+
+# Scores computed by default: the ones the literature found most useful, and cheap enough on CPU.
+DEFAULT_SCORES: tuple[str, ...] = ("logme", "sfda", "knn_loo", "ncm_loo", "hscore_shrinkage", "leep", "nce")
+DEFAULT_MAX_SAMPLES = 2000  # subsample cap for scores and probes without --budget
+DEFAULT_SHORTLIST = 5
+CACHE_VERSION = 1
+
+# Cost model for --budget and --dry-run (rough, documented): seconds per subsample item for feature extraction
+# = 2 * gmacs * 1e9 / FLOPS[device kind] + DECODE_S; plus fixed costs per candidate.
+EFFECTIVE_FLOPS = {"cpu": 2.0e10, "cuda": 2.0e12, "mps": 2.0e11}
+DECODE_S = 0.002
+DEFAULT_GMACS = 2.0  # when the catalog does not know
+FIXED_S = {"load": 3.0, "scores": 3.0, "bench": 8.0, "probe": 10.0}
+
+ProgressFn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every option of a recommend run (serialised into the results, so any figure can be traced).
+
+    Units are in the names. ``out``: run directory; "auto" = ``./advisor-runs/<timestamp>-<dataset>``;
+    None = do not write files.
+    """
+
+    data: str
+    modality: str | None = None
+    text_column: str | None = None
+    label_column: str | None = None
+    split: str | None = None
+    device: str = "auto"
+    max_latency_ms: float | None = None
+    latency_batch_size: int = 1
+    max_params: float | None = None
+    max_memory_mb: float | None = None
+    license: str = "any"
+    models: tuple[str, ...] = ()
+    offline: bool = False
+    budget_minutes: float | None = None
+    max_candidates: int | None = None
+    shortlist: int | None = None
+    max_per_class: int | None = None
+    max_samples: int | None = None
+    scores: tuple[str, ...] = DEFAULT_SCORES
+    folds: int = 5
+    seed: int = 0
+    bench: bool = True
+    combine: str = "zscore"
+    batch_size: int = 32
+    out: str | None = "auto"
+    dry_run: bool = False
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.combine not in ("zscore", "rank"):
+            raise UsageError(f"unknown --combine {self.combine!r}", hint="use zscore or rank")
+        if self.budget_minutes is not None and self.budget_minutes <= 0:
+            raise UsageError("--budget must be a positive number of minutes")
+        if self.folds < 2:
+            raise UsageError("--folds must be at least 2")
+        if self.shortlist is not None and self.shortlist < 1:
+            raise UsageError("--shortlist must be at least 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["models"] = list(self.models)
+        d["scores"] = list(self.scores)
+        return d
+
+    def constraints(self, *, offline: bool | None = None, max_candidates: int | None = None) -> Constraints:
+        return Constraints(
+            device=self.device,
+            max_latency_ms=self.max_latency_ms,
+            latency_batch_size=self.latency_batch_size,
+            max_params=self.max_params,
+            max_memory_mb=self.max_memory_mb,
+            license=self.license,
+            models=tuple(self.models),
+            offline=self.offline if offline is None else offline,
+            max_candidates=max_candidates if max_candidates is not None else self.max_candidates,
+        )
+
+
+@dataclass
+class Plan:
+    """What a run will do and roughly what it costs (``--dry-run`` prints this without running)."""
+
+    dataset: dict[str, Any]
+    candidates: list[dict[str, Any]]
+    excluded: list[dict[str, str]]
+    subsample: dict[str, Any]
+    shortlist: int
+    offline: bool
+    device: str
+    estimated_seconds: float
+    budget_seconds: float | None
+    stages: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------------------------- planning
+def _device_kind(device: str) -> str:
+    if device == "auto":
+        try:
+            from advisor.models.device import resolve_device
+
+            return resolve_device("auto").type
+        except Exception:
+            return "cpu"
+    return device.split(":")[0]
+
+
+def estimate_candidate_seconds(c: Candidate, n_samples: int, device_kind: str, bench: bool) -> float:
+    """Rough wall time to evaluate one candidate on `n_samples` items (documented cost model, not a promise)."""
+    gmacs = (c.entry.gmacs if c.entry and c.entry.gmacs else None) or DEFAULT_GMACS
+    per_item = 2 * gmacs * 1e9 / EFFECTIVE_FLOPS.get(device_kind, EFFECTIVE_FLOPS["cpu"]) + DECODE_S
+    fixed = FIXED_S["load"] + FIXED_S["scores"] + (FIXED_S["bench"] if bench else 0.0)
+    return n_samples * per_item + fixed
+
+
+def _subsample_size(n_total: int, n_classes: int, max_per_class: int | None, max_samples: int | None) -> int:
+    cap = n_total
+    if max_per_class:
+        cap = min(cap, max_per_class * max(n_classes, 1))
+    if max_samples:
+        cap = min(cap, max_samples)
+    return cap
+
+
+def make_plan(cfg: RunConfig, dataset, *, offline: bool, catalog=None) -> tuple[Plan, list[Candidate], dict]:
+    """Choose candidates, the subsample and the shortlist size under `cfg` (and its budget).
+
+    Returns:
+        (plan, candidates, sampling kwargs for `stratified_sample`).
+    """
+    kind = _device_kind(cfg.device)
+    n_classes = len(dataset.classes)
+    n_total = len(dataset.samples)
+    max_samples = cfg.max_samples if cfg.max_samples is not None else DEFAULT_MAX_SAMPLES
+    max_per_class = cfg.max_per_class
+    cands, excluded = select_candidates(dataset.modality, cfg.constraints(offline=offline), catalog)
+    budget_s = cfg.budget_minutes * 60 if cfg.budget_minutes else None
+
+    def total(cs: Sequence[Candidate], n: int) -> float:
+        short = min(len(cs), cfg.shortlist or DEFAULT_SHORTLIST)
+        return sum(estimate_candidate_seconds(c, n, kind, cfg.bench) for c in cs) + short * FIXED_S["probe"]
+
+    n_sub = _subsample_size(n_total, n_classes, max_per_class, max_samples)
+    if budget_s is not None:
+        # shrink the subsample first (down to 20 per class), then the candidate list (down to 2)
+        while total(cands, n_sub) > budget_s and n_sub > 20 * n_classes:
+            max_samples = max(20 * n_classes, int(n_sub * 0.7))
+            n_sub = _subsample_size(n_total, n_classes, max_per_class, max_samples)
+        while total(cands, n_sub) > budget_s and len(cands) > 2 and not cfg.models:
+            dropped = cands.pop()
+            excluded.append(Exclusion(dropped.model_id, f"over the --budget of {cfg.budget_minutes:g} min"))
+    shortlist = min(len(cands), cfg.shortlist or DEFAULT_SHORTLIST)
+    plan = Plan(
+        dataset={
+            "root": str(dataset.root),
+            "modality": dataset.modality,
+            "n_samples": n_total,
+            "n_classes": n_classes,
+            "fingerprint": dataset.fingerprint,
+        },
+        candidates=[
+            {
+                "model_id": c.model_id,
+                "origin": c.origin,
+                "n_params": c.n_params,
+                "available_offline": c.available,
+                "estimated_seconds": round(estimate_candidate_seconds(c, n_sub, kind, cfg.bench), 1),
+            }
+            for c in cands
+        ],
+        excluded=[{"model_id": x.model_id, "reason": x.reason} for x in excluded],
+        subsample={"n": n_sub, "max_per_class": max_per_class, "max_samples": max_samples, "seed": cfg.seed},
+        shortlist=shortlist,
+        offline=offline,
+        device=kind,
+        estimated_seconds=round(total(cands, n_sub), 1),
+        budget_seconds=budget_s,
+        stages=[
+            "priors (catalog)",
+            f"features on a stratified subsample of {n_sub}",
+            f"scores: {', '.join(cfg.scores)} + dataset similarity",
+            f"latency/memory at batch {cfg.latency_batch_size}" if cfg.bench else "no latency measurement",
+            f"linear probes ({cfg.folds}-fold CV) on the top {shortlist}",
+            "final ranking, Pareto front, strategy advice",
+        ],
+    )
+    return plan, cands, {"max_per_class": max_per_class, "max_samples": max_samples, "seed": cfg.seed}
+
+
+# ----------------------------------------------------------------------------------------------- signals
+def domain_signals(features: np.ndarray, logits: np.ndarray | None) -> dict[str, float | None]:
+    """Dataset-similarity signals: how familiar the data looks to the model.
+
+    - ``source_confidence``: mean max softmax probability of the source head (high = looks like pretraining data);
+    - ``source_entropy_norm``: mean softmax entropy / log(Z) in [0, 1] (1 = uniform = unfamiliar); this is the
+      domain gap the strategy advice uses;
+    - ``feature_effective_rank``: exp(entropy of the normalised covariance spectrum) / D: how many feature
+      directions the data actually uses (low = features collapse on this data).
+    """
+    out: dict[str, float | None] = {"source_confidence": None, "source_entropy_norm": None}
+    if logits is not None and logits.ndim == 2 and logits.shape[1] > 1:
+        z = logits.astype(np.float64)
+        z = z - z.max(1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(1, keepdims=True)
+        ent = -(p * np.log(np.clip(p, 1e-30, None))).sum(1) / math.log(z.shape[1])
+        out["source_confidence"] = float(p.max(1).mean())
+        out["source_entropy_norm"] = float(ent.mean())
+    x = features.astype(np.float64)
+    x = x - x.mean(0)
+    try:
+        s = np.linalg.svd(x[: min(len(x), 2000)], compute_uv=False) ** 2
+        s = s[s > 1e-12]
+        p = s / s.sum()
+        out["feature_effective_rank"] = float(np.exp(-(p * np.log(p)).sum()) / features.shape[1])
+    except np.linalg.LinAlgError:
+        out["feature_effective_rank"] = None
+    return out
+
+
+def _score_dict(r: Any) -> dict[str, Any]:
+    d = dataclasses.asdict(r) if dataclasses.is_dataclass(r) else dict(r)
+    if d.get("ci") is not None:
+        d["ci"] = list(d["ci"])
+    return d
+
+
+# ----------------------------------------------------------------------------------------------- caching
+def _cache_path(kind: str, key: str) -> Path:
+    from advisor.paths import cache_dir
+
+    return cache_dir("probes") / f"{kind}-{key}.json"
+
+
+def _cache_get(kind: str, key: str) -> dict | None:
+    import json
+
+    p = _cache_path(kind, key)
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # a torn/corrupt entry is recomputed
+
+
+def _cache_put(kind: str, key: str, value: dict) -> None:
+    from advisor.io import atomic_write_json
+
+    atomic_write_json(_cache_path(kind, key), value)
+
+
+def feature_key(fs: Any, model_id: str, dataset_fp: str, ids_hash: str) -> str:
+    """The features' content key: the features cache key when the features module gives one, else our own."""
+    from advisor.io import stable_hash
+
+    meta = getattr(fs, "meta", None) or {}
+    k = meta.get("cache_key") or meta.get("key")
+    return str(k) if k else stable_hash({"model": model_id, "data": dataset_fp, "ids": ids_hash})
+
+
+# ----------------------------------------------------------------------------------------------- environment
+def library_versions() -> dict[str, str | None]:
+    """Versions of the libraries that shape the numbers."""
+    import importlib.metadata as md
+
+    import advisor
+
+    out: dict[str, str | None] = {"advisor": advisor.__version__, "python": platform.python_version()}
+    for name in ("torch", "timm", "transformers", "numpy", "scikit-learn", "onnxruntime"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _hardware() -> dict[str, Any]:
+    try:
+        from advisor.bench.hardware import hardware_fingerprint
+
+        return dict(hardware_fingerprint())
+    except Exception as e:  # the bench module is optional for the ranking itself
+        import os
+
+        return {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "note": str(e)[:200],
+        }
+
+
+def _bench(model_id: str, cfg: RunConfig) -> dict[str, Any]:
+    """Latency/memory at the stated batch size via advisor.bench (random weights, cached per hardware).
+
+    ``peak_memory_mb`` = fp32 weights + the peak working memory of the timed forward passes (GPU: peak allocated
+    over what was allocated before; CPU: peak RSS growth), in MiB.
+    """
+    from advisor.bench import BenchConfig, benchmark_model
+
+    bc = BenchConfig(device=cfg.device, batch_sizes=(cfg.latency_batch_size,))
+    res = benchmark_model(model_id, bc, store=True, reuse=True)
+    rec = next((r for r in res.records if r.requested_batch_size == cfg.latency_batch_size), None)
+    lat = (rec.latency or {}) if rec else {}
+    mem = (rec.memory or {}) if rec else {}
+    weights = res.weights_memory_mb or {}
+    w_mb = weights.get("fp32") if isinstance(weights, dict) else None
+    if w_mb is None and isinstance(weights, dict) and weights:
+        w_mb = next(iter(weights.values()))
+    work = mem.get("gpu_peak_allocated_mb")
+    if work is None:
+        work = mem.get("cpu_rss_delta_mb")
+    peak = None if w_mb is None and work is None else float(w_mb or 0.0) + float(work or 0.0)
+    gm = res.gmacs.get("gmacs") if isinstance(res.gmacs, dict) else None
+    return {
+        "batch_size": rec.batch_size if rec and rec.batch_size else cfg.latency_batch_size,
+        "latency_ms_p50": lat.get("p50_ms"),
+        "latency_ms_p90": lat.get("p90_ms"),
+        "throughput_items_s": rec.throughput_items_per_s if rec else None,
+        "peak_memory_mb": peak,
+        "weights_memory_mb": w_mb,
+        "device": res.device,
+        "device_class": res.device_class,
+        "status": rec.status if rec else "missing",
+        "pretrained": res.pretrained,
+        "gmacs": gm,
+        "cached": bool(res.from_cache),
+    }
+
+
+# ----------------------------------------------------------------------------------------------- reasons
+def _license_text(c: CandidateResult) -> str:
+    return c.license or (
+        c.license_class if c.license_class and c.license_class != "unknown" else "license unknown"
+    )
+
+
+def _lat_text(c: CandidateResult, device_word: str) -> str:
+    if c.latency_ms is None:
+        return "latency not measured"
+    bs = (c.bench or {}).get("batch_size")
+    return f"{c.latency_ms:.1f} ms p50 at batch {bs} on this {device_word}"
+
+
+def _acc_text(c: CandidateResult) -> str:
+    p = c.probe or {}
+    lo, hi = p.get("accuracy_ci") or (p.get("accuracy"), p.get("accuracy"))
+    return f"{100 * p['accuracy']:.1f} ± {100 * (hi - lo) / 2:.1f} %"
+
+
+def build_reasons(ranked: list[CandidateResult], device_word: str) -> None:
+    """One reason line per pick (the first entry of ``reasons``), plus supporting lines."""
+    if not ranked:
+        return
+    best = ranked[0]
+    fastest_front = min(
+        (c for c in ranked if c.pareto and c.latency_ms is not None), key=lambda c: c.latency_ms, default=None
+    )
+    for c in ranked:
+        lat, lic = _lat_text(c, device_word), _license_text(c)
+        if c is best:
+            head = f"best probe accuracy {_acc_text(c)}, {lat}, {lic}"
+        elif c.tie_group == best.tie_group:
+            why = "and faster" if (c.latency_ms or math.inf) < (best.latency_ms or math.inf) else ""
+            head = f"statistically tied with #1 ({_acc_text(c)}) {why}, {lat}, {lic}".replace("  ", " ")
+        elif c is fastest_front:
+            head = f"fastest on the accuracy/latency Pareto front: {_acc_text(c)}, {lat}, {lic}"
+        elif c.pareto:
+            head = f"on the accuracy/latency Pareto front: {_acc_text(c)}, {lat}, {lic}"
+        else:
+            head = f"probe accuracy {_acc_text(c)}, {lat}, {lic}"
+        extra = []
+        if c.predicted.get("rank") is not None:
+            extra.append(f"predicted rank {c.predicted['rank']} (score {c.predicted['score']:+.2f})")
+        if c.n_params is not None:
+            extra.append(f"{c.n_params / 1e6:.1f}M params")
+        c.reasons = [head] + extra
+
+
+# ----------------------------------------------------------------------------------------------- the run
+def _default_out(dataset_name: str) -> Path:
+    ts = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in dataset_name)[:60] or "dataset"
+    return Path("advisor-runs") / f"{ts}-{safe}"
+
+
+def _entry_fields(c: Candidate) -> dict[str, Any]:
+    e = c.entry
+    if e is None:
+        return {"source": c.model_id.split(":", 1)[0] if ":" in c.model_id else "local"}
+    return {
+        "source": e.source,
+        "family": e.family,
+        "n_params": e.n_params,
+        "gmacs": e.gmacs,
+        "license": e.license,
+        "license_class": e.license_class,
+        "pretrain_data": e.pretrain_data,
+        "imagenet_top1": e.imagenet_top1,
+        "feature_dim": e.feature_dim,
+    }
+
+
+def recommend(data: str | Path | None = None, *, progress_fn: ProgressFn | None = None, **options: Any):
+    """Rank pretrained models for a labelled dataset: the library behind `advisor recommend`.
+
+    Args:
+        data: dataset path (image folder, CSV/JSONL/manifest, audio folder); with ``demo=True`` it may be None.
+        progress_fn: optional callback receiving one-line progress messages.
+        **options: the fields of `RunConfig` (device, max_latency_ms, latency_batch_size, max_params,
+            max_memory_mb, license, models, offline, budget_minutes, max_candidates, shortlist, max_per_class,
+            max_samples, scores, folds, seed, bench, combine, batch_size, out, dry_run, progress), and
+            ``demo=True`` for the bundled Fashion-MNIST sample (offline, packaged models, CPU by default).
+
+    Returns:
+        `RecommendResults` (or a `Plan` when ``dry_run=True``). With ``out`` set (default "auto") the run directory
+        is written (results.json, results.csv, report.md, report.html).
+
+    Raises:
+        DatasetError, UsageError: bad data or options. Candidates that fail to load are recorded, not raised.
+    """
+    if options.pop("demo", False):
+        from advisor.demo import demo_dataset_path
+
+        data = demo_dataset_path()
+        options.setdefault("offline", True)
+        if options.get("device", "auto") == "auto":
+            options["device"] = "cpu"
+    if data is None:
+        raise UsageError("no dataset given", hint="pass a dataset path, or --demo for the bundled sample")
+    for k in ("models", "scores"):
+        if k in options and options[k] is not None and not isinstance(options[k], tuple):
+            v = options[k]
+            options[k] = tuple(v.split(",")) if isinstance(v, str) else tuple(v)
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = set(options) - known
+    if unknown:
+        raise UsageError(f"unknown recommend option(s): {', '.join(sorted(unknown))}")
+    cfg = RunConfig(data=str(data), **{k: v for k, v in options.items() if v is not None or k == "out"})
+    return run(cfg, progress_fn=progress_fn)
+
+
+def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
+    """Execute a recommend run for `cfg` (see `recommend`)."""
+    import advisor
+    from advisor.data import load_dataset, stratified_sample
+    from advisor.io import stable_hash
+
+    say = progress_fn or (lambda msg: None)
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+
+    t0 = time.perf_counter()
+    dataset = load_dataset(
+        cfg.data,
+        modality=cfg.modality,
+        text_column=cfg.text_column,
+        label_column=cfg.label_column,
+        split=cfg.split,
+    )
+    if len(dataset.classes) < 2:
+        raise UsageError(f"{cfg.data}: recommend needs labelled data with at least 2 classes")
+    offline = cfg.offline
+    if not offline:
+        try:
+            from advisor.models.hub import is_offline
+
+            offline = is_offline(None)
+            if offline:
+                notes.append("no network: only locally available weights were considered (as with --offline)")
+        except Exception:
+            pass
+    plan, cands, sampling = make_plan(cfg, dataset, offline=offline, catalog=catalog)
+    timings["plan"] = time.perf_counter() - t0
+    if cfg.dry_run:
+        return plan
+    if not cands:
+        raise UsageError(
+            f"no candidate model fits the constraints for this {dataset.modality} dataset",
+            hint="relax --max-params/--license/--offline, or name models with --models"
+            + (
+                f" (excluded: {plan.excluded[0]['model_id']}: {plan.excluded[0]['reason']})"
+                if plan.excluded
+                else ""
+            ),
+        )
+    samples = stratified_sample(dataset, **sampling)
+    ids_hash = stable_hash([s.id for s in samples])
+    say(f"{len(cands)} candidates; subsample {len(samples)} of {len(dataset.samples)} samples")
+
+    profile = None
+    try:
+        from advisor.data import profile_dataset
+
+        profile = profile_dataset(dataset).to_dict()
+    except Exception as e:  # the profile is for the report only
+        notes.append(f"dataset profile unavailable: {e}")
+
+    results: dict[str, CandidateResult] = {}
+    feats: dict[str, Any] = {}
+    fkeys: dict[str, str] = {}
+    for x in plan.excluded:
+        results[x["model_id"]] = CandidateResult(
+            model_id=x["model_id"], status="excluded", reasons=[x["reason"]]
+        )
+
+    # ---- features, scores, similarity -------------------------------------------------------------------------
+    from advisor.features import extract_features
+
+    t0 = time.perf_counter()
+    for i, c in enumerate(cands, 1):
+        cr = CandidateResult(model_id=c.model_id, **_entry_fields(c))
+        results[c.model_id] = cr
+        say(f"[{i}/{len(cands)}] features: {c.model_id}")
+        t1 = time.perf_counter()
+        try:
+            fs = extract_features(
+                dataset,
+                c.model_id,
+                samples=samples,
+                device=cfg.device,
+                batch_size=cfg.batch_size,
+                progress=cfg.progress,
+                offline=offline,
+            )
+        except AdvisorError as e:
+            cr.status, cr.error = "failed", str(e)
+            notes.append(f"{c.model_id} skipped: {e.message}")
+            say(f"  skipped {c.model_id}: {e.message}")
+            continue
+        except Exception as e:  # a broken model must not sink the run
+            cr.status, cr.error = "failed", f"{type(e).__name__}: {e}"[:500]
+            notes.append(f"{c.model_id} skipped: unexpected {type(e).__name__}: {str(e)[:200]}")
+            continue
+        cr.timings["features"] = time.perf_counter() - t1
+        cr.stage = "scores"
+        cr.feature_dim = int(fs.features.shape[1])
+        feats[c.model_id] = fs
+        fk = feature_key(fs, c.model_id, dataset.fingerprint, ids_hash)
+        fkeys[c.model_id] = fk
+        skey = stable_hash({"v": CACHE_VERSION, "f": fk, "scores": list(cfg.scores), "seed": cfg.seed})
+        cached = _cache_get("scores", skey)
+        if cached is None:
+            t1 = time.perf_counter()
+            cached = {"scores": {}, "domain": domain_signals(np.asarray(fs.features), _logits(fs))}
+            try:
+                from advisor.scores import compute_scores
+
+                sc = compute_scores(
+                    fs.features, fs.labels, logits=_logits(fs), metrics=list(cfg.scores), seed=cfg.seed
+                )
+                cached["scores"] = {k: _score_dict(v) for k, v in sc.items()}
+            except AdvisorError as e:
+                notes.append(f"{c.model_id}: scores failed: {e.message}")
+            cached["seconds"] = time.perf_counter() - t1
+            _cache_put("scores", skey, cached)
+        cr.scores = cached["scores"]
+        cr.domain = cached["domain"]
+        cr.timings["scores"] = cached.get("seconds", 0.0)
+    timings["features_scores"] = time.perf_counter() - t0
+
+    # ---- latency / memory ---------------------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    alive = [m for m in feats]
+    if cfg.bench:
+        for m in alive:
+            say(f"bench: {m} at batch {cfg.latency_batch_size}")
+            try:
+                results[m].bench = _bench(m, cfg)
+            except AdvisorError as e:
+                notes.append(f"{m}: latency not measured ({e.message})")
+            except Exception as e:
+                notes.append(f"{m}: latency not measured ({type(e).__name__}: {str(e)[:200]})")
+    for m in list(alive):
+        cr = results[m]
+        lat, mem = cr.latency_ms, cr.memory_mb
+        why = None
+        if cfg.max_latency_ms is not None and (lat is None or lat > cfg.max_latency_ms):
+            why = (
+                "latency not measured"
+                if lat is None
+                else f"{lat:.1f} ms > --max-latency-ms {cfg.max_latency_ms:g}"
+            )
+        elif cfg.max_memory_mb is not None and (mem is None or mem > cfg.max_memory_mb):
+            why = (
+                "memory not measured"
+                if mem is None
+                else f"{mem:.0f} MB > --max-memory-mb {cfg.max_memory_mb:g}"
+            )
+        if why:
+            cr.status = "excluded"
+            cr.reasons = [why]
+            alive.remove(m)
+    timings["bench"] = time.perf_counter() - t0
+
+    # ---- predicted ranking -------------------------------------------------------------------------------------
+    from advisor.recommend.ranking import combine, pareto_front, tie_groups, weights_record
+
+    signals: dict[str, dict[str, float | None]] = {}
+    hib: dict[str, bool] = {}
+    for m in alive:
+        cr = results[m]
+        for name, s in cr.scores.items():
+            if s.get("applicable", True) and s.get("value") is not None:
+                signals.setdefault(name, {})[m] = float(s["value"])
+                hib[name] = bool(s.get("higher_is_better", True))
+        if cr.domain.get("source_confidence") is not None:
+            signals.setdefault("domain_confidence", {})[m] = cr.domain["source_confidence"]
+        if cr.imagenet_top1 is not None and dataset.modality == "image":
+            signals.setdefault("prior_imagenet_top1", {})[m] = cr.imagenet_top1
+        if cr.n_params:
+            signals.setdefault("prior_log_params", {})[m] = math.log10(cr.n_params)
+    preds = combine(signals, hib, method=cfg.combine)
+    for m in alive:
+        p = preds.get(m)
+        results[m].predicted = (
+            p.to_dict() if p else {"score": None, "rank": None, "uncertainty": None, "signals": {}}
+        )
+
+    # ---- probes on the shortlist --------------------------------------------------------------------------------
+    from advisor.probe import PROBE_VERSION, ProbeResult, linear_probe
+
+    t0 = time.perf_counter()
+    order = sorted(alive, key=lambda m: (results[m].predicted.get("rank") or 10**9, m))
+    short = order[: min(len(order), cfg.shortlist or DEFAULT_SHORTLIST)]
+    probe_device = "cpu" if _device_kind(cfg.device) == "cpu" else cfg.device
+    for i, m in enumerate(short, 1):
+        say(f"[{i}/{len(short)}] linear probe: {m}")
+        fs = feats[m]
+        pkey = stable_hash(
+            {"v": PROBE_VERSION, "c": CACHE_VERSION, "f": fkeys[m], "folds": cfg.folds, "seed": cfg.seed}
+        )
+        cached = _cache_get("probe", pkey)
+        if cached is None:
+            try:
+                pr = linear_probe(fs.features, fs.labels, folds=cfg.folds, seed=cfg.seed, device=probe_device)
+            except AdvisorError as e:
+                results[m].error = f"probe failed: {e.message}"
+                notes.append(f"{m}: probe failed: {e.message}")
+                continue
+            cached = pr.to_dict()
+            _cache_put("probe", pkey, cached)
+        pr = ProbeResult.from_dict(cached)
+        results[m].probe = pr.to_dict()
+        results[m].stage = "probe"
+        results[m].timings["probe"] = pr.seconds
+    timings["probes"] = time.perf_counter() - t0
+
+    # ---- final ranking ------------------------------------------------------------------------------------------
+    probed = [results[m] for m in short if results[m].probe]
+    probed.sort(key=lambda c: (-c.probe["accuracy"], c.latency_ms if c.latency_ms is not None else math.inf))
+    groups = tie_groups([(c.model_id, c.probe["accuracy"], tuple(c.probe["accuracy_ci"])) for c in probed])
+    front = pareto_front({c.model_id: (c.latency_ms, c.probe["accuracy"]) for c in probed})
+    for r, c in enumerate(probed, 1):
+        c.rank, c.status = r, "ranked"
+        c.tie_group = groups[c.model_id]
+        c.pareto = c.model_id in front
+    dev_word = "GPU" if _device_kind(cfg.device) == "cuda" else _device_kind(cfg.device).upper()
+    build_reasons(probed, dev_word)
+    for m in alive:
+        c = results[m]
+        if c.rank is None and c.status not in ("failed", "excluded"):
+            c.status = "screened"
+            c.reasons = [
+                f"not shortlisted: predicted rank {c.predicted.get('rank')} (score "
+                f"{(c.predicted.get('score') or 0):+.2f}); probes ran on the top {len(short)}"
+            ]
+
+    # ---- strategy advice ----------------------------------------------------------------------------------------
+    from advisor.recommend.strategy import advise_strategy
+
+    labels_all = np.asarray(dataset.labels_array())
+    counts = np.bincount(labels_all[labels_all >= 0], minlength=len(dataset.classes))
+    per_class = float(np.median(counts)) if len(counts) else 0.0
+    advice: dict[str, Any] = {}
+    if probed:
+        w = probed[0]
+        gap = w.domain.get("source_entropy_norm")
+        advice = advise_strategy(
+            samples_per_class=per_class,
+            n_classes=len(dataset.classes),
+            domain_gap=gap,
+            probe_accuracy=w.probe["accuracy"],
+            model_id=w.model_id,
+            gap_source="mean normalised entropy of the source head on the subsample"
+            if gap is not None
+            else None,
+        )
+
+    # ---- assemble -----------------------------------------------------------------------------------------------
+    ranked_first = probed + [results[m] for m in order if results[m].rank is None]
+    rest = [c for c in results.values() if c not in ranked_first]
+    status_order = {"screened": 0, "failed": 1, "excluded": 2}
+    rest.sort(key=lambda c: (status_order.get(c.status, 3), c.model_id))
+    name = Path(str(dataset.root)).name
+    res = RecommendResults(
+        dataset={
+            "name": name,
+            "root": str(dataset.root),
+            "modality": dataset.modality,
+            "fingerprint": dataset.fingerprint,
+            "layout": getattr(dataset, "layout", None),
+            "n_samples": len(dataset.samples),
+            "n_classes": len(dataset.classes),
+            "classes": list(dataset.classes),
+            "class_counts": {c: int(n) for c, n in zip(dataset.classes, counts, strict=False)},
+            "n_skipped": len(getattr(dataset, "skipped", []) or []),
+            "subsample": {
+                "n": len(samples),
+                "max_per_class": sampling["max_per_class"],
+                "max_samples": sampling["max_samples"],
+                "seed": cfg.seed,
+                "ids_hash": ids_hash,
+            },
+            "profile": profile,
+        },
+        config=cfg.to_dict() | {"offline_effective": offline},
+        candidates=ranked_first + rest,
+        hardware=_hardware(),
+        versions=library_versions(),
+        weights=weights_record(),
+        advice=advice,
+        timings=timings | {"total": time.perf_counter() - t_start},
+        notes=notes,
+        created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        advisor_version=advisor.__version__,
+    )
+    if cfg.out:
+        from advisor.report.render import write_run_dir
+
+        out = _default_out(name) if cfg.out == "auto" else Path(cfg.out)
+        write_run_dir(res, out)
+        say(f"wrote {out}")
+    return res
+
+
+def _logits(fs: Any) -> np.ndarray | None:
+    lg = getattr(fs, "logits", None)
+    return None if lg is None else np.asarray(lg)
