@@ -54,6 +54,8 @@ def normalize_license(raw: str | None) -> tuple[str | None, str]:
         return None, "unknown"
     if key in _TABLE:
         return _TABLE[key]
+    if key.startswith("licenseref-"):
+        return raw.strip(), "unknown"
     return f"LicenseRef-{raw.strip()}", "unknown"
 
 

@@ -63,9 +63,13 @@ def dumps(obj: Any) -> str:
 
 
 def stdout_console():
+    """Console for results. When stdout is not a terminal (a pipe, a file) tables get a wide page, not 80 columns."""
+    import os
+
     from rich.console import Console
 
-    return Console(soft_wrap=False)
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
+    return Console(soft_wrap=False, width=width)
 
 
 def stderr_console():

@@ -56,15 +56,25 @@ def _parse_count(text: str | None, option: str) -> float | None:
 def _entries_table(entries: list, title: str) -> None:
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", header_style="bold")
-    table.add_column("id", overflow="fold", max_width=58)
-    table.add_column("task")
-    table.add_column("params", justify="right")
-    table.add_column("GMACs", justify="right")
-    table.add_column("input", justify="right")
-    table.add_column("IN-1k top-1 %", justify="right")
-    table.add_column("license")
-    table.add_column("probe", justify="center")
+    console = stdout_console()
+    wide = console.width >= 110  # on narrow terminals the task column goes, so that ids stay whole
+    from rich import box
+
+    table = Table(
+        title=title,
+        title_justify="left",
+        header_style="bold",
+        box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD,
+    )
+    table.add_column("id", no_wrap=True)  # ids are copied into other commands: never folded
+    table.add_column("params", justify="right", no_wrap=True)
+    table.add_column("GMACs", justify="right", no_wrap=True)
+    table.add_column("input", justify="right", no_wrap=True)
+    table.add_column("IN-1k top-1 %" if wide else "top-1 %", justify="right", no_wrap=True)
+    table.add_column("license", no_wrap=True, overflow="ellipsis", max_width=16 if wide else 10)
+    table.add_column("probe", justify="center", no_wrap=True)
+    if wide:
+        table.add_column("task", overflow="ellipsis", max_width=22)
     for e in entries:
         size = (
             f"{e.input_size[1]}px"
@@ -79,15 +89,15 @@ def _entries_table(entries: list, title: str) -> None:
         style = {"non-commercial": "red", "unknown": "yellow", "copyleft": "magenta"}.get(e.license_class, "")
         table.add_row(
             e.id,
-            e.task,
             _fmt_count(e.n_params),
             _fmt(e.gmacs, ".2f"),
             size,
             _fmt(e.imagenet_top1, ".2f"),
             f"[{style}]{lic}[/]" if style else lic,
             "[green]✓[/]" if e.probeable else "[dim]—[/]",
+            *([e.task] if wide else []),
         )
-    stdout_console().print(table)
+    console.print(table)
 
 
 @catalog_app.command("list")
