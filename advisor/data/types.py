@@ -89,6 +89,9 @@ class SkipItem(DatasetError):
         self.reason = reason
         self.code = code
 
+    def __reduce__(self):  # picklable across worker processes (DataLoader, multiprocessing pools)
+        return (type(self), (self.path, self.reason, self.code))
+
     def to_skipped(self) -> SkippedItem:
         """This error as a `SkippedItem` record (for skip reports)."""
         return SkippedItem(self.path, self.reason, self.code)

@@ -225,3 +225,13 @@ def test_load_image_min_side_draft(tmp_path):
     assert small.mode == "RGB" and min(small.size) >= 100 and small.size[0] < 640
     write_png(tmp_path / "p.png", size=(400, 400))
     assert load_image(tmp_path / "p.png", min_side=50).size == (400, 400)  # only JPEG decoders can draft
+
+
+def test_skipitem_pickles_and_is_a_dataset_error():
+    import pickle
+
+    from advisor.data import SkipItem
+
+    e = pickle.loads(pickle.dumps(SkipItem("/x/a.png", "cannot decode image: broken", "corrupt")))
+    assert (e.path, e.reason, e.code) == ("/x/a.png", "cannot decode image: broken", "corrupt")
+    assert isinstance(e, DatasetError) and e.to_skipped().code == "corrupt"
