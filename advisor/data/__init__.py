@@ -1,8 +1,13 @@
 """Datasets: readers for image/text/audio layouts, stratified sampling, decoding one sample, and profiles.
 
-Public API (see docs/contract): `load_dataset`, `stratified_sample`, `load_image`, `load_audio`,
-`profile_dataset`, and the records `Sample`, `Dataset`, `SkippedItem`, `DatasetProfile`.
-`SkipItem` is raised by `load_image`/`load_audio` for a single bad item: catch it, count it, go on.
+Public API: `load_dataset` (layout and modality detected; see its docstring for the layouts), `stratified_sample`,
+`load_image`, `load_audio`, `profile_dataset`, and the records `Sample`, `Dataset`, `SkippedItem`,
+`DatasetProfile`. Layout readers live in a registry (`register_reader`, `READERS`).
+
+Errors: a path that cannot be used raises `DatasetError` (message names the file, hint says what to do). Single
+bad files found while scanning are listed in `Dataset.skipped`; those found later, when decoded, raise
+`SkipItem` (a `DatasetError` with ``path``, ``reason``, ``code``) from `load_image`/`load_audio`: catch it,
+count it, go on.
 """
 
 from __future__ import annotations

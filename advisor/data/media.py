@@ -17,6 +17,8 @@ from advisor.errors import DatasetError
 if TYPE_CHECKING:
     from PIL import Image
 
+# Largest up/down factor for polyphase resampling; its filter has ~20 x factor taps.
+MAX_POLYPHASE_FACTOR = 1024
 # Background that transparent pixels are composited on (white: what viewers show for "no content").
 ALPHA_BACKGROUND = (255, 255, 255)
 
@@ -182,5 +184,11 @@ def load_audio(sample: Sample | str | os.PathLike, sample_rate: int) -> np.ndarr
         from scipy.signal import resample_poly
 
         g = math.gcd(int(sr), sample_rate)
-        wave = resample_poly(wave.astype(np.float64), sample_rate // g, int(sr) // g)
+        up, down = sample_rate // g, int(sr) // g
+        if max(up, down) <= MAX_POLYPHASE_FACTOR:
+            wave = resample_poly(wave.astype(np.float64), up, down)
+        else:  # odd rates (e.g. 44101 Hz): a polyphase filter that long would be slow; FFT resampling instead
+            from scipy.signal import resample
+
+            wave = resample(wave.astype(np.float64), max(1, round(len(wave) * sample_rate / sr)))
     return np.clip(wave, -1.0, 1.0).astype(np.float32, copy=False)

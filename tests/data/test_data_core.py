@@ -235,3 +235,15 @@ def test_skipitem_pickles_and_is_a_dataset_error():
     e = pickle.loads(pickle.dumps(SkipItem("/x/a.png", "cannot decode image: broken", "corrupt")))
     assert (e.path, e.reason, e.code) == ("/x/a.png", "cannot decode image: broken", "corrupt")
     assert isinstance(e, DatasetError) and e.to_skipped().code == "corrupt"
+
+
+def test_load_audio_odd_rate_and_upsampling(tmp_path):
+    odd = write_wav(tmp_path / "odd.wav", seconds=0.2, sr=44101, freq=300.0)
+    wave = load_audio(odd, 16000)
+    assert wave.shape == (3200,) and wave.dtype == np.float32
+    up = write_wav(tmp_path / "up.wav", seconds=0.25, sr=8000, freq=200.0, subtype="FLOAT")
+    w16 = load_audio(up, 16000)
+    assert w16.shape == (4000,)
+    t = np.arange(4000) / 16000
+    ref = 0.5 * np.sin(2 * np.pi * 200.0 * t)
+    assert float(np.abs(w16[200:-200] - ref[200:-200]).max()) < 0.01  # band-limited upsampling is near exact
