@@ -1,0 +1,201 @@
+"""Renders RESULTS.md of the ranking benchmark from its results dict (a pure function of the record; the hand-written
+analysis in analysis.md beside this file is included verbatim when present)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+KEY_METHODS = (
+    "advisor: scores stage (current WEIGHTS)",
+    "advisor: probe stage (subsample probe)",
+    "prior: ImageNet top-1",
+    "prior: parameter count",
+)
+
+
+def _f(v, nd: int = 2) -> str:
+    return "—" if v is None else f"{v:+.{nd}f}" if nd == 2 else f"{v:.{nd}f}"
+
+
+def _ci(r: dict | None, k: str, scale: float = 1.0, nd: int = 2) -> str:
+    if r is None or not r.get("applicable", True):
+        return "n/a"
+    v = r.get(k)
+    ci = r.get(f"{k}_ci")
+    if v is None:
+        return "n/a"
+    s = f"{v * scale:.{nd}f}"
+    if ci:
+        s += f" [{ci[0] * scale:.{nd}f}, {ci[1] * scale:.{nd}f}]"
+    return s
+
+
+def _method_order(res: dict) -> list[str]:
+    ms = list(res["methods"])
+    return [
+        *[m for m in KEY_METHODS if m in ms],
+        *[m for m in ms if m not in KEY_METHODS],
+        "random pick (expected)",
+    ]
+
+
+def render(res: dict) -> str:
+    """RESULTS.md text."""
+    env = res["environment"]
+    p = res["protocol"]
+    L: list[str] = []
+    title = "Ranking-quality benchmark" + (" (smoke run)" if res.get("smoke") else "")
+    L += [f"# {title}", ""]
+    L += [
+        f"Recorded {res['created_utc']} by `python benchmarks/ranking/run.py"
+        f"{' --smoke' if res.get('smoke') else ''}` in {res['seconds_total']:.0f} s "
+        f"(wall, including cache hits; see timings below).",
+        f"Hardware: {env['cpu_model']}, {env['cpu_count']} cores visible, torch threads {env['torch_threads']}, "
+        "no GPU; the machine was shared with other jobs, so times are indicative only.",
+        "Versions: "
+        + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
+        + f", Python {env['python']}.",
+        "",
+        "## Protocol",
+        "",
+        f"- **Ground truth**: {p['ground_truth']}.",
+        f"- **Advisor input**: {p['subsamples']}. Every signal is computed on that subsample only.",
+        f"- **Weighted Kendall τ (τ_w)**: {p['weighted_tau']}.",
+        f"- **Regret**: {p['regret']}; shown in accuracy points (×100).",
+        f"- **Intervals**: {p['ci']}.",
+        f"- **Not applicable**: {p['not_applicable']}.",
+        f"- **Dev / confirmation split of targets**: combinations are chosen on {p['dev_targets']} and "
+        f"confirmed on {p['confirm_targets']}.",
+        "",
+    ]
+    if res.get("skipped_targets"):
+        L += ["Skipped targets: " + "; ".join(f"{k} ({v})" for k, v in res["skipped_targets"].items()), ""]
+
+    L += ["## Zoos and ground truth", ""]
+    for t in res["targets"]:
+        sp = t["spec"]
+        L += [
+            f"### {t['name']} ({t['modality']}, {t['role']})",
+            "",
+            f"{sp['note']}. {t['n_classes']} classes; ground-truth train/test per fold: "
+            + ", ".join(f"{f['name']} {f['n_train']}/{f['n_test']}" for f in t["folds"])
+            + f"; subsample sizes per class {list(sp['sub_sizes'])} × {sp['seeds']} seeds.",
+            "",
+        ]
+        L += [
+            "| model | kind | GT accuracy (%) [95 % CI] | ImageNet top-1 (%) | params (M) | features (s) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for m in t["models"]:
+            if m["status"] != "ok":
+                L.append(f"| {m['key']} | {m['kind']} | skipped: {m.get('reason')} | | | |")
+                continue
+            accs = [f["gt"][m["key"]] for f in t["folds"]]
+            if len(accs) == 1:
+                a = accs[0]
+                acc = f"{100 * a['accuracy']:.1f} [{100 * a['accuracy_ci'][0]:.1f}, {100 * a['accuracy_ci'][1]:.1f}]"
+            else:
+                vals = [a["accuracy"] for a in accs]
+                acc = (
+                    f"{100 * sum(vals) / len(vals):.1f} (mean of {len(vals)} folds; "
+                    f"range {100 * min(vals):.1f}–{100 * max(vals):.1f})"
+                )
+            top1 = "—" if m.get("imagenet_top1") is None else f"{m['imagenet_top1']:.1f}"
+            npar = (
+                "0"
+                if m.get("n_params") == 0
+                else ("—" if m.get("n_params") is None else f"{m['n_params'] / 1e6:.2f}")
+            )
+            secs = f"{m.get('feature_seconds', 0):.0f}" + (" (cached)" if m.get("feature_cached") else "")
+            L.append(f"| {m['key']} | {m['kind']} | {acc} | {top1} | {npar} | {secs} |")
+        L.append("")
+
+    sizes = sorted({n for t in res["scored"].values() for n in t}, key=int)
+    head = str(p.get("headline_size", sizes[0]))
+    if head not in sizes:
+        head = sizes[0]
+    names = [t["name"] for t in res["targets"]]
+    order = _method_order(res)
+
+    for metric, label, scale, nd in (
+        ("tau_w", "weighted Kendall τ (higher is better)", 1.0, 2),
+        ("regret", "top-1 regret, accuracy points (lower is better)", 100.0, 1),
+    ):
+        L += [
+            f"## Main table: {label}, {head} samples per class",
+            "",
+            "| method | " + " | ".join(names) + " | mean (all) |",
+            "|---|" + "---|" * (len(names) + 1),
+        ]
+        for m in order:
+            row = [_ci(res["scored"][t].get(head, {}).get(m), metric, scale, nd) for t in names]
+            row.append(_ci(res["summary"]["all"][head].get(m), metric, scale, nd))
+            L.append(f"| {m} | " + " | ".join(row) + " |")
+        L.append("")
+
+    L += [
+        "## By subsample size (mean over all targets; τ_w and regret ×100)",
+        "",
+        "| method | "
+        + " | ".join(f"τ_w @{n}" for n in sizes)
+        + " | "
+        + " | ".join(f"regret @{n}" for n in sizes)
+        + " |",
+        "|---|" + "---|" * (2 * len(sizes)),
+    ]
+    for m in order:
+        row = [_ci(res["summary"]["all"][n].get(m), "tau_w") for n in sizes]
+        row += [_ci(res["summary"]["all"][n].get(m), "regret", 100.0, 1) for n in sizes]
+        L.append(f"| {m} | " + " | ".join(row) + " |")
+    L.append("")
+
+    L += [
+        "## Plain Kendall τ, " + head + " samples per class",
+        "",
+        "| method | " + " | ".join(names) + " | mean (all) |",
+        "|---|" + "---|" * (len(names) + 1),
+    ]
+    for m in order:
+        row = [_ci(res["scored"][t].get(head, {}).get(m), "tau") for t in names]
+        row.append(_ci(res["summary"]["all"][head].get(m), "tau"))
+        L.append(f"| {m} | " + " | ".join(row) + " |")
+    L.append("")
+
+    if res.get("combos") and res["combos"]["ranked"]:
+        c = res["combos"]
+        L += [
+            "## Combination search (equal weights, chosen on dev, confirmed on held-out targets)",
+            "",
+            f"{c['n_combos']} combinations of up to {c['max_size']} signals from {c['pool']}; ranked by mean τ_w "
+            "on the dev targets (mean over sizes and seeds; point estimates). Top 15:",
+            "",
+            "| signals | dev τ_w | dev regret (pts) | confirm τ_w | confirm regret (pts) |",
+            "|---|---|---|---|---|",
+        ]
+        for r in c["ranked"][:15]:
+            L.append(
+                f"| {' + '.join(r['weights'])} | {_f(r['dev_tau_w'])} | {_f(r['dev_regret'] and 100 * r['dev_regret'], 1)} "
+                f"| {_f(r['confirm_tau_w'])} | {_f(r['confirm_regret'] and 100 * r['confirm_regret'], 1)} |"
+            )
+        L.append("")
+
+    L += [
+        "## Advisor weights measured",
+        "",
+        "`advisor/recommend/ranking.py` WEIGHTS at run time: `"
+        + str(res["advisor_weights"]["weights"])
+        + f"`, default score weight "
+        f"{res['advisor_weights']['default_score_weight']}.",
+        "",
+    ]
+    L += ["## Timings", "", "| target | wall (s) | features (s, this run) |", "|---|---|---|"]
+    for t in res["targets"]:
+        fs = sum(m.get("feature_seconds", 0) for m in t["models"] if m["status"] == "ok")
+        L.append(f"| {t['name']} | {t['seconds']:.0f} | {fs:.0f} |")
+    L.append("")
+    analysis = HERE / "analysis.md"
+    if analysis.exists() and not res.get("smoke"):
+        L += [analysis.read_text().rstrip(), ""]
+    return "\n".join(L) + "\n"
