@@ -626,6 +626,7 @@ def _read_text(req: ReadRequest, layout: str) -> Dataset:
     if not req.tables:
         req.tables = [read_table(req.root)]
     multi = len(req.tables) > 1 or layout == "split-table"
+    req.tables.sort(key=lambda t: id_sort_key(_split_of(t.path.stem) or t.path.stem) if multi else 0)
     samples: list[Sample] = []
     records = []
     skipped = req.skipped
@@ -645,23 +646,26 @@ def _read_text(req: ReadRequest, layout: str) -> Dataset:
         split = _split_of(table.path.stem) if multi else None
         prefix = f"{split or table.path.stem}:" if multi else ""
         for n, row in table.rows:
-            where = f"{table.path}:row {n}"
             text = row.get(text_col)
             if text is None or not text.strip():
-                skipped.append(SkippedItem(where, f"empty {text_col!r} value", "empty-text"))
+                skipped.append(
+                    SkippedItem(f"{table.path}:row {n}", f"empty {text_col!r} value", "empty-text")
+                )
                 continue
             label = None
             if label_col is not None:
                 label = (row.get(label_col) or "").strip()
                 if not label:
-                    skipped.append(SkippedItem(where, f"empty {label_col!r} value", "missing-label"))
+                    skipped.append(
+                        SkippedItem(f"{table.path}:row {n}", f"empty {label_col!r} value", "missing-label")
+                    )
                     continue
             sid = f"{prefix}row:{n}"
             samples.append(Sample(sid, label, None, text, split))
             records.append(
                 (sid, label, split, hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest())
             )
-    samples.sort(key=lambda s: id_sort_key(s.id))
+    # rows are in file order within a table; order the tables like their id prefixes (natural id order)
     labels = [s.label for s in samples if s.label is not None]
     return Dataset(
         root=req.root,

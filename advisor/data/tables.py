@@ -140,6 +140,7 @@ def guess_delimiter(text: str) -> str:
 
 
 def _read_delimited(path: Path, text: str, delimiter: str | None) -> Table:
+    dirty = _SURROGATE.search(text) is not None  # per-row checks only when some bytes did not decode
     if delimiter is None:
         delimiter = guess_delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -166,7 +167,7 @@ def _read_delimited(path: Path, text: str, delimiter: str | None) -> Table:
         if not values or all(not v.strip() for v in values):
             continue  # blank line
         n += 1
-        if _row_has_bad_bytes(values):
+        if dirty and _row_has_bad_bytes(values):
             table.skipped.append(SkippedItem(f"{path}:row {n}", "not valid UTF-8 text", "bad-encoding"))
             continue
         if len(values) != len(columns):
