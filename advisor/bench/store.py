@@ -1,0 +1,225 @@
+"""The benchmark results store: an SQLite file (``cache_dir()/bench.sqlite``) of every run, keyed by model, settings
+and hardware fingerprint, so later runs and reports reuse and compare figures instead of re-measuring.
+
+Two tables: ``results`` holds one row per `BenchResult` (the whole record as JSON, with its key), ``figures`` one
+row per (precision, batch size) with the headline numbers, for queries such as "p50 latency of model X at batch 8
+in bf16 on this machine".
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from advisor.errors import ResultsError
+
+SCHEMA_VERSION = 1
+DB_NAME = "bench.sqlite"
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS results (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    settings_key TEXT NOT NULL,
+    hardware_key TEXT NOT NULL,
+    device TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    schema_version INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_key ON results (key);
+CREATE INDEX IF NOT EXISTS results_model ON results (model_id, hardware_key);
+CREATE TABLE IF NOT EXISTS figures (
+    result_id INTEGER NOT NULL REFERENCES results (id) ON DELETE CASCADE,
+    model_id TEXT NOT NULL,
+    hardware_key TEXT NOT NULL,
+    device TEXT NOT NULL,
+    precision TEXT NOT NULL,
+    batch_size INTEGER NOT NULL,
+    requested_batch_size INTEGER NOT NULL,
+    channels_last INTEGER NOT NULL,
+    compile TEXT,
+    threads INTEGER,
+    status TEXT NOT NULL,
+    p50_ms REAL,
+    p90_ms REAL,
+    p99_ms REAL,
+    iqr_ms REAL,
+    throughput_items_per_s REAL,
+    peak_memory_mb REAL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS figures_lookup ON figures (model_id, device, precision, batch_size);
+"""
+
+
+class ResultsStore:
+    """SQLite store of benchmark results.
+
+    Args:
+        path: the database file; default ``advisor.paths.cache_dir()/"bench.sqlite"`` (honours $ADVISOR_CACHE_DIR).
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        if path is None:
+            from advisor.paths import cache_dir
+
+            path = cache_dir() / DB_NAME
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self._connect() as con:
+                con.executescript(_DDL)
+        except sqlite3.DatabaseError as e:
+            raise ResultsError(
+                f"benchmark store {self.path} is not a readable SQLite database ({e})",
+                hint="move it aside; a new one is created on the next run",
+            ) from None
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.path, timeout=30)
+        con.row_factory = sqlite3.Row
+        try:
+            with con:  # one transaction: committed on success, rolled back on error
+                yield con
+        finally:
+            con.close()
+
+    def put(self, record: Any) -> int:
+        """Append a result (a `BenchResult` or its ``to_dict()``); returns its row id. Earlier rows are kept."""
+        from advisor.cli._output import to_jsonable
+
+        d = to_jsonable(record.to_dict() if hasattr(record, "to_dict") else record)
+        for k in ("key", "model_id", "settings_key", "hardware"):
+            if k not in d:
+                raise ResultsError(f"benchmark record lacks {k!r}; cannot store it")
+        created = d.get("created_at") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        cfg = d.get("config", {})
+        with self._connect() as con:
+            cur = con.execute(
+                "INSERT INTO results (key, model_id, settings_key, hardware_key, device, created_at, schema_version,"
+                " record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    d["key"],
+                    d["model_id"],
+                    d["settings_key"],
+                    d["hardware"]["key"],
+                    d.get("device", "?"),
+                    created,
+                    SCHEMA_VERSION,
+                    json.dumps(d, sort_keys=True),
+                ),
+            )
+            rid = int(cur.lastrowid)
+            for r in d.get("records", []):
+                lat = r.get("latency") or {}
+                mem = r.get("memory") or {}
+                peak = mem.get("gpu_peak_allocated_mb")
+                if peak is None:
+                    peak = mem.get("cpu_rss_delta_mb")
+                con.execute(
+                    "INSERT INTO figures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        rid,
+                        d["model_id"],
+                        d["hardware"]["key"],
+                        d.get("device", "?"),
+                        r["precision"],
+                        r.get("batch_size") or 0,
+                        r["requested_batch_size"],
+                        int(bool(cfg.get("channels_last"))),
+                        cfg.get("compile_mode") if cfg.get("compile") else None,
+                        r.get("threads"),
+                        r["status"],
+                        lat.get("p50_ms"),
+                        lat.get("p90_ms"),
+                        lat.get("p99_ms"),
+                        lat.get("iqr_ms"),
+                        r.get("throughput_items_per_s"),
+                        peak,
+                        created,
+                    ),
+                )
+        return rid
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The newest stored record with this key (model + settings + hardware), or ``None``."""
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT record FROM results WHERE key = ? ORDER BY id DESC LIMIT 1", (key,)
+            ).fetchone()
+        return json.loads(row["record"]) if row else None
+
+    def find(
+        self,
+        model_id: str | None = None,
+        *,
+        hardware_key: str | None = None,
+        device: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Stored records, newest first, optionally filtered by model, hardware key and device."""
+        q, args = "SELECT record FROM results WHERE 1=1", []
+        for col, val in (("model_id", model_id), ("hardware_key", hardware_key), ("device", device)):
+            if val is not None:
+                q += f" AND {col} = ?"
+                args.append(val)
+        q += " ORDER BY id DESC"
+        if limit:
+            q += f" LIMIT {int(limit)}"
+        with self._connect() as con:
+            return [json.loads(r["record"]) for r in con.execute(q, args)]
+
+    def figures(
+        self,
+        model_id: str | None = None,
+        *,
+        device: str | None = None,
+        precision: str | None = None,
+        batch_size: int | None = None,
+        hardware_key: str | None = None,
+        status: str | None = "ok",
+    ) -> list[dict[str, Any]]:
+        """Headline figures (one per precision x batch size per run), newest first, as plain dicts."""
+        q, args = "SELECT * FROM figures WHERE 1=1", []
+        for col, val in (
+            ("model_id", model_id),
+            ("device", device),
+            ("precision", precision),
+            ("batch_size", batch_size),
+            ("hardware_key", hardware_key),
+            ("status", status),
+        ):
+            if val is not None:
+                q += f" AND {col} = ?"
+                args.append(val)
+        q += " ORDER BY result_id DESC"
+        with self._connect() as con:
+            return [dict(r) for r in con.execute(q, args)]
+
+    def latest_figure(
+        self,
+        model_id: str,
+        *,
+        batch_size: int,
+        precision: str = "fp32",
+        device: str = "cpu",
+        hardware_key: str | None = None,
+    ) -> dict[str, Any] | None:
+        """The newest successful figure for this model/batch/precision/device (this machine if ``hardware_key``)."""
+        rows = self.figures(
+            model_id, device=device, precision=precision, batch_size=batch_size, hardware_key=hardware_key
+        )
+        return rows[0] if rows else None
+
+    def count(self) -> int:
+        """Number of stored results."""
+        with self._connect() as con:
+            return int(con.execute("SELECT COUNT(*) FROM results").fetchone()[0])

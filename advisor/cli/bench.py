@@ -1,0 +1,224 @@
+"""`advisor bench MODEL...`: latency, throughput, memory, cold start and GMACs of models on this machine."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from advisor.cli._output import DebugOption, FormatOption, OutputFormat, emit, handle_errors, stdout_console
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench", help="Measure latency, throughput, memory and GMACs of models on this machine.")(
+        bench
+    )
+
+
+def _int_list(text: str, option: str) -> tuple[int, ...]:
+    from advisor.errors import UsageError
+
+    try:
+        vals = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise UsageError(
+            f"{option} {text!r} is not a comma-separated list of integers", hint="e.g. 1,8,32"
+        ) from None
+    if not vals:
+        raise UsageError(f"{option} is empty", hint="e.g. 1,8,32")
+    return vals
+
+
+def bench(
+    models: Annotated[
+        list[str], typer.Argument(help="Model ids, e.g. timm:resnet18 torchvision:mobilenet_v3_small.")
+    ],
+    device: Annotated[
+        str, typer.Option(help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.")
+    ] = "auto",
+    batch_sizes: Annotated[
+        str, typer.Option("--batch-sizes", "-b", help="Comma-separated batch sizes.")
+    ] = "1,8",
+    precision: Annotated[
+        str, typer.Option(help="Comma-separated: fp32, fp16, bf16 (cast), amp_fp16, amp_bf16 (autocast).")
+    ] = "fp32",
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="NHWC memory format.")] = False,
+    compile: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the model (time reported).")
+    ] = False,
+    compile_mode: Annotated[str, typer.Option(help="torch.compile mode.")] = "default",
+    threads: Annotated[int | None, typer.Option(help="CPU intra-op threads (torch.set_num_threads).")] = None,
+    tf32: Annotated[
+        bool, typer.Option("--tf32", help="Allow TF32 on CUDA for fp32 (off unless given).")
+    ] = False,
+    input_size: Annotated[
+        int | None, typer.Option(help="Image side in pixels (default: the model's).")
+    ] = None,
+    seq_len: Annotated[int | None, typer.Option(help="Text length in tokens (default: the model's).")] = None,
+    clip_seconds: Annotated[float | None, typer.Option(help="Audio clip length in seconds.")] = None,
+    min_time: Annotated[float, typer.Option(help="Minimum seconds of timed calls per batch size.")] = 1.0,
+    max_time: Annotated[float, typer.Option(help="Stop timing a batch size after this many seconds.")] = 30.0,
+    min_repeats: Annotated[int, typer.Option(help="Minimum timed calls per batch size.")] = 10,
+    warmup: Annotated[int, typer.Option(help="Untimed warm-up calls.")] = 3,
+    pretrained: Annotated[
+        bool,
+        typer.Option(
+            "--pretrained", help="Load real weights (default: random init; timing does not need them)."
+        ),
+    ] = False,
+    flops: Annotated[
+        bool, typer.Option("--flops/--no-flops", help="Count GMACs and compare with published.")
+    ] = True,
+    find_max_batch: Annotated[
+        bool, typer.Option("--find-max-batch", help="Also search the largest batch that fits in memory.")
+    ] = False,
+    reuse: Annotated[
+        bool,
+        typer.Option("--reuse", help="Return a stored result for identical model, settings and hardware."),
+    ] = False,
+    store: Annotated[
+        bool, typer.Option("--store/--no-store", help="Append results to the bench store.")
+    ] = True,
+    fmt: FormatOption = OutputFormat.human,
+    debug: DebugOption = False,
+) -> None:
+    """Benchmark each MODEL with the same settings; figures carry the settings and hardware that made them."""
+    with handle_errors(debug):
+        from advisor.bench.runner import BenchConfig, benchmark_model
+        from advisor.paths import cache_dir
+
+        config = BenchConfig(
+            device=device,
+            batch_sizes=_int_list(batch_sizes, "--batch-sizes"),
+            precision=tuple(p for p in precision.replace(" ", "").split(",") if p),
+            channels_last=channels_last,
+            compile=compile,
+            compile_mode=compile_mode,
+            threads=threads,
+            tf32=tf32,
+            input_size=input_size,
+            seq_len=seq_len,
+            clip_seconds=clip_seconds,
+            min_time=min_time,
+            max_time=max_time,
+            min_repeats=min_repeats,
+            warmup=warmup,
+            pretrained=pretrained,
+            count_flops=flops,
+            find_max_batch=find_max_batch,
+        )
+        results = [benchmark_model(m, config, store=store, reuse=reuse).to_dict() for m in models]
+        data = {"results": results, "store": str(cache_dir() / "bench.sqlite") if store else None}
+        emit(data, fmt, _render)
+
+
+def _f(v: Any, spec: str = ".2f") -> str:
+    return "—" if v is None else format(v, spec)
+
+
+def _render(data: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    console = stdout_console()
+    for r in data["results"]:
+        cached = " [dim](stored result, not re-measured)[/]" if r.get("from_cache") else ""
+        console.print(f"[bold]{r['model_id']}[/] on {r['device']} — {r['device_class']}{cached}")
+        if r.get("weights_note"):
+            console.print(f"  [yellow]{r['weights_note']}[/]")
+        t = Table(header_style="bold")
+        for col in (
+            "precision",
+            "batch",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "IQR ms",
+            "items/s",
+            "peak mem MiB",
+            "n",
+            "notes",
+        ):
+            t.add_column(col, justify="left" if col in ("precision", "notes") else "right")
+        for rec in r["records"]:
+            lat = rec.get("latency") or {}
+            mem = rec.get("memory") or {}
+            peak = mem.get("gpu_peak_allocated_mb", mem.get("cpu_rss_delta_mb"))
+            if peak is None:
+                peak = mem.get("cpu_rss_delta_mb")
+            label = (
+                rec["precision"]
+                + (" +CL" if rec["channels_last"] else "")
+                + (f" +compile({rec['compile_mode']})" if rec.get("compile_mode") else "")
+            )
+            bs = str(rec["batch_size"] or rec["requested_batch_size"])
+            if rec["batch_size"] and rec["batch_size"] != rec["requested_batch_size"]:
+                bs = f"{rec['batch_size']} (asked {rec['requested_batch_size']})"
+            notes = rec.get("error") or "; ".join(rec.get("warnings") or [])
+            t.add_row(
+                label,
+                bs,
+                _f(lat.get("p50_ms")),
+                _f(lat.get("p90_ms")),
+                _f(lat.get("p99_ms")),
+                _f(lat.get("iqr_ms")),
+                _f(rec.get("throughput_items_per_s"), ".1f"),
+                _f(peak, ".1f"),
+                str(lat.get("n", "—")),
+                f"[{'red' if rec['status'] != 'ok' else 'yellow'}]{notes}[/]",
+            )
+        console.print(t)
+        cs = r.get("cold_start") or {}
+        console.print(
+            f"  cold start: load {_f(cs.get('load_s'))} s + first call {_f(cs.get('first_call_s'), '.3f')} s"
+            + (f"; compile (first call) {cs['compile_s']}" if cs.get("compile_s") else "")
+            + f"; threads {r['records'][0]['threads'] if r['records'] else '—'}"
+        )
+        if r.get("n_params") is not None:
+            wm = ", ".join(f"{k} {v:.1f} MiB" for k, v in (r.get("weights_memory_mb") or {}).items())
+            console.print(f"  params: {r['n_params'] / 1e6:.2f} M; weights: {wm}")
+        g = r.get("gmacs")
+        if g and g.get("gmacs") is not None:
+            console.print(
+                f"  measured GMACs/sample (multiply-accumulates): {g['gmacs']:.4f} (fvcore+attention), "
+                f"{_f(g.get('gmacs_torch'), '.4f')} (torch FlopCounterMode/2, {g.get('torch_method')})"
+            )
+            if g.get("significant_uncounted"):
+                console.print(f"  [red]uncounted operators: {', '.join(g['significant_uncounted'])}[/]")
+        for p in r.get("gmacs_published") or []:
+            ok = "[green]within 1%[/]" if p.get("within_1pct") else "[red]off by more than 1%[/]"
+            console.print(
+                f"  published GMACs {p['gmacs']} ({p['source']}, {p['column']}) vs measured "
+                f"{_f(p.get('measured'), '.4f')} ({p['compare_with']}): {ok}"
+            )
+        if r.get("published_comparison"):
+            pt = Table(
+                title="throughput: published (timm benchmark CSV, other machine) vs measured (this machine)",
+                title_justify="left",
+                header_style="bold",
+            )
+            for col in (
+                "published file",
+                "img px",
+                "pub. batch",
+                "pub. items/s",
+                "our batch",
+                "our precision",
+                "our items/s",
+            ):
+                pt.add_column(col, justify="left" if col == "published file" else "right")
+            for c in r["published_comparison"]:
+                p, m = c["published"], c["measured"]
+                pt.add_row(
+                    p["file"],
+                    str(p["img_size"]),
+                    str(p["batch_size"]),
+                    _f(p["samples_per_sec"], ".1f"),
+                    str(m["batch_size"]),
+                    m["precision"],
+                    _f(m["throughput_items_per_s"], ".1f"),
+                )
+            console.print(pt)
+        for w in r.get("warnings") or []:
+            console.print(f"  [yellow]warning:[/] {w}")
+    if data.get("store"):
+        console.print(f"[dim]stored in {data['store']}[/]")
