@@ -216,7 +216,7 @@ def main() -> None:
     ap.add_argument("--unfreeze", nargs="+", default=["head", "last-2"])
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--lr", type=float, default=1e-2)
     ap.add_argument("--patience", type=int, default=3)
     ap.add_argument("--budget", type=float, default=None)
     ap.add_argument("--train-per-class", type=int, default=50)

@@ -103,3 +103,76 @@ def test_cli_human_output_and_bad_unfreeze(tmp_path, fake_model):
         app, ["finetune", "--data", str(data), "--model", "fake:tiny", "--unfreeze", "middle"]
     )
     assert bad.exit_code == 2 and "invalid --unfreeze" in bad.output and "Traceback" not in bad.output
+
+
+def test_cli_with_a_tiny_random_timm_model(tmp_path):
+    from finetune_helpers import colour_image_folder
+
+    data = colour_image_folder(tmp_path / "imgs", n_per_class=6)
+    out = tmp_path / "run"
+    r = CliRunner().invoke(
+        app,
+        [
+            "finetune",
+            "--data",
+            str(data),
+            "--model",
+            "timm:test_vit",
+            "--random-init",
+            "--unfreeze",
+            "last-1",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "6",
+            "--lr",
+            "0.01",
+            "--out",
+            str(out),
+            "--format",
+            "json",
+            "--no-progress",
+            "--device",
+            "cpu",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["model_id"] == "timm:test_vit" and res["pretrained"] is False and res["device"] == "cpu"
+    assert res["classes"] == ["blue", "green", "red"] and res["n_train"] + res["n_val"] == 18
+    assert 0 < res["trainable_params"] < res["total_params"]
+    assert any("never use" in n for n in res["notes"])  # timm's own classifier is not trained
+    assert (out / "best.safetensors").exists() and (out / "state.pt").exists()
+    assert res["epochs_run"] == 2 and all(h["seconds"] > 0 for h in res["history"])
+
+
+def test_cli_refuses_an_onnx_model_with_a_hint(tmp_path):
+    from advisor.errors import ModelLoadError
+    from advisor.models import load_model
+
+    try:
+        load_model("pkg:paraphrase-MiniLM-L3-v2", device="cpu")
+    except ModelLoadError as e:  # package not installed here
+        pytest.skip(f"packaged ONNX model unavailable: {e}")
+    r = CliRunner().invoke(
+        app,
+        [
+            "finetune",
+            "--data",
+            str(_csv(tmp_path)),
+            "--model",
+            "pkg:paraphrase-MiniLM-L3-v2",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "x"),
+            "--no-progress",
+        ],
+    )
+    assert r.exit_code == 1
+    text = " ".join(r.output.split())  # Rich wraps long lines
+    assert (
+        "runs on the onnx runtime, which cannot be fine-tuned" in text
+        and "hint: fine-tune a PyTorch source" in text
+    )
+    assert "Traceback" not in r.output
