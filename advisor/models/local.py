@@ -312,6 +312,13 @@ def _program_model(
                 out = next(iter(out.values()))
             return _pool(out, batch[1] if len(batch) > 1 and self.pass_mask else None)
 
+        def train(self, mode: bool = True):
+            # torch.export programs refuse train()/eval(); they are inference graphs already.
+            self.training = mode
+            if runtime != "export":
+                self.m.train(mode)
+            return self
+
     modality = opts["modality"]
     if modality == "image":
         pre, sig = image_preprocess(opts)
