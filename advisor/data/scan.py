@@ -30,11 +30,21 @@ DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
 
 
 def max_image_pixels() -> int:
-    """The pixel limit for one image ($ADVISOR_MAX_IMAGE_PIXELS or ~89.5 Mpx)."""
+    """The pixel limit for one image ($ADVISOR_MAX_IMAGE_PIXELS or ~89.5 Mpx).
+
+    When the limit is raised above Pillow's own guard (which refuses twice its ~89.5 Mpx default outright),
+    Pillow's guard is raised to match, so the user's setting is the one that applies.
+    """
     try:
-        return int(os.environ.get("ADVISOR_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS))
+        limit = int(os.environ.get("ADVISOR_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS))
     except ValueError:
-        return DEFAULT_MAX_IMAGE_PIXELS
+        limit = DEFAULT_MAX_IMAGE_PIXELS
+    if limit > DEFAULT_MAX_IMAGE_PIXELS:
+        from PIL import Image
+
+        if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS * 2 < limit:
+            Image.MAX_IMAGE_PIXELS = limit // 2 + 1
+    return limit
 
 
 def kind_from_ext(path: str | Path) -> str | None:

@@ -288,3 +288,17 @@ def test_broken_split_table_is_named(tmp_path):
     (tmp_path / "test.csv").write_bytes("text,label\ncafé,x\nthé,y\n".encode("latin-1"))
     with pytest.raises(DatasetError, match="test.csv"):
         load_dataset(tmp_path)
+
+
+def test_raised_pixel_limit_beats_pillow_guard(tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", PILImage.MAX_IMAGE_PIXELS)  # restored afterwards
+    _png_header_only(tmp_path / "c" / "huge.png", 20_000, 20_000) if (
+        tmp_path / "c"
+    ).mkdir() is None else None
+    write_png(tmp_path / "c" / "small.png")
+    assert load_dataset(tmp_path).skipped[0].code == "too-large"  # 400 Mpx > default limit
+    monkeypatch.setenv("ADVISOR_MAX_IMAGE_PIXELS", str(500_000_000))
+    ds = load_dataset(tmp_path)
+    assert len(ds) == 2 and ds.media_info["c/huge.png"]["width"] == 20_000

@@ -247,3 +247,15 @@ def test_load_audio_odd_rate_and_upsampling(tmp_path):
     t = np.arange(4000) / 16000
     ref = 0.5 * np.sin(2 * np.pi * 200.0 * t)
     assert float(np.abs(w16[200:-200] - ref[200:-200]).max()) < 0.01  # band-limited upsampling is near exact
+
+
+def test_scan_never_decodes_pixels_or_samples(image_folder, audio_folder, monkeypatch):
+    import soundfile
+    from PIL import ImageFile
+
+    def boom(*a, **k):
+        raise AssertionError("the scan decoded media")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", boom)
+    monkeypatch.setattr(soundfile, "read", boom)
+    assert len(load_dataset(image_folder)) == 9 and len(load_dataset(audio_folder)) == 6
