@@ -119,7 +119,7 @@ def load_model(
         model_id: see the module docstring for the id syntax.
         device: ``auto`` | ``cpu`` | ``cuda`` | ``mps``.
         pretrained: False builds the architecture with random weights (no download needed where the architecture
-            is known locally).
+            is known locally), seeded with 0 so that the same id always gives the same weights.
         offline: True never touches the network; None detects (``HF_HUB_OFFLINE`` or a <= 2 s connect probe).
         trust_remote_code: allow Hugging Face repos that need their own code (only when the user asks).
 
@@ -154,7 +154,15 @@ def load_model(
         trust_remote_code=trust_remote_code,
     )
     try:
-        model = loader(req)
+        if pretrained:
+            model = loader(req)
+        else:
+            import torch
+
+            # Random weights are seeded, so a random-init model (and its cached features) is reproducible.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                model = loader(req)
     except (ModelLoadError, CatalogEntryNotFound, UsageError):
         raise
     except ImportError as e:

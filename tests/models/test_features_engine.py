@@ -1,0 +1,176 @@
+"""Feature extraction engine: batching, cache hits, resume after a kill, overwrite strategies, skips, file formats."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import advisor.features as F
+from advisor.data import load_dataset
+from advisor.errors import ResultsError, UsageError
+from advisor.features import FeatureSet, extract_features
+from advisor.models import load_model
+
+torch.set_num_threads(1)
+MODEL = "timm:test_vit"
+
+
+def _image_folder(root, per_class: int = 5, classes=("ant", "bee", "cat")):
+    rng = np.random.default_rng(0)
+    for ci, c in enumerate(classes):
+        (root / c).mkdir(parents=True)
+        for i in range(per_class):
+            arr = (rng.random((20, 24, 3)) * 60 + ci * 60).astype(np.uint8)
+            Image.fromarray(arr).save(root / c / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def ds(tmp_path):
+    return load_dataset(_image_folder(tmp_path / "imgs"))
+
+
+def test_extract_then_cache_hit_without_loading_the_model(ds, monkeypatch):
+    fs = extract_features(ds, MODEL, pretrained=False, device="cpu", batch_size=4, progress=False)
+    assert fs.features.shape == (15, 64) and fs.features.dtype == np.float32
+    assert fs.logits.shape == (15, 1000)
+    assert fs.ids == [s.id for s in ds.samples]
+    assert fs.labels.tolist() == ds.labels_array().tolist()
+    assert fs.classes == ["ant", "bee", "cat"]
+    assert fs.meta["cache_hit"] is False and fs.meta["computed_chunks"] == 1 and fs.meta["skipped"] == 0
+
+    # the same features as a direct forward pass over the whole set
+    m = load_model(MODEL, pretrained=False)
+    from advisor.data import load_image
+
+    with torch.inference_mode():
+        direct = m.forward(m.preprocess([load_image(s) for s in ds.samples])).features.numpy()
+    np.testing.assert_allclose(fs.features, direct, atol=1e-5, rtol=1e-4)
+
+    def boom(*a, **k):
+        raise AssertionError("a cache hit must not load the model")
+
+    monkeypatch.setattr("advisor.models.load_model", boom)
+    hit = extract_features(ds, MODEL, pretrained=False, device="cpu", progress=False)
+    assert hit.meta["cache_hit"] is True
+    np.testing.assert_array_equal(hit.features, fs.features)
+    np.testing.assert_array_equal(hit.logits, fs.logits)
+
+
+def test_resume_after_kill_recomputes_only_missing_chunks(ds, monkeypatch):
+    monkeypatch.setattr(F, "CHUNK_SIZE", 4)  # 15 samples -> 4 chunks
+    m = load_model(MODEL, pretrained=False)
+    calls = {"n": 0}
+    real_forward = m.forward
+
+    def dying_forward(batch):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # the user hits Ctrl-C / the job is killed mid-run
+        return real_forward(batch)
+
+    monkeypatch.setattr(m, "forward", dying_forward)
+    with pytest.raises(KeyboardInterrupt):
+        extract_features(ds, m, device="cpu", batch_size=4, progress=False)
+    entry = next(p for p in (F.cache_dir("features")).iterdir() if p.name != "index")
+    assert sorted(p.name for p in entry.glob("chunk-*.npz")) == ["chunk-000000.npz", "chunk-000001.npz"]
+    assert not (entry / "features.npz").exists()
+
+    calls["n"] = -100  # no more deaths; count the batches of the resumed run
+    fs = extract_features(ds, m, device="cpu", batch_size=4, progress=False)
+    assert fs.meta["resumed_chunks"] == 2 and fs.meta["computed_chunks"] == 2
+    assert calls["n"] == -100 + 2  # only the two missing chunks' batches ran
+    assert not list(entry.glob("chunk-*.npz"))  # assembled into features.npz
+    fresh = extract_features(ds, m, device="cpu", batch_size=5, progress=False, overwrite_strategy="always")
+    assert fresh.meta["cache_hit"] is False and fresh.meta["resumed_chunks"] == 0
+    np.testing.assert_allclose(fs.features, fresh.features, atol=1e-5, rtol=1e-4)
+    assert fs.ids == fresh.ids
+
+
+def test_overwrite_strategies(ds):
+    with pytest.raises(ResultsError, match="only-cache"):
+        extract_features(ds, MODEL, pretrained=False, overwrite_strategy="only-cache", progress=False)
+    extract_features(ds, MODEL, pretrained=False, overwrite_strategy="never", progress=False)
+    with pytest.raises(UsageError, match="never"):
+        extract_features(ds, MODEL, pretrained=False, overwrite_strategy="never", progress=False)
+    assert extract_features(
+        ds, MODEL, pretrained=False, overwrite_strategy="only-cache", progress=False
+    ).meta["cache_hit"]
+    again = extract_features(ds, MODEL, pretrained=False, overwrite_strategy="always", progress=False)
+    assert again.meta["cache_hit"] is False
+    with pytest.raises(UsageError):
+        extract_features(ds, MODEL, pretrained=False, overwrite_strategy="sometimes", progress=False)
+
+
+def test_subsample_order_and_key(ds):
+    sub = ds.samples[::2]
+    fs = extract_features(ds, MODEL, pretrained=False, samples=sub, progress=False)
+    assert fs.ids == [s.id for s in sub]
+    full = extract_features(ds, MODEL, pretrained=False, progress=False)
+    assert full.meta["cache_hit"] is False  # different sample ids, different key
+    assert fs.meta["cache_key"] != full.meta["cache_key"]
+
+
+def test_corrupt_items_are_skipped_and_reported(ds):
+    bad = ds.samples[1]
+    bad.path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)  # broken after the scan
+    fs = extract_features(ds, MODEL, pretrained=False, batch_size=4, progress=False)
+    assert len(fs) == 14 and bad.id not in fs.ids
+    assert fs.meta["skipped"] == 1 and fs.meta["skipped_items"][0]["id"] == bad.id
+    assert fs.labels.shape == (14,)
+
+
+def test_workers_give_the_same_features(ds):
+    a = extract_features(ds, MODEL, pretrained=False, num_workers=0, progress=False)
+    b = extract_features(
+        ds, MODEL, pretrained=False, num_workers=1, progress=False, overwrite_strategy="always"
+    )
+    np.testing.assert_allclose(a.features, b.features, atol=1e-6)
+
+
+def test_featureset_roundtrip_npz_and_safetensors(ds, tmp_path):
+    fs = extract_features(ds, MODEL, pretrained=False, progress=False)
+    for name in ("f.npz", "f.safetensors"):
+        fs.save(tmp_path / name)
+        back = FeatureSet.load(tmp_path / name)
+        np.testing.assert_array_equal(back.features, fs.features)
+        np.testing.assert_array_equal(back.labels, fs.labels)
+        np.testing.assert_array_equal(back.logits, fs.logits)
+        assert back.ids == fs.ids and back.classes == fs.classes and back.model_id == MODEL
+        assert back.meta["cache_key"] == fs.meta["cache_key"]
+    with np.load(tmp_path / "f.npz", allow_pickle=False) as z:
+        assert {"features", "labels", "ids", "classes", "logits"} <= set(z.files)
+    with pytest.raises(ResultsError):
+        FeatureSet.load(tmp_path / "missing.npz")
+
+
+def test_modality_mismatch(tmp_path):
+    (tmp_path / "t.csv").write_text("text,label\nhello there,a\ngood bye,b\n")
+    text_ds = load_dataset(tmp_path / "t.csv")
+    with pytest.raises(UsageError, match="image model"):
+        extract_features(text_ds, MODEL, pretrained=False, progress=False)
+
+
+def test_cli_features_json(ds, tmp_path):
+    from typer.testing import CliRunner
+
+    from advisor.cli.main import app
+
+    out = tmp_path / "feats.npz"
+    args = ["features", "--data", str(ds.root), "--model", MODEL, "--random-init", "--out", str(out)]
+    args += ["--max-per-class", "2", "--no-progress", "--format", "json"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["shape"] == [6, 64] and s["cache_hit"] is False and s["skipped"] == 0 and s["out"] == str(out)
+    assert FeatureSet.load(out).features.shape == (6, 64)
+    r2 = CliRunner().invoke(app, args)
+    assert json.loads(r2.stdout)["cache_hit"] is True
+    bad = CliRunner().invoke(
+        app, ["features", "--data", str(ds.root), "--model", "hf:nobody/nothing", "--offline"]
+    )
+    assert bad.exit_code != 0 and "hf:nobody/nothing" in bad.output and "Traceback" not in bad.output
