@@ -259,3 +259,24 @@ def test_scan_never_decodes_pixels_or_samples(image_folder, audio_folder, monkey
     monkeypatch.setattr(ImageFile.ImageFile, "load", boom)
     monkeypatch.setattr(soundfile, "read", boom)
     assert len(load_dataset(image_folder)) == 9 and len(load_dataset(audio_folder)) == 6
+
+
+def test_reader_registry_and_forced_layout(image_folder):
+    from advisor.data import READERS, get_reader, register_reader
+
+    assert {
+        "imagefolder",
+        "split-imagefolder",
+        "flat",
+        "manifest",
+        "table",
+        "split-table",
+        "textfolder",
+    } <= set(READERS)
+    with pytest.raises(ValueError, match="already registered"):
+        register_reader("flat")(lambda req: None)
+    with pytest.raises(DatasetError, match="unknown dataset layout") as e:
+        get_reader("imagefoldr")
+    assert "imagefolder" in e.value.hint
+    with pytest.raises(DatasetError, match="9 misplaced"):  # forced flat: files in class folders do not count
+        load_dataset(image_folder, layout="flat")
