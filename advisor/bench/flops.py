@@ -141,7 +141,12 @@ def count_fvcore(module: Any, inputs: tuple[Any, ...]) -> tuple[float, dict[str,
     Returns (MACs for the whole batch, uncounted operator -> calls, per-operator MACs).
     """
     import torch
-    from fvcore.nn import FlopCountAnalysis
+
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore", FutureWarning
+        )  # fvcore's import calls the deprecated torch.jit.script
+        from fvcore.nn import FlopCountAnalysis
 
     with torch.no_grad(), _mha_fastpath_disabled(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
