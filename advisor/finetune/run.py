@@ -148,7 +148,7 @@ def trainable_module(model: LoadedModel) -> Any:
     """
     runtime = getattr(model, "runtime", None)
     module = getattr(model, "module", None)
-    if runtime != "torch" or module is None:
+    if runtime not in TRAINABLE_RUNTIMES or module is None:
         raise ModelLoadError(
             f"{model.model_id} runs on the {runtime or 'unknown'} runtime, which cannot be fine-tuned "
             "(no trainable PyTorch module)",
@@ -161,6 +161,23 @@ def trainable_module(model: LoadedModel) -> Any:
             hint="fine-tune a PyTorch model with learnable weights",
         )
     return module
+
+
+UNTRAINABLE_SUFFIXES = {".onnx": "onnx", ".tflite": "tflite"}
+TRAINABLE_RUNTIMES = ("torch", "torchscript")  # torch.export programs are inference graphs (no train mode)
+
+
+def _refuse_untrainable_file(model_id: str) -> None:
+    """Refuse a local model file whose format has no trainable module, before spending time loading it."""
+    raw = model_id[len("local:") :] if model_id.startswith("local:") else model_id
+    suffix = Path(raw.split("?")[0]).suffix.lower()
+    runtime = UNTRAINABLE_SUFFIXES.get(suffix)
+    if runtime and (model_id.startswith("local:") or Path(raw).exists()):
+        raise ModelLoadError(
+            f"{model_id} is a {runtime} file, which cannot be fine-tuned (no trainable PyTorch module)",
+            hint="fine-tune a PyTorch source (timm:, torchvision:, hf:, pkg:, or a .safetensors/.pt2 file) or "
+            "compare it with a linear probe (`advisor recommend`)",
+        )
 
 
 def _model_blocks(model: LoadedModel) -> list[Any]:
@@ -270,6 +287,7 @@ def finetune(
         raise UsageError("--resume needs --out (the folder of the run to continue)")
 
     if isinstance(model_id, str):
+        _refuse_untrainable_file(model_id)
         from advisor.models import load_model, resolve_device
 
         device = resolve_device(config.device)

@@ -22,7 +22,7 @@ from advisor.finetune.run import augment_audio, augment_image
 
 
 def _model(runtime: str = "torch") -> FakeLoadedModel:
-    bb = make_backbone(d_in=8, width=16) if runtime == "torch" else None
+    bb = None if runtime in ("onnx", "tflite") else make_backbone(d_in=8, width=16)
     return FakeLoadedModel(model_id="fake:tiny", modality="text", feature_dim=16, module=bb, runtime=runtime)
 
 
@@ -76,7 +76,7 @@ def test_single_class_is_a_dataset_error(tmp_path):
         split_samples(ds, FinetuneConfig())
 
 
-@pytest.mark.parametrize("runtime", ["onnx", "tflite"])
+@pytest.mark.parametrize("runtime", ["onnx", "tflite", "export"])
 def test_non_trainable_runtime_is_refused_with_a_hint(tmp_path, runtime):
     with pytest.raises(ModelLoadError, match="cannot be fine-tuned") as e:
         finetune(text_dataset(tmp_path), _model(runtime), FinetuneConfig(epochs=1))
@@ -112,3 +112,15 @@ def test_augmentations_keep_shape_and_are_seeded():
     wave = np.sin(np.linspace(0, 20, 1600)).astype(np.float32)
     w = augment_audio(wave, np.random.default_rng(1))
     assert w.shape == wave.shape and w.dtype == np.float32 and np.abs(w).max() <= 1.0
+
+
+def test_a_torchscript_module_can_be_fine_tuned(tmp_path):
+    import torch
+
+    model = _model()
+    model.module = torch.jit.script(model.module)
+    model.runtime = "torchscript"
+    res = finetune(
+        text_dataset(tmp_path, n_per_class=12), model, FinetuneConfig(unfreeze="all", epochs=3, lr=0.05)
+    )
+    assert res.val_accuracy >= 0.75 and res.trainable_params > 1000

