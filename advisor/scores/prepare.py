@@ -277,8 +277,10 @@ class Prepared:
         return self.cached("centered_eig", f)
 
     def scatter_cholesky(self):
-        """Cholesky factor of the centred scatter (D <= N), or None when it is singular/ill-conditioned, in which
-        case callers use `centered_eig` (pseudo-inverse semantics)."""
+        """(L, keep): Cholesky factor of the centred scatter restricted to the non-constant feature columns `keep`
+        (D <= N), or None when that block is singular/ill-conditioned, in which case callers use `centered_eig`
+        (pseudo-inverse semantics). Constant columns have zero variance and zero between-class spread, so
+        dropping them does not change pseudo-inverse based quantities."""
 
         def f():
             torch = _torch()
@@ -286,16 +288,18 @@ class Prepared:
                 return None
             s = self.scatter
             diag = torch.diagonal(s)
-            if (diag <= 0).any():
+            keep = diag > float(diag.max()) * self.D * np.finfo(np.float64).eps if diag.numel() else diag > 0
+            if not bool(keep.any()):
                 return None
-            L, info = torch.linalg.cholesky_ex(s)
+            sub = s if bool(keep.all()) else s[keep][:, keep]
+            L, info = torch.linalg.cholesky_ex(sub)
             if int(info) != 0:
                 return None
             ld = torch.diagonal(L) ** 2
             # crude condition estimate from the pivots; beyond this a pinv and an inverse disagree
             if float(ld.min()) <= float(ld.max()) * 1e-10:
                 return None
-            return L
+            return L, keep
 
         return self.cached("scatter_chol", f)
 

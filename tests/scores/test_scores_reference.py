@@ -198,8 +198,16 @@ def test_hscore_matches_tllib_and_differs_from_elementwise():
     assert rel(ours, google) > 1e-3
 
 
-def test_hscore_rank_deficient_uses_pseudo_inverse():
-    x, y = _data(12, 30, 3, seed=2)  # D > N: singular covariance
+@pytest.mark.parametrize("case", ["d_gt_n", "constant_columns", "duplicated_column"])
+def test_hscore_rank_deficient_uses_pseudo_inverse(case):
+    if case == "d_gt_n":
+        x, y = _data(12, 30, 3, seed=2)  # D > N: singular covariance
+    else:
+        x, y = _data(80, 6, 3, seed=2)
+        if case == "constant_columns":
+            x[:, :2] = 5.0
+        else:
+            x[:, 1] = x[:, 0]
     covf = np.cov(x, rowvar=False)
     g = np.zeros_like(x)
     for c in range(3):
