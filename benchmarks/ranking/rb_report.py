@@ -19,7 +19,7 @@ def _f(v, nd: int = 2) -> str:
     return "—" if v is None else f"{v:+.{nd}f}" if nd == 2 else f"{v:.{nd}f}"
 
 
-def _ci(r: dict | None, k: str, scale: float = 1.0, nd: int = 2) -> str:
+def _ci(r: dict | None, k: str, scale: float = 1.0, nd: int = 2, n_group: int | None = None) -> str:
     if r is None or not r.get("applicable", True):
         return "n/a"
     v = r.get(k)
@@ -29,6 +29,8 @@ def _ci(r: dict | None, k: str, scale: float = 1.0, nd: int = 2) -> str:
     s = f"{v * scale:.{nd}f}"
     if ci:
         s += f" [{ci[0] * scale:.{nd}f}, {ci[1] * scale:.{nd}f}]"
+    if n_group is not None and r.get("n_targets") is not None and r["n_targets"] < n_group:
+        s += f" (only {r['n_targets']} of {n_group})"
     return s
 
 
@@ -123,20 +125,22 @@ def render(res: dict) -> str:
         ("tau_w", "weighted Kendall τ (higher is better)", 1.0, 2),
         ("regret", "top-1 regret, accuracy points (lower is better)", 100.0, 1),
     ):
+        gsz = res.get("summary_group_sizes", {})
+        groups = [g for g in ("all", "dev", "confirm", "image") if gsz.get(g, 1) and g in res["summary"]]
         L += [
             f"## Main table: {label}, {head} samples per class",
             "",
-            "| method | " + " | ".join(names) + " | mean (all) |",
-            "|---|" + "---|" * (len(names) + 1),
+            "| method | " + " | ".join(names) + " | " + " | ".join(f"mean ({g})" for g in groups) + " |",
+            "|---|" + "---|" * (len(names) + len(groups)),
         ]
         for m in order:
             row = [_ci(res["scored"][t].get(head, {}).get(m), metric, scale, nd) for t in names]
-            row.append(_ci(res["summary"]["all"][head].get(m), metric, scale, nd))
+            row += [_ci(res["summary"][g][head].get(m), metric, scale, nd, gsz.get(g)) for g in groups]
             L.append(f"| {m} | " + " | ".join(row) + " |")
         L.append("")
 
     L += [
-        "## By subsample size (mean over all targets; τ_w and regret ×100)",
+        "## By subsample size (mean over all targets; regret in accuracy points)",
         "",
         "| method | "
         + " | ".join(f"τ_w @{n}" for n in sizes)
@@ -146,8 +150,9 @@ def render(res: dict) -> str:
         "|---|" + "---|" * (2 * len(sizes)),
     ]
     for m in order:
-        row = [_ci(res["summary"]["all"][n].get(m), "tau_w") for n in sizes]
-        row += [_ci(res["summary"]["all"][n].get(m), "regret", 100.0, 1) for n in sizes]
+        nall = res.get("summary_group_sizes", {}).get("all")
+        row = [_ci(res["summary"]["all"][n].get(m), "tau_w", n_group=nall) for n in sizes]
+        row += [_ci(res["summary"]["all"][n].get(m), "regret", 100.0, 1, nall) for n in sizes]
         L.append(f"| {m} | " + " | ".join(row) + " |")
     L.append("")
 
@@ -159,7 +164,13 @@ def render(res: dict) -> str:
     ]
     for m in order:
         row = [_ci(res["scored"][t].get(head, {}).get(m), "tau") for t in names]
-        row.append(_ci(res["summary"]["all"][head].get(m), "tau"))
+        row.append(
+            _ci(
+                res["summary"]["all"][head].get(m),
+                "tau",
+                n_group=res.get("summary_group_sizes", {}).get("all"),
+            )
+        )
         L.append(f"| {m} | " + " | ".join(row) + " |")
     L.append("")
 

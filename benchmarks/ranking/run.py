@@ -559,7 +559,18 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: min(2, cores))")
     ap.add_argument("--boot", type=int, default=None, help=f"bootstrap draws (default {N_BOOT}; smoke 50)")
     ap.add_argument("--combo-size", type=int, default=2, help="largest equal-weight combination searched")
+    ap.add_argument(
+        "--render",
+        action="store_true",
+        help="only re-render OUT/RESULTS.md from OUT/results.json (no compute)",
+    )
     args = ap.parse_args(argv)
+    if args.render:
+        import rb_report
+
+        res = json.loads((args.out / "results.json").read_text())
+        (args.out / "RESULTS.md").write_text(rb_report.render(res))
+        return res
 
     cache = args.cache or Path(os.environ.get("ADVISOR_CACHE_DIR") or DEFAULT_CACHE)
     os.environ["ADVISOR_CACHE_DIR"] = str(cache)
@@ -602,7 +613,18 @@ def main(argv: Sequence[str] | None = None) -> dict:
             n: {m: aggregate(scored, tnames, n, m) for m in [*methods, "random pick (expected)"]}
             for n in sizes
         }
-        for group, tnames in (("all", all_names), ("dev", dev), ("confirm", confirm))
+        for group, tnames in (
+            ("all", all_names),
+            ("dev", dev),
+            ("confirm", confirm),
+            ("image", [r["name"] for r in records if r["modality"] == "image"]),
+        )
+    }
+    group_sizes = {
+        "all": len(all_names),
+        "dev": len(dev),
+        "confirm": len(confirm),
+        "image": sum(r["modality"] == "image" for r in records),
     }
     log("searching combinations")
     combos = search_combos(records, score_names, dev, confirm, args.combo_size) if dev else None
@@ -637,6 +659,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "methods": methods,
         "scored": _strip_draws(scored),
         "summary": summary,
+        "summary_group_sizes": group_sizes,
         "combos": None if combos is None else {**combos, "ranked": combos["ranked"][:40]},
         "seconds_total": time.perf_counter() - t_all,
     }
