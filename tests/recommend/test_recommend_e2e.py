@@ -1,0 +1,106 @@
+"""End to end: `advisor recommend` on a tiny synthetic image folder with tiny random timm models given as local
+safetensors files (no download), through the Python API and the CLI; caching and failure isolation."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("timm")
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """3 classes x 12 images of 32x32 px whose colour depends on the class; two tiny random models."""
+    import timm
+    import torch
+    from PIL import Image
+    from safetensors.torch import save_file
+
+    root = tmp_path_factory.mktemp("toy")
+    data = root / "shapes"
+    rng = np.random.default_rng(0)
+    base = {"red": (200, 40, 40), "green": (40, 200, 40), "blue": (40, 40, 200)}
+    for cls, rgb in base.items():
+        (data / cls).mkdir(parents=True)
+        for i in range(12):
+            arr = np.clip(np.array(rgb) + rng.normal(0, 25, size=(32, 32, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(arr).save(data / cls / f"{i:02d}.png")
+    models = []
+    for arch in ("test_vit", "test_efficientnet"):
+        torch.manual_seed(0)
+        m = timm.create_model(arch, pretrained=False)
+        f = root / f"{arch}.safetensors"
+        save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(f))
+        models.append(f"local:{f}?arch=timm:{arch}&input_size=64")
+    return data, models
+
+
+def test_api_end_to_end_and_rerun_is_cached(toy, tmp_path):
+    import advisor
+
+    data, models = toy
+    opts = dict(models=models, device="cpu", folds=3, out=str(tmp_path / "run"), latency_batch_size=1)
+    t0 = time.perf_counter()
+    res = advisor.recommend(data, **opts)
+    first = time.perf_counter() - t0
+    assert [c.rank for c in res.ranked] == [1, 2]
+    w = res.winner
+    assert w.probe["accuracy"] > 0.5  # colour classes are easy even for random features (chance 1/3)
+    assert w.probe["accuracy_ci"][0] <= w.probe["accuracy"] <= w.probe["accuracy_ci"][1]
+    assert w.reasons and "probe accuracy" in w.reasons[0]
+    assert w.scores and any(s.get("value") is not None for s in w.scores.values())
+    assert w.bench and w.bench["latency_ms_p50"] > 0
+    assert res.advice["strategy"] == "linear-probe"  # 12 per class < few_per_class
+    assert res.dataset["fingerprint"] and res.dataset["n_classes"] == 3
+    for f in ("results.json", "results.csv", "report.md", "report.html"):
+        assert (tmp_path / "run" / f).is_file()
+    assert "<svg" in (tmp_path / "run" / "report.html").read_text()
+    # the rerun reads features, scores, probes and bench figures from caches
+    res2 = advisor.recommend(data, **(opts | {"out": None}))
+    assert [c.model_id for c in res2.ranked] == [c.model_id for c in res.ranked]
+    assert res2.winner.probe["accuracy"] == w.probe["accuracy"]
+    assert all(c.bench["cached"] for c in res2.ranked)
+    assert res2.timings["total"] < first
+
+
+def test_failed_candidate_is_reported_and_run_continues(toy):
+    import advisor
+
+    data, models = toy
+    res = advisor.recommend(
+        data, models=[models[0], "timm:resnet18.a1_in1k"], device="cpu", folds=3, out=None, bench=False,
+        offline=True,
+    )
+    assert [c.model_id for c in res.ranked] == [models[0]]
+    bad = res.candidate("timm:resnet18.a1_in1k")
+    assert bad.status in ("failed", "excluded") and bad.rank is None
+    assert bad.error or bad.reasons
+
+
+def test_cli_json_and_dry_run(toy, tmp_path):
+    from advisor.cli.main import app
+
+    data, models = toy
+    runner = CliRunner()
+    r = runner.invoke(app, ["recommend", str(data), "--models", ",".join(models), "--dry-run", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    plan = json.loads(r.stdout)
+    assert [c["model_id"] for c in plan["candidates"]] == models and plan["estimated_seconds"] > 0
+    r = runner.invoke(
+        app,
+        ["recommend", str(data), "-m", models[0], "--no-bench", "--folds", "3", "--out", str(tmp_path / "o"),
+         "--format", "json"],
+    )
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["schema"] == "advisor.recommend" and d["winner"] == models[0]
+    assert d["run_dir"] == str(tmp_path / "o")
+    r = runner.invoke(app, ["report", str(tmp_path / "o"), "--format", "json"])
+    assert json.loads(r.stdout)["winner"] == models[0]
+    r = runner.invoke(app, ["recommend", str(data), "--max-params", "lots"])
+    assert r.exit_code == 2 and "parameter count" in r.output
