@@ -502,12 +502,24 @@ def _sfda_run(prep: Prepared, folds: int) -> dict:
             ]
         x = prep.X
         use_gram = prep.D <= prep.N
-        for tr, te in splits:
+        te_stats = []
+        if folds > 1 and use_gram:
+            # held-out statistics per fold; the last fold's come from the totals, so the folds together cost one
+            # (1 - 1/k) N x D^2 product, and each training set's statistics are totals minus its held-out fold
+            for _, te in splits[:-1]:
+                te_stats.append(_stage_stats(prep, x, te, c))
+            te_stats.append(
+                (
+                    prep.gram - sum(t[0] for t in te_stats),
+                    prep.class_sums - sum(t[1] for t in te_stats),
+                    prep.counts - sum(t[2] for t in te_stats),
+                )
+            )
+        for fold, (tr, te) in enumerate(splits):
             if folds <= 1 and use_gram:
                 g, sums, counts = prep.gram, prep.class_sums, prep.counts
-            elif use_gram and len(te) <= len(tr):
-                # training statistics = full statistics minus the held-out fold (a |te| x D^2 product, not |tr|)
-                gte, ste, cte = _stage_stats(prep, x, te, c)
+            elif use_gram:
+                gte, ste, cte = te_stats[fold]
                 g, sums, counts = prep.gram - gte, prep.class_sums - ste, prep.counts - cte
             else:
                 g, sums, counts = _stage_stats(prep, x, tr, c)
@@ -633,6 +645,11 @@ def _avg_ranks(v):
     return ranks
 
 
+def _has_duplicate_rows(z) -> bool:
+    torch = _torch()
+    return torch.unique(z, dim=0).shape[0] < z.shape[0]
+
+
 @register_scorer("parc", higher_is_better=True, needs=("features", "labels"))
 def parc(prep: Prepared, *, pca_dim: int | None = 32, max_samples: int = 5000) -> float:
     """PARC: Spearman correlation (x100) between the feature and label dissimilarity matrices.
@@ -680,14 +697,34 @@ def parc(prep: Prepared, *, pca_dim: int | None = 32, max_samples: int = 5000) -
     m1 = a.numel() - m0
     if m0 == 0 or m1 == 0:
         raise ScoreError("PARC needs both same-class and different-class pairs")
-    ra = _avg_ranks(a)
-    rb = torch.where(same, torch.full_like(a, (m0 + 1) / 2), torch.full_like(a, m0 + (m1 + 1) / 2))
-    ra = ra - ra.mean()
-    rb = rb - rb.mean()
-    den = float(ra.norm() * rb.norm())
+    if bool((nr == 0).any()) or _has_duplicate_rows(z):
+        # ties among the feature dissimilarities are then certain: exact average ranks by a full sort
+        ra = _avg_ranks(a)
+        rb = torch.where(same, torch.full_like(a, (m0 + 1) / 2), torch.full_like(a, m0 + (m1 + 1) / 2))
+        ra = ra - ra.mean()
+        rb = rb - rb.mean()
+        den = float(ra.norm() * rb.norm())
+        if den == 0:
+            raise ScoreError("PARC is undefined: all feature dissimilarities are equal")
+        return finite_or_error(100.0 * float((ra * rb).sum()) / den, "PARC")
+    # The label ranks take two values, so Spearman only needs the rank sum of the same-class pairs, i.e. the
+    # Mann-Whitney count of (different, same) pairs, found by binary search in the sorted same-class values
+    # instead of sorting all N(N-1)/2 values. Exact when the feature dissimilarities have no ties.
+    a_same = torch.sort(a[same]).values
+    a_diff = a[~same]
+    lo = torch.searchsorted(a_same, a_diff, right=False).to(torch.float64)
+    hi = torch.searchsorted(a_same, a_diff, right=True).to(torch.float64)
+    u_diff = float((lo + 0.5 * (hi - lo)).sum())  # sum over diff pairs of #(same < d) + #(same == d)/2
+    big_m = float(m0 + m1)
+    rank_sum_same = m0 * (m0 + 1) / 2 + m0 * m1 - u_diff
+    cov = rank_sum_same - m0 * (big_m + 1) / 2
+    var_r = big_m * (big_m * big_m - 1) / 12
+    var_s = m0 * m1 / big_m
+    den = math.sqrt(var_r * var_s)
     if den == 0:
         raise ScoreError("PARC is undefined: all feature dissimilarities are equal")
-    return finite_or_error(100.0 * float((ra * rb).sum()) / den, "PARC")
+    # label RDM is 0 for same-class pairs, so its ranks fall as s rises: Spearman = -corr(rank(a), s)
+    return finite_or_error(-100.0 * cov / den, "PARC")
 
 
 # --------------------------------------------------------------------------------------------------- baselines

@@ -357,8 +357,11 @@ def test_etran_energy_and_fuse():
 
 
 # ---------------------------------------------------------------- PARC
-def test_parc_matches_naive_reference():
+@pytest.mark.parametrize("dups", [False, True])
+def test_parc_matches_naive_reference(dups):
     x, y = _data(60, 7, 3, seed=13)
+    if dups:  # duplicated rows tie many dissimilarities: exercises the full-sort rank path
+        x[40:50], y[40:50] = x[:10], y[:10]
     z = (x - x.mean(0)) / x.std(0)
     rdm1 = 1 - np.corrcoef(z)
     # np.corrcoef leaves +-1e-16 noise on identical one-hot rows, which splits the tied "same class" group of the
@@ -366,7 +369,8 @@ def test_parc_matches_naive_reference():
     rdm2 = np.round(1 - np.corrcoef(np.eye(3)[y]), 12)
     iu = np.triu_indices(60, 1)
     ref = scipy.stats.spearmanr(rdm1[iu], rdm2[iu])[0] * 100
-    assert rel(M.parc(Prepared(x, y), pca_dim=None), ref) < 1e-9
+    # with duplicates, rounding in either implementation can split or merge a few near-tied values
+    assert rel(M.parc(Prepared(x, y), pca_dim=None), ref) < (1e-6 if dups else 1e-9)
     v = M.parc(Prepared(x, y), pca_dim=4)
     assert np.isfinite(v)
 
