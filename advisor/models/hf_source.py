@@ -17,6 +17,7 @@ A local folder written by ``save_pretrained`` loads as ``hf:/path/to/dir`` (or `
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -381,20 +382,32 @@ def audio_model_from_hf(
 
 
 # ------------------------------------------------------------------------------------------------ loading
+@lru_cache(maxsize=1)
+def _curated_arch_specs() -> dict[str, dict]:
+    """``hf_arch`` specs (config class + kwargs) of the curated catalog entries, by model id."""
+    import json
+    from importlib import resources
+
+    text = None
+    try:
+        text = (resources.files("advisor.catalog_data") / "curated.json").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError, OSError):
+        repo_file = Path(__file__).resolve().parents[2] / "catalog" / "curated.json"
+        if repo_file.is_file():
+            text = repo_file.read_text(encoding="utf-8")
+    if not text:
+        return {}
+    entries = json.loads(text).get("entries", [])
+    return {e["id"]: e["hf_arch"] for e in entries if isinstance(e, dict) and e.get("hf_arch")}
+
+
 def _catalog_config(model_id: str) -> Any:
     """A config built from the catalog's ``hf_arch`` spec (for pretrained=False without a cached config)."""
-    try:
-        from advisor.catalog.store import load_catalog
-
-        entry = load_catalog().get(model_id)
-    except Exception:
-        return None
-    spec = getattr(entry, "hf_arch", None)
+    spec = _curated_arch_specs().get(model_id.split("?", 1)[0])
     if not spec:
         return None
     import transformers
 
-    spec = spec if isinstance(spec, dict) else getattr(spec, "__dict__", {})
     cls = getattr(transformers, spec.get("config_class", ""), None)
     return cls(**spec.get("config", {})) if cls is not None else None
 

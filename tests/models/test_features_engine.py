@@ -174,3 +174,25 @@ def test_cli_features_json(ds, tmp_path):
         app, ["features", "--data", str(ds.root), "--model", "hf:nobody/nothing", "--offline"]
     )
     assert bad.exit_code != 0 and "hf:nobody/nothing" in bad.output and "Traceback" not in bad.output
+
+
+def test_oom_halves_the_batch_and_retries():
+    m = load_model(MODEL, pretrained=False)
+    real = m.forward
+    sizes = []
+
+    def fake_oom_forward(batch):
+        sizes.append(int(batch[0].shape[0]))
+        if batch[0].shape[0] > 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(batch)
+
+    m.forward = fake_oom_forward
+    state: dict = {}
+    x = m.example_batch(5)
+    feats, logits = F.forward_with_oom_retry(m, x, "fp32", state)
+    assert feats.shape == (5, 64) and logits.shape == (5, 1000)
+    assert state["max_batch"] == 2 and state["oom_retries"] == 1
+    assert sizes == [5, 2, 2, 1]
+    with torch.inference_mode():
+        np.testing.assert_allclose(feats, real(x).features.numpy(), atol=1e-5, rtol=1e-4)

@@ -196,3 +196,13 @@ def test_to_device_and_resolve():
     with torch.inference_mode():
         out = m.forward(m.example_batch(1))
     assert out.features.dtype == torch.float32  # outputs are always float32
+
+
+def test_hf_random_init_from_catalog_spec_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    m = load_model("hf:sentence-transformers/all-MiniLM-L6-v2", pretrained=False)
+    assert not m.pretrained and m.feature_dim == 384 and len(m.blocks()) == 6
+    with torch.inference_mode():
+        assert m.forward(m.example_batch(2, seq_len=8)).features.shape == (2, 384)
+    with pytest.raises(ModelLoadError, match="tokenizer"):
+        m.preprocess(["no tokenizer offline"])
