@@ -55,6 +55,8 @@ class BenchConfig:
         compile_mode: ``torch.compile`` mode.
         threads: intra-op CPU threads (``torch.set_num_threads``) during the run; None = torch's default.
         tf32: allow TF32 matmuls/convolutions on CUDA in fp32 runs. Off unless asked: never switched on silently.
+        cudnn_benchmark: let cuDNN pick the fastest convolution algorithm per shape (as timm's benchmark does);
+            the search happens in the warm-up calls.
         input_size, seq_len, clip_seconds: input geometry overrides (image side px, tokens, audio seconds).
         min_time, max_time, min_repeats, warmup, ci_rel_tol: timing discipline (see `time_callable`).
         pool_size: distinct input batches cycled while timing (None: as many as fit in 256 MiB, 2..8).
@@ -72,6 +74,7 @@ class BenchConfig:
     compile_mode: str = "default"
     threads: int | None = None
     tf32: bool = False
+    cudnn_benchmark: bool = True
     input_size: int | None = None
     seq_len: int | None = None
     clip_seconds: float | None = None
@@ -277,22 +280,25 @@ _DTYPES = {
 
 
 @contextlib.contextmanager
-def _numerics(device: str, tf32: bool, threads: int | None) -> Iterator[int]:
-    """Set TF32 explicitly (off unless asked) and the CPU thread count for the run, then restore both."""
+def _numerics(device: str, tf32: bool, threads: int | None, cudnn_benchmark: bool = True) -> Iterator[int]:
+    """Set TF32 explicitly (off unless asked), cudnn.benchmark and the CPU thread count for the run; restore all."""
     import torch
 
     old_threads = torch.get_num_threads()
+    old_bench = torch.backends.cudnn.benchmark
     old_mm = torch.backends.cuda.matmul.allow_tf32
     old_cudnn = torch.backends.cudnn.allow_tf32
     try:
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cudnn.benchmark = cudnn_benchmark
         if threads:
             torch.set_num_threads(threads)
         yield torch.get_num_threads()
     finally:
         torch.backends.cuda.matmul.allow_tf32 = old_mm
         torch.backends.cudnn.allow_tf32 = old_cudnn
+        torch.backends.cudnn.benchmark = old_bench
         torch.set_num_threads(old_threads)
 
 
@@ -451,7 +457,7 @@ def benchmark_model(
     }
     max_batch = None
     sync = _sync_fn(device)
-    with _numerics(device, config.tf32, config.threads) as n_threads:
+    with _numerics(device, config.tf32, config.threads, config.cudnn_benchmark) as n_threads:
         for prec in config.precision:
             dtype = getattr(torch, _DTYPES[prec])
             autocast = prec.split("_", 1)[1] if prec.startswith("amp_") else None
