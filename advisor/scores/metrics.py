@@ -645,11 +645,6 @@ def _avg_ranks(v):
     return ranks
 
 
-def _has_duplicate_rows(z) -> bool:
-    torch = _torch()
-    return torch.unique(z, dim=0).shape[0] < z.shape[0]
-
-
 @register_scorer("parc", higher_is_better=True, needs=("features", "labels"))
 def parc(prep: Prepared, *, pca_dim: int | None = 32, max_samples: int = 5000) -> float:
     """PARC: Spearman correlation (x100) between the feature and label dissimilarity matrices.
@@ -697,8 +692,15 @@ def parc(prep: Prepared, *, pca_dim: int | None = 32, max_samples: int = 5000) -
     m1 = a.numel() - m0
     if m0 == 0 or m1 == 0:
         raise ScoreError("PARC needs both same-class and different-class pairs")
-    if bool((nr == 0).any()) or _has_duplicate_rows(z):
-        # ties among the feature dissimilarities are then certain: exact average ranks by a full sort
+    # The label ranks take two values, so Spearman only needs the rank sum of the same-class pairs: sort the two
+    # groups separately (numpy's SIMD sort) and count, for every same-class value, the different-class values
+    # below it by binary search. Exact; when the feature dissimilarities have ties we fall back to full ranks.
+    a_same = np.sort(a[same].cpu().numpy())
+    a_diff = np.sort(a[~same].cpu().numpy())
+    lo = np.searchsorted(a_diff, a_same, side="left")
+    hi = np.searchsorted(a_diff, a_same, side="right")
+    ties = bool((hi > lo).any() or (a_same[1:] == a_same[:-1]).any() or (a_diff[1:] == a_diff[:-1]).any())
+    if ties:
         ra = _avg_ranks(a)
         rb = torch.where(same, torch.full_like(a, (m0 + 1) / 2), torch.full_like(a, m0 + (m1 + 1) / 2))
         ra = ra - ra.mean()
@@ -707,23 +709,11 @@ def parc(prep: Prepared, *, pca_dim: int | None = 32, max_samples: int = 5000) -
         if den == 0:
             raise ScoreError("PARC is undefined: all feature dissimilarities are equal")
         return finite_or_error(100.0 * float((ra * rb).sum()) / den, "PARC")
-    # The label ranks take two values, so Spearman only needs the rank sum of the same-class pairs, i.e. the
-    # Mann-Whitney count of (different, same) pairs, found by binary search in the sorted same-class values
-    # instead of sorting all N(N-1)/2 values. Exact when the feature dissimilarities have no ties.
-    a_same = torch.sort(a[same]).values
-    a_diff = a[~same]
-    lo = torch.searchsorted(a_same, a_diff, right=False).to(torch.float64)
-    hi = torch.searchsorted(a_same, a_diff, right=True).to(torch.float64)
-    u_diff = float((lo + 0.5 * (hi - lo)).sum())  # sum over diff pairs of #(same < d) + #(same == d)/2
     big_m = float(m0 + m1)
-    rank_sum_same = m0 * (m0 + 1) / 2 + m0 * m1 - u_diff
+    rank_sum_same = m0 * (m0 + 1) / 2 + float(lo.sum(dtype=np.float64))
     cov = rank_sum_same - m0 * (big_m + 1) / 2
-    var_r = big_m * (big_m * big_m - 1) / 12
-    var_s = m0 * m1 / big_m
-    den = math.sqrt(var_r * var_s)
-    if den == 0:
-        raise ScoreError("PARC is undefined: all feature dissimilarities are equal")
-    # label RDM is 0 for same-class pairs, so its ranks fall as s rises: Spearman = -corr(rank(a), s)
+    den = math.sqrt(big_m * (big_m * big_m - 1) / 12 * (m0 * m1 / big_m))
+    # the label RDM is 0 for same-class pairs, so its ranks fall as `same` rises: Spearman = -corr(rank(a), same)
     return finite_or_error(-100.0 * cov / den, "PARC")
 
 
