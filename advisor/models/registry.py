@@ -41,7 +41,7 @@ _SOURCE_MODULES = (
     "advisor.models.packaged",
     "advisor.models.local",
 )
-_LOCAL_SUFFIXES = (".onnx", ".pt", ".pth", ".ts", ".pt2", ".safetensors", ".bin", ".jit")
+_LOCAL_SUFFIXES = (".onnx", ".tflite", ".pt", ".pth", ".ts", ".pt2", ".safetensors", ".bin", ".jit")
 
 
 def register_source(name: str) -> Callable[[SourceLoader], SourceLoader]:

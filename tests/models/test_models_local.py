@@ -157,3 +157,17 @@ def test_weights_without_arch_and_missing_file(tmp_path):
         load_model(f"local:{tmp_path / 'nope.onnx'}")
     with pytest.raises(ModelLoadError, match="do not fit"):
         load_model(f"local:{path}?arch=timm:test_vit")
+
+
+def test_tflite_quantized_mobilenet_real_file(assets):
+    pytest.importorskip("ai_edge_litert")
+    d = assets / "image" / "coral_tflite"
+    m = load_model(f"local:{d / 'mobilenet_v2_1.0_224_quant.tflite'}?labels={d / 'imagenet_labels.txt'}")
+    assert m.runtime == "tflite" and m.feature_dim == 1280 and m.num_source_classes == 1001
+    imgs = [Image.open(d / "cat.bmp").convert("RGB"), Image.open(d / "parrot.jpg").convert("RGB")]
+    out = m.forward(m.preprocess(imgs))
+    assert out.features.shape == (2, 1280) and torch.isfinite(out.features).all()
+    top = [m.source_classes[i] for i in out.logits.argmax(1).tolist()]
+    assert "cat" in top[0].lower() and top[1] == "macaw"
+    emb = load_model(str(d / "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite"))
+    assert emb.feature_dim == 1024 and emb.forward(emb.example_batch(1)).logits is None
