@@ -372,7 +372,7 @@ def transrate(prep: Prepared, *, eps: float = 1e-4) -> float:
 
 # --------------------------------------------------------------------------------------------------- GBC
 @register_scorer("gbc", higher_is_better=True, needs=("features", "labels"))
-def gbc(prep: Prepared, *, gaussian: str = "spherical") -> float:
+def gbc(prep: Prepared, *, gaussian: str = "spherical", pca_dim: int | None = None) -> float:
     """GBC: minus the summed pairwise Bhattacharyya coefficients between per-class Gaussians.
 
     Pándy et al., "Transferability Estimation using Bhattacharyya Class Separability" (CVPR 2022); reference:
@@ -380,12 +380,25 @@ def gbc(prep: Prepared, *, gaussian: str = "spherical") -> float:
     sum over ordered pairs c1 != c2). Deviation for `spherical`: the reference sums log of the *scalar* average
     variance once, i.e. drops the factor D of the log-determinant of sigma * I_D; we use the exact Bhattacharyya
     distance of isotropic Gaussians (tested against a full-covariance log-determinant). `diagonal` equals the
-    reference.
+    reference. `pca_dim` optionally projects the features on their top principal directions first (the
+    stable_transfer experiments can PCA-reduce features); default None uses the features as given, like
+    `get_gbc_score`.
     """
     torch = _torch()
     _need_classes(prep, 2)
-    mu = prep.class_means
-    var = prep.class_var.clamp_min(1e-4)
+    if pca_dim is not None and pca_dim < prep.D:
+        _, vecs = prep.pca(pca_dim)
+        z = prep.Xc @ vecs
+        cnt = prep.counts[:, None]
+        mu = (
+            torch.zeros(prep.C, z.shape[1], dtype=torch.float64, device=prep.device).index_add_(0, prep.y, z)
+            / cnt
+        )
+        var = torch.zeros_like(mu).index_add_(0, prep.y, (z - mu[prep.y]) ** 2) / cnt
+        var = var.clamp_min(1e-4)
+    else:
+        mu = prep.class_means
+        var = prep.class_var.clamp_min(1e-4)
     c, d = mu.shape
     sq = (mu * mu).sum(1)
     dist2 = (sq[:, None] + sq[None, :] - 2 * mu @ mu.T).clamp_min(0)

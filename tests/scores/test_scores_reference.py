@@ -406,3 +406,11 @@ def test_rank_tol_rule():
     w = torch.tensor([1.0, 1e-20, 2.0], dtype=torch.float64)
     assert M.rank_tol(w, 10, 3) == pytest.approx(2.0 * 10 * np.finfo(float).eps)
     assert math.isfinite(M.rank_tol(w, 1, 1))
+
+
+def test_gbc_pca_option_equals_gbc_on_sklearn_pca_features():
+    decomposition = pytest.importorskip("sklearn.decomposition")
+    x, y = _data(90, 9, 3, seed=15)
+    z = decomposition.PCA(n_components=3, svd_solver="full").fit_transform(x)
+    for g in ("spherical", "diagonal"):
+        assert rel(M.gbc(Prepared(x, y), gaussian=g, pca_dim=3), M.gbc(Prepared(z, y), gaussian=g)) < 1e-9
