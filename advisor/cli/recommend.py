@@ -85,6 +85,8 @@ def _render_plan(plan: Any) -> None:
         )
     for s in d["stages"]:
         con.print(f"  • {s}")
+    for w in d.get("warnings") or []:
+        con.print(f"[yellow]warning:[/] {w}", highlight=False)
     budget = d.get("budget_seconds")
     con.print(
         f"Estimated cost: [bold]{d['estimated_seconds'] / 60:.1f} min[/]"
@@ -189,7 +191,7 @@ def recommend_command(
         bool, typer.Option("--dry-run", help="Print the plan and its estimated cost only.")
     ] = False,
     out: Annotated[
-        Path | None, typer.Option(help="Run directory [default: ./advisor-runs/<timestamp>-<dataset>].")
+        Path | None, typer.Option(help="Run directory (default: ./advisor-runs/TIMESTAMP-DATASET).")
     ] = None,
     no_out: Annotated[bool, typer.Option("--no-out", help="Do not write a run directory.")] = False,
     shortlist: Annotated[

@@ -76,6 +76,8 @@ class RunConfig:
     folds: int = 5
     seed: int = 0
     bench: bool = True
+    bench_min_time_s: float = 0.5  # timing discipline of advisor.bench, lighter than `advisor bench` defaults
+    bench_max_time_s: float = 10.0  # because recommend times every candidate
     combine: str = "zscore"
     batch_size: int = 32
     out: str | None = "auto"
@@ -126,6 +128,7 @@ class Plan:
     estimated_seconds: float
     budget_seconds: float | None
     stages: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -188,6 +191,12 @@ def make_plan(cfg: RunConfig, dataset, *, offline: bool, catalog=None) -> tuple[
             dropped = cands.pop()
             excluded.append(Exclusion(dropped.model_id, f"over the --budget of {cfg.budget_minutes:g} min"))
     shortlist = min(len(cands), cfg.shortlist or DEFAULT_SHORTLIST)
+    warnings = []
+    if budget_s is not None and total(cands, n_sub) > budget_s:
+        warnings.append(
+            f"the smallest plan (subsample {n_sub}, {len(cands)} candidates) is estimated at "
+            f"{total(cands, n_sub) / 60:.1f} min, over the {cfg.budget_minutes:g} min budget"
+        )
     plan = Plan(
         dataset={
             "root": str(dataset.root),
@@ -221,6 +230,7 @@ def make_plan(cfg: RunConfig, dataset, *, offline: bool, catalog=None) -> tuple[
             f"linear probes ({cfg.folds}-fold CV) on the top {shortlist}",
             "final ranking, Pareto front, strategy advice",
         ],
+        warnings=warnings,
     )
     return plan, cands, {"max_per_class": max_per_class, "max_samples": max_samples, "seed": cfg.seed}
 
@@ -336,7 +346,12 @@ def _bench(model_id: str, cfg: RunConfig) -> dict[str, Any]:
     """
     from advisor.bench import BenchConfig, benchmark_model
 
-    bc = BenchConfig(device=cfg.device, batch_sizes=(cfg.latency_batch_size,))
+    bc = BenchConfig(
+        device=cfg.device,
+        batch_sizes=(cfg.latency_batch_size,),
+        min_time=cfg.bench_min_time_s,
+        max_time=max(cfg.bench_max_time_s, cfg.bench_min_time_s),
+    )
     res = benchmark_model(model_id, bc, store=True, reuse=True)
     rec = next((r for r in res.records if r.requested_batch_size == cfg.latency_batch_size), None)
     lat = (rec.latency or {}) if rec else {}

@@ -90,3 +90,19 @@ def test_macro_f1_known_value():
     p = np.array([0, 1, 1, 1])
     # class 0: P=1, R=.5 -> F1=2/3; class 1: P=2/3, R=1 -> F1=.8
     assert macro_f1_score(y, p, 2) == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+def test_stratified_folds_partition_and_balance():
+    from advisor.probe import effective_folds, stratified_folds
+
+    y = np.repeat(np.arange(3), [10, 7, 5])
+    splits = stratified_folds(y, 5, seed=1)
+    tests = np.concatenate([te for _, te in splits])
+    assert sorted(tests.tolist()) == list(range(len(y)))  # every sample tested exactly once
+    for tr, te in splits:
+        assert set(tr).isdisjoint(te) and len(tr) + len(te) == len(y)
+        assert (
+            np.bincount(y[te], minlength=3).min() >= 1
+        )  # each class in each test fold (min count 5 = folds)
+    assert [te.tolist() for _, te in stratified_folds(y, 5, seed=1)] == [te.tolist() for _, te in splits]
+    assert effective_folds(np.array([0, 0, 0, 1, 1]), 5) == 2

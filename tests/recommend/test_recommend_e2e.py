@@ -44,7 +44,15 @@ def test_api_end_to_end_and_rerun_is_cached(toy, tmp_path):
     import advisor
 
     data, models = toy
-    opts = dict(models=models, device="cpu", folds=3, out=str(tmp_path / "run"), latency_batch_size=1)
+    opts = dict(
+        models=models,
+        device="cpu",
+        folds=3,
+        out=str(tmp_path / "run"),
+        latency_batch_size=1,
+        bench_min_time_s=0.1,
+        bench_max_time_s=1.0,
+    )
     t0 = time.perf_counter()
     res = advisor.recommend(data, **opts)
     first = time.perf_counter() - t0
@@ -73,7 +81,12 @@ def test_failed_candidate_is_reported_and_run_continues(toy):
 
     data, models = toy
     res = advisor.recommend(
-        data, models=[models[0], "timm:resnet18.a1_in1k"], device="cpu", folds=3, out=None, bench=False,
+        data,
+        models=[models[0], "timm:resnet18.a1_in1k"],
+        device="cpu",
+        folds=3,
+        out=None,
+        bench=False,
         offline=True,
     )
     assert [c.model_id for c in res.ranked] == [models[0]]
@@ -87,14 +100,27 @@ def test_cli_json_and_dry_run(toy, tmp_path):
 
     data, models = toy
     runner = CliRunner()
-    r = runner.invoke(app, ["recommend", str(data), "--models", ",".join(models), "--dry-run", "--format", "json"])
+    r = runner.invoke(
+        app, ["recommend", str(data), "--models", ",".join(models), "--dry-run", "--format", "json"]
+    )
     assert r.exit_code == 0, r.output
     plan = json.loads(r.stdout)
     assert [c["model_id"] for c in plan["candidates"]] == models and plan["estimated_seconds"] > 0
     r = runner.invoke(
         app,
-        ["recommend", str(data), "-m", models[0], "--no-bench", "--folds", "3", "--out", str(tmp_path / "o"),
-         "--format", "json"],
+        [
+            "recommend",
+            str(data),
+            "-m",
+            models[0],
+            "--no-bench",
+            "--folds",
+            "3",
+            "--out",
+            str(tmp_path / "o"),
+            "--format",
+            "json",
+        ],
     )
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
