@@ -219,3 +219,14 @@ def test_cli_bad_npz_one_line_error(tmp_path, runner, kind):
     assert r.exit_code != 0
     assert "Traceback" not in r.output
     assert f.name in r.output.replace("\n", "")
+
+
+def test_torch_tensor_inputs_match_numpy():
+    import torch
+
+    x, y, logits = _data()
+    a = compute_scores(x, y, logits=logits, metrics="logme,leep,gbc")
+    b = compute_scores(torch.from_numpy(x), torch.from_numpy(y), logits=torch.from_numpy(logits),
+                       metrics="logme,leep,gbc", device="cpu")  # fmt: skip
+    for m in ("logme", "leep", "gbc"):
+        assert a[m].value == pytest.approx(b[m].value, rel=1e-12)
