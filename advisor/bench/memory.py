@@ -206,10 +206,11 @@ def run_with_oom_backoff(
             if not is_oom_error(e):
                 raise
             out.oom_batches.append(bs)
-            free_device_memory(device)
-            if bs == min_batch:
-                break
-            bs = max(min_batch, int(bs * shrink))
+        # Outside the except block: the traceback (and the tensors its frames hold) is gone, so memory can be freed.
+        free_device_memory(device)
+        if bs == min_batch:
+            break
+        bs = max(min_batch, int(bs * shrink))
     return out
 
 
@@ -231,8 +232,8 @@ def find_max_batch(
             if not is_oom_error(e):
                 raise
             oom.append(bs)
-            free_device_memory(device)
-            return False
+        free_device_memory(device)  # after the except block: the failed attempt's tensors are unreferenced
+        return False
 
     if not ok(start):
         return None, oom

@@ -185,7 +185,13 @@ def _render(data: dict[str, Any]) -> None:
             if g.get("significant_uncounted"):
                 console.print(f"  [red]uncounted operators: {', '.join(g['significant_uncounted'])}[/]")
         for p in r.get("gmacs_published") or []:
-            ok = "[green]within 1%[/]" if p.get("within_1pct") else "[red]off by more than 1%[/]"
+            ok = (
+                "[green]within 1%[/]"
+                if p.get("within_1pct")
+                else "[green]equal after rounding[/]"
+                if p.get("matches_published")
+                else "[red]off by more than 1%[/]"
+            )
             console.print(
                 f"  published GMACs {p['gmacs']} ({p['source']}, {p['column']}) vs measured "
                 f"{_f(p.get('measured'), '.4f')} ({p['compare_with']}): {ok}"
