@@ -250,6 +250,7 @@ def recommend_command(
         }
         if offline:
             opts["offline"] = True
+        opts["progress"] = fmt == OutputFormat.human
         if scores:
             opts["scores"] = tuple(s.strip() for s in scores.split(",") if s.strip())
         progress_fn = None

@@ -19,12 +19,18 @@ import numpy as np
 WEIGHTS: dict[str, float] = {
     "logme": 1.0,
     "sfda": 1.0,
-    "knn": 1.0,
-    "hscore": 0.5,
+    "knn_loo": 1.0,  # leave-one-out kNN accuracy on the features: a cheap, direct proxy of probe accuracy
+    "ncm_loo": 0.5,
+    "hscore_shrinkage": 0.5,
     "nleep": 0.5,
-    "leep": 0.5,
+    "leep": 0.5,  # needs a source head
+    "nce": 0.25,  # needs a source head; label-only, ignores the features
     "gbc": 0.5,
-    "ncti": 0.5,
+    "parc": 0.5,
+    "transrate": 0.25,
+    "etran_lda": 0.5,
+    "etran_energy": 0.25,
+    "hscore": 0.25,  # unshrunk H-score is unstable in high dimensions
     "domain_confidence": 0.5,  # mean max source-head probability on the data: high = data looks like pretraining
     "prior_imagenet_top1": 0.5,  # published ImageNet-1k top-1 (image models only)
     "prior_log_params": 0.25,  # larger models transfer a little better on average; a weak prior

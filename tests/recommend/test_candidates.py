@@ -112,3 +112,26 @@ def test_diverse_default_prefers_new_pretraining_sources(catalog):
     es = [e for e in catalog if e.modality == "image" and e.probeable]
     picked = diverse_default(es, 2)
     assert picked[0].n_params <= 10e6 and picked[1].n_params > 10e6
+
+
+def test_budget_shrinks_subsample_then_candidates(catalog):
+    from types import SimpleNamespace
+
+    from advisor.recommend.run import RunConfig, make_plan
+
+    ds = SimpleNamespace(
+        classes=[f"c{i}" for i in range(10)],
+        samples=list(range(5000)),
+        modality="image",
+        root="/x",
+        fingerprint="f",
+    )
+    plan, cands, sampling = make_plan(RunConfig(data="/x", device="cpu"), ds, offline=False, catalog=catalog)
+    assert plan.subsample["n"] == 2000 and len(cands) >= 4 and plan.budget_seconds is None
+    tight, cands2, sampling2 = make_plan(
+        RunConfig(data="/x", device="cpu", budget_minutes=2), ds, offline=False, catalog=catalog
+    )
+    assert tight.subsample["n"] < plan.subsample["n"] and tight.subsample["n"] >= 200
+    assert len(cands2) <= len(cands) and tight.estimated_seconds < plan.estimated_seconds
+    assert any("budget" in x["reason"] for x in tight.excluded) or tight.estimated_seconds <= 120
+    assert sampling2["max_samples"] == tight.subsample["max_samples"]

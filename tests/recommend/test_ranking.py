@@ -11,7 +11,7 @@ from advisor.recommend.strategy import THRESHOLDS, advise_strategy
 def test_combine_orients_and_weights():
     signals = {
         "logme": {"a": 3.0, "b": 2.0, "c": 1.0},
-        "knn": {"a": 0.9, "b": 0.8, "c": 0.5},
+        "knn_loo": {"a": 0.9, "b": 0.8, "c": 0.5},
         "nce_loss": {"a": 0.1, "b": 0.2, "c": 0.3},  # lower is better
         "prior_imagenet_top1": {"a": None, "b": 80.0, "c": None},  # one known value: dropped
     }
