@@ -2,8 +2,11 @@
 last-2 blocks, against a linear probe on frozen features; writes benchmarks/results/finetune_cpu_*.{json,md}.
 
 Usage:
-    python benchmarks/finetune_cpu.py [--epochs 5] [--train-per-class 50] [--val-per-class 10] \
-        [--test-per-class 30] [--model pkg:efficientnet_lite0] [--unfreeze head last-2]
+    python benchmarks/finetune_cpu.py [--train-per-class 50] [--val-per-class 10] [--test-per-class 30] \
+        [--model pkg:efficientnet_lite0] [--runs head:5:noaug last-2:3:aug]
+
+Each run is UNFREEZE:EPOCHS:aug|noaug. Head-only without augmentation takes the cached-features path (each
+image through the backbone once); with augmentation every epoch pays a full forward pass.
 
 The data are /work/shared/assets/data/fashion_mnist_subset.npz (MIT), written as a split image folder
 (train/ val/ test/) in a temp dir: fine-tuning trains on train/, selects its epoch on val/, and both it and
@@ -110,7 +113,9 @@ def linear_probe(ds, model_id: str, seed: int) -> dict:
     }
 
 
-def run_finetune(data: Path, model_id: str, unfreeze: str, out: Path, args) -> dict:
+def run_finetune(
+    data: Path, model_id: str, unfreeze: str, epochs: int, augment: bool, out: Path, args
+) -> dict:
     cmd = [
         sys.executable,
         "-m",
@@ -123,7 +128,8 @@ def run_finetune(data: Path, model_id: str, unfreeze: str, out: Path, args) -> d
         "--unfreeze",
         unfreeze,
         "--epochs",
-        str(args.epochs),
+        str(epochs),
+        "--augment" if augment else "--no-augment",
         "--batch-size",
         str(args.batch_size),
         "--lr",
@@ -196,12 +202,22 @@ def to_markdown(rec: dict) -> str:
     for r in rec["finetune"]:
         t = r["test"]
         lines.append(
-            f"| fine-tune {r['unfreeze']} | {t['accuracy'] * 100:.1f} | {t['accuracy_ci'][0] * 100:.1f}-"
+            f"| fine-tune {r['unfreeze']} ({'augmented' if r['config']['augment'] else 'no augmentation'}) | "
+            f"{t['accuracy'] * 100:.1f} | {t['accuracy_ci'][0] * 100:.1f}-"
             f"{t['accuracy_ci'][1] * 100:.1f} | {r['val_accuracy'] * 100:.1f} | {r['epochs_run']} ({r['best_epoch']}) | "
             f"{r['stopped_reason']} | {r['seconds_per_epoch']:.1f} | {r['total_seconds']:.0f} | "
             f"{r['peak_memory_mb']:.0f} | {r['trainable_params'] / 1e6:.2f} | {r['vs_probe']['verdict']} "
             f"({r['vs_probe']['gain_pp']:+.1f} pp) |"
         )
+    if not rec.get("complete"):
+        lines += ["", "**Incomplete record**: the runs listed are the ones that finished."]
+    la0, la1 = rec.get("load_average_start"), rec.get("load_average_now")
+    if la0 and la1:
+        lines += [
+            "",
+            f"CPU load average (1/5/15 min) at start {la0[0]:.1f}/{la0[1]:.1f}/{la0[2]:.1f}, at the last write "
+            f"{la1[0]:.1f}/{la1[1]:.1f}/{la1[2]:.1f}: other jobs shared the cores, so times are upper bounds.",
+        ]
     lines += [
         "",
         "Test accuracy is measured on test images that no choice (C, epoch) saw. s/epoch includes "
@@ -213,8 +229,9 @@ def to_markdown(rec: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="pkg:efficientnet_lite0")
-    ap.add_argument("--unfreeze", nargs="+", default=["head", "last-2"])
-    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument(
+        "--runs", nargs="+", default=["head:5:noaug", "last-2:3:aug"], help="UNFREEZE:EPOCHS:aug|noaug"
+    )
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-2)
     ap.add_argument("--patience", type=int, default=3)
@@ -240,14 +257,40 @@ def main() -> None:
         )
         ds = load_dataset(data, modality="image")
         print(f"data: {counts['train']} train / {counts['val']} val / {counts['test']} test", file=sys.stderr)
-        probe = linear_probe(ds, args.model, args.seed)
+        rec = {
+            "benchmark": "finetune_cpu",
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "model_id": args.model,
+            "args": {
+                k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "results"
+            },
+            "data": {k: counts[k] for k in ("train", "val", "test")},
+            "hardware": hardware(),
+            "versions": library_versions(),
+            "load_average_start": os.getloadavg(),
+            "probe": None,
+            "finetune": [],
+            "complete": False,
+        }
+
+        def save() -> None:
+            rec["load_average_now"] = os.getloadavg()
+            args.results.mkdir(parents=True, exist_ok=True)
+            stem = f"finetune_cpu_{args.model.replace(':', '_').replace('/', '_')}_{rec['hardware']['cores']}core"
+            (args.results / f"{stem}.json").write_text(json.dumps(rec, indent=2) + "\n")
+            if rec["probe"] is not None:
+                (args.results / f"{stem}.md").write_text(to_markdown(rec))
+
+        rec["probe"] = probe = linear_probe(ds, args.model, args.seed)
+        save()
         print(
             f"probe: test acc {probe['test_accuracy']:.3f} ({probe['total_seconds']:.0f} s)", file=sys.stderr
         )
-        runs = []
-        for unfreeze in args.unfreeze:
-            out = tmp / "runs" / unfreeze
-            res = run_finetune(data, args.model, unfreeze, out, args)
+        for spec in args.runs:
+            unfreeze, epochs, aug = spec.split(":")
+            out = tmp / "runs" / spec.replace(":", "_")
+            res = run_finetune(data, args.model, unfreeze, int(epochs), aug == "aug", out, args)
+            res["run"] = spec
             res["test"] = evaluate_finetuned(out, ds, split="test", device="cpu")
             res["vs_probe"] = compare_with_probe(
                 {
@@ -260,28 +303,15 @@ def main() -> None:
             )
             res.pop("checkpoint", None)
             res.pop("out_dir", None)
-            runs.append(res)
+            rec["finetune"].append(res)
+            save()
             print(
-                f"{unfreeze}: test acc {res['test']['accuracy']:.3f}, val {res['val_accuracy']:.3f}, "
+                f"{spec}: test acc {res['test']['accuracy']:.3f}, val {res['val_accuracy']:.3f}, "
                 f"{res['seconds_per_epoch']:.1f} s/epoch, {res['total_seconds']:.0f} s",
                 file=sys.stderr,
             )
-
-    rec = {
-        "benchmark": "finetune_cpu",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model_id": args.model,
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "results"},
-        "data": {k: counts[k] for k in ("train", "val", "test")},
-        "hardware": hardware(),
-        "versions": library_versions(),
-        "probe": probe,
-        "finetune": runs,
-    }
-    args.results.mkdir(parents=True, exist_ok=True)
-    stem = f"finetune_cpu_{args.model.replace(':', '_').replace('/', '_')}_{rec['hardware']['cores']}core"
-    (args.results / f"{stem}.json").write_text(json.dumps(rec, indent=2) + "\n")
-    (args.results / f"{stem}.md").write_text(to_markdown(rec))
+        rec["complete"] = True
+        save()
     print(to_markdown(rec))
 
 

@@ -3,6 +3,8 @@ early stopping, budget, and atomic per-epoch checkpoints that a killed run resum
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import random
 import resource
@@ -28,7 +30,7 @@ from advisor.finetune.unfreeze import (
     freeze_unused,
     set_train_modes,
 )
-from advisor.io import atomic_write, stable_hash
+from advisor.io import atomic_write
 
 STATE_FILE = "state.pt"
 BEST_FILE = "best.safetensors"
@@ -196,6 +198,12 @@ def _example_batch(task: TrainTask) -> tuple[torch.Tensor, ...] | None:
         return None
     batch = task.preprocess(items)
     return (batch,) if isinstance(batch, torch.Tensor) else tuple(batch)
+
+
+def _key(obj: Any) -> str:
+    """A short content hash of plain data (kept local so the loop needs no CLI dependencies)."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -408,14 +416,14 @@ def train(
         optimizer, lambda s: _lr_factor(s, sched["total"], sched["warmup"])
     )
 
-    data_key = stable_hash(
+    data_key = _key(
         {
             "train": [task.train.ids, task.train.labels.tolist()],
             "val": [task.val.ids, task.val.labels.tolist()],
             "classes": task.classes,
         }
     )
-    run_key = stable_hash(config.training_key())
+    run_key = _key(config.training_key())
     out = Path(out_dir) if out_dir is not None else None
     state_path = out / STATE_FILE if out else None
     best_path = out / BEST_FILE if out else None
