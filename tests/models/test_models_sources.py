@@ -206,3 +206,19 @@ def test_hf_random_init_from_catalog_spec_offline(monkeypatch):
         assert m.forward(m.example_batch(2, seq_len=8)).features.shape == (2, 384)
     with pytest.raises(ModelLoadError, match="tokenizer"):
         m.preprocess(["no tokenizer offline"])
+
+
+def test_offline_detection_env_and_probe(monkeypatch):
+    from advisor.models import hub
+
+    for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "ADVISOR_OFFLINE"):
+        monkeypatch.delenv(k, raising=False)
+    assert hub.is_offline(True) is True and hub.is_offline(False) is False
+    monkeypatch.setenv("ADVISOR_OFFLINE", "1")
+    assert hub.is_offline() is True
+    monkeypatch.delenv("ADVISOR_OFFLINE")
+    monkeypatch.setattr(hub, "HUB_HOST", "127.0.0.1")  # nothing listens on 443 here: refused at once
+    monkeypatch.setattr(hub, "PROBE_TIMEOUT_S", 0.5)
+    t0 = time.perf_counter()
+    assert hub.is_offline() is True
+    assert time.perf_counter() - t0 < 2.5
