@@ -426,22 +426,26 @@ def gbc(prep: Prepared, *, gaussian: str = "spherical", pca_dim: int | None = No
 
 
 # --------------------------------------------------------------------------------------------------- LDA / SFDA
-def _power_top_eig(a, iters: int = 3) -> float:
-    """The reference's 3-step power estimate of the largest eigenvalue (SFDA `iterative_A`), started at row sums."""
-    x = a.sum(1)
+def _power_top_eig(a, iters: int = 3, *, matvec=None, start=None) -> float:
+    """The reference's 3-step power estimate of the largest eigenvalue (SFDA `iterative_A`), started at row sums.
+    `matvec`/`start` give the operator implicitly (dual form) instead of the matrix `a`."""
+    if matvec is None:
+        matvec = a.__matmul__
+        start = a.sum(1)
+    x = start
     y = x
     for _ in range(iters):
-        t = a @ x
+        t = matvec(x)
         nt = float(t.norm())
         if nt == 0:
             return 0.0
         y = t / nt
-        t = a @ y
+        t = matvec(y)
         nt = float(t.norm())
         if nt == 0:
             return 0.0
         x = t / nt
-    return float(x @ (a @ y))
+    return float(x @ matvec(y))
 
 
 def _lda_fit(gram, sums, counts, shrinkage: float | None):
@@ -475,6 +479,35 @@ def _lda_fit(gram, sums, counts, shrinkage: float | None):
     intercept = -0.5 * (means * coef).sum(1) + torch.log(prior.clamp_min(1e-300))
     intercept = torch.where(present, intercept, torch.full_like(intercept, -math.inf))
     return coef, intercept, shrinkage
+
+
+def _lda_fit_dual(xs, ys, c: int, shrinkage: float | None):
+    """`_lda_fit` for D > n training rows, in the n x n dual (Woodbury): same coef and intercept, without any
+    D x D matrix. S_w = X_w^T X_w / n with X_w the class-centred rows; A = (1-s) S_w + s mu I."""
+    torch = _torch()
+    n, d = xs.shape
+    counts = torch.bincount(ys, minlength=c).to(torch.float64)
+    sums = torch.zeros(c, d, dtype=torch.float64, device=xs.device).index_add_(0, ys, xs)
+    means = sums / counts.clamp_min(1)[:, None]
+    xw = xs - means[ys]
+    if shrinkage is None:
+        lam_max = _power_top_eig(None, matvec=lambda v: xw.T @ (xw @ v) / n, start=xw.T @ xw.sum(1) / n)
+        shrinkage = max(math.exp(min(-5.0 * lam_max, 700.0)), 1e-10)
+    mu = float((xw * xw).sum()) / n / d
+    if mu == 0:  # no within-class spread at all: A = 0, whose pseudo-inverse is 0
+        coef = torch.zeros_like(means)
+    else:
+        cc, b = shrinkage * mu, (1.0 - shrinkage) / n
+        inner = cc * torch.eye(n, dtype=torch.float64, device=xs.device) + b * (xw @ xw.T)
+        L, info = torch.linalg.cholesky_ex(inner)
+        rhs = xw @ means.T
+        t = torch.cholesky_solve(rhs, L) if int(info) == 0 else torch.linalg.pinv(inner, hermitian=True) @ rhs
+        coef = ((means.T - b * (xw.T @ t)) / cc).T
+    present = counts > 0
+    prior = counts / float(n)
+    intercept = -0.5 * (means * coef).sum(1) + torch.log(prior.clamp_min(1e-300))
+    intercept = torch.where(present, intercept, torch.full_like(intercept, -math.inf))
+    return coef, intercept, shrinkage, sums, counts
 
 
 def _lda_probs(x, coef, intercept):
@@ -529,14 +562,18 @@ def _sfda_run(prep: Prepared, folds: int) -> dict:
                 )
             )
         for fold, (tr, te) in enumerate(splits):
-            if folds <= 1 and use_gram:
-                g, sums, counts = prep.gram, prep.class_sums, prep.counts
-            elif use_gram:
-                gte, ste, cte = te_stats[fold]
-                g, sums, counts = prep.gram - gte, prep.class_sums - ste, prep.counts - cte
+            dual = not use_gram and prep.D > len(tr)
+            if dual:
+                coef, icpt, s, sums, counts = _lda_fit_dual(x[tr], prep.y[tr], c, None)
             else:
-                g, sums, counts = _stage_stats(prep, x, tr, c)
-            coef, icpt, s = _lda_fit(g, sums, counts, None)
+                if folds <= 1 and use_gram:
+                    g, sums, counts = prep.gram, prep.class_sums, prep.counts
+                elif use_gram:
+                    gte, ste, cte = te_stats[fold]
+                    g, sums, counts = prep.gram - gte, prep.class_sums - ste, prep.counts - cte
+                else:
+                    g, sums, counts = _stage_stats(prep, x, tr, c)
+                coef, icpt, s = _lda_fit(g, sums, counts, None)
             prob_tr = _lda_probs(x[tr], coef, icpt)
             prob_te = prob_tr if folds <= 1 else _lda_probs(x[te], coef, icpt)
             p1[te] = prob_te[torch.arange(len(te), device=prep.device), prep.y[te]]
@@ -553,8 +590,11 @@ def _sfda_run(prep: Prepared, folds: int) -> dict:
             # held-out samples are scored as they are: ConfMix is a training-time perturbation, and mixing a held-out
             # sample with its (low) held-out confidence would push it onto the other classes' mean.
             xte2 = xtr2 if folds <= 1 else x[te]
-            sums2 = torch.zeros_like(sums).index_add_(0, prep.y[tr], xtr2)
-            coef2, icpt2, _ = _lda_fit(xtr2.T @ xtr2, sums2, counts, s)
+            if dual:
+                coef2, icpt2, *_ = _lda_fit_dual(xtr2, prep.y[tr], c, s)
+            else:
+                sums2 = torch.zeros_like(sums).index_add_(0, prep.y[tr], xtr2)
+                coef2, icpt2, _ = _lda_fit(xtr2.T @ xtr2, sums2, counts, s)
             prob2 = _lda_probs(xte2, coef2, icpt2)
             p2[te] = prob2[torch.arange(len(te), device=prep.device), prep.y[te]]
         return {"lda": p1, "sfda": p2}

@@ -324,10 +324,26 @@ def _sfda_ref(x, y):
     return prob2[np.arange(n), y].mean()
 
 
-def test_sfda_in_sample_matches_reference():
-    x, y = _data(120, 6, 4, seed=10, sep=0.5)
+@pytest.mark.parametrize("shape", [(120, 6), (30, 50)])  # primal (D <= N) and Woodbury dual (D > N) paths
+def test_sfda_in_sample_matches_reference(shape):
+    x, y = _data(*shape, 4, seed=10, sep=0.5)
     x = x * 0.3  # keep the adaptive shrinkage away from its 1e-10 floor so the test exercises it
-    assert rel(M.sfda(Prepared(x, y), folds=0), _sfda_ref(x, y)) < 1e-9
+    assert rel(M.sfda(Prepared(x, y), folds=0), _sfda_ref(x, y)) < 1e-8
+
+
+def test_lda_dual_equals_primal():
+    import torch
+
+    x, y = _data(24, 40, 3, seed=16)
+    x = torch.from_numpy(x * 0.2)
+    yt = torch.from_numpy(y)
+    sums = torch.zeros(3, 40, dtype=torch.float64).index_add_(0, yt, x)
+    counts = torch.bincount(yt, minlength=3).to(torch.float64)
+    c1, i1, s1 = M._lda_fit(x.T @ x, sums, counts, None)
+    c2, i2, s2, *_ = M._lda_fit_dual(x, yt, 3, None)
+    assert rel(s2, s1) < 1e-10
+    np.testing.assert_allclose(c2.numpy(), c1.numpy(), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(i2.numpy(), i1.numpy(), rtol=1e-7, atol=1e-9)
 
 
 def test_etran_lda_in_sample_matches_sklearn_lda():
