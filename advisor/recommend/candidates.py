@@ -127,6 +127,18 @@ def weights_available_locally(entry: CatalogEntry) -> bool:
     return False
 
 
+def _known_architecture(model_id: str) -> bool:
+    """Whether a source can build `model_id` although the catalog does not list it (timm names are checked)."""
+    src, name = model_id.split(":", 1)
+    if src == "timm":
+        try:
+            import timm
+        except ImportError:
+            return False
+        return bool(timm.is_model(name.split("?", 1)[0].split(".", 1)[0]))
+    return True  # torchvision/hf ids: the loader gives the precise error
+
+
 def license_ok(entry: CatalogEntry | None, license: str) -> bool:
     """Whether an entry passes ``--license`` (local files without an entry always pass: the user owns them)."""
     if entry is None or license == "any":
@@ -226,8 +238,9 @@ def select_candidates(
             try:
                 e = catalog.get(mid)
             except CatalogEntryNotFound:
-                if mid.split(":", 1)[0] in ("timm", "torchvision", "hf", "pkg"):
-                    # a valid-looking id the catalog does not list (e.g. timm:test_vit): let the loader decide
+                src = mid.split(":", 1)[0]
+                if src in ("timm", "torchvision", "hf") and _known_architecture(mid):
+                    # a valid id the catalog does not list (e.g. timm:test_vit): let the loader decide
                     out.append(Candidate(mid, None, "explicit", notes=["not in the catalog"]))
                     continue
                 raise

@@ -192,6 +192,8 @@ def make_plan(cfg: RunConfig, dataset, *, offline: bool, catalog=None) -> tuple[
             excluded.append(Exclusion(dropped.model_id, f"over the --budget of {cfg.budget_minutes:g} min"))
     shortlist = min(len(cands), cfg.shortlist or DEFAULT_SHORTLIST)
     warnings = []
+    if not cands:
+        warnings.append("no candidate fits the constraints; the run would stop here")
     if budget_s is not None and total(cands, n_sub) > budget_s:
         warnings.append(
             f"the smallest plan (subsample {n_sub}, {len(cands)} candidates) is estimated at "
