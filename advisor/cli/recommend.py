@@ -96,6 +96,7 @@ def _render_plan(plan: Any) -> None:
 
 
 def _render_results(res: Any) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from advisor.report.render import acc_with_ci, latency_batch, latency_cell, num, params_m, pct
@@ -131,7 +132,8 @@ def _render_results(res: Any) -> None:
         )
     con.print(t)
     for c in res.ranked[:5]:
-        con.print(f"  [bold]{c.rank}. {c.model_id}[/]: {c.reasons[0] if c.reasons else ''}", highlight=False)
+        reason = escape(c.reasons[0]) if c.reasons else ""
+        con.print(f"  [bold]{escape(c.model_id)}[/] (#{c.rank}): {reason}", highlight=False)
     others = [c for c in res.candidates if c.rank is None]
     if others:
         t2 = Table(title="Not ranked")
@@ -146,9 +148,11 @@ def _render_results(res: Any) -> None:
             )
         con.print(t2)
     if res.advice:
-        con.print(f"[bold]Strategy:[/] {res.advice.get('summary')}", highlight=False)
+        con.print("[bold]Strategy:[/] " + escape(str(res.advice.get("summary"))), highlight=False)
+        if res.advice.get("next_command"):
+            con.print(f"  next: {res.advice['next_command']}", highlight=False, markup=False)
     for n in res.notes:
-        con.print(f"[yellow]note:[/] {n}", highlight=False)
+        con.print(f"[yellow]note:[/] {escape(n)}", highlight=False)
     tot = res.timings.get("total")
     if res.run_dir:
         con.print(

@@ -742,6 +742,9 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
             if gap is not None
             else None,
         )
+        advice["next_command"] = (
+            f"advisor finetune --data {cfg.data} --model {w.model_id} --unfreeze {advice['unfreeze']}"
+        )
 
     # ---- assemble -----------------------------------------------------------------------------------------------
     ranked_first = probed + [results[m] for m in order if results[m].rank is None]

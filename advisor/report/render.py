@@ -170,6 +170,8 @@ def render_markdown(r: RecommendResults) -> str:
         out += ["## Transferability scores", "", _md_table(h, rows), ""]
     if r.advice:
         out += ["## Strategy advice", "", r.advice.get("summary", ""), ""]
+        if r.advice.get("next_command"):
+            out += ["Next step: `" + r.advice["next_command"] + "`", ""]
         ev = r.advice.get("evidence") or {}
         if ev:
             out += [_md_table(["Evidence", "Value"], [[k, _short(v)] for k, v in ev.items()]), ""]
@@ -439,6 +441,8 @@ def render_html(r: RecommendResults) -> str:
     if r.advice:
         parts.append("<h2>Strategy advice</h2>")
         parts.append(f"<p>{escape(str(r.advice.get('summary', '')))}</p>")
+        if r.advice.get("next_command"):
+            parts.append(f"<p>Next step: <code>{escape(str(r.advice['next_command']))}</code></p>")
         ev = r.advice.get("evidence") or {}
         if ev:
             parts.append(_html_table(["Evidence", "Value"], [[k, _short(v)] for k, v in ev.items()]))
