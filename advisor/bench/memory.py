@@ -15,9 +15,9 @@ from typing import Any
 MB = 1024.0 * 1024.0  # memory figures are MiB (2^20 bytes), labelled "MB" in tables as is customary for RAM
 
 CPU_METHOD = (
-    "peak VmRSS of this process sampled every {interval_ms:g} ms by a background thread (/proc/self/status), "
-    "minus VmRSS just before the inputs were made; allocator caching can hide memory already reserved by an "
-    "earlier batch size"
+    "peak VmRSS of this process sampled every {interval_ms:g} ms by a background thread (/proc/self/status) "
+    "during input creation, the first call and the warm-up calls, minus VmRSS just before (after gc and glibc "
+    "malloc_trim returned freed memory to the OS, so earlier runs' cached blocks do not hide this one's)"
 )
 CUDA_METHOD = (
     "torch.cuda.max_memory_allocated / max_memory_reserved after reset_peak_memory_stats, minus the memory "
@@ -25,6 +25,22 @@ CUDA_METHOD = (
 )
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "amp_fp16": 4, "amp_bf16": 4}
+
+
+def release_freed_memory() -> bool:
+    """Return freed heap memory to the OS (gc + glibc ``malloc_trim``), so an RSS baseline is not inflated by
+    blocks cached from earlier work. Returns False where malloc_trim is unavailable (non-glibc platforms)."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
 
 
 def read_rss_bytes() -> int:
@@ -123,6 +139,7 @@ class MemoryMonitor:
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             self._cuda_base = torch.cuda.memory_allocated(self.device)
+        release_freed_memory()
         self._rss.__enter__()
         return self
 
