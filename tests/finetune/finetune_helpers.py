@@ -180,3 +180,43 @@ def colour_image_folder(root: Path, n_per_class: int = 8, seed: int = 0) -> Path
             px = np.clip(np.array(rgb) + rng.normal(0, 40, size=(20, 20, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(px).save(root / name / f"{i:03d}.png")
     return root
+
+
+@dataclass
+class FakeAudioModel:
+    """An audio LoadedModel look-alike: waveforms at 8 kHz -> 8 log-spectrum bands -> TinyBackbone features."""
+
+    model_id: str = "fake:tinyaudio"
+    modality: str = "audio"
+    feature_dim: int = 16
+    runtime: str = "torch"
+    pretrained: bool = True
+    sample_rate: int = 8000
+
+    def __post_init__(self) -> None:
+        self.module = make_backbone(d_in=8, width=16)
+
+    def preprocess(self, items: list) -> tuple[torch.Tensor, ...]:
+        rows = []
+        for w in items:
+            spec = np.abs(np.fft.rfft(np.asarray(w, dtype=np.float32), n=1024))
+            rows.append(np.log1p([b.sum() for b in np.array_split(spec, 8)]))
+        return (torch.tensor(np.array(rows), dtype=torch.float32),)
+
+    def blocks(self) -> list[nn.Module]:
+        return list(self.module.blocks)
+
+
+def tone_folder(root: Path, n_per_class: int = 8, seed: int = 0) -> Path:
+    """class folders low/high of 0.25 s noisy sine tones (WAV, 8 kHz)."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(2000) / 8000
+    for name, freq in (("low", 300.0), ("high", 2500.0)):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_class):
+            f = freq * rng.uniform(0.9, 1.1)
+            wave = 0.5 * np.sin(2 * np.pi * f * t) + 0.05 * rng.normal(size=t.shape)
+            sf.write(root / name / f"{i:03d}.wav", wave.astype(np.float32), 8000)
+    return root
