@@ -222,3 +222,16 @@ def test_offline_detection_env_and_probe(monkeypatch):
     t0 = time.perf_counter()
     assert hub.is_offline() is True
     assert time.perf_counter() - t0 < 2.5
+
+
+def test_fast_batched_image_preprocessing_is_exact():
+    from timm.data import create_transform
+
+    from advisor.models.timm_source import fast_image_preprocess
+
+    tf = create_transform(input_size=(3, 40, 40), interpolation="bicubic", crop_pct=0.9, mean=(0.4, 0.5, 0.6))
+    imgs = _images(4, 57)
+    fast = fast_image_preprocess(tf)(imgs)[0]
+    slow = torch.stack([tf(im) for im in imgs])
+    assert fast.is_contiguous() and fast.shape == (4, 3, 40, 40)
+    assert torch.equal(fast, slow)
