@@ -116,7 +116,6 @@ def _pool(x: Any, mask: Any = None) -> Any:
 
 def image_preprocess(opts: dict[str, Any]):
     """(fn PIL list -> (tensor,), signature) from local options, using timm's eval transform."""
-    import torch
     from timm.data import create_transform
 
     side = opts["input_size"]
@@ -128,9 +127,11 @@ def image_preprocess(opts: dict[str, Any]):
         "crop_pct": opts["crop_pct"],
         "crop_mode": "center",
     }
+    from advisor.models.timm_source import fast_image_preprocess
+
     tf = create_transform(**cfg, is_training=False)
     sig = {"kind": "local-image", **{k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}}
-    return (lambda items: (torch.stack([tf(im) for im in items]),)), sig
+    return fast_image_preprocess(tf), sig
 
 
 def _tokenizer_from(opts: dict[str, Any], path: Path):
