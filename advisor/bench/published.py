@@ -89,7 +89,8 @@ def describe_file(name: str) -> dict[str, Any]:
 def published_gmacs(model_id: str, input_size: int | None = None) -> list[dict[str, Any]]:
     """Published GMACs per sample for ``model_id`` at ``input_size`` (image side), each with its source file.
 
-    timm models: the most recent timm benchmark file with that model and size (``infer_gmacs``).
+    timm models: the first timm benchmark file (by name, descending) with that model and size (``infer_gmacs``;
+    GMACs do not depend on the machine, so any file will do).
     torchvision models: ``torchvision-weights.csv`` (``gflops``, which counts multiply-adds, i.e. GMACs); the
     default weights when the id names none. Returns [] when nothing is published.
     """
