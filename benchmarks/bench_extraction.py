@@ -11,7 +11,7 @@ scikit-image's sample photographs (decoding and resizing cost more). Results go 
 ``benchmarks/results/extraction-<host>-<cpu>.{json,md}`` with hardware, versions and the machine load.
 
 Usage: python benchmarks/bench_extraction.py [--model pkg:efficientnet_lite0] [--n 256] [--batch-size 32]
-       [--workers 0 1 2] [--threads 2] [--repeats 3]
+       [--workers 0 1 2] [--threads 2] [--repeats 3] [--random-init]
 """
 
 from __future__ import annotations
@@ -116,6 +116,9 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=256, help="images per dataset")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument(
+        "--random-init", action="store_true", help="random weights (for models with no offline weights)"
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
@@ -131,7 +134,7 @@ def main() -> int:
     from advisor.data import load_dataset, load_image
     from advisor.models import load_model
 
-    model = load_model(args.model, device="cpu", offline=True)
+    model = load_model(args.model, device="cpu", offline=True, pretrained=not args.random_init)
     datasets = {
         "fashion-mnist-28px-png": make_fashion(tmp / "fm", args.n),
         "photos-480x360-jpg": make_photos(tmp / "ph", args.n),
@@ -177,6 +180,7 @@ def main() -> int:
     result = {
         "benchmark": "extraction-throughput",
         "model": args.model,
+        "pretrained": not args.random_init,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "hardware": {
             "cpu": cpu_name(),
@@ -199,7 +203,7 @@ def main() -> int:
         "same machine load; the median over repeats is reported. The machine is shared: see load avg.",
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{platform.node()}-{cpu_name()}".lower()).strip("-")[:60]
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{args.model}-{platform.node()}-{cpu_name()}".lower()).strip("-")[:80]
     stem = args.out / f"extraction-{slug}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
