@@ -235,3 +235,20 @@ def test_fast_batched_image_preprocessing_is_exact():
     slow = torch.stack([tf(im) for im in imgs])
     assert fast.is_contiguous() and fast.shape == (4, 3, 40, 40)
     assert torch.equal(fast, slow)
+
+
+def test_hf_whisper_encoder_local_dir(tmp_path):
+    from transformers import WhisperConfig, WhisperModel
+
+    cfg = WhisperConfig(
+        d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+        encoder_ffn_dim=20, decoder_ffn_dim=20, num_mel_bins=80, vocab_size=100, pad_token_id=0, bos_token_id=1,
+        eos_token_id=2, decoder_start_token_id=1,
+    )  # fmt: skip
+    WhisperModel(cfg).save_pretrained(tmp_path / "whisper")
+    m = load_model(f"hf:{tmp_path / 'whisper'}")
+    assert m.modality == "audio" and m.feature_dim == 16 and len(m.blocks()) == 1
+    rng = np.random.default_rng(0)
+    batch = m.preprocess([rng.standard_normal(16000).astype("float32") * 0.1, np.zeros(8000, "float32")])
+    assert batch[0].shape == (2, 80, 3000) and batch[1].tolist() == [100, 50]  # valid mel frames per clip
+    _check_common(m, batch)
