@@ -195,3 +195,62 @@ def test_cli_refuses_a_local_onnx_file_before_loading_it(tmp_path):
     )
     text = " ".join(r.output.split())
     assert r.exit_code == 1 and "cannot be fine-tuned" in text and "Traceback" not in text
+
+
+def test_cli_text_with_a_tiny_local_bert(tmp_path):
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "guitar", "man", "the", "a"]
+    # transformers 5 ignores vocab_file= here (every word becomes [UNK]); a vocab dict is honoured
+    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})
+    assert tok("hello guitar")["input_ids"] == [2, 5, 7, 3]
+    cfg = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=32,
+    )
+    torch.manual_seed(0)
+    BertModel(cfg).save_pretrained(tmp_path / "bert")
+    tok.save_pretrained(tmp_path / "bert")
+    rng = np.random.default_rng(0)
+    rows = ["text,label"]
+    for label, words in (("music", ["guitar", "man"]), ("greeting", ["hello", "world"])):
+        for _ in range(12):
+            rows.append(" ".join(rng.choice([*words, "the", "a"], size=5)) + f",{label}")
+    (tmp_path / "texts.csv").write_text("\n".join(rows) + "\n")
+    r = CliRunner().invoke(
+        app,
+        [
+            "finetune",
+            "--data",
+            str(tmp_path / "texts.csv"),
+            "--model",
+            f"hf:{tmp_path / 'bert'}",
+            "--unfreeze",
+            "last-1",
+            "--epochs",
+            "8",
+            "--patience",
+            "0",
+            "--batch-size",
+            "8",
+            "--lr",
+            "0.05",
+            "--out",
+            str(tmp_path / "run"),
+            "--format",
+            "json",
+            "--no-progress",
+            "--device",
+            "cpu",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["modality"] == "text" and res["classes"] == ["greeting", "music"]
+    assert 0 < res["trainable_params"] < res["total_params"]
+    assert res["val_accuracy"] >= 0.75, res["history"]
