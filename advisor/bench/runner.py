@@ -575,6 +575,11 @@ def benchmark_model(
         warnings.append(
             f"the machine was busy (1-min load average {busy:.1f} > {usable} usable CPUs): "
             "figures are pessimistic and noisy"
+            + (
+                f"; with {n_threads} threads per op, OpenMP threads wait on each other: try --threads 1"
+                if n_threads > 1
+                else ""
+            )
         )
     if cold["first_call_s"] is not None:
         cold["cold_start_s"] = load_s + cold["first_call_s"]
