@@ -99,32 +99,75 @@ def _dist_installed(source_id: str) -> bool:
         return importlib.util.find_spec(name.replace("-", "_")) is not None
 
 
+def _hf_cached_repo_dirs() -> set[str]:
+    """Names of the repo folders in the local Hugging Face cache (``models--org--name``), listed once per call."""
+    try:
+        from huggingface_hub import constants
+
+        root = Path(constants.HF_HUB_CACHE)
+        return {p.name for p in root.iterdir() if p.name.startswith("models--")} if root.is_dir() else set()
+    except Exception:
+        return set()
+
+
+def _torch_hub_files() -> set[str]:
+    """File names in torch.hub's checkpoint folder, located as torch does it but without importing torch."""
+    import os
+
+    home = os.environ.get("TORCH_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "torch")
+    d = Path(home).expanduser() / "hub" / "checkpoints"
+    try:
+        return {p.name for p in d.iterdir()} if d.is_dir() else set()
+    except OSError:
+        return set()
+
+
+class LocalWeights:
+    """Answers "are these weights available with no network?" for many entries, listing each cache once."""
+
+    def __init__(self) -> None:
+        self._hf: set[str] | None = None
+        self._hub: set[str] | None = None
+
+    def __call__(self, entry: CatalogEntry) -> bool:
+        try:
+            if entry.source == "pkg":
+                return _dist_installed(entry.source_id)
+            if entry.source in ("timm", "hf"):
+                if self._hf is None:
+                    self._hf = _hf_cached_repo_dirs()
+                repo = (entry.source_id if entry.source == "hf" else f"timm/{entry.source_id}").split("@", 1)[
+                    0
+                ]
+                if "models--" + repo.replace("/", "--") not in self._hf:
+                    return False
+                from advisor.models.hub import hf_cached_file
+
+                names = (
+                    ("config.json",) if entry.source == "hf" else ("model.safetensors", "pytorch_model.bin")
+                )
+                return any(hf_cached_file(repo, n) is not None for n in names)
+            if entry.source == "torchvision":
+                if self._hub is None:
+                    self._hub = _torch_hub_files()
+                if not self._hub:
+                    return False
+                import torchvision
+
+                arch, _, tag = entry.source_id.partition(".")
+                w = torchvision.models.get_weight(entry.source_id if tag else f"{arch}.DEFAULT")
+                return Path(w.url.split("?")[0]).name in self._hub
+        except Exception:  # an unknown layout is "not known to be available"
+            return False
+        return False
+
+
 def weights_available_locally(entry: CatalogEntry) -> bool:
     """Whether the weights of `entry` can be loaded with no network (installed package or a cached download).
 
     Never touches the network: looks at installed distributions and the Hugging Face / torch.hub caches.
     """
-    try:
-        if entry.source == "pkg":
-            return _dist_installed(entry.source_id)
-        if entry.source in ("timm", "hf"):
-            from advisor.models.hub import hf_cached_file
-
-            repo = entry.source_id if entry.source == "hf" else f"timm/{entry.source_id}"
-            repo = repo.split("@", 1)[0]
-            names = ("config.json",) if entry.source == "hf" else ("model.safetensors", "pytorch_model.bin")
-            return any(hf_cached_file(repo, n) is not None for n in names)
-        if entry.source == "torchvision":
-            import torchvision
-
-            from advisor.models.hub import torch_hub_checkpoint
-
-            arch, _, tag = entry.source_id.partition(".")
-            w = torchvision.models.get_weight(entry.source_id if tag else f"{arch}.DEFAULT")
-            return torch_hub_checkpoint(w.url).is_file()
-    except Exception:  # an unknown layout is "not known to be available"
-        return False
-    return False
+    return LocalWeights()(entry)
 
 
 def _known_architecture(model_id: str) -> bool:
@@ -215,6 +258,7 @@ def select_candidates(
 
         catalog = load_catalog()
     limit = constraints.max_candidates
+    local = LocalWeights()
     out: list[Candidate] = []
     excluded: list[Exclusion] = []
 
@@ -248,7 +292,7 @@ def select_candidates(
             if reason:
                 excluded.append(Exclusion(e.id, reason))
                 continue
-            avail = weights_available_locally(e)
+            avail = local(e)
             if constraints.offline and not avail:
                 excluded.append(Exclusion(e.id, "weights not available locally and --offline"))
                 continue
@@ -263,13 +307,13 @@ def select_candidates(
         reason = static_reason(e)
         if reason:
             excluded.append(Exclusion(mid, reason))
-        elif not weights_available_locally(e):
+        elif not local(e):
             excluded.append(Exclusion(mid, f"package {e.source_id.split('==')[0]} is not installed"))
         else:
             out.append(Candidate(mid, e, "packaged", available=True))
     pool = [e for e in entries if e.source != "pkg" and static_reason(e) is None]
     if constraints.offline:
-        pool = [e for e in pool if weights_available_locally(e)]
+        pool = [e for e in pool if local(e)]
     need = max(0, default_count - len(out)) if not constraints.offline else len(pool)
     for e in diverse_default(pool, need):
         out.append(Candidate(e.id, e, "default", available=None if not constraints.offline else True))

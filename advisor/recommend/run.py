@@ -416,8 +416,10 @@ def build_reasons(ranked: list[CandidateResult], device_word: str) -> None:
         if c is best:
             head = f"best probe accuracy {_acc_text(c)}, {lat}, {lic}"
         elif c.tie_group == best.tie_group:
-            why = "and faster" if (c.latency_ms or math.inf) < (best.latency_ms or math.inf) else ""
-            head = f"statistically tied with #1 ({_acc_text(c)}) {why}, {lat}, {lic}".replace("  ", " ")
+            faster = (c.latency_ms or math.inf) < (best.latency_ms or math.inf)
+            head = (
+                f"statistically tied with #1 ({_acc_text(c)}){' and faster' if faster else ''}, {lat}, {lic}"
+            )
         elif c is fastest_front:
             head = f"fastest on the accuracy/latency Pareto front: {_acc_text(c)}, {lat}, {lic}"
         elif c.pareto:
@@ -704,7 +706,13 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
 
     # ---- final ranking ------------------------------------------------------------------------------------------
     probed = [results[m] for m in short if results[m].probe]
-    probed.sort(key=lambda c: (-c.probe["accuracy"], c.latency_ms if c.latency_ms is not None else math.inf))
+    probed.sort(
+        key=lambda c: (
+            -c.probe["accuracy"],
+            c.latency_ms if c.latency_ms is not None else math.inf,
+            c.predicted.get("rank") or 10**9,
+        )
+    )
     groups = tie_groups([(c.model_id, c.probe["accuracy"], tuple(c.probe["accuracy_ci"])) for c in probed])
     front = pareto_front({c.model_id: (c.latency_ms, c.probe["accuracy"]) for c in probed})
     for r, c in enumerate(probed, 1):
