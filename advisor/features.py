@@ -567,6 +567,7 @@ def extract_features(
             "effective_batch_size": state.get("max_batch", batch_size),
             "oom_retries": state.get("oom_retries", 0),
             "num_workers": num_workers,
+            "cpu_threads": state.get("cpu_threads"),
             "compute_seconds": round(compute_s, 4),
             "items_per_s": round(len(positions) / compute_s, 2) if positions and compute_s > 0 else None,
             "signature": lm.preprocess_signature(),
@@ -647,6 +648,13 @@ def _compute(
     )
     pending: dict[int, dict] = {}
     bar = _Progress(progress, len(positions), lm.model_id)
+    import torch
+
+    threads_before = torch.get_num_threads()
+    hint = lm.info.get("cpu_threads")
+    if hint and lm.device.type == "cpu":  # e.g. RNNs run fastest single-threaded (see the model's info)
+        torch.set_num_threads(min(int(hint), threads_before))
+    state["cpu_threads"] = torch.get_num_threads()
     try:
         for pos_ok, batch, skipped in loader:
             feats = logits = None
@@ -681,6 +689,7 @@ def _compute(
                     del pending[c]
     finally:
         bar.close()
+        torch.set_num_threads(threads_before)
 
 
 def _assemble(
