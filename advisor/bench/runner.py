@@ -241,6 +241,33 @@ def default_loader(model_id: str, *, device: str, pretrained: bool) -> Any:
     return load_model(model_id, device=device, pretrained=pretrained)
 
 
+def _load(load: Loader, model_id: str, device: str, pretrained: bool) -> tuple[Any, str | None]:
+    """Load for timing: random init by default; real weights when the model has no random-init variant (ONNX
+    graphs, packaged weights); random init when real weights were asked for but are unavailable offline."""
+    from advisor.errors import ModelLoadError, WeightsUnavailableOffline
+
+    try:
+        return load(model_id, device=device, pretrained=pretrained), None
+    except WeightsUnavailableOffline as e:
+        if not pretrained:
+            raise
+        try:
+            return load(model_id, device=device, pretrained=False), (
+                f"weights unavailable ({e.message}); timed with random initialisation instead"
+            )
+        except ModelLoadError:
+            raise e from None
+    except ModelLoadError as e:
+        if pretrained:
+            raise
+        try:
+            return load(model_id, device=device, pretrained=True), (
+                f"no random-initialisation variant ({e.message}); timed with the real weights"
+            )
+        except ModelLoadError:
+            raise e from None
+
+
 def _resolve_device(device: str) -> str:
     try:
         from advisor.models.device import resolve_device
@@ -397,12 +424,12 @@ def benchmark_model(
     load_before = _loadavg()
     load = loader or default_loader
     t0 = time.perf_counter()
-    loaded = load(model_id, device=device, pretrained=config.pretrained)
+    loaded, load_note = _load(load, model_id, device, config.pretrained)
     load_s = time.perf_counter() - t0
     pretrained = bool(getattr(loaded, "pretrained", config.pretrained))
     module = _full_module(loaded)
     runtime = getattr(loaded, "runtime", "torch")
-    warnings: list[str] = []
+    warnings: list[str] = [load_note] if load_note else []
     geometry = {
         "input_size": config.input_size,
         "seq_len": config.seq_len,

@@ -54,3 +54,24 @@ def test_a_model_that_never_fits_is_a_domain_error():
 def test_bad_config_is_a_usage_error(kw):
     with pytest.raises(UsageError):
         BenchConfig(**kw)
+
+
+def test_models_without_random_init_are_timed_with_real_weights():
+    from _bench_fakes import FakeLoaded
+
+    from advisor.errors import ModelLoadError
+
+    asked = []
+
+    def load(model_id, *, device, pretrained):
+        asked.append(pretrained)
+        if not pretrained:
+            raise ModelLoadError(f"{model_id} is an ONNX graph: it has no random-init variant")
+        fake = FakeLoaded(OomAbove(limit=100))
+        fake.pretrained = True
+        return fake
+
+    res = benchmark_model("fake:graph", BenchConfig(batch_sizes=(1,), **FAST), loader=load, store=False)
+    assert asked == [False, True]
+    assert res.pretrained is True and res.weights_note is None
+    assert any("no random-initialisation variant" in w for w in res.warnings)
