@@ -316,13 +316,23 @@ def plot_accuracy_vs_latency(r: RecommendResults) -> str:
     for c in r.candidates:
         if c.probe_accuracy is None or c.latency_ms is None:
             continue
-        pts.append(Point(c.latency_ms, 100 * c.probe_accuracy, c.model_id, highlight=c.rank == 1))
+        lo, hi = (c.probe or {}).get("accuracy_ci") or (None, None)
+        pts.append(
+            Point(
+                c.latency_ms,
+                100 * c.probe_accuracy,
+                c.model_id,
+                highlight=c.rank == 1,
+                y_low=None if lo is None else 100 * lo,
+                y_high=None if hi is None else 100 * hi,
+            )
+        )
         if c.pareto:
             front.append((c.latency_ms, 100 * c.probe_accuracy))
     bs = latency_batch(r)
     return scatter(
         pts,
-        title="Probe accuracy vs latency (red line: Pareto front)",
+        title="Probe accuracy (95% CI) vs latency; red line: Pareto front",
         x_label=f"latency p50 (ms, batch {bs}, log scale)",
         y_label="probe accuracy (%)",
         log_x=True,

@@ -19,6 +19,8 @@ class Point:
     label: str = ""
     highlight: bool = False
     group: int = 0
+    y_low: float | None = None  # optional interval drawn as an error bar
+    y_high: float | None = None
 
 
 def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -85,7 +87,7 @@ def scatter(
         return math.log10(v) if log_x else v
 
     xs = [tx(p.x) for p in pts]
-    ys = [p.y for p in pts]
+    ys = [p.y for p in pts] + [v for p in pts for v in (p.y_low, p.y_high) if v is not None]
     x0, x1 = min(xs), max(xs)
     y0, y1 = min(ys), max(ys)
     padx = (x1 - x0) * 0.08 or 0.5
@@ -135,13 +137,23 @@ def scatter(
     for p in pts:
         color = PALETTE[1] if p.highlight else PALETTE[p.group % len(PALETTE)] if p.group else PALETTE[0]
         r = 6 if p.highlight else 4.5
+        if p.y_low is not None and p.y_high is not None:
+            X = sx(p.x)
+            parts.append(
+                f'<path d="M{X:.1f},{sy(p.y_low):.1f} L{X:.1f},{sy(p.y_high):.1f} M{X - 4:.1f},{sy(p.y_low):.1f} '
+                f'L{X + 4:.1f},{sy(p.y_low):.1f} M{X - 4:.1f},{sy(p.y_high):.1f} L{X + 4:.1f},{sy(p.y_high):.1f}" '
+                f'stroke="{color}" stroke-opacity="0.6" fill="none"/>'
+            )
         parts.append(
             f'<circle cx="{sx(p.x):.1f}" cy="{sy(p.y):.1f}" r="{r}" fill="{color}" fill-opacity="0.8">'
             f"<title>{escape(p.label)}: ({_fmt(p.x)}, {_fmt(p.y)})</title></circle>"
         )
         if p.label:
+            right_half = sx(p.x) > ml + pw / 2  # label on the inner side so it stays inside the plot
+            lx, anchor = (sx(p.x) - 7, "end") if right_half else (sx(p.x) + 7, "start")
             parts.append(
-                f'<text x="{sx(p.x) + 7:.1f}" y="{sy(p.y) - 6:.1f}" fill="#374151">{escape(p.label)}</text>'
+                f'<text x="{lx:.1f}" y="{sy(p.y) - 6:.1f}" text-anchor="{anchor}" fill="#374151">'
+                f"{escape(p.label)}</text>"
             )
     if note:
         parts.append(f'<text x="{ml + 6}" y="{mt + 14}" fill="#374151">{escape(note)}</text>')
