@@ -23,7 +23,8 @@ Schema ``advisor.recommend`` version ``SCHEMA_VERSION`` (results.json, ``--forma
         bench: {batch_size, latency_ms_p50, latency_ms_p90, throughput_items_s, peak_memory_mb, device,
                 pretrained, cached} | null,
         pareto (bool: on the accuracy-vs-latency front), tie_group (int: picks whose CIs overlap share one),
-        reasons (list of str; the first is the one-line reason), error (str | null), timings {stage: s}
+        reasons (list of str; the first is the one-line reason), error (str | null), timings {stage: s},
+        cached {stage: bool} (whether features/scores/probe/bench came from a cache in this run)
     winner            model_id of rank 1, or null
     advice            {strategy: "linear-probe" | "partial-finetune" | "full-finetune", unfreeze_blocks,
                        summary, evidence: {...}, thresholds: {...}}
@@ -107,6 +108,7 @@ class CandidateResult:
     reasons: list[str] = field(default_factory=list)
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    cached: dict[str, bool] = field(default_factory=dict)  # stage -> result came from a cache in this run
 
     @property
     def probe_accuracy(self) -> float | None:

@@ -591,6 +591,7 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
             notes.append(f"{c.model_id} skipped: unexpected {type(e).__name__}: {str(e)[:200]}")
             continue
         cr.timings["features"] = time.perf_counter() - t1
+        cr.cached["features"] = bool((getattr(fs, "meta", None) or {}).get("cache_hit"))
         cr.stage = "scores"
         cr.feature_dim = int(fs.features.shape[1])
         feats[c.model_id] = fs
@@ -598,6 +599,7 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
         fkeys[c.model_id] = fk
         skey = stable_hash({"v": CACHE_VERSION, "f": fk, "scores": list(cfg.scores), "seed": cfg.seed})
         cached = _cache_get("scores", skey)
+        cr.cached["scores"] = cached is not None
         if cached is None:
             t1 = time.perf_counter()
             cached = {"scores": {}, "domain": domain_signals(np.asarray(fs.features), _logits(fs))}
@@ -625,6 +627,7 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
             say(f"bench: {m} at batch {cfg.latency_batch_size}")
             try:
                 results[m].bench = _bench(m, cfg)
+                results[m].cached["bench"] = bool(results[m].bench.get("cached"))
             except AdvisorError as e:
                 notes.append(f"{m}: latency not measured ({e.message})")
             except Exception as e:
@@ -689,6 +692,7 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
             {"v": PROBE_VERSION, "c": CACHE_VERSION, "f": fkeys[m], "folds": cfg.folds, "seed": cfg.seed}
         )
         cached = _cache_get("probe", pkey)
+        results[m].cached["probe"] = cached is not None
         if cached is None:
             try:
                 pr = linear_probe(fs.features, fs.labels, folds=cfg.folds, seed=cfg.seed, device=probe_device)

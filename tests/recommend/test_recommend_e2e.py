@@ -73,7 +73,22 @@ def test_api_end_to_end_and_rerun_is_cached(toy, tmp_path):
     assert [c.model_id for c in res2.ranked] == [c.model_id for c in res.ranked]
     assert res2.winner.probe["accuracy"] == w.probe["accuracy"]
     assert all(c.bench["cached"] for c in res2.ranked)
+    assert all(
+        c.cached == {"features": True, "scores": True, "bench": True, "probe": True} for c in res2.ranked
+    )
     assert res2.timings["total"] < first
+
+
+def test_adding_a_candidate_computes_only_that_one(toy):
+    import advisor
+
+    data, models = toy
+    opts = dict(device="cpu", folds=3, out=None, bench=False)
+    advisor.recommend(data, models=models[:1], **opts)
+    res = advisor.recommend(data, models=models, **opts)
+    old, new = res.candidate(models[0]), res.candidate(models[1])
+    assert old.cached == {"features": True, "scores": True, "probe": True}
+    assert new.cached == {"features": False, "scores": False, "probe": False}
 
 
 def test_failed_candidate_is_reported_and_run_continues(toy):
