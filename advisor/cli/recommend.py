@@ -137,12 +137,13 @@ def _render_results(res: Any) -> None:
     others = [c for c in res.candidates if c.rank is None]
     if others:
         t2 = Table(title="Not ranked")
-        for h in ("Model", "Status", "Predicted score", "Why"):
+        for h in ("Model", "Status", "Probe acc (%)", "Predicted score", "Why"):
             t2.add_column(h, overflow="fold")
         for c in others:
             t2.add_row(
                 c.model_id,
                 c.status,
+                acc_with_ci(c),
                 num(c.predicted.get("score"), "{:+.2f}"),
                 (c.error or (c.reasons[0] if c.reasons else ""))[:160],
             )
@@ -210,6 +211,9 @@ def recommend_command(
     folds: Annotated[int, typer.Option(help="Cross-validation folds of the linear probe.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed for the subsample, folds and bootstrap.")] = 0,
     bench: Annotated[bool, typer.Option("--bench/--no-bench", help="Measure latency and memory.")] = True,
+    baselines: Annotated[
+        bool, typer.Option("--baselines/--no-baselines", help="Probe no-pretraining floors for reference.")
+    ] = True,
     combine: Annotated[
         CombineChoice, typer.Option(help="zscore | rank combination of signals.")
     ] = CombineChoice.zscore,
@@ -245,6 +249,7 @@ def recommend_command(
             "folds": folds,
             "seed": seed,
             "bench": bench,
+            "baselines": baselines,
             "combine": combine.value,
             "modality": modality,
             "text_column": text_column,

@@ -76,6 +76,7 @@ class RunConfig:
     folds: int = 5
     seed: int = 0
     bench: bool = True
+    baselines: bool = True  # probe no-pretraining floors (raw pixels / bag of words) for reference
     bench_min_time_s: float = 0.5  # timing discipline of advisor.bench, lighter than `advisor bench` defaults
     bench_max_time_s: float = 10.0  # because recommend times every candidate
     combine: str = "zscore"
@@ -229,7 +230,8 @@ def make_plan(cfg: RunConfig, dataset, *, offline: bool, catalog=None) -> tuple[
             f"features on a stratified subsample of {n_sub}",
             f"scores: {', '.join(cfg.scores)} + dataset similarity",
             f"latency/memory at batch {cfg.latency_batch_size}" if cfg.bench else "no latency measurement",
-            f"linear probes ({cfg.folds}-fold CV) on the top {shortlist}",
+            f"linear probes ({cfg.folds}-fold CV) on the top {shortlist}"
+            + (" and on no-pretraining floors" if cfg.baselines else ""),
             "final ranking, Pareto front, strategy advice",
         ],
         warnings=warnings,
@@ -734,6 +736,50 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
                 f"{(c.predicted.get('score') or 0):+.2f}); probes ran on the top {len(short)}"
             ]
 
+    # ---- no-pretraining floors ---------------------------------------------------------------------------------
+    if cfg.baselines:
+        from advisor.recommend.baselines import BASELINES, baseline_features, baselines_for
+
+        label_of = {name: i for i, name in enumerate(dataset.classes)}
+        for bid in baselines_for(dataset.modality):
+            say(f"floor: {bid}")
+            cr = CandidateResult(model_id=bid, status="baseline", stage="probe", source="baseline")
+            results[bid] = cr
+            bkey = stable_hash(
+                {
+                    "v": PROBE_VERSION,
+                    "c": CACHE_VERSION,
+                    "b": bid,
+                    "data": dataset.fingerprint,
+                    "ids": ids_hash,
+                    "folds": cfg.folds,
+                    "seed": cfg.seed,
+                }
+            )
+            cached = _cache_get("baseline", bkey)
+            cr.cached["probe"] = cached is not None
+            if cached is None:
+                try:
+                    x, kept = baseline_features(bid, samples)
+                    y = np.array([label_of.get(samples[i].label, -1) for i in kept], dtype=np.int64)
+                    cached = linear_probe(x, y, folds=cfg.folds, seed=cfg.seed, device=probe_device).to_dict()
+                except AdvisorError as e:
+                    cr.error = f"floor not computed: {e.message}"
+                    continue
+                _cache_put("baseline", bkey, cached)
+            cr.probe = cached
+            lo, hi = cached["accuracy_ci"]
+            cr.reasons = [
+                f"no-pretraining floor ({BASELINES[bid][1]}): probe accuracy {100 * cached['accuracy']:.1f} ± "
+                f"{100 * (hi - lo) / 2:.1f} %"
+            ]
+            if probed and probed[0].probe["accuracy_ci"][0] <= hi:
+                notes.append(
+                    f"the winner {probed[0].model_id} does not clearly beat the {bid} floor "
+                    f"({100 * probed[0].probe['accuracy']:.1f} % vs {100 * cached['accuracy']:.1f} %): "
+                    "the pretrained features add little on this data"
+                )
+
     # ---- strategy advice ----------------------------------------------------------------------------------------
     from advisor.recommend.strategy import advise_strategy
 
@@ -761,7 +807,7 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
     # ---- assemble -----------------------------------------------------------------------------------------------
     ranked_first = probed + [results[m] for m in order if results[m].rank is None]
     rest = [c for c in results.values() if c not in ranked_first]
-    status_order = {"screened": 0, "failed": 1, "excluded": 2}
+    status_order = {"baseline": 0, "screened": 1, "failed": 2, "excluded": 3}
     rest.sort(key=lambda c: (status_order.get(c.status, 3), c.model_id))
     name = Path(str(dataset.root)).name
     res = RecommendResults(

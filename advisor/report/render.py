@@ -112,13 +112,15 @@ def ranked_rows(r: RecommendResults) -> tuple[list[str], list[list[str]]]:
 
 
 def other_rows(r: RecommendResults) -> tuple[list[str], list[list[str]]]:
-    header = ["Model", "Status", "Stage", "Predicted score", "Why"]
+    header = ["Model", "Status", "Stage", "Probe acc (%, 95% CI)", "Predicted score", "Why"]
     rows = []
     for c in r.candidates:
         if c.rank is not None:
             continue
         why = c.error or (c.reasons[0] if c.reasons else "")
-        rows.append([c.model_id, c.status, c.stage, num(c.predicted.get("score"), "{:+.2f}"), why])
+        rows.append(
+            [c.model_id, c.status, c.stage, acc_with_ci(c), num(c.predicted.get("score"), "{:+.2f}"), why]
+        )
     return header, rows
 
 

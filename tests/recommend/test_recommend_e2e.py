@@ -64,6 +64,10 @@ def test_api_end_to_end_and_rerun_is_cached(toy, tmp_path):
     assert w.scores and any(s.get("value") is not None for s in w.scores.values())
     assert w.bench and w.bench["latency_ms_p50"] > 0
     assert res.advice["strategy"] == "linear-probe"  # 12 per class < few_per_class
+    floor = res.candidate("baseline:raw-pixels")
+    assert floor.status == "baseline" and floor.rank is None
+    assert floor.probe["accuracy"] > 0.9  # colour classes: raw pixels separate them
+    assert any("floor" in n for n in res.notes)  # random-weight models do not clearly beat it
     assert res.dataset["fingerprint"] and res.dataset["n_classes"] == 3
     for f in ("results.json", "results.csv", "report.md", "report.html"):
         assert (tmp_path / "run" / f).is_file()
