@@ -220,10 +220,18 @@ def to_markdown(rec: dict) -> str:
         ]
     lines += [
         "",
+        "Head-only without augmentation runs the backbone once (during epoch 1) and then trains the head on "
+        "cached features, so its s/epoch is the mean of one long epoch and near-instant ones. "
         "Test accuracy is measured on test images that no choice (C, epoch) saw. s/epoch includes "
         "validation. Peak RSS is the `advisor finetune` process's own (`ru_maxrss`).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def render(json_path: Path) -> None:
+    """Re-render the markdown of a stored record (reports are pure functions of records)."""
+    rec = json.loads(json_path.read_text())
+    json_path.with_suffix(".md").write_text(to_markdown(rec))
 
 
 def main() -> None:
@@ -241,7 +249,11 @@ def main() -> None:
     ap.add_argument("--test-per-class", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument("--render", type=Path, default=None, help="only re-render the .md of this stored .json")
     args = ap.parse_args()
+    if args.render:
+        render(args.render)
+        return
     if not NPZ.exists():
         raise SystemExit(f"{NPZ} not found (set ADVISOR_ASSETS)")
 
