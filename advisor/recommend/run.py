@@ -775,9 +775,9 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
             ]
             if probed and probed[0].probe["accuracy_ci"][0] <= hi:
                 notes.append(
-                    f"the winner {probed[0].model_id} does not clearly beat the {bid} floor "
-                    f"({100 * probed[0].probe['accuracy']:.1f} % vs {100 * cached['accuracy']:.1f} %): "
-                    "the pretrained features add little on this data"
+                    f"the winner {probed[0].model_id} is not significantly better than the {bid} floor "
+                    f"({100 * probed[0].probe['accuracy']:.1f} % vs {100 * cached['accuracy']:.1f} %, overlapping "
+                    "95 % intervals): on this much data the pretrained features' advantage is not established"
                 )
 
     # ---- strategy advice ----------------------------------------------------------------------------------------

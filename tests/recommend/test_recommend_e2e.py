@@ -67,7 +67,7 @@ def test_api_end_to_end_and_rerun_is_cached(toy, tmp_path):
     floor = res.candidate("baseline:raw-pixels")
     assert floor.status == "baseline" and floor.rank is None
     assert floor.probe["accuracy"] > 0.9  # colour classes: raw pixels separate them
-    assert any("floor" in n for n in res.notes)  # random-weight models do not clearly beat it
+    assert any("floor" in n for n in res.notes)  # random-weight models are not significantly better
     assert res.dataset["fingerprint"] and res.dataset["n_classes"] == 3
     for f in ("results.json", "results.csv", "report.md", "report.html"):
         assert (tmp_path / "run" / f).is_file()
