@@ -205,7 +205,11 @@ def finetune_command(
         typer.Option("--out", "-o", help="Run folder (checkpoint, state, result.json); default: cache."),
     ] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the run in --out from its last epoch.")
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the run in --out from its last completed epoch (a finished run is returned as is).",
+        ),
     ] = False,
     modality: Annotated[
         str | None, typer.Option("--modality", help="image, text or audio (default: detect).")
