@@ -38,7 +38,8 @@ def _method_order(res: dict) -> list[str]:
     ms = list(res["methods"])
     return [
         *[m for m in KEY_METHODS if m in ms],
-        *[m for m in ms if m not in KEY_METHODS],
+        *[m for m in ms if m.startswith(("chosen on dev", "proposed"))],
+        *[m for m in ms if m not in KEY_METHODS and not m.startswith(("chosen on dev", "proposed"))],
         "random pick (expected)",
     ]
 
@@ -174,21 +175,30 @@ def render(res: dict) -> str:
         L.append(f"| {m} | " + " | ".join(row) + " |")
     L.append("")
 
-    if res.get("combos") and res["combos"]["ranked"]:
-        c = res["combos"]
+    for label, c in (res.get("combos") or {}).items():
+        if not c.get("ranked"):
+            continue
+        what = (
+            "any signal, including the subsample probe"
+            if label == "any_signal"
+            else ("scores stage: every signal except the subsample probe")
+        )
         L += [
-            "## Combination search (equal weights, chosen on dev, confirmed on held-out targets)",
+            f"## Combination search ({what}); chosen on dev, confirmed on held-out targets",
             "",
-            f"{c['n_combos']} combinations of up to {c['max_size']} signals from {c['pool']}; ranked by mean τ_w "
-            "on the dev targets (mean over sizes and seeds; point estimates). Top 15:",
+            f"{c['n_combos']} equal-weight combinations of up to {c['max_size']} signals from {c['pool']}, "
+            "combined by `advisor.recommend.ranking.combine` (z-scores, weights renormalised per model); ranked "
+            "by mean τ_w on the dev targets (mean over sizes and seeds; point estimates). Top 12:",
             "",
             "| signals | dev τ_w | dev regret (pts) | confirm τ_w | confirm regret (pts) |",
             "|---|---|---|---|---|",
         ]
-        for r in c["ranked"][:15]:
+        for r in c["ranked"][:12]:
+            dr = None if r["dev_regret"] is None else 100 * r["dev_regret"]
+            cr = None if r["confirm_regret"] is None else 100 * r["confirm_regret"]
             L.append(
-                f"| {' + '.join(r['weights'])} | {_f(r['dev_tau_w'])} | {_f(r['dev_regret'] and 100 * r['dev_regret'], 1)} "
-                f"| {_f(r['confirm_tau_w'])} | {_f(r['confirm_regret'] and 100 * r['confirm_regret'], 1)} |"
+                f"| {' + '.join(r['weights'])} | {_f(r['dev_tau_w'])} | {_f(dr, 1)} "
+                f"| {_f(r['confirm_tau_w'])} | {_f(cr, 1)} |"
             )
         L.append("")
 
