@@ -612,10 +612,14 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
                     fs.features, fs.labels, logits=_logits(fs), metrics=list(cfg.scores), seed=cfg.seed
                 )
                 cached["scores"] = {k: _score_dict(v) for k, v in sc.items()}
-            except AdvisorError as e:
-                notes.append(f"{c.model_id}: scores failed: {e.message}")
+                failed = False
+            except Exception as e:  # scores inform the shortlist; a failure must not sink the run
+                msg = e.message if isinstance(e, AdvisorError) else f"{type(e).__name__}: {str(e)[:200]}"
+                notes.append(f"{c.model_id}: scores failed: {msg}")
+                failed = True
             cached["seconds"] = time.perf_counter() - t1
-            _cache_put("scores", skey, cached)
+            if not failed:  # a failure is retried on the next run, not cached
+                _cache_put("scores", skey, cached)
         cr.scores = cached["scores"]
         cr.domain = cached["domain"]
         cr.timings["scores"] = cached.get("seconds", 0.0)
@@ -698,9 +702,10 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
         if cached is None:
             try:
                 pr = linear_probe(fs.features, fs.labels, folds=cfg.folds, seed=cfg.seed, device=probe_device)
-            except AdvisorError as e:
-                results[m].error = f"probe failed: {e.message}"
-                notes.append(f"{m}: probe failed: {e.message}")
+            except Exception as e:
+                msg = e.message if isinstance(e, AdvisorError) else f"{type(e).__name__}: {str(e)[:200]}"
+                results[m].error = f"probe failed: {msg}"
+                notes.append(f"{m}: probe failed: {msg}")
                 continue
             cached = pr.to_dict()
             _cache_put("probe", pkey, cached)
