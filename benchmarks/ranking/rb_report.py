@@ -88,7 +88,7 @@ def render(res: dict) -> str:
             "",
         ]
         L += [
-            "| model | kind | GT accuracy (%) [95 % CI] | ImageNet top-1 (%) | params (M) | features (s) |",
+            "| model | kind | GT accuracy (%) [95 % CI] | ImageNet top-1 (%) | params (M) | features (s, this run; cold extraction) |",
             "|---|---|---|---|---|---|",
         ]
         for m in t["models"]:
@@ -112,6 +112,8 @@ def render(res: dict) -> str:
                 else ("—" if m.get("n_params") is None else f"{m['n_params'] / 1e6:.2f}")
             )
             secs = f"{m.get('feature_seconds', 0):.0f}" + (" (cached)" if m.get("feature_cached") else "")
+            if m.get("feature_cold_seconds") is not None and m.get("feature_cached"):
+                secs += f"; cold {m['feature_cold_seconds']:.0f}"
             L.append(f"| {m['key']} | {m['kind']} | {acc} | {top1} | {npar} | {secs} |")
         L.append("")
 

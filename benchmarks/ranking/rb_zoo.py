@@ -114,6 +114,9 @@ class FeatureBlock:
     seconds: float
     cached: bool
     note: str = ""
+    cold_seconds: float | None = (
+        None  # compute time when the features were first extracted (product cache meta)
+    )
 
     def index(self) -> dict[str, int]:
         return {s: i for i, s in enumerate(self.ids)}
@@ -168,6 +171,8 @@ def product_features(target, m: ZooModel, cache: Path, batch_size: int = 32) -> 
             time.perf_counter() - t0,
             cached,
             "advisor.features.extract_features",
+            cold_seconds=(fs.meta or {}).get("compute_seconds_original")
+            or (fs.meta or {}).get("compute_seconds"),
         )
     return _fallback_features(target, m, model, cache, batch_size, t0)
 

@@ -185,6 +185,7 @@ def run_target(spec: T.TargetSpec, zoo: list[Z.ZooModel], cache: Path, *, probe:
             has_logits=fb.logits is not None,
             feature_seconds=round(fb.seconds, 2),
             feature_cached=fb.cached,
+            feature_cold_seconds=None if fb.cold_seconds is None else round(float(fb.cold_seconds), 1),
             note=fb.note,
         )
         log(f"  features {m.key}: {fb.features.shape} in {fb.seconds:.1f}s{' (cache)' if fb.cached else ''}")
