@@ -60,6 +60,10 @@ def render(res: dict) -> str:
         "Versions: "
         + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
         + f", Python {env['python']}.",
+        "Rerun: `python benchmarks/ranking/run.py` (`--targets NAME ...`, `--smoke`, `--render` to re-render this "
+        "file from results.json). Caches (product feature cache, floors, ground truth, subsample signals) live in "
+        f"`$ADVISOR_CACHE_DIR`, else `/tmp/advisor-ranking-cache`, never in the repository; this run used "
+        f"`{res.get('cache_dir')}`.",
         "",
         "## Protocol",
         "",

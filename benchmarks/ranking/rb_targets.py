@@ -102,7 +102,8 @@ TARGETS: dict[str, TargetSpec] = {
         gt_test_per_class=10,
         sub_sizes=(5, 10),
         seeds=3,
-        note="scikit-learn digits (8x8, 0-16) upscaled to 32x32 PNG; stratified 50/50 split, random_state=0",
+        note="scikit-learn digits (8x8, 0-16) upscaled to 32x32 PNG; stratified 50/50 split (random_state=0), "
+        "then capped for CPU time",
     ),
     "fsdd": TargetSpec(
         "fsdd",
