@@ -351,15 +351,9 @@ class _Progress:
 
 # ------------------------------------------------------------------------------------------------ cache
 def _versions() -> dict[str, str | None]:
-    import importlib.metadata as md
+    from advisor.versions import package_versions
 
-    out = {}
-    for name in ("torch", "timm", "transformers", "onnxruntime", "advisor"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = None
-    return out
+    return package_versions(("torch", "timm", "transformers", "onnxruntime", "advisor"), python=False)
 
 
 def _index_key(model_id: str, pretrained: bool, precision_req: str, device_type: str, data_key: dict) -> str:

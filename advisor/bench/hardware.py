@@ -8,7 +8,6 @@ import platform
 import shutil
 import subprocess
 import sys
-from importlib import metadata
 from typing import Any
 
 from advisor.io import stable_hash
@@ -81,13 +80,9 @@ def _memory_total_gb() -> float | None:
 
 
 def _versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for p in _PACKAGES:
-        try:
-            out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            out[p] = None
-    return out
+    from advisor.versions import package_versions
+
+    return package_versions(_PACKAGES)
 
 
 def _nvidia_driver() -> str | None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import math
-import platform
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +12,7 @@ import numpy as np
 from advisor.errors import DatasetError, ModelLoadError, UsageError
 from advisor.finetune.config import FinetuneConfig, FinetuneResult
 from advisor.io import atomic_write_json
+from advisor.versions import library_versions
 
 if TYPE_CHECKING:
     from advisor.data import Dataset, Sample
@@ -226,17 +225,6 @@ def _skip_errors() -> tuple[type[BaseException], ...]:
     except ImportError:
         return ()
     return (SkipItem,)
-
-
-def library_versions() -> dict[str, str | None]:
-    """Versions of python and the libraries that shape a fine-tuning result."""
-    out: dict[str, str | None] = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in ("advisor", "torch", "torchvision", "timm", "transformers", "numpy", "safetensors"):
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 # ---------------------------------------------------------------------------------------------- entry point

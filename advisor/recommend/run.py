@@ -29,6 +29,7 @@ import numpy as np
 from advisor.errors import AdvisorError, UsageError
 from advisor.recommend.candidates import Candidate, Constraints, Exclusion, select_candidates
 from advisor.recommend.results import CandidateResult, RecommendResults
+from advisor.versions import library_versions
 
 # Scores computed by default: the ones the literature found most useful, and cheap enough on CPU.
 DEFAULT_SCORES: tuple[str, ...] = ("logme", "sfda", "knn_loo", "ncm_loo", "hscore_shrinkage", "leep", "nce")
@@ -312,21 +313,6 @@ def feature_key(fs: Any, model_id: str, dataset_fp: str, ids_hash: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- environment
-def library_versions() -> dict[str, str | None]:
-    """Versions of the libraries that shape the numbers."""
-    import importlib.metadata as md
-
-    import advisor
-
-    out: dict[str, str | None] = {"advisor": advisor.__version__, "python": platform.python_version()}
-    for name in ("torch", "timm", "transformers", "numpy", "scikit-learn", "onnxruntime"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 def _hardware() -> dict[str, Any]:
     try:
         from advisor.bench.hardware import hardware_fingerprint
