@@ -164,8 +164,15 @@ def _render_results(res: Any) -> None:
 
 # ----------------------------------------------------------------------------------------------- commands
 def recommend_command(
+    data_arg: Annotated[
+        Path | None,
+        typer.Argument(metavar="[DATA]", help="Dataset (same as --data).", show_default=False),
+    ] = None,
     data: Annotated[
-        Path | None, typer.Argument(help="Dataset: image/audio class folders, CSV/JSONL/manifest.")
+        Path | None,
+        typer.Option(
+            "--data", "-d", help="Dataset: image/audio class folders, CSV/JSONL/TSV table or manifest."
+        ),
     ] = None,
     demo: Annotated[
         bool, typer.Option("--demo", help="Use the bundled Fashion-MNIST sample (offline, CPU).")
@@ -229,8 +236,14 @@ def recommend_command(
     with handle_errors(debug):
         from advisor.recommend.run import recommend
 
+        if data is not None and data_arg is not None and data != data_arg:
+            raise UsageError("the dataset is given twice", hint="use either --data DIR or a positional DIR")
+        data = data if data is not None else data_arg
         if data is None and not demo:
-            raise UsageError("give a dataset path or --demo", hint="e.g. `advisor recommend ./my_images`")
+            raise UsageError(
+                "give a dataset with --data DIR, or --demo",
+                hint="e.g. `advisor recommend --data ./my_images`",
+            )
         opts: dict[str, Any] = {
             "models": _split_models(models),
             "device": device,

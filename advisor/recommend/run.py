@@ -382,7 +382,9 @@ def _lat_text(c: CandidateResult, device_word: str) -> str:
     if c.latency_ms is None:
         return "latency not measured"
     bs = (c.bench or {}).get("batch_size")
-    return f"{c.latency_ms:.1f} ms p50 at batch {bs} on this {device_word}"
+    from advisor.report.render import fmt_ms
+
+    return f"{fmt_ms(c.latency_ms)} ms p50 at batch {bs} on this {device_word}"
 
 
 def _acc_text(c: CandidateResult) -> str:

@@ -49,7 +49,12 @@ def latency_cell(c: CandidateResult) -> str:
     b = c.bench
     if not b or b.get("latency_ms_p50") is None:
         return "-"
-    return f"{b['latency_ms_p50']:.1f}"
+    return fmt_ms(b["latency_ms_p50"])
+
+
+def fmt_ms(ms: float) -> str:
+    """Milliseconds with sensible precision: 3 significant digits below 10 ms, one decimal above."""
+    return f"{ms:.3g}" if ms < 10 else f"{ms:.1f}"
 
 
 def dataset_name(r: RecommendResults) -> str:
