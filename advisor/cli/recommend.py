@@ -152,6 +152,9 @@ def _render_results(res: Any) -> None:
         con.print("[bold]Strategy:[/] " + escape(str(res.advice.get("summary"))), highlight=False)
         if res.advice.get("next_command"):
             con.print(f"  next: {res.advice['next_command']}", highlight=False, markup=False)
+        for ft in res.advice.get("finetune_check") or []:
+            line = ft.get("summary") or f"{ft['model_id']}: fine-tuning failed ({ft.get('error')})"
+            con.print("[bold]Fine-tune check:[/] " + escape(line), highlight=False)
     for n in res.notes:
         con.print(f"[yellow]note:[/] {escape(n)}", highlight=False)
     tot = res.timings.get("total")
@@ -229,6 +232,14 @@ def recommend_command(
     label_column: Annotated[str | None, typer.Option(help="Label column of a table dataset.")] = None,
     split: Annotated[str | None, typer.Option(help="Use only this split (train/val/test).")] = None,
     batch_size: Annotated[int, typer.Option(help="Feature-extraction batch size.")] = 32,
+    finetune_top: Annotated[
+        int, typer.Option(help="Fine-tune the K best candidates and compare with their linear probes.")
+    ] = 0,
+    finetune_epochs: Annotated[int, typer.Option(help="Epochs of each --finetune-top run.")] = 3,
+    finetune_unfreeze: Annotated[
+        str | None,
+        typer.Option(help="head | last-N | all for --finetune-top (default: the strategy advice's)."),
+    ] = None,
     fmt: FormatOption = OutputFormat.human,
     debug: DebugOption = False,
 ) -> None:
@@ -269,6 +280,9 @@ def recommend_command(
             "label_column": label_column,
             "split": split,
             "batch_size": batch_size,
+            "finetune_top": finetune_top,
+            "finetune_epochs": finetune_epochs,
+            "finetune_unfreeze": finetune_unfreeze,
         }
         if offline:
             opts["offline"] = True

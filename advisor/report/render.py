@@ -57,6 +57,44 @@ def fmt_ms(ms: float) -> str:
     return f"{ms:.3g}" if ms < 10 else f"{ms:.1f}"
 
 
+def finetune_rows(r: RecommendResults) -> tuple[list[str], list[list[str]]]:
+    """Rows of the `--finetune-top` check: fine-tuned vs linear-probe accuracy per model."""
+    h = [
+        "Model",
+        "Unfreeze",
+        "Fine-tuned acc (%, 95% CI)",
+        "Probe acc (%, 95% CI)",
+        "Gain (points)",
+        "Verdict",
+    ]
+    rows = []
+    for ft in (r.advice or {}).get("finetune_check") or []:
+        if ft.get("status") != "done":
+            rows.append(
+                [ft["model_id"], str(ft.get("unfreeze")), "-", "-", "-", f"failed: {ft.get('error')}"]
+            )
+            continue
+
+        def ci(acc, lo_hi):
+            return (
+                f"{100 * acc:.1f} [{100 * lo_hi[0]:.1f}, {100 * lo_hi[1]:.1f}]"
+                if lo_hi
+                else f"{100 * acc:.1f}"
+            )
+
+        rows.append(
+            [
+                ft["model_id"],
+                str(ft["unfreeze"]),
+                ci(ft["finetune_accuracy"], ft.get("finetune_ci")),
+                ci(ft["probe_accuracy"], ft.get("probe_ci")),
+                f"{ft['gain_pp']:+.1f}",
+                ft["verdict"],
+            ]
+        )
+    return h, rows
+
+
 def dataset_name(r: RecommendResults) -> str:
     return str(r.dataset.get("name") or Path(str(r.dataset.get("root", "dataset"))).name)
 
@@ -185,6 +223,15 @@ def render_markdown(r: RecommendResults) -> str:
         th = r.advice.get("thresholds") or {}
         if th:
             out += ["Thresholds: " + ", ".join(f"{k} = {_short(v)}" for k, v in th.items()), ""]
+        h, rows = finetune_rows(r)
+        if rows:
+            out += ["## Fine-tuning check", "", _md_table(h, rows), ""]
+            out += [ft["summary"] for ft in r.advice["finetune_check"] if ft.get("summary")]
+            out += [
+                "",
+                "Fine-tuned accuracy is on a held-out validation split; probe accuracy is cross-validated.",
+                "",
+            ]
     if w and w.probe and w.probe.get("per_class_accuracy"):
         classes = d.get("classes") or []
         pcs = w.probe["per_class_accuracy"]
@@ -466,6 +513,12 @@ def render_html(r: RecommendResults) -> str:
         th = r.advice.get("thresholds") or {}
         if th:
             parts.append(_html_table(["Threshold", "Value"], [[k, _short(v)] for k, v in th.items()]))
+        h, rows = finetune_rows(r)
+        if rows:
+            parts += ["<h2>Fine-tuning check</h2>", _html_table(h, rows)]
+            parts += [
+                f"<p>{escape(ft['summary'])}</p>" for ft in r.advice["finetune_check"] if ft.get("summary")
+            ]
     if r.weights:
         ws = r.weights.get("weights") or {}
         parts.append("<h2>How the predicted ranking is combined</h2>")

@@ -149,3 +149,35 @@ def test_cli_json_and_dry_run(toy, tmp_path):
     assert json.loads(r.stdout)["winner"] == models[0]
     r = runner.invoke(app, ["recommend", str(data), "--max-params", "lots"])
     assert r.exit_code == 2 and "parameter count" in r.output
+
+
+def test_finetune_top_compares_with_the_probe_and_reaches_the_report(toy, tmp_path):
+    import advisor
+    from advisor.report.render import render_markdown
+
+    data, models = toy
+    res = advisor.recommend(
+        data,
+        models=models[:1],
+        device="cpu",
+        folds=3,
+        out=str(tmp_path / "run"),
+        bench=False,
+        baselines=False,
+        finetune_top=1,
+        finetune_epochs=1,
+        finetune_unfreeze="last-1",
+    )
+    (check,) = res.advice["finetune_check"]
+    assert check["status"] == "done" and check["model_id"] == res.winner.model_id
+    assert check["unfreeze"] == "last-1"
+    assert 0.0 <= check["finetune_accuracy"] <= 1.0
+    assert check["probe_accuracy"] == res.winner.probe["accuracy"]
+    assert check["gain_pp"] == pytest.approx(100 * (check["finetune_accuracy"] - check["probe_accuracy"]))
+    assert check["verdict"] in ("better", "worse", "no clear difference")
+    md = render_markdown(res)
+    assert "## Fine-tuning check" in md and check["verdict"] in md
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "Fine-tuning check" in html
+    stored = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert stored["advice"]["finetune_check"][0]["verdict"] == check["verdict"]
