@@ -35,10 +35,16 @@ def test_combine_weighting_changes_winner():
 def test_default_weights_follow_the_ranking_benchmark():
     # benchmarks/ranking: kNN and NCM accuracy ranked best on held-out targets; the rest are reported, weight 0.
     assert WEIGHTS == {"knn_loo": 1.0, "ncm_loo": 1.0}
-    signals = {"knn_loo": {"a": 0.9, "b": 0.7}, "ncm_loo": {"a": 0.8, "b": 0.7}, "logme": {"a": -5.0, "b": 5.0}}
+    signals = {
+        "knn_loo": {"a": 0.9, "b": 0.7},
+        "ncm_loo": {"a": 0.8, "b": 0.7},
+        "logme": {"a": -5.0, "b": 5.0},
+    }
     pred = combine(signals)
     assert pred["a"].rank == 1 and pred["b"].rank == 2  # logme's opposite vote carries no weight
-    assert combine({"logme": {"a": 1.0, "b": 0.0}})["a"].score is None  # only zero-weight signals: no prediction
+    assert (
+        combine({"logme": {"a": 1.0, "b": 0.0}})["a"].score is None
+    )  # only zero-weight signals: no prediction
 
 
 def test_zscores_constant_and_missing():
