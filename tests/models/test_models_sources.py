@@ -97,8 +97,8 @@ def _tiny_bert_dir(tmp_path):
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "a", "b", "guitar", "man", "the"]
-    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tok = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
+    # transformers 5 ignores `vocab_file=` here (every word becomes [UNK]); pass the vocabulary itself.
+    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})
     cfg = BertConfig(
         vocab_size=len(vocab),
         hidden_size=32,
@@ -123,6 +123,7 @@ def test_hf_text_local_dir_mean_pooling(tmp_path):
     texts = ["hello world", "the man a b guitar hello world the"]
     batch = m.preprocess(texts)
     _check_common(m, batch)
+    assert tok.unk_token_id not in tok(texts[1])["input_ids"]  # the words are in the vocabulary, not [UNK]
     with torch.inference_mode():
         feats = m.forward(batch).features
         alone = m.forward(m.preprocess(texts[:1])).features
