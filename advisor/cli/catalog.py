@@ -54,27 +54,30 @@ def _parse_count(text: str | None, option: str) -> float | None:
 
 
 def _entries_table(entries: list, title: str) -> None:
+    from rich import box
     from rich.table import Table
 
     console = stdout_console()
-    wide = console.width >= 110  # on narrow terminals the task column goes, so that ids stay whole
-    from rich import box
-
+    # Narrower terminals drop the least needed columns, so that ids stay whole (they are copied into commands).
+    level = 2 if console.width >= 110 else 1 if console.width >= 90 else 0
     table = Table(
         title=title,
         title_justify="left",
         header_style="bold",
-        box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD,
+        box=box.HEAVY_HEAD if level else box.SIMPLE_HEAD,
     )
-    table.add_column("id", no_wrap=True)  # ids are copied into other commands: never folded
-    table.add_column("params", justify="right", no_wrap=True)
-    table.add_column("GMACs", justify="right", no_wrap=True)
-    table.add_column("input", justify="right", no_wrap=True)
-    table.add_column("IN-1k top-1 %" if wide else "top-1 %", justify="right", no_wrap=True)
-    table.add_column("license", no_wrap=True, overflow="ellipsis", max_width=16 if wide else 10)
-    table.add_column("probe", justify="center", no_wrap=True)
-    if wide:
-        table.add_column("task", overflow="ellipsis", max_width=22)
+    columns = [
+        ("id", dict(no_wrap=level > 0, overflow="fold")),
+        ("params", dict(justify="right", no_wrap=True)),
+        ("GMACs", dict(justify="right", no_wrap=True)),
+        *([("input", dict(justify="right", no_wrap=True))] if level else []),
+        ("IN-1k top-1 %" if level == 2 else "top-1 %", dict(justify="right", no_wrap=True)),
+        ("license", dict(no_wrap=True, overflow="ellipsis", max_width=16 if level == 2 else 12)),
+        *([("probe", dict(justify="center", no_wrap=True))] if level else []),
+        *([("task", dict(overflow="ellipsis", max_width=22))] if level == 2 else []),
+    ]
+    for name, kw in columns:
+        table.add_column(name, **kw)
     for e in entries:
         size = (
             f"{e.input_size[1]}px"
@@ -87,16 +90,18 @@ def _entries_table(entries: list, title: str) -> None:
         )
         lic = e.license or "?"
         style = {"non-commercial": "red", "unknown": "yellow", "copyleft": "magenta"}.get(e.license_class, "")
-        table.add_row(
-            e.id,
-            _fmt_count(e.n_params),
-            _fmt(e.gmacs, ".2f"),
-            size,
-            _fmt(e.imagenet_top1, ".2f"),
-            f"[{style}]{lic}[/]" if style else lic,
-            "[green]✓[/]" if e.probeable else "[dim]—[/]",
-            *([e.task] if wide else []),
-        )
+        cells = {
+            "id": e.id,
+            "params": _fmt_count(e.n_params),
+            "GMACs": _fmt(e.gmacs, ".2f"),
+            "input": size,
+            "top-1 %": _fmt(e.imagenet_top1, ".2f"),
+            "license": f"[{style}]{lic}[/]" if style else lic,
+            "probe": "[green]✓[/]" if e.probeable else "[dim]—[/]",
+            "task": e.task,
+        }
+        cells["IN-1k top-1 %"] = cells["top-1 %"]
+        table.add_row(*(cells[name] for name, _ in columns))
     console.print(table)
 
 
