@@ -107,7 +107,9 @@ def test_edge_cases_stay_finite(case):
         x, logits = x.astype(np.float16), logits.astype(np.float16)
     elif case == "float32":
         x, logits = x.astype(np.float32), logits.astype(np.float32)
-    _all_finite(compute_scores(x, y, logits=logits))
+    res = compute_scores(x, y, logits=logits)
+    assert set(res) == set(ALL)  # every metric ran
+    _all_finite(res)  # asserts each is applicable with a finite value
 
 
 def test_many_classes_stay_finite():
@@ -115,7 +117,9 @@ def test_many_classes_stay_finite():
     y = np.arange(2000) % 1000
     x = rng.standard_normal((2000, 6)) + rng.standard_normal((1000, 6))[y]
     metrics = [m for m in ALL if m not in ("leep", "nce")]
-    _all_finite(compute_scores(x, y, metrics=metrics, options={"nleep": {"max_iter": 5}}))
+    res = compute_scores(x, y, metrics=metrics, options={"nleep": {"max_iter": 5}})
+    assert set(res) == set(metrics)
+    _all_finite(res)  # asserts each is applicable with a finite value
 
 
 def test_one_class_is_reported_not_applicable():
