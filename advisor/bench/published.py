@@ -1,9 +1,9 @@
 """Published reference figures to set beside our measurements: GMACs (timm's benchmark CSVs, torchvision's weights
 metadata) and inference throughput (timm's benchmark CSVs, CPU and GPU files), always labelled with their file.
 
-Tables are looked up in, in order: ``$ADVISOR_PUBLISHED_DIR`` (colon-separated folders), the vendored copies in the
-repository's ``catalog/sources/``, and ``../shared/data`` (+ ``timm-results``) next to the repository. When no table
-is found, the catalog's ``gmacs`` field (itself copied from those tables) is used.
+Tables are looked up in, in order: ``$ADVISOR_PUBLISHED_DIR`` (colon-separated folders), then the vendored copies in
+the repository's ``catalog/sources/`` (timm results at aa4b585, torchvision 0.29.1 metadata; provenance beside them).
+When no table is found, the catalog's ``gmacs`` field (itself copied from those tables) is used.
 """
 
 from __future__ import annotations
@@ -24,11 +24,7 @@ TV_CONVENTION = "torchvision weights meta _ops (matmul-class ops only: compare w
 
 def _search_dirs() -> list[Path]:
     dirs = [Path(p) for p in os.environ.get("ADVISOR_PUBLISHED_DIR", "").split(os.pathsep) if p]
-    dirs += [
-        _REPO / "catalog" / "sources",
-        _REPO.parent / "shared" / "data" / "timm-results",
-        _REPO.parent / "shared" / "data",
-    ]
+    dirs.append(_REPO / "catalog" / "sources")
     return [d for d in dirs if d.is_dir()]
 
 
