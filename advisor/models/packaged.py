@@ -383,9 +383,59 @@ def ge2e_module() -> Any:
     return GE2E()
 
 
+def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> Any:
+    """Triangular mel filters (n_mels, n_fft // 2 + 1) on the Slaney mel scale, Slaney area normalisation.
+
+    The same definition as librosa's default ``librosa.filters.mel`` (htk=False, norm="slaney"): linear below
+    1 kHz (200/3 Hz per mel), logarithmic above (27 mels per octave-ish: log(6.4)/27 per mel), each filter scaled
+    by 2 / (upper edge - lower edge) so that it has unit area.
+    """
+    import numpy as np
+
+    fmax = sr / 2.0 if fmax is None else fmax
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+
+    def hz_to_mel(f: Any) -> Any:
+        f = np.asarray(f, dtype=np.float64)
+        return np.where(
+            f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, f / f_sp
+        )
+
+    def mel_to_hz(m: Any) -> Any:
+        m = np.asarray(m, dtype=np.float64)
+        return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+    fft_freqs = np.linspace(0.0, sr / 2.0, n_fft // 2 + 1)
+    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(edges)
+    ramps = edges[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (edges[2 : n_mels + 2] - edges[:n_mels]))[:, None]
+    return weights
+
+
+def mel_power_spectrogram(wave: Any, sr: int, n_fft: int, hop: int, n_mels: int) -> Any:
+    """Mel power spectrogram (n_mels, frames): centred frames (zero padding of n_fft // 2 on both sides), a
+    periodic Hann window, |STFT|^2, then the Slaney mel filters — librosa.feature.melspectrogram's defaults,
+    computed with numpy only (so audio models need no extra dependency)."""
+    import numpy as np
+
+    w = np.asarray(wave, dtype=np.float64).reshape(-1)
+    pad = n_fft // 2
+    w = np.pad(w, (pad, pad), mode="constant")
+    n_frames = 1 + (w.size - n_fft) // hop
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
+    idx = np.arange(n_fft)[None, :] + hop * np.arange(n_frames)[:, None]
+    spec = np.abs(np.fft.rfft(w[idx] * window[None, :], axis=1)) ** 2  # (frames, n_fft // 2 + 1)
+    return mel_filterbank(sr, n_fft, n_mels) @ spec.T
+
+
 def ge2e_mel(wave: Any) -> Any:
     """Upstream's front end: volume to -30 dBFS (increase only), then a 40-band mel power spectrogram (T, 40)."""
-    import librosa
     import numpy as np
 
     w = np.asarray(wave, dtype=np.float32).reshape(-1)
@@ -396,19 +446,13 @@ def ge2e_mel(wave: Any) -> Any:
             w = w * (10.0 ** (change_db / 20.0))
     if w.size < GE2E_N_FFT:
         w = np.pad(w, (0, GE2E_N_FFT - w.size))
-    mel = librosa.feature.melspectrogram(
-        y=w, sr=GE2E_SR, n_fft=GE2E_N_FFT, hop_length=GE2E_HOP, n_mels=GE2E_MELS
-    )
+    mel = mel_power_spectrogram(w, GE2E_SR, GE2E_N_FFT, GE2E_HOP, GE2E_MELS)
     return mel.astype(np.float32).T
 
 
 def _load_resemblyzer(req: LoadRequest, spec: PackagedModel) -> LoadedModel:
     import torch
 
-    if importlib.util.find_spec("librosa") is None:
-        raise ModelLoadError(
-            f"{req.model_id} needs librosa for its mel front end", hint="pip install librosa"
-        )
     root = package_dir("resemblyzer")
     ck_path = root / "pretrained.pt" if root else None
     if ck_path is None or not ck_path.is_file():

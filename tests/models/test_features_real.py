@@ -67,7 +67,6 @@ def test_banking77_minilm(assets, monkeypatch):
 
 def test_fsdd_resemblyzer_ge2e(assets, tmp_path, monkeypatch):
     _need("resemblyzer")
-    _need("librosa")
     rec = assets / "audio" / "fsdd" / "recordings"
     rows = [f"{rec / f'{d}_{spk}_{i}.wav'},{spk}" for spk in ("george", "jackson", "lucas", "nicolas")
             for d in range(5) for i in range(2)]  # fmt: skip

@@ -108,7 +108,6 @@ def test_packaged_text_encoders_rank_paraphrases(model_id, module, dim):
 
 def test_resemblyzer_ge2e_speaker_similarity(assets):
     _need("resemblyzer")
-    _need("librosa")
     from advisor.data import load_audio
 
     m = load_model("pkg:resemblyzer-ge2e")
@@ -129,7 +128,6 @@ def test_resemblyzer_ge2e_speaker_similarity(assets):
 
 def test_ge2e_random_init_and_example_batch():
     _need("resemblyzer")
-    _need("librosa")
     m = load_model("pkg:resemblyzer-ge2e", pretrained=False)
     assert not m.pretrained
     ex = m.example_batch(2, clip_seconds=0.5)
@@ -137,3 +135,52 @@ def test_ge2e_random_init_and_example_batch():
     with torch.inference_mode():
         assert m.forward(ex).features.shape == (2, 256)
     assert np.isfinite(m.forward(ex).features.detach().numpy()).all()
+
+
+def test_mel_front_end_matches_a_direct_dft_by_hand():
+    """The numpy mel front end (no librosa): one centred frame recomputed with an explicit DFT sum and explicit
+    triangular Slaney filters."""
+    from advisor.models.packaged import mel_filterbank, mel_power_spectrogram
+
+    sr, n_fft, hop, n_mels = 16000, 64, 16, 8
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal(200)
+    mel = mel_power_spectrogram(w, sr, n_fft, hop, n_mels)
+    assert mel.shape == (n_mels, 1 + 200 // hop)
+    # frame 5 covers samples [5 * hop - n_fft / 2, 5 * hop + n_fft / 2) of the unpadded wave
+    start = 5 * hop - n_fft // 2
+    seg = w[start : start + n_fft] * np.array([np.sin(np.pi * k / n_fft) ** 2 for k in range(n_fft)])
+    power = [
+        abs(sum(seg[t] * np.exp(-2j * np.pi * f * t / n_fft) for t in range(n_fft))) ** 2 for f in range(33)
+    ]
+
+    def hz2mel(f: float) -> float:
+        return f / (200 / 3) if f < 1000 else 15 + np.log(f / 1000) / (np.log(6.4) / 27)
+
+    def mel2hz(m: float) -> float:
+        return m * 200 / 3 if m < 15 else 1000 * np.exp((m - 15) * np.log(6.4) / 27)
+
+    edges = [mel2hz(hz2mel(sr / 2) * i / (n_mels + 1)) for i in range(n_mels + 2)]
+    freqs = [f * sr / n_fft for f in range(33)]
+    fb = np.zeros((n_mels, 33))
+    for m in range(n_mels):
+        lo, c, hi = edges[m], edges[m + 1], edges[m + 2]
+        for j, f in enumerate(freqs):
+            tri = max(0.0, min((f - lo) / (c - lo), (hi - f) / (hi - c)))
+            fb[m, j] = tri * 2 / (hi - lo)
+    np.testing.assert_allclose(mel_filterbank(sr, n_fft, n_mels), fb, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(mel[:, 5], fb @ np.array(power), rtol=1e-8)
+
+
+def test_mel_front_end_matches_librosa_when_installed():
+    _need("librosa")
+    import librosa
+
+    from advisor.models.packaged import GE2E_HOP, GE2E_MELS, GE2E_N_FFT, GE2E_SR, mel_power_spectrogram
+
+    w = (np.random.default_rng(0).standard_normal(23456) * 0.1).astype(np.float32)
+    ref = librosa.feature.melspectrogram(
+        y=w, sr=GE2E_SR, n_fft=GE2E_N_FFT, hop_length=GE2E_HOP, n_mels=GE2E_MELS
+    )
+    ours = mel_power_spectrogram(w, GE2E_SR, GE2E_N_FFT, GE2E_HOP, GE2E_MELS)
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-6 * float(ref.max()))
