@@ -39,12 +39,20 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Atomically write bytes to `path`."""
-    return atomic_write(path, lambda p: p.write_bytes(data))
+
+    def write(p: Path) -> None:
+        p.write_bytes(data)
+
+    return atomic_write(path, write)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Atomically write UTF-8 text to `path`."""
-    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+    def write(p: Path) -> None:
+        p.write_text(text, encoding="utf-8")
+
+    return atomic_write(path, write)
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:

@@ -134,7 +134,7 @@ def _gpu_info() -> tuple[list[dict[str, Any]], str | None, str | None]:
 def _fingerprint_cached() -> tuple[tuple[str, Any], ...]:
     gpus, cuda_version, cudnn = _gpu_info()
     try:
-        affinity = len(os.sched_getaffinity(0))
+        affinity: int | None = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         affinity = os.cpu_count()
     fp: dict[str, Any] = {
