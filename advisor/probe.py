@@ -1,19 +1,22 @@
-"""The linear probe: multinomial logistic regression on frozen features, L2 chosen by stratified K-fold CV.
+"""The linear probe: multinomial logistic regression on frozen features, L2 chosen by nested stratified CV.
 
 Objective (the same as scikit-learn's ``LogisticRegression(C=C)`` with the L2 penalty, intercept unpenalised)::
 
     mean_i CE(W x_i + b, y_i) + (lam / 2) * ||W||^2,    lam = 1 / (C * n_train)
 
 solved full-batch with ``torch.optim.LBFGS`` (strong-Wolfe line search) on standardised features (train-fold
-mean/std). For each fold, the regularisation grid is swept from strong to weak, each fit warm-started from the
-previous solution, so the weak end (the slow one) starts close to its optimum. The reported accuracy and macro-F1
-are those of the out-of-fold predictions at the selected C, with bootstrap confidence intervals over samples.
-The selection over the grid makes them slightly optimistic (a handful of grid points, so a small bias); the
-per-fold spread is reported too.
+mean/std). The evaluation is nested: for each outer fold, C is chosen by an inner stratified CV on the outer-train
+part only (the grid swept from strong to weak, each fit warm-started from the previous solution, so the weak end,
+the slow one, starts close to its optimum); the model is then fitted on the whole outer-train part at that C and
+predicts the outer-test part, which the selection never saw. The reported accuracy and macro-F1 are those of
+these out-of-fold predictions: accuracy with a 95 % Wilson interval (non-zero width at 0 % and 100 %), macro-F1
+with a percentile bootstrap over samples. The chosen C per fold is recorded, and flagged when it lies on the
+grid's edge (the optimum may lie outside the grid).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +29,8 @@ from advisor.errors import UsageError
 # C values (scikit-learn convention: inverse regularisation strength per sample sum). Strong -> weak.
 DEFAULT_C_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 SMALL_PROBLEM = 2e8  # n * d * classes below which the CPU probe runs single-threaded
-PROBE_VERSION = 1  # bump when the method changes, so cached probe results are invalidated
+INNER_FOLDS = 3  # inner CV folds for the choice of C (few: the inner sweep is the probe's main cost)
+PROBE_VERSION = 2  # bump when the method changes, so cached probe results are invalidated
 
 
 @dataclass
@@ -34,22 +38,31 @@ class ProbeResult:
     """Cross-validated linear-probe result.
 
     Attributes:
-        accuracy: out-of-fold accuracy (fraction in [0, 1]) at the selected C.
-        accuracy_ci: 95 % bootstrap interval of ``accuracy`` (fractions).
+        accuracy: out-of-fold accuracy (fraction in [0, 1]) of the nested-CV predictions.
+        accuracy_ci: 95 % Wilson interval of ``accuracy`` (fractions; ``accuracy_ci_method``).
         macro_f1: out-of-fold macro-averaged F1 (classes present in the labels).
         macro_f1_ci: 95 % bootstrap interval of ``macro_f1``.
-        best_l2: selected ``lam`` of the objective above (mean-loss scaling, full-data n).
-        best_c: selected C (scikit-learn convention).
+        best_l2: ``lam`` of the objective above for ``best_c`` (mean-loss scaling, full-data n).
+        best_c: the C chosen most often over the outer folds (ties: the stronger regularisation); the C to
+            refit with. The estimate itself uses each fold's own choice (``chosen_c``).
         per_class_accuracy: out-of-fold recall per class index (None for a class with no sample).
         seconds: wall time of the whole probe (all folds and grid points).
-        fold_accuracy: accuracy of each fold at the selected C.
-        cv_accuracy: mean fold accuracy for each grid point, in ``c_grid`` order.
+        fold_accuracy: accuracy of each outer fold (at that fold's chosen C).
+        cv_accuracy: inner-CV accuracy for each grid point, in ``c_grid`` order, averaged over the outer folds
+            (the curve the choices were made on; its maximum is optimistic, the reported accuracy is not).
         c_grid: the C grid swept (strong to weak).
         folds: the number of folds actually used (reduced when a class is too small).
         n_samples, n_classes, n_features: shape of the problem.
         iterations: total L-BFGS iterations over all fits.
         device, dtype: where and in what precision it ran.
-        oof_pred: out-of-fold predicted class index per sample (at the selected C).
+        oof_pred: out-of-fold predicted class index per labelled sample, in input order.
+        chosen_c: the C chosen by the inner CV for each outer fold.
+        c_at_grid_edge: some fold chose the smallest or largest C of the grid (the optimum may lie outside).
+        inner_folds: inner CV folds used for the choice of C (0: a result from before nested CV).
+        selection: "nested-cv" (C chosen on outer-train only) or "oof-max" (old results: C chosen on the
+            reported predictions, slightly optimistic).
+        accuracy_ci_method: "wilson" or "bootstrap" (old results).
+        notes: caveats worth showing (e.g. C at the grid edge).
     """
 
     accuracy: float
@@ -71,6 +84,12 @@ class ProbeResult:
     device: str = "cpu"
     dtype: str = "float32"
     oof_pred: list[int] = field(default_factory=list)
+    chosen_c: list[float] = field(default_factory=list)
+    c_at_grid_edge: bool = False
+    inner_folds: int = 0
+    selection: str = "oof-max"
+    accuracy_ci_method: str = "bootstrap"
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self, *, include_predictions: bool = False) -> dict[str, Any]:
         """JSON-ready dict (out-of-fold predictions only when asked: they are N long)."""
@@ -235,6 +254,56 @@ def bootstrap_ci(
     )
 
 
+def wilson_ci(correct: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of the proportion ``correct / n`` (``(0, 1)`` when n == 0).
+
+    Closed form; it equals ``scipy.stats.binomtest(correct, n).proportion_ci(level, method="wilson")`` and, unlike
+    a percentile bootstrap, keeps a non-zero width at 0 % and 100 % (n = 50, 50 correct: (0.929, 1.0)).
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    from scipy.stats import norm
+
+    z = float(norm.ppf((1 + level) / 2))
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def inner_seed(seed: int, fold: int) -> int:
+    """Seed of the inner fold assignment for outer fold `fold` (distinct per fold, reproducible)."""
+    return int(seed) * 1009 + fold + 1
+
+
+def select_c(
+    x_tr: np.ndarray,
+    y_tr: np.ndarray,
+    grid: Sequence[float],
+    n_classes: int,
+    *,
+    inner_folds: int,
+    seed: int,
+    dev: Any,
+    tdtype: Any,
+    max_iter: int,
+    tol: float,
+) -> tuple[int, np.ndarray, int, int]:
+    """Choose C by stratified inner CV on (outer-train) data only.
+
+    Returns:
+        ``(best index into grid (ties: the stronger regularisation), mean inner accuracy per grid point,
+        L-BFGS iterations, inner folds used)``.
+    """
+    k_in = effective_folds(y_tr, inner_folds)
+    splits = stratified_folds(y_tr, k_in, seed)
+    _, acc, iters = _sweep(x_tr, y_tr, splits, grid, n_classes, dev, tdtype, max_iter, tol)
+    curve = acc.mean(1)
+    best = int(np.flatnonzero(curve >= curve.max() - 1e-12)[0])
+    return best, curve, iters, k_in
+
+
 def _sweep(x_all, y_all, splits, grid, n_classes, dev, tdtype, max_iter, tol):
     """Fit every (fold, C) pair, strong to weak C within a fold, each warm-started from the previous one."""
     import torch
@@ -279,18 +348,21 @@ def linear_probe(
     max_iter: int = 100,
     tol: float = 1e-4,
     n_boot: int = 500,
+    inner_folds: int = INNER_FOLDS,
 ) -> ProbeResult:
-    """Cross-validated linear probe on frozen features.
+    """Nested cross-validated linear probe on frozen features.
 
-    For each of ``folds`` stratified folds: standardise with the training part's statistics, then fit the
-    C grid from strong to weak regularisation, warm-starting each fit from the previous one. The C with the best
-    mean fold accuracy wins (ties: the stronger regularisation). Metrics are computed on the out-of-fold
-    predictions at that C.
+    For each of ``folds`` stratified outer folds: choose C by an ``inner_folds`` stratified CV on the outer-train
+    part only (`select_c`: standardise with each inner-train part's statistics, sweep the C grid from strong to
+    weak regularisation, warm-starting each fit from the previous one; the best mean inner accuracy wins, ties
+    to the stronger regularisation); then fit on the whole outer-train part at that C (warm-started along the
+    grid up to it) and predict the outer-test part. Metrics are computed on these out-of-fold predictions, so the
+    choice of C never saw the samples it is scored on.
 
     Args:
         features: (N, D) array-like of frozen features.
         labels: (N,) int class indices (negative = unlabelled, dropped).
-        folds: number of CV folds (reduced to the smallest class count, at least 2).
+        folds: number of outer CV folds (reduced to the smallest class count, at least 2).
         c_grid: C values (scikit-learn convention); sorted strong -> weak. Default `DEFAULT_C_GRID`.
         device: "cpu", "cuda", "mps" or "auto".
         seed: fold assignment and bootstrap seed.
@@ -298,7 +370,8 @@ def linear_probe(
         max_iter: L-BFGS iteration cap per fit (scikit-learn's default too; the weak end of the grid on separable
             data would otherwise iterate long for no accuracy change).
         tol: gradient tolerance (max abs entry of the mean-loss gradient), as scikit-learn's ``tol``.
-        n_boot: bootstrap resamples for the intervals.
+        n_boot: bootstrap resamples for the macro-F1 interval.
+        inner_folds: inner CV folds for the choice of C (capped by the outer-train class counts, at least 2).
 
     Returns:
         A `ProbeResult`.
@@ -324,6 +397,8 @@ def linear_probe(
             "the linear probe needs at least 2 samples in every class",
             hint="drop the singleton classes or add samples",
         )
+    if inner_folds < 2:
+        raise UsageError(f"inner_folds must be at least 2, got {inner_folds}")
     grid = sorted(float(c) for c in (c_grid if c_grid is not None else DEFAULT_C_GRID))
     k = effective_folds(y_all, folds)
     splits = stratified_folds(y_all, k, seed)
@@ -338,32 +413,71 @@ def linear_probe(
     prev_threads = torch.get_num_threads()
     if small:
         torch.set_num_threads(1)
+    pred = np.full(n, -1, dtype=np.int64)
+    chosen: list[int] = []
+    curves: list[np.ndarray] = []
+    fold_acc: list[float] = []
+    iters = 0
+    k_in_used = 0
     try:
-        oof, fold_acc, iters = _sweep(x_all, y_all, splits, grid, n_classes, dev, tdtype, max_iter, tol)
+        for f, (tr, te) in enumerate(splits):
+            best, curve, it, k_in = select_c(
+                x_all[tr],
+                y_all[tr],
+                grid,
+                n_classes,
+                inner_folds=inner_folds,
+                seed=inner_seed(seed, f),
+                dev=dev,
+                tdtype=tdtype,
+                max_iter=max_iter,
+                tol=tol,
+            )
+            iters += it
+            k_in_used = max(k_in_used, k_in)
+            # refit on the whole outer-train part, warm-started along the grid up to the chosen C
+            oof, _, it = _sweep(
+                x_all, y_all, [(tr, te)], grid[: best + 1], n_classes, dev, tdtype, max_iter, tol
+            )
+            iters += it
+            pred[te] = oof[-1, te]
+            chosen.append(best)
+            curves.append(curve)
+            fold_acc.append(float((pred[te] == y_all[te]).mean()))
     finally:
         if small:
             torch.set_num_threads(prev_threads)
-    mean_acc = fold_acc.mean(1)
-    best = int(np.flatnonzero(mean_acc >= mean_acc.max() - 1e-12)[0])  # first = strongest regularisation
-    pred = oof[best]
-    acc = float((pred == y_all).mean())
+    correct = int((pred == y_all).sum())
+    acc = correct / n
     f1 = macro_f1_score(y_all, pred, n_classes)
-    acc_ci, f1_ci = bootstrap_ci(y_all, pred, n_classes, n_boot=n_boot, seed=seed)
+    _, f1_ci = bootstrap_ci(y_all, pred, n_classes, n_boot=n_boot, seed=seed)
+    acc_ci = wilson_ci(correct, n)
     per_class: list[float | None] = []
     for c in range(n_classes):
         m = y_all == c
         per_class.append(float((pred[m] == c).mean()) if m.any() else None)
+    votes = np.bincount(np.asarray(chosen), minlength=len(grid))
+    best_idx = int(np.argmax(votes))  # first maximum = the stronger regularisation on a tie
+    edge = len(grid) > 1 and any(b in (0, len(grid) - 1) for b in chosen)
+    notes: list[str] = []
+    if edge:
+        at = sorted({grid[b] for b in chosen if b in (0, len(grid) - 1)})
+        notes.append(
+            f"the inner CV chose C at the edge of the grid ({', '.join(f'{c:g}' for c in at)} in "
+            f"{sum(b in (0, len(grid) - 1) for b in chosen)} of {k} folds): the best regularisation may lie "
+            "outside the grid (the accuracy is still an honest estimate for this grid)"
+        )
     return ProbeResult(
         accuracy=acc,
         accuracy_ci=acc_ci,
         macro_f1=f1,
         macro_f1_ci=f1_ci,
-        best_l2=1.0 / (grid[best] * n),
-        best_c=grid[best],
+        best_l2=1.0 / (grid[best_idx] * n),
+        best_c=grid[best_idx],
         per_class_accuracy=per_class,
         seconds=time.perf_counter() - t0,
-        fold_accuracy=[float(a) for a in fold_acc[best]],
-        cv_accuracy=[float(a) for a in mean_acc],
+        fold_accuracy=fold_acc,
+        cv_accuracy=[float(a) for a in np.mean(curves, axis=0)],
         c_grid=grid,
         folds=k,
         n_samples=n,
@@ -373,4 +487,10 @@ def linear_probe(
         device=str(dev),
         dtype=dtype,
         oof_pred=[int(p) for p in pred],
+        chosen_c=[grid[b] for b in chosen],
+        c_at_grid_edge=bool(edge),
+        inner_folds=k_in_used,
+        selection="nested-cv",
+        accuracy_ci_method="wilson",
+        notes=notes,
     )

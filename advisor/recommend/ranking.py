@@ -163,6 +163,8 @@ def pareto_front(points: Mapping[str, tuple[float | None, float | None]]) -> set
 def tie_groups(results: Sequence[tuple[str, float, tuple[float, float] | None]]) -> dict[str, int]:
     """Group models whose accuracy intervals overlap the group leader's (sorted by accuracy, best first).
 
+    The fallback when out-of-fold predictions are unavailable; `paired_tie_groups` is the test to use.
+
     Args:
         results: (model_id, accuracy, (ci_low, ci_high) or None).
 
@@ -180,6 +182,157 @@ def tie_groups(results: Sequence[tuple[str, float, tuple[float, float] | None]])
             leader_low = lo
         groups[mid] = g
     return groups
+
+
+def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, int, int]:
+    """Exact (binomial) McNemar test of two classifiers on the same samples.
+
+    Args:
+        correct_a, correct_b: boolean arrays, sample-aligned: whether each classifier got each sample right.
+
+    Returns:
+        ``(two-sided p-value, n_a_only, n_b_only)``: the discordant counts (A right and B wrong, and the
+        reverse); p is 1.0 when there is no discordant pair.
+    """
+    a = np.asarray(correct_a, dtype=bool)
+    b = np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"McNemar needs sample-aligned predictions, got {a.shape} and {b.shape}")
+    n01, n10 = int((a & ~b).sum()), int((~a & b).sum())
+    if n01 + n10 == 0:
+        return 1.0, n01, n10
+    from scipy.stats import binomtest
+
+    return float(binomtest(n01, n01 + n10, 0.5).pvalue), n01, n10
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (same order as given; monotone, capped at 1)."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    out = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        out[i] = running
+    return out
+
+
+@dataclass
+class PairedCandidate:
+    """One probed candidate for the paired tie test.
+
+    ``ids``/``y``/``pred`` are the out-of-fold predictions (row-aligned: sample id, true label, predicted
+    label); None when unavailable (then the interval-overlap rule is used).
+    """
+
+    model_id: str
+    accuracy: float
+    ci: tuple[float, float] | None = None
+    ids: Sequence[str] | None = None
+    y: Sequence[int] | None = None
+    pred: Sequence[int] | None = None
+
+
+@dataclass
+class TieResult:
+    """The tie verdict for one candidate against its group's leader (the best of the group)."""
+
+    group: int
+    leader: str
+    method: str  # "leader" | "mcnemar-holm" | "ci-overlap"
+    p_value: float | None = None  # raw exact McNemar p vs the leader
+    p_holm: float | None = None  # Holm-adjusted over the comparisons with the same leader
+    n_shared: int | None = None  # samples both were scored on (aligned by id)
+    discordant: tuple[int, int] | None = None  # (leader right only, candidate right only)
+
+    def to_dict(self) -> dict:
+        return {
+            "group": self.group,
+            "leader": self.leader,
+            "method": self.method,
+            "p_value": self.p_value,
+            "p_holm": self.p_holm,
+            "n_shared": self.n_shared,
+            "discordant": list(self.discordant) if self.discordant else None,
+        }
+
+
+def _aligned_correct(a: PairedCandidate, b: PairedCandidate) -> tuple[np.ndarray, np.ndarray] | None:
+    """Correctness vectors of `a` and `b` on their shared sample ids (None when predictions are missing)."""
+    if a.ids is None or a.y is None or a.pred is None or b.ids is None or b.y is None or b.pred is None:
+        return None
+    if not (len(a.ids) == len(a.y) == len(a.pred)) or not (len(b.ids) == len(b.y) == len(b.pred)):
+        return None
+    if list(a.ids) == list(b.ids):
+        ya, pa, yb, pb = (np.asarray(v) for v in (a.y, a.pred, b.y, b.pred))
+    else:  # different rows (e.g. a sample one model could not decode): align by sample id
+        pos_b = {sid: i for i, sid in enumerate(b.ids)}
+        ia = [i for i, sid in enumerate(a.ids) if sid in pos_b]
+        ib = [pos_b[a.ids[i]] for i in ia]
+        if not ia:
+            return None
+        ya, pa = np.asarray(a.y)[ia], np.asarray(a.pred)[ia]
+        yb, pb = np.asarray(b.y)[ib], np.asarray(b.pred)[ib]
+    if not np.array_equal(ya, yb):
+        return None  # not the same labels for the same ids: not comparable
+    return pa == ya, pb == yb
+
+
+def paired_tie_groups(candidates: Sequence[PairedCandidate], *, alpha: float = 0.05) -> dict[str, TieResult]:
+    """Tie groups from paired tests on the shared out-of-fold predictions.
+
+    The best candidate (highest accuracy) leads group 1; every other candidate is compared with it by an exact
+    McNemar test on the samples both were scored on, Holm-corrected over those comparisons; the ones not
+    significantly different at `alpha` are tied with it (same group). The best of the rest leads group 2, and
+    so on. A comparison without usable predictions falls back to the interval-overlap rule (``method``
+    "ci-overlap": tied when the candidate's upper bound reaches the leader's lower bound).
+
+    Returns:
+        ``{model_id: TieResult}``; each record's test (p-values, method, leader) is the comparison with #1, its
+        ``group`` the final grouping.
+    """
+    remaining = sorted(candidates, key=lambda c: -c.accuracy)
+    out: dict[str, TieResult] = {}
+    g = 0
+    while remaining:
+        g += 1
+        lead, rest = remaining[0], remaining[1:]
+        if g == 1:
+            out[lead.model_id] = TieResult(group=g, leader=lead.model_id, method="leader")
+        else:  # keep the record of its comparison with #1; only the group changes
+            out[lead.model_id].group = g
+        verdicts: dict[str, TieResult] = {}
+        tested: list[tuple[PairedCandidate, float, int, tuple[int, int]]] = []
+        for c in rest:
+            al = _aligned_correct(lead, c)
+            if al is None:
+                lo_lead = (lead.ci or (lead.accuracy, lead.accuracy))[0]
+                hi = (c.ci or (c.accuracy, c.accuracy))[1]
+                verdicts[c.model_id] = TieResult(
+                    group=g if hi >= lo_lead else 0, leader=lead.model_id, method="ci-overlap"
+                )
+                continue
+            p, n_lead, n_c = mcnemar_exact(al[0], al[1])
+            tested.append((c, p, len(al[0]), (n_lead, n_c)))
+        adj = holm([t[1] for t in tested])
+        for (c, p, n_sh, disc), ph in zip(tested, adj, strict=True):
+            verdicts[c.model_id] = TieResult(
+                group=g if ph >= alpha else 0,
+                leader=lead.model_id,
+                method="mcnemar-holm",
+                p_value=p,
+                p_holm=ph,
+                n_shared=n_sh,
+                discordant=disc,
+            )
+        for mid, v in verdicts.items():
+            if g == 1:
+                out[mid] = v
+            elif v.group:
+                out[mid].group = g
+        remaining = [c for c in rest if not verdicts[c.model_id].group]
+    return out
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:

@@ -718,7 +718,13 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
     timings["bench"] = time.perf_counter() - t0
 
     # ---- predicted ranking -------------------------------------------------------------------------------------
-    from advisor.recommend.ranking import combine, pareto_front, tie_groups, weights_record
+    from advisor.recommend.ranking import (
+        PairedCandidate,
+        combine,
+        paired_tie_groups,
+        pareto_front,
+        weights_record,
+    )
 
     signals: dict[str, dict[str, float | None]] = {}
     hib: dict[str, bool] = {}
@@ -748,6 +754,7 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
     order = sorted(alive, key=lambda m: (results[m].predicted.get("rank") or 10**9, m))
     short = order[: min(len(order), cfg.shortlist or DEFAULT_SHORTLIST)]
     probe_device = "cpu" if _device_kind(cfg.device) == "cpu" else cfg.device
+    oof: dict[str, tuple[list[str], np.ndarray, list[int]]] = {}  # model -> (sample ids, labels, predictions)
     for i, m in enumerate(short, 1):
         say(f"[{i}/{len(short)}] linear probe: {m}")
         fs = feats[m]
@@ -764,9 +771,13 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
                 results[m].error = f"probe failed: {msg}"
                 notes.append(f"{m}: probe failed: {msg}")
                 continue
-            cached = pr.to_dict()
+            cached = pr.to_dict(include_predictions=True)  # the paired tie test needs the predictions
             _cache_put("probe", pkey, cached)
         pr = ProbeResult.from_dict(cached)
+        if len(pr.oof_pred) == int((np.asarray(fs.labels) >= 0).sum()):
+            # the probe drops unlabelled rows and keeps the order: align predictions with their sample ids
+            lab = np.asarray(fs.labels) >= 0
+            oof[m] = ([str(fs.ids[j]) for j in np.flatnonzero(lab)], np.asarray(fs.labels)[lab], pr.oof_pred)
         results[m].probe = pr.to_dict()
         results[m].stage = "probe"
         results[m].timings["probe"] = pr.seconds
@@ -781,12 +792,32 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
             c.predicted.get("rank") or 10**9,
         )
     )
-    groups = tie_groups([(c.model_id, c.probe["accuracy"], tuple(c.probe["accuracy_ci"])) for c in probed])
+    # "tied": exact McNemar on the shared out-of-fold predictions vs the leader, Holm over those comparisons
+    ties = paired_tie_groups(
+        [
+            PairedCandidate(
+                c.model_id,
+                c.probe["accuracy"],
+                tuple(c.probe["accuracy_ci"]),
+                *(oof[c.model_id] if c.model_id in oof else (None, None, None)),
+            )
+            for c in probed
+        ]
+    )
+    if any(t.method == "ci-overlap" for t in ties.values()):
+        notes.append(
+            "tie groups: out-of-fold predictions unavailable for "
+            + ", ".join(sorted(m for m, t in ties.items() if t.method == "ci-overlap"))
+            + "; those were grouped by overlapping 95 % intervals instead of a paired test"
+        )
     front = pareto_front({c.model_id: (c.latency_ms, c.probe["accuracy"]) for c in probed})
     for r, c in enumerate(probed, 1):
         c.rank, c.status = r, "ranked"
-        c.tie_group = groups[c.model_id]
+        c.tie_group = ties[c.model_id].group
+        c.probe["tie_test"] = ties[c.model_id].to_dict()
         c.pareto = c.model_id in front
+        if c.probe.get("c_at_grid_edge"):
+            notes.append(f"{c.model_id}: " + "; ".join(c.probe.get("notes") or ["probe C at the grid edge"]))
     dev_word = "GPU" if _device_kind(cfg.device) == "cuda" else _device_kind(cfg.device).upper()
     build_reasons(probed, dev_word)
     for m in alive:

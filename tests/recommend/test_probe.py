@@ -37,26 +37,37 @@ def test_fit_matches_sklearn(c):
     assert (p.argmax(1) == ref.predict(x)).all()
 
 
-def test_probe_cv_matches_sklearn_grid_search():
+def test_probe_nested_cv_matches_sklearn():
+    """Each outer fold's C is sklearn's inner-CV argmax on the outer-train part; predictions match a refit."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from advisor.probe import stratified_folds
+    from advisor.probe import effective_folds, inner_seed, stratified_folds
 
     x, y = _blobs(n_per=30, sep=0.8, seed=1)
     grid = [0.01, 0.1, 1.0]
     res = linear_probe(x, y, folds=3, c_grid=grid, dtype="float64", tol=1e-8, seed=3)
-    splits = stratified_folds(y, 3, 3)
-    cv = []
-    for c in grid:
-        accs = []
-        for tr, te in splits:
-            sc = StandardScaler().fit(x[tr])
-            m = LogisticRegression(C=c, tol=1e-10, max_iter=5000).fit(sc.transform(x[tr]), y[tr])
-            accs.append((m.predict(sc.transform(x[te])) == y[te]).mean())
-        cv.append(np.mean(accs))
-    np.testing.assert_allclose(res.cv_accuracy, cv, atol=1e-9)
-    assert res.best_c == grid[int(np.argmax(cv))]
+
+    def fit(xtr, ytr, c):
+        sc = StandardScaler().fit(xtr)
+        return sc, LogisticRegression(C=c, tol=1e-10, max_iter=5000).fit(sc.transform(xtr), ytr)
+
+    pred = np.full(len(y), -1)
+    for f, (tr, te) in enumerate(stratified_folds(y, 3, 3)):
+        inner = stratified_folds(y[tr], effective_folds(y[tr], 3), inner_seed(3, f))
+        cv = []
+        for c in grid:
+            accs = []
+            for itr, ite in inner:
+                sc, m = fit(x[tr][itr], y[tr][itr], c)
+                accs.append((m.predict(sc.transform(x[tr][ite])) == y[tr][ite]).mean())
+            cv.append(np.mean(accs))
+        c_best = grid[int(np.argmax(cv))]
+        assert res.chosen_c[f] == c_best
+        sc, m = fit(x[tr], y[tr], c_best)
+        pred[te] = m.predict(sc.transform(x[te]))
+    assert (np.array(res.oof_pred) == pred).mean() >= 0.98  # L-BFGS vs lbfgs: a borderline sample may flip
+    assert res.selection == "nested-cv" and res.inner_folds == 3 and len(res.chosen_c) == 3
     assert res.folds == 3 and res.n_samples == len(y) and res.n_classes == 4
 
 
@@ -106,3 +117,63 @@ def test_stratified_folds_partition_and_balance():
         )  # each class in each test fold (min count 5 = folds)
     assert [te.tolist() for _, te in stratified_folds(y, 5, seed=1)] == [te.tolist() for _, te in splits]
     assert effective_folds(np.array([0, 0, 0, 1, 1]), 5) == 2
+
+
+def test_wilson_interval_at_100_percent_has_width():
+    from scipy.stats import binomtest
+
+    from advisor.probe import wilson_ci
+
+    lo, hi = wilson_ci(50, 50)
+    assert lo == pytest.approx(0.9287, abs=5e-4) and hi == 1.0
+    for k, n in ((50, 50), (0, 20), (37, 50), (324, 400)):
+        ref = binomtest(k, n).proportion_ci(0.95, method="wilson")
+        assert wilson_ci(k, n) == pytest.approx((ref.low, ref.high), abs=1e-9)
+    # in the probe: perfectly separable data, 100 % accuracy, an interval of non-zero width (not (1.0, 1.0))
+    x, y = _blobs(n_per=25, d=4, k=2, sep=20.0, seed=4)
+    res = linear_probe(x, y, folds=5, n_boot=50)
+    assert res.accuracy == 1.0 and res.accuracy_ci_method == "wilson"
+    assert res.accuracy_ci == pytest.approx(wilson_ci(50, 50))
+    assert res.accuracy_ci[1] - res.accuracy_ci[0] > 0.05
+
+
+def test_nested_cv_choice_of_c_never_sees_the_outer_test_fold(monkeypatch):
+    import advisor.probe as probe
+
+    x, y = _blobs(n_per=20, d=6, k=3, sep=1.0, seed=5)
+    x[:, 0] = np.arange(len(y))  # a row id, recoverable after slicing (the fit standardises it, harmlessly)
+    seen: list[set[int]] = []
+    real = probe.select_c
+
+    def spy(x_tr, y_tr, *args, **kwargs):
+        seen.append({int(v) for v in x_tr[:, 0]})
+        return real(x_tr, y_tr, *args, **kwargs)
+
+    monkeypatch.setattr(probe, "select_c", spy)
+    res = probe.linear_probe(x, y, folds=4, seed=2, n_boot=20)
+    splits = probe.stratified_folds(y, 4, 2)
+    assert len(seen) == 4 and len(res.chosen_c) == 4
+    for rows, (tr, te) in zip(seen, splits, strict=True):
+        assert rows == set(tr.tolist()) and rows.isdisjoint(te.tolist())
+
+
+def test_probe_on_pure_noise_is_near_chance_not_optimistic():
+    # many features, few samples: any selection on the reported predictions would favour lucky grid points
+    accs = []
+    for s in range(3):
+        rng = np.random.default_rng(100 + s)
+        y = np.repeat(np.arange(4), 10)
+        res = linear_probe(rng.normal(size=(40, 60)), y, seed=s, n_boot=20, c_grid=[1e-3, 1e-2, 1e-1, 1.0])
+        assert res.accuracy_ci[0] <= 0.25 <= res.accuracy_ci[1]  # chance inside the interval
+        accs.append(res.accuracy)
+    assert np.mean(accs) < 0.35  # chance is 0.25
+
+
+def test_c_at_grid_edge_is_flagged():
+    x, y = _blobs(n_per=15, d=4, k=2, sep=20.0, seed=6)
+    res = linear_probe(x, y, folds=3, c_grid=[1e-4, 1e-2, 1.0], n_boot=20)
+    assert res.chosen_c and all(c in res.c_grid for c in res.chosen_c)
+    edge = any(c in (1e-4, 1.0) for c in res.chosen_c)
+    assert res.c_at_grid_edge == edge
+    assert edge == bool(res.notes) and (not edge or "edge of the grid" in res.notes[0])
+    assert ProbeResult.from_dict(res.to_dict()).chosen_c == res.chosen_c
