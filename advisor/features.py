@@ -729,6 +729,7 @@ def _assemble(
             "skipped": len(skipped),
             "skipped_items": [{"id": samples[int(p)].id, "reason": r} for p, r in skipped],
             "source_classes": lm.source_classes if has_logits else None,
+            "logits_kind": (lm.info or {}).get("logits_kind") if has_logits else None,
         },
     )
 

@@ -293,8 +293,20 @@ def _onnx_model(path: Path, req: LoadRequest, opts: dict[str, Any], revision: st
         runtime="onnx",
         revision=revision,
         sample_rate=opts["sample_rate"] if modality == "audio" else None,
-        info={"file": str(path)},
+        info={"file": str(path), "logits_kind": _onnx_kind(path, runner.logits_output)},
     )
+
+
+def _onnx_kind(path: Path, logits_output: str | None) -> str | None:
+    from advisor.models.outputs import onnx_output_kind
+
+    return onnx_output_kind(path, logits_output) if logits_output else None
+
+
+def _tflite_kind(it: Any, out: dict) -> str:
+    from advisor.models.outputs import tflite_output_kind
+
+    return tflite_output_kind(it, out)
 
 
 # ------------------------------------------------------------------------------------------------ TFLite
@@ -406,7 +418,11 @@ def _tflite_model(path: Path, req: LoadRequest, opts: dict[str, Any], revision: 
         runtime="tflite",
         revision=revision,
         source_classes=labels if labels and not feat_is_output and len(labels) == n_out else None,
-        info={"file": str(path), "feature_tensor": feat["name"]},
+        info={
+            "file": str(path),
+            "feature_tensor": feat["name"],
+            "logits_kind": None if feat_is_output else _tflite_kind(it, out),
+        },
     )
 
 

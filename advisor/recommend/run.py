@@ -32,7 +32,7 @@ from advisor.recommend.results import CandidateResult, RecommendResults
 from advisor.versions import library_versions
 
 # Scores computed by default: the ones the literature found most useful, and cheap enough on CPU.
-DEFAULT_SCORES: tuple[str, ...] = ("logme", "sfda", "knn_loo", "ncm_loo", "hscore_shrinkage", "leep", "nce")
+DEFAULT_SCORES: tuple[str, ...] = ("logme", "sfda_cv", "knn_loo", "ncm_loo", "hscore_shrinkage", "leep", "nce")
 DEFAULT_MAX_SAMPLES = 2000  # subsample cap for scores and probes without --budget
 DEFAULT_SHORTLIST = 5
 CACHE_VERSION = 1
@@ -103,6 +103,9 @@ class RunConfig:
             raise UsageError("--folds must be at least 2")
         if self.shortlist is not None and self.shortlist < 1:
             raise UsageError("--shortlist must be at least 1")
+        from advisor.scores.api import resolve_metrics
+
+        resolve_metrics(list(self.scores))  # an unknown name is a usage error listing the valid ones
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -249,7 +252,9 @@ def make_plan(cfg: RunConfig, dataset, *, offline: bool, catalog=None) -> tuple[
 
 
 # ----------------------------------------------------------------------------------------------- signals
-def domain_signals(features: np.ndarray, logits: np.ndarray | None) -> dict[str, float | None]:
+def domain_signals(
+    features: np.ndarray, logits: np.ndarray | None, logits_kind: str | None = None
+) -> dict[str, float | None]:
     """Dataset-similarity signals: how familiar the data looks to the model.
 
     - ``source_confidence``: mean max softmax probability of the source head (high = looks like pretraining data);
@@ -257,13 +262,23 @@ def domain_signals(features: np.ndarray, logits: np.ndarray | None) -> dict[str,
       domain gap the strategy advice uses;
     - ``feature_effective_rank``: exp(entropy of the normalised covariance spectrum) / D: how many feature
       directions the data actually uses (low = features collapse on this data).
+
+    Source outputs that already are probabilities (``logits_kind="probabilities"``, or by the value rule of
+    `advisor.scores.prepare.looks_like_probabilities`) are renormalised, not softmaxed a second time.
     """
+    from advisor.scores.prepare import looks_like_probabilities
+
     out: dict[str, float | None] = {"source_confidence": None, "source_entropy_norm": None}
     if logits is not None and logits.ndim == 2 and logits.shape[1] > 1:
         z = logits.astype(np.float64)
-        z = z - z.max(1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(1, keepdims=True)
+        if logits_kind == "probabilities" or (logits_kind is None and looks_like_probabilities(z)):
+            p = np.clip(z, 0.0, None)
+            rs = p.sum(1, keepdims=True)
+            p = np.where(rs > 0, p / np.where(rs > 0, rs, 1.0), 1.0 / z.shape[1])
+        else:
+            z = z - z.max(1, keepdims=True)
+            p = np.exp(z)
+            p /= p.sum(1, keepdims=True)
         ent = -(p * np.log(np.clip(p, 1e-30, None))).sum(1) / math.log(z.shape[1])
         out["source_confidence"] = float(p.max(1).mean())
         out["source_entropy_norm"] = float(ent.mean())
@@ -656,17 +671,27 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
         feats[c.model_id] = fs
         fk = feature_key(fs, c.model_id, dataset.fingerprint, ids_hash)
         fkeys[c.model_id] = fk
-        skey = stable_hash({"v": CACHE_VERSION, "f": fk, "scores": list(cfg.scores), "seed": cfg.seed})
+        # "sv": score semantics (2: no second softmax of probability outputs, degenerate-score flags)
+        skey = stable_hash(
+            {"v": CACHE_VERSION, "sv": 2, "f": fk, "scores": list(cfg.scores), "seed": cfg.seed}
+        )
         cached = _cache_get("scores", skey)
         cr.cached["scores"] = cached is not None
         if cached is None:
             t1 = time.perf_counter()
-            cached = {"scores": {}, "domain": domain_signals(np.asarray(fs.features), _logits(fs))}
+            lkind = (getattr(fs, "meta", None) or {}).get("logits_kind")
+            cached = {"scores": {}, "domain": domain_signals(np.asarray(fs.features), _logits(fs), lkind)}
             try:
                 from advisor.scores import compute_scores
 
+                is_p = lkind == "probabilities"
                 sc = compute_scores(
-                    fs.features, fs.labels, logits=_logits(fs), metrics=list(cfg.scores), seed=cfg.seed
+                    fs.features,
+                    fs.labels,
+                    logits=None if is_p else _logits(fs),
+                    probs=_logits(fs) if is_p else None,
+                    metrics=list(cfg.scores),
+                    seed=cfg.seed,
                 )
                 cached["scores"] = {k: _score_dict(v) for k, v in sc.items()}
                 failed = False

@@ -376,7 +376,23 @@ def transrate(prep: Prepared, *, eps: float = 1e-4) -> float:
 
 # --------------------------------------------------------------------------------------------------- GBC
 @register_scorer("gbc", higher_is_better=True, needs=("features", "labels"))
-def gbc(prep: Prepared, *, gaussian: str = "spherical", pca_dim: int | None = None) -> float:
+def gbc(prep: Prepared, *, gaussian: str = "diagonal", pca_dim: int | None = 64) -> float:
+    """GBC (published): summed pairwise Bhattacharyya coefficients, diagonal Gaussians after PCA to 64 dims.
+
+    The setting of Pándy et al. (CVPR 2022) experiments: features PCA-reduced to 64 dimensions, diagonal
+    per-class Gaussians, stable_transfer `get_gbc_score(..., "diagonal")` on the reduced features. See
+    `gbc_spherical` for the isotropic variant on the features as given.
+    """
+    return _gbc(prep, gaussian=gaussian, pca_dim=pca_dim)
+
+
+@register_scorer("gbc_spherical", higher_is_better=True, needs=("features", "labels"))
+def gbc_spherical(prep: Prepared, *, gaussian: str = "spherical", pca_dim: int | None = None) -> float:
+    """GBC variant: exact isotropic-Gaussian Bhattacharyya coefficients on the features as given (no PCA)."""
+    return _gbc(prep, gaussian=gaussian, pca_dim=pca_dim)
+
+
+def _gbc(prep: Prepared, *, gaussian: str, pca_dim: int | None) -> float:
     """GBC: minus the summed pairwise Bhattacharyya coefficients between per-class Gaussians.
 
     Pándy et al., "Transferability Estimation using Bhattacharyya Class Separability" (CVPR 2022); reference:
@@ -608,8 +624,18 @@ def _sfda_run(prep: Prepared, folds: int) -> dict:
 
 
 @register_scorer("sfda", higher_is_better=True, needs=("features", "labels"))
-def sfda(prep: Prepared, *, folds: int = 2) -> float:
-    """SFDA: self-challenging Fisher discriminant analysis score (mean posterior of the true class).
+def sfda(prep: Prepared, *, folds: int = 0) -> float:
+    """SFDA (published): self-challenging Fisher discriminant score, fitted and evaluated on the same data.
+
+    Shao et al. (ECCV 2022), TencentARC/SFDA `SFDA_Score`: equals the authors' in-sample value. Saturates near 1
+    when samples per class are far fewer than D; `sfda_cv` is the cross-fitted variant the ranking can use.
+    """
+    return sfda_cv(prep, folds=folds)
+
+
+@register_scorer("sfda_cv", higher_is_better=True, needs=("features", "labels"))
+def sfda_cv(prep: Prepared, *, folds: int = 2) -> float:
+    """SFDA variant, cross-fitted on 2 folds (both stages fitted on one half, scored on the other).
 
     Shao et al., "Not All Models Are Equal: Predicting Model Transferability in a Self-challenging Fisher Space"
     (ECCV 2022); reference TencentARC/SFDA `SFDA_Score`: shrinkage LDA with adaptive shrinkage
@@ -836,6 +862,7 @@ __all__ = [
     "etran_fuse",
     "etran_lda",
     "gbc",
+    "gbc_spherical",
     "gmm_diag_em",
     "hscore",
     "hscore_shrinkage",
@@ -850,5 +877,6 @@ __all__ = [
     "parc",
     "rank_tol",
     "sfda",
+    "sfda_cv",
     "transrate",
 ]

@@ -69,7 +69,8 @@ class Prepared:
         features: (N, D) array (numpy or torch, any float dtype); converted to float64.
         labels: (N,) integer labels (any values; remapped to 0..C-1). Rows with a negative label (unlabelled,
             as in `FeatureSet`) are dropped.
-        logits: optional (N, Z) source-head logits (pre-softmax).
+        logits: optional (N, Z) source-head logits (pre-softmax); outputs that already are probabilities
+            (`looks_like_probabilities`) are used as probs, not softmaxed again (see `logits_kind`).
         probs: optional (N, Z) source-head probabilities (rows are renormalised to sum to 1).
         device: torch device for the computation ("cpu", "cuda", ...).
         seed: seed for the randomized pieces (PCA sketch, k-means++ seeding, fold assignment, subsampling).
@@ -131,6 +132,8 @@ class Prepared:
             if not np.isfinite(s64).all():
                 raise ScoreError(f"{kind} contain NaN or inf values")
             t = torch.from_numpy(np.ascontiguousarray(s64)).to(self.device)
+            if kind == "logits" and looks_like_probabilities(s64):
+                kind = "probs"  # already a softmax output (e.g. a quantized TFLite head): never softmax twice
             if kind == "logits":
                 t = torch.softmax(t, dim=1)
             else:
@@ -140,6 +143,8 @@ class Prepared:
                 t = torch.where(rs > 0, t / rs.clamp_min(1e-300), torch.full_like(t, 1.0 / t.shape[1]))
             self.P = t
         self.source_kind = kind
+        # "logits" | "probabilities" | None: what the source-head outputs were taken as
+        self.logits_kind = None if kind is None else ("logits" if kind == "logits" else "probabilities")
         self._cache: dict[Any, Any] = {}
 
     # ----------------------------------------------------------------- generic cache
@@ -378,6 +383,23 @@ class Prepared:
             return torch.from_numpy(out).to(self.device)
 
         return self.cached(("folds", folds), f)
+
+
+def looks_like_probabilities(a: Any) -> bool:
+    """True when source-head outputs already are probabilities, decided from the values.
+
+    Rule: every value lies in [0, 1] and every row sums to between 0.5 and 1.5. Softmax outputs sum to 1; a
+    dequantized uint8 softmax (scale 1/256) loses its many tiny entries to rounding, so its rows can sum to
+    noticeably less than 1, hence the loose band. Logits of a head with Z > 2 classes essentially never all sit in
+    [0, 1] with rows summing to about 1.
+    """
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.ndim != 2 or arr.size == 0 or arr.shape[1] < 2 or not np.isfinite(arr).all():
+        return False
+    if float(arr.min()) < 0.0 or float(arr.max()) > 1.0 + 1e-6:
+        return False
+    rs = arr.sum(1)
+    return bool(((rs >= 0.5) & (rs <= 1.5)).all())
 
 
 def torch_outer(a, b):

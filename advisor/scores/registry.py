@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from advisor.errors import ScoreError
+from advisor.errors import ScoreError, UsageError
 
 NEEDS = ("features", "labels", "probs")
 
@@ -48,6 +48,10 @@ class ScorerSpec:
 _REGISTRY: dict[str, ScorerSpec] = {}
 
 
+class UnknownScoreError(ScoreError, UsageError):
+    """A score name that is not registered: a usage error (exit code 2) whose hint lists the valid names."""
+
+
 def register_scorer(
     name: str, *, higher_is_better: bool = True, needs: tuple[str, ...] = ("features", "labels")
 ) -> Callable[[Callable[..., float]], Callable[..., float]]:
@@ -83,15 +87,17 @@ def get_scorer(name: str) -> ScorerSpec:
     """Return the scorer registered as `name`.
 
     Raises:
-        ScoreError: when no such scorer exists; the message lists close names.
+        UnknownScoreError: (a ScoreError and a UsageError) when no such scorer exists; the hint lists close
+            names and every valid one.
     """
     _ensure_builtin()
     key = name.strip().lower()
     if key in _REGISTRY:
         return _REGISTRY[key]
     close = difflib.get_close_matches(key, list(_REGISTRY), n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(close)}?" if close else f"known metrics: {', '.join(sorted(_REGISTRY))}"
-    raise ScoreError(f"unknown metric {name!r}", hint=hint)
+    valid = f"valid names: {', '.join(_REGISTRY)}"
+    hint = f"did you mean {', '.join(close)}? {valid}" if close else valid
+    raise UnknownScoreError(f"unknown score name {name!r}", hint=hint)
 
 
 def list_scorers() -> list[str]:

@@ -171,3 +171,30 @@ def test_tflite_quantized_mobilenet_real_file(assets):
     assert "cat" in top[0].lower() and top[1] == "macaw"
     emb = load_model(str(d / "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite"))
     assert emb.feature_dim == 1024 and emb.forward(emb.example_batch(1)).logits is None
+
+
+class _HeadNet(torch.nn.Module):
+    """Conv features plus a 5-class head whose output is either raw logits or a softmax (probabilities)."""
+
+    def __init__(self, softmax: bool) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 6, 3)
+        self.head = torch.nn.Linear(6, 5)
+        self.softmax = softmax
+
+    def forward(self, x):
+        f = self.conv(x).mean((2, 3))
+        z = self.head(f)
+        return f, (torch.softmax(z, dim=1) if self.softmax else z)
+
+
+@pytest.mark.parametrize("softmax", [True, False])
+def test_onnx_softmax_head_is_recorded_as_probabilities(tmp_path, softmax):
+    pytest.importorskip("onnx")
+    path = tmp_path / "head.onnx"
+    torch.onnx.export(
+        _HeadNet(softmax).eval(), (torch.randn(1, 3, 32, 32),), str(path), dynamo=False, input_names=["x"],
+        output_names=["f", "p"], dynamic_axes={"x": {0: "b"}},
+    )  # fmt: skip
+    m = load_model(f"local:{path}?input_size=32&output=f&logits_output=p")
+    assert m.info["logits_kind"] == ("probabilities" if softmax else "logits")

@@ -21,8 +21,8 @@ from advisor.scores import (
 from advisor.scores import registry as reg
 
 ALL = [
-    "logme", "leep", "nce", "nleep", "hscore", "hscore_shrinkage", "transrate", "gbc", "sfda", "etran_lda",
-    "etran_energy", "parc", "knn_loo", "ncm_loo",
+    "logme", "leep", "nce", "nleep", "hscore", "hscore_shrinkage", "transrate", "gbc", "gbc_spherical", "sfda",
+    "sfda_cv", "etran_lda", "etran_energy", "parc", "knn_loo", "ncm_loo",
 ]  # fmt: skip
 
 
@@ -137,7 +137,7 @@ def test_bad_inputs_raise_score_error():
     bad[0, 0] = np.nan
     with pytest.raises(ScoreError, match="NaN"):
         compute_scores(bad, y)
-    with pytest.raises(ScoreError, match="unknown metric"):
+    with pytest.raises(ScoreError, match="unknown score name"):
         compute_scores(x, y, metrics="logme,hscroe")
 
 
