@@ -9,8 +9,8 @@ Cache (``advisor.paths.cache_dir("features")``, i.e. ``$ADVISOR_CACHE_DIR/featur
 being a hash of (model id + revision + preprocessing signature, precision, dataset fingerprint, sample ids).
 Finished chunks of ``CHUNK_SIZE`` samples are written atomically as separate files while the run goes on; the
 final ``features.npz`` is assembled from them, so a killed run resumes without recomputing finished chunks.
-An index keyed by the model id (plus library versions) points at the full key, so a cache hit for a model id
-needs no model loading.
+An index keyed by the model id (plus library versions, and for local files the sha256 of the file and its sidecar)
+points at the full key, so a cache hit for a model id needs no model loading.
 
 Overwrite strategies (``overwrite_strategy``, MTEB-style):
 
@@ -357,10 +357,14 @@ def _versions() -> dict[str, str | None]:
 
 
 def _index_key(model_id: str, pretrained: bool, precision_req: str, device_type: str, data_key: dict) -> str:
+    from advisor.models.local import local_content_key
+
     return stable_hash(
         {
             "schema": SCHEMA_VERSION,
             "model_id": model_id,
+            # A local file is keyed by its content (and its sidecar's), so an overwritten model is recomputed.
+            "local_content": local_content_key(model_id),
             "pretrained": pretrained,
             "precision": precision_req,
             "device_type": device_type,

@@ -5,7 +5,9 @@ Id syntax: ``local:<path>[?key=value&...]`` or just the path. The file kind come
 - ``.onnx``             onnxruntime (CPU, or CUDA when available). The graph's first input takes the batch.
 - ``.tflite``           image models via ai-edge-litert (batch 1, looped); features from the last global-pool
   tensor (or ``feature_tensor``), logits from the graph output; ``labels`` names a label file.
-- ``.pt2``              a ``torch.export`` program (``torch.export.load``), called as ``module(*batch)``.
+- ``.pt2``              a ``torch.export`` program (``torch.export.load``), called as ``module(*batch)``. The archive
+  is inspected first and refused when it holds pickled payloads or native code (`pt2_pickle_findings`), unless
+  ``trust_pickle=1`` is in the id or ``ADVISOR_TRUST_PICKLE=1`` is set (never taken from a sidecar).
 - ``.pt`` / ``.ts`` / ``.jit`` / ``.pth``  TorchScript (``torch.jit.load``); with ``arch=...`` instead a state
   dict read with ``torch.load(weights_only=True)`` (tensors only, nothing is unpickled).
 - ``.safetensors``      weights for ``arch=timm:<name>`` / ``torchvision:<name>`` / ``hf:<folder with config.json>``.
@@ -594,9 +596,209 @@ def _load_strict(model: Any, sd: dict, path: Path, arch: str) -> None:
         ) from e
 
 
+# ------------------------------------------------------------------------------------------------ pt2 safety
+# torch.export.load unpickles parts of an archive: weights/constants flagged ``use_pickle`` go through
+# ``torch.load(weights_only=False)``, opaque constants through ``pickle.loads``, and torch.save blobs (sample
+# inputs, legacy weight files) fall back to ``weights_only=False`` when the safe load fails. AOTInductor members
+# are native libraries that get dlopen-ed. Any of these runs code from the file, so the archive is inspected first.
+TRUST_PICKLE_ENV = "ADVISOR_TRUST_PICKLE"
+_PICKLE_SUFFIXES = (".pkl", ".pickle")
+_NATIVE_DIRS = ("data/aotinductor/", "data/executorch/", "data/mtia/")
+
+
+def _trust_pickle(params: dict[str, str]) -> bool:
+    """True when the user asked to load pickled payloads: ``?trust_pickle=1`` in the id or ADVISOR_TRUST_PICKLE=1.
+
+    Never read from a sidecar JSON: a sidecar travels with the (possibly hostile) model file.
+    """
+    vals = (params.get("trust_pickle"), os.environ.get(TRUST_PICKLE_ENV))
+    return any(str(v).strip().lower() in ("1", "true", "yes") for v in vals if v is not None)
+
+
+def _safe_torch_blob(blob: bytes) -> bool:
+    """Whether a torch.save blob loads with ``weights_only=True`` (torch's restricted, code-free unpickler)."""
+    import io
+    import warnings
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "unsupported protocol" noise for blobs that are refused anyway
+            torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except Exception:
+        return False
+    return True
+
+
+def _looks_pickled(blob: bytes) -> bool:
+    """A raw pickle stream (protocol 2+ header) or a torch.save zip (which holds a ``data.pkl``)."""
+    return (len(blob) > 1 and blob[0] == 0x80 and 2 <= blob[1] <= 5) or blob[:4] == b"PK\x03\x04"
+
+
+def pt2_pickle_findings(data: bytes) -> list[str]:
+    """What in a ``.pt2`` archive would be unpickled (or run as native code) by ``torch.export.load``.
+
+    Args:
+        data: the archive's bytes.
+
+    Returns:
+        Short descriptions of the offending members; empty when the archive holds only JSON, raw tensor bytes
+        and torch.save blobs that load with ``weights_only=True``.
+
+    Raises:
+        ModelLoadError: the bytes are not a zip archive.
+    """
+    import io
+    import zipfile
+
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as e:
+        raise ModelLoadError("not a torch.export archive (not a zip file)") from e
+    names = zf.namelist()
+    # New archives keep everything under one root folder (the file's stem); 2.7-era ones are flat.
+    roots = {n.split("/", 1)[0] for n in names if "/" in n}
+    root = next(iter(roots)) + "/" if len(roots) == 1 and all("/" in n for n in names) else ""
+    findings: list[str] = []
+    raw: set[str] = set()  # members the configs already account for (raw tensor bytes, or reported above)
+    for n in names:
+        rel = n[len(root) :]
+        if not (rel.endswith("_config.json") and rel.startswith(("data/weights/", "data/constants/"))):
+            continue
+        try:
+            cfg = json.loads(zf.read(n).decode("utf-8")).get("config", {})
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            findings.append(f"{rel} is not valid JSON")
+            continue
+        folder = rel.rsplit("/", 1)[0] + "/"
+        for fqn, meta in cfg.items() if isinstance(cfg, dict) else []:
+            meta = meta if isinstance(meta, dict) else {}
+            pname = str(meta.get("path_name", ""))
+            if meta.get("use_pickle") or pname.startswith(("custom_obj", "opaque_obj")):
+                findings.append(f"pickled {folder.split('/')[1].rstrip('s')} {fqn!r} ({folder}{pname})")
+                raw.add(folder + pname)  # reported once, here
+            elif pname:
+                raw.add(folder + pname)
+    for n in names:
+        rel = n[len(root) :]
+        if n.endswith("/") or rel in raw or rel.endswith(".json"):
+            continue
+        if rel.startswith(_NATIVE_DIRS):
+            findings.append(f"compiled native code ({rel})")
+        elif rel.lower().endswith(_PICKLE_SUFFIXES):
+            findings.append(f"pickle member {rel}")
+        else:
+            blob = zf.read(n)
+            if _looks_pickled(blob) and not _safe_torch_blob(blob):
+                findings.append(f"{rel} needs a full unpickle")
+    return findings
+
+
+def _load_pt2(path: Path, params: dict[str, str]) -> Any:
+    """``torch.export.load`` of an archive that was inspected first (see `pt2_pickle_findings`).
+
+    The bytes are read once and the same bytes are checked and loaded, so the file cannot change in between.
+    """
+    import io
+
+    import torch
+
+    data = path.read_bytes()
+    try:
+        findings = pt2_pickle_findings(data)
+    except ModelLoadError as e:
+        raise ModelLoadError(f"{path}: {e.message}", hint="save it with torch.export.save") from e
+    if findings and not _trust_pickle(params):
+        more = f" and {len(findings) - 2} more" if len(findings) > 2 else ""
+        raise ModelLoadError(
+            f"{path}: refused: the archive holds payloads that would run code when loaded "
+            f"({'; '.join(findings[:2])}{more})",
+            hint="re-export it from plain tensors with torch.export.save, or convert it to ONNX; only for a file "
+            f"you made yourself, add ?trust_pickle=1 to the id or set {TRUST_PICKLE_ENV}=1",
+        )
+    return torch.export.load(io.BytesIO(data))
+
+
+# ------------------------------------------------------------------------------------------------ content keys
+_HASH_MEMO: dict[tuple[str, int, int, int, int], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, memoised in-process and on disk by (path, inode, size, mtime_ns, ctime_ns).
+
+    ctime cannot be set back by the user (``touch -r`` restores only mtime), so any rewrite is hashed again.
+    """
+    import hashlib
+
+    from advisor.io import atomic_write_json, stable_hash
+    from advisor.paths import cache_dir
+
+    p = path.expanduser().resolve()
+    st = p.stat()
+    memo_key = (str(p), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if memo_key in _HASH_MEMO:
+        return _HASH_MEMO[memo_key]
+    disk = cache_dir("file-hashes") / f"{stable_hash(list(memo_key), length=32)}.json"
+    try:
+        digest = str(json.loads(disk.read_text())["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        h = hashlib.sha256()
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        digest = h.hexdigest()
+        try:
+            atomic_write_json(disk, {"path": str(p), "sha256": digest})
+        except OSError:
+            pass  # a read-only cache only costs a rehash next time
+    _HASH_MEMO[memo_key] = digest
+    return digest
+
+
+def _sidecar_of(path: Path) -> Path | None:
+    for side in (path.with_name(path.name + ".json"), path.with_suffix(".json")):
+        if side.is_file() and side != path:
+            return side
+    return None
+
+
+def content_fingerprint(path: Path) -> dict[str, Any]:
+    """What a local model's features depend on in its files: the model file's and the sidecar's sha256.
+
+    A folder (``save_pretrained``) is fingerprinted by the names and hashes of the files in it.
+    """
+    path = path.expanduser()
+    if path.is_dir():
+        files = sorted(q for q in path.rglob("*") if q.is_file())
+        return {"files": {str(q.relative_to(path)): file_sha256(q) for q in files}}
+    side = _sidecar_of(path)
+    return {"sha256": file_sha256(path), "sidecar_sha256": file_sha256(side) if side else None}
+
+
+def local_content_key(model_id: str) -> dict[str, Any] | None:
+    """`content_fingerprint` for a ``local:`` id whose file exists, else None (not local, or missing)."""
+    from advisor.models.registry import parse_model_id
+
+    try:
+        source, name, _ = parse_model_id(model_id)
+    except UsageError:
+        return None
+    if source != "local":
+        return None
+    path = Path(name).expanduser()
+    if not path.exists():
+        return None
+    try:
+        return content_fingerprint(path)
+    except OSError:
+        return None
+
+
 def _file_revision(path: Path) -> str:
-    st = path.stat()
-    return f"{path.name}:{st.st_size}:{st.st_mtime_ns}"
+    fp = content_fingerprint(path)
+    side = fp.get("sidecar_sha256")
+    return f"{path.name}:sha256:{fp['sha256'][:16]}" + (f":sidecar:{side[:16]}" if side else "")
 
 
 @register_source("local")
@@ -636,7 +838,9 @@ def load_local(req: LoadRequest) -> LoadedModel:
         return _tflite_model(path, req, opts, revision)
     if suffix == ".pt2":
         try:
-            program = torch.export.load(str(path))
+            program = _load_pt2(path, req.params)
+        except ModelLoadError:
+            raise
         except Exception as e:
             raise ModelLoadError(
                 f"{path}: not a torch.export program ({type(e).__name__}: {e})".splitlines()[0]
