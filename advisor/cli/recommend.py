@@ -10,8 +10,17 @@ from typing import Annotated, Any
 
 import typer
 
-from advisor.cli._output import DebugOption, FormatOption, OutputFormat, emit, handle_errors, stdout_console
-from advisor.errors import UsageError
+from advisor.cli._output import (
+    DebugOption,
+    FormatOption,
+    OutputFormat,
+    emit,
+    handle_errors,
+    safe,
+    stdout_console,
+    strip_control,
+)
+from advisor.errors import AdvisorError, UsageError
 
 _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?\d+)?)\s*([kKmMbBgG]?)\s*$")
 _MULT = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}
@@ -63,8 +72,9 @@ def _render_plan(plan: Any) -> None:
     d = plan.to_dict() if hasattr(plan, "to_dict") else plan
     ds = d["dataset"]
     con.print(
-        f"[bold]Plan[/] for {ds['root']} ({ds['modality']}, {ds['n_samples']} samples, {ds['n_classes']} classes); "
-        f"device {d['device']}, offline {d['offline']}"
+        f"[bold]Plan[/] for {safe(ds['root'])} ({safe(ds['modality'])}, {ds['n_samples']} samples, "
+        f"{ds['n_classes']} classes); device {safe(d['device'])}, offline {d['offline']}",
+        highlight=False,
     )
     t = Table(title="Candidates")
     for h in ("Model", "Origin", "Params (M)", "Est. time (s)"):
@@ -72,21 +82,22 @@ def _render_plan(plan: Any) -> None:
     for c in d["candidates"]:
         n = c.get("n_params")
         t.add_row(
-            c["model_id"],
-            c["origin"],
+            safe(c["model_id"]),
+            safe(c["origin"]),
             "-" if n is None else f"{n / 1e6:.1f}",
             f"{c['estimated_seconds']:.0f}",
         )
     con.print(t)
     if d["excluded"]:
         con.print(
-            f"[dim]{len(d['excluded'])} excluded, e.g. {d['excluded'][0]['model_id']}: "
-            f"{d['excluded'][0]['reason']}[/]"
+            f"[dim]{len(d['excluded'])} excluded, e.g. {safe(d['excluded'][0]['model_id'])}: "
+            f"{safe(d['excluded'][0]['reason'])}[/]",
+            highlight=False,
         )
     for s in d["stages"]:
-        con.print(f"  • {s}")
+        con.print(f"  • {safe(s)}", highlight=False)
     for w in d.get("warnings") or []:
-        con.print(f"[yellow]warning:[/] {w}", highlight=False)
+        con.print(f"[yellow]warning:[/] {safe(w)}", highlight=False)
     budget = d.get("budget_seconds")
     con.print(
         f"Estimated cost: [bold]{d['estimated_seconds'] / 60:.1f} min[/]"
@@ -96,14 +107,13 @@ def _render_plan(plan: Any) -> None:
 
 
 def _render_results(res: Any) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     from advisor.report.render import acc_with_ci, latency_batch, latency_cell, num, params_m, pct
 
     con = stdout_console()
     bs = latency_batch(res)
-    t = Table(title=f"advisor recommend: {res.dataset.get('name')}")
+    t = Table(title=f"advisor recommend: {safe(res.dataset.get('name'))}")
     for h in (
         "#",
         "Model",
@@ -120,20 +130,20 @@ def _render_results(res: Any) -> None:
     for c in res.ranked:
         t.add_row(
             str(c.rank),
-            c.model_id,
+            safe(c.model_id),
             acc_with_ci(c),
             pct((c.probe or {}).get("macro_f1")),
             latency_cell(c),
             num(c.memory_mb, "{:.0f}"),
             params_m(c.n_params),
-            c.license or c.license_class or "-",
+            safe(c.license or c.license_class or "-"),
             "★" if c.pareto else "",
             "-" if c.tie_group is None else str(c.tie_group),
         )
     con.print(t)
     for c in res.ranked[:5]:
-        reason = escape(c.reasons[0]) if c.reasons else ""
-        con.print(f"  [bold]{escape(c.model_id)}[/] (#{c.rank}): {reason}", highlight=False)
+        reason = safe(c.reasons[0]) if c.reasons else ""
+        con.print(f"  [bold]{safe(c.model_id)}[/] (#{c.rank}): {reason}", highlight=False)
     others = [c for c in res.candidates if c.rank is None]
     if others:
         t2 = Table(title="Not ranked")
@@ -141,26 +151,26 @@ def _render_results(res: Any) -> None:
             t2.add_column(h, overflow="fold")
         for c in others:
             t2.add_row(
-                c.model_id,
-                c.status,
+                safe(c.model_id),
+                safe(c.status),
                 acc_with_ci(c),
                 num(c.predicted.get("score"), "{:+.2f}"),
-                (c.error or (c.reasons[0] if c.reasons else ""))[:160],
+                safe((c.error or (c.reasons[0] if c.reasons else ""))[:160]),
             )
         con.print(t2)
     if res.advice:
-        con.print("[bold]Strategy:[/] " + escape(str(res.advice.get("summary"))), highlight=False)
+        con.print("[bold]Strategy:[/] " + safe(res.advice.get("summary")), highlight=False)
         if res.advice.get("next_command"):
-            con.print(f"  next: {res.advice['next_command']}", highlight=False, markup=False)
+            con.print(f"  next: {strip_control(res.advice['next_command'])}", highlight=False, markup=False)
         for ft in res.advice.get("finetune_check") or []:
             line = ft.get("summary") or f"{ft['model_id']}: fine-tuning failed ({ft.get('error')})"
-            con.print("[bold]Fine-tune check:[/] " + escape(line), highlight=False)
+            con.print("[bold]Fine-tune check:[/] " + safe(line), highlight=False)
     for n in res.notes:
-        con.print(f"[yellow]note:[/] {escape(n)}", highlight=False)
+        con.print(f"[yellow]note:[/] {safe(n)}", highlight=False)
     tot = res.timings.get("total")
     if res.run_dir:
         con.print(
-            f"Run directory: [bold]{res.run_dir}[/] (report.html, report.md, results.json, results.csv)"
+            f"Run directory: [bold]{safe(res.run_dir)}[/] (report.html, report.md, results.json, results.csv)"
             + (f"; {tot:.1f} s" if tot else "")
         )
 
@@ -221,6 +231,12 @@ def recommend_command(
     folds: Annotated[int, typer.Option(help="Cross-validation folds of the linear probe.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed for the subsample, folds and bootstrap.")] = 0,
     bench: Annotated[bool, typer.Option("--bench/--no-bench", help="Measure latency and memory.")] = True,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads while timing latency (torch.set_num_threads).")
+    ] = None,
+    rebench: Annotated[
+        bool, typer.Option("--rebench", help="Re-measure latency even when a reliable stored figure exists.")
+    ] = False,
     baselines: Annotated[
         bool, typer.Option("--baselines/--no-baselines", help="Probe no-pretraining floors for reference.")
     ] = True,
@@ -273,6 +289,8 @@ def recommend_command(
             "folds": folds,
             "seed": seed,
             "bench": bench,
+            "bench_threads": threads,
+            "rebench": rebench,
             "baselines": baselines,
             "combine": combine.value,
             "modality": modality,
@@ -296,7 +314,7 @@ def recommend_command(
             err = stderr_console()
 
             def progress_fn(msg: str) -> None:
-                err.print(f"[dim]{msg}[/]", highlight=False)
+                err.print(f"[dim]{safe(msg)}[/]", highlight=False)
 
         res = recommend(data, demo=demo, progress_fn=progress_fn, **opts)
         if dry_run:
@@ -304,6 +322,12 @@ def recommend_command(
             return
         payload = res.to_dict() | {"run_dir": res.run_dir}
         emit(payload, fmt, lambda _d: _render_results(res))
+        if not res.ranked:
+            why = "; ".join(f"{c.model_id}: {c.error or (c.reasons or ['?'])[0]}" for c in res.candidates[:5])
+            raise AdvisorError(
+                f"no candidate could be ranked ({why or 'no candidates'})",
+                hint="see the notes above; name other models with --models or relax the constraints",
+            )
 
 
 def report_command(
@@ -336,7 +360,7 @@ def report_command(
             from advisor.io import atomic_write_text
 
             atomic_write_text(output, text)
-            stdout_console().print(f"wrote {output}")
+            stdout_console().print(f"wrote {safe(output)}", highlight=False)
         else:
             sys.stdout.write(text)
 

@@ -80,6 +80,8 @@ class RunConfig:
     baselines: bool = True  # probe no-pretraining floors (raw pixels / bag of words) for reference
     bench_min_time_s: float = 0.5  # timing discipline of advisor.bench, lighter than `advisor bench` defaults
     bench_max_time_s: float = 10.0  # because recommend times every candidate
+    bench_threads: int | None = None  # torch intra-op threads while timing (None: torch's default)
+    rebench: bool = False  # re-measure even when a reliable stored figure with the same settings exists
     combine: str = "zscore"
     batch_size: int = 32
     finetune_top: int = (
@@ -103,6 +105,8 @@ class RunConfig:
             raise UsageError("--folds must be at least 2")
         if self.shortlist is not None and self.shortlist < 1:
             raise UsageError("--shortlist must be at least 1")
+        if self.bench_threads is not None and self.bench_threads < 1:
+            raise UsageError(f"--threads must be at least 1, got {self.bench_threads}")
         from advisor.scores.api import resolve_metrics
 
         resolve_metrics(list(self.scores))  # an unknown name is a usage error listing the valid ones
@@ -351,25 +355,32 @@ def _hardware() -> dict[str, Any]:
         }
 
 
-def _bench(model_id: str, cfg: RunConfig) -> dict[str, Any]:
-    """Latency/memory at the stated batch size via advisor.bench (random weights, cached per hardware).
+def _bench_config(cfg: RunConfig) -> Any:
+    from advisor.bench import BenchConfig
 
-    ``peak_memory_mb`` = fp32 weights + the peak working memory of the timed forward passes (GPU: peak allocated
-    over what was allocated before; CPU: peak RSS growth), in MiB.
-    """
-    from advisor.bench import BenchConfig, benchmark_model
-
-    bc = BenchConfig(
+    return BenchConfig(
         device=cfg.device,
         batch_sizes=(cfg.latency_batch_size,),
         min_time=cfg.bench_min_time_s,
         max_time=max(cfg.bench_max_time_s, cfg.bench_min_time_s),
+        threads=cfg.bench_threads,
     )
-    res = benchmark_model(model_id, bc, store=True, reuse=True)
-    rec = next((r for r in res.records if r.requested_batch_size == cfg.latency_batch_size), None)
-    lat = (rec.latency or {}) if rec else {}
-    mem = (rec.memory or {}) if rec else {}
-    weights = res.weights_memory_mb or {}
+
+
+def _bench_summary(measured: Any, cfg: RunConfig) -> dict[str, Any]:
+    """The ``bench`` field of a candidate from a `reliability.Measured` (figure, reliability, provenance).
+
+    ``peak_memory_mb`` = fp32 weights + the peak working memory of the timed forward passes (GPU: peak allocated
+    over what was allocated before; CPU: peak RSS growth), in MiB. ``reliable`` False (with
+    ``unreliable_reason``) when the spread was large or the machine busy even after re-measurement.
+    """
+    res = measured.record
+    rec = next(
+        (r for r in res.get("records") or [] if r.get("requested_batch_size") == cfg.latency_batch_size), None
+    )
+    lat = (rec.get("latency") or {}) if rec else {}
+    mem = (rec.get("memory") or {}) if rec else {}
+    weights = res.get("weights_memory_mb") or {}
     w_mb = weights.get("fp32") if isinstance(weights, dict) else None
     if w_mb is None and isinstance(weights, dict) and weights:
         w_mb = next(iter(weights.values()))
@@ -377,21 +388,93 @@ def _bench(model_id: str, cfg: RunConfig) -> dict[str, Any]:
     if work is None:
         work = mem.get("cpu_rss_delta_mb")
     peak = None if w_mb is None and work is None else float(w_mb or 0.0) + float(work or 0.0)
-    gm = res.gmacs.get("gmacs") if isinstance(res.gmacs, dict) else None
+    gm = res.get("gmacs")
+    rel = measured.reliability
     return {
-        "batch_size": rec.batch_size if rec and rec.batch_size else cfg.latency_batch_size,
+        "batch_size": rec.get("batch_size") if rec and rec.get("batch_size") else cfg.latency_batch_size,
         "latency_ms_p50": lat.get("p50_ms"),
         "latency_ms_p90": lat.get("p90_ms"),
-        "throughput_items_s": rec.throughput_items_per_s if rec else None,
+        "latency_ms_iqr": lat.get("iqr_ms"),
+        "throughput_items_s": rec.get("throughput_items_per_s") if rec else None,
         "peak_memory_mb": peak,
         "weights_memory_mb": w_mb,
-        "device": res.device,
-        "device_class": res.device_class,
-        "status": rec.status if rec else "missing",
-        "pretrained": res.pretrained,
-        "gmacs": gm,
-        "cached": bool(res.from_cache),
+        "device": res.get("device"),
+        "device_class": res.get("device_class"),
+        "status": rec.get("status") if rec else "missing",
+        "pretrained": res.get("pretrained"),
+        "gmacs": gm.get("gmacs") if isinstance(gm, dict) else None,
+        "cached": bool(measured.from_cache),
+        "reliable": bool(rel.get("reliable")),
+        "unreliable_reason": "; ".join(rel.get("reasons") or []) or None,
+        "spread_rel": rel.get("spread_rel"),
+        "loadavg_1m": rel.get("loadavg_1m"),
+        "usable_cpus": rel.get("usable_cpus"),
+        "threads": rel.get("threads"),
+        "threads_requested": measured.threads_requested,
+        "remeasure_rounds": measured.rounds,
+        "warnings": list((rec or {}).get("warnings") or []) + list(res.get("warnings") or []),
     }
+
+
+def _bench(
+    model_ids: Sequence[str],
+    cfg: RunConfig,
+    *,
+    on_error: Callable[[str, BaseException], None] | None = None,
+    say: Callable[[str], None] | None = None,
+    **hooks: Any,
+) -> dict[str, dict[str, Any]]:
+    """Latency/memory of every candidate at the stated batch size via advisor.bench (random weights).
+
+    Reuses a stored figure only when it was reliable and measured with the same settings (threads, batch size,
+    device, hardware), unless ``cfg.rebench``; re-measures in interleaved rounds when a figure is unreliable
+    (`advisor.bench.reliability.measure_candidates`). ``hooks`` (bench_fn, load_fn, store_path) are for tests.
+    """
+    from advisor.bench.reliability import measure_candidates
+
+    got = measure_candidates(
+        list(model_ids), _bench_config(cfg), rebench=cfg.rebench, on_error=on_error, say=say, **hooks
+    )
+    return {m: _bench_summary(x, cfg) for m, x in got.items()}
+
+
+def apply_resource_limits(cands: Sequence[CandidateResult], cfg: RunConfig, notes: list[str]) -> None:
+    """Exclude candidates over ``--max-latency-ms`` / ``--max-memory-mb`` (status "excluded", reason set).
+
+    A reliable latency is compared by its p50; an unreliable one by the upper end of its interval (p90), and a
+    note says so. Memory (weights + peak working memory) does not depend on load; a flagged run is noted.
+    """
+    upper: list[str] = []
+    for cr in cands:
+        b = cr.bench or {}
+        lat, mem = cr.latency_ms, cr.memory_mb
+        shaky = b.get("reliable") is False
+        why = None
+        if cfg.max_latency_ms is not None:
+            if lat is None:
+                why = "latency not measured"
+            else:
+                used, what = lat, "p50"
+                if shaky:
+                    used, what = (b.get("latency_ms_p90") or lat), "p90 (figure unreliable)"
+                    upper.append(f"{cr.model_id} {used:.1f} ms")
+                if used > cfg.max_latency_ms:
+                    why = f"{used:.1f} ms {what} > --max-latency-ms {cfg.max_latency_ms:g}"
+        if why is None and cfg.max_memory_mb is not None and (mem is None or mem > cfg.max_memory_mb):
+            why = (
+                "memory not measured"
+                if mem is None
+                else f"{mem:.0f} MB > --max-memory-mb {cfg.max_memory_mb:g}"
+                + (" (from a run flagged unreliable for latency)" if shaky else "")
+            )
+        if why:
+            cr.status = "excluded"
+            cr.reasons = [why]
+    if upper:
+        notes.append(
+            "--max-latency-ms used the upper end of the interval (p90) for unreliable latency figures: "
+            + ", ".join(upper)
+        )
 
 
 # ----------------------------------------------------------------------------------------------- reasons
@@ -407,13 +490,27 @@ def _lat_text(c: CandidateResult, device_word: str) -> str:
     bs = (c.bench or {}).get("batch_size")
     from advisor.report.render import fmt_ms
 
-    return f"{fmt_ms(c.latency_ms)} ms p50 at batch {bs} on this {device_word}"
+    shaky = " (unreliable: " + str((c.bench or {}).get("unreliable_reason")) + ")" if _unreliable(c) else ""
+    return f"{fmt_ms(c.latency_ms)} ms p50 at batch {bs} on this {device_word}{shaky}"
 
 
 def _acc_text(c: CandidateResult) -> str:
     p = c.probe or {}
     lo, hi = p.get("accuracy_ci") or (p.get("accuracy"), p.get("accuracy"))
     return f"{100 * p['accuracy']:.1f} ± {100 * (hi - lo) / 2:.1f} %"
+
+
+def _unreliable(c: CandidateResult) -> bool:
+    return (c.bench or {}).get("reliable") is False
+
+
+def clearly_faster(a: CandidateResult, b: CandidateResult) -> bool:
+    """``a`` is faster than ``b`` beyond the measurement spread (IQR bands apart), and both figures are reliable."""
+    if a.latency_ms is None or b.latency_ms is None or _unreliable(a) or _unreliable(b):
+        return False
+    ia = float((a.bench or {}).get("latency_ms_iqr") or 0.0)
+    ib = float((b.bench or {}).get("latency_ms_iqr") or 0.0)
+    return a.latency_ms + ia / 2 < b.latency_ms - ib / 2
 
 
 def build_reasons(ranked: list[CandidateResult], device_word: str) -> None:
@@ -424,16 +521,18 @@ def build_reasons(ranked: list[CandidateResult], device_word: str) -> None:
     fastest_front = min(
         (c for c in ranked if c.pareto and c.latency_ms is not None), key=lambda c: c.latency_ms, default=None
     )
+    # "fastest" compares latencies: only when every figure on the front is reliable.
+    front_reliable = not any(_unreliable(c) for c in ranked if c.pareto)
     for c in ranked:
         lat, lic = _lat_text(c, device_word), _license_text(c)
         if c is best:
             head = f"best probe accuracy {_acc_text(c)}, {lat}, {lic}"
         elif c.tie_group == best.tie_group:
-            faster = (c.latency_ms or math.inf) < (best.latency_ms or math.inf)
+            faster = clearly_faster(c, best)
             head = (
                 f"statistically tied with #1 ({_acc_text(c)}){' and faster' if faster else ''}, {lat}, {lic}"
             )
-        elif c is fastest_front:
+        elif c is fastest_front and front_reliable:
             head = f"fastest on the accuracy/latency Pareto front: {_acc_text(c)}, {lat}, {lic}"
         elif c.pareto:
             head = f"on the accuracy/latency Pareto front: {_acc_text(c)}, {lat}, {lic}"
@@ -532,6 +631,46 @@ def _finetune_check(dataset, top: list, advice: dict[str, Any], cfg: RunConfig, 
     return out
 
 
+MIN_PER_CLASS = 2  # a class needs a sample on each side of a fold to be evaluated
+
+
+def _drop_small_classes(samples: list, dataset: Any, sampling: dict, notes: list[str], say: ProgressFn) -> list:
+    """Drop classes with fewer than MIN_PER_CLASS labelled samples in the subsample (named in a note).
+
+    Raises UsageError, before any model work, when fewer than 2 classes remain.
+    """
+    counts: dict[str, int] = {}
+    for smp in samples:
+        if smp.label is not None:
+            counts[smp.label] = counts.get(smp.label, 0) + 1
+    small = sorted(c for c, n in counts.items() if n < MIN_PER_CLASS)
+    if not small:
+        return samples
+    total = {c: 0 for c in small}
+    for smp in dataset.samples:
+        if smp.label in total:
+            total[smp.label] += 1
+    capped = [c for c in small if total[c] >= MIN_PER_CLASS]
+    shown = ", ".join(repr(c) for c in small[:10]) + (f" and {len(small) - 10} more" if len(small) > 10 else "")
+    why = f"fewer than {MIN_PER_CLASS} samples in the subsample"
+    if capped:
+        why += (
+            f" ({len(capped)} of them because --max-samples {sampling.get('max_samples')} caps "
+            f"{len(counts)} classes; raise it to at least {MIN_PER_CLASS * len(counts)} to keep them)"
+        )
+    kept = len(counts) - len(small)
+    if kept < 2:
+        raise UsageError(
+            f"{dataset.root}: nothing can be ranked: {len(small)} of {len(counts)} classes have {why}",
+            hint=f"each class needs at least {MIN_PER_CLASS} labelled samples; add samples or merge classes",
+        )
+    msg = f"dropped {len(small)} class(es) with {why}: {shown}; ranking the other {kept}"
+    notes.append(msg)
+    say(msg)
+    drop = set(small)
+    return [smp for smp in samples if smp.label not in drop]
+
+
 def recommend(data: str | Path | None = None, *, progress_fn: ProgressFn | None = None, **options: Any):
     """Rank pretrained models for a labelled dataset: the library behind `advisor recommend`.
 
@@ -617,6 +756,7 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
             ),
         )
     samples = stratified_sample(dataset, **sampling)
+    samples = _drop_small_classes(samples, dataset, sampling, notes, say)
     ids_hash = stable_hash([s.id for s in samples])
     say(f"{len(cands)} candidates; subsample {len(samples)} of {len(dataset.samples)} samples")
 
@@ -711,35 +851,25 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
     t0 = time.perf_counter()
     alive = [m for m in feats]
     if cfg.bench:
-        for m in alive:
-            say(f"bench: {m} at batch {cfg.latency_batch_size}")
-            try:
-                results[m].bench = _bench(m, cfg)
-                results[m].cached["bench"] = bool(results[m].bench.get("cached"))
-            except AdvisorError as e:
-                notes.append(f"{m}: latency not measured ({e.message})")
-            except Exception as e:
-                notes.append(f"{m}: latency not measured ({type(e).__name__}: {str(e)[:200]})")
-    for m in list(alive):
-        cr = results[m]
-        lat, mem = cr.latency_ms, cr.memory_mb
-        why = None
-        if cfg.max_latency_ms is not None and (lat is None or lat > cfg.max_latency_ms):
-            why = (
-                "latency not measured"
-                if lat is None
-                else f"{lat:.1f} ms > --max-latency-ms {cfg.max_latency_ms:g}"
+
+        def bench_failed(m: str, e: BaseException) -> None:
+            msg = e.message if isinstance(e, AdvisorError) else f"{type(e).__name__}: {str(e)[:200]}"
+            notes.append(f"{m}: latency not measured ({msg})")
+
+        say(f"bench: {len(alive)} candidate(s) at batch {cfg.latency_batch_size}")
+        for m, b in _bench(alive, cfg, on_error=bench_failed, say=say).items():
+            results[m].bench = b
+            results[m].cached["bench"] = bool(b.get("cached"))
+        flagged = [m for m in alive if (results[m].bench or {}).get("reliable") is False]
+        if flagged:
+            notes.append(
+                "latency unreliable (marked ?) for "
+                + ", ".join(f"{m} ({results[m].bench.get('unreliable_reason')})" for m in flagged)
+                + ": no 'faster' claim rests on these figures; rerun on an idle machine, or with --threads 1 "
+                "--rebench"
             )
-        elif cfg.max_memory_mb is not None and (mem is None or mem > cfg.max_memory_mb):
-            why = (
-                "memory not measured"
-                if mem is None
-                else f"{mem:.0f} MB > --max-memory-mb {cfg.max_memory_mb:g}"
-            )
-        if why:
-            cr.status = "excluded"
-            cr.reasons = [why]
-            alive.remove(m)
+    apply_resource_limits([results[m] for m in alive], cfg, notes)
+    alive = [m for m in alive if results[m].status != "excluded"]
     timings["bench"] = time.perf_counter() - t0
 
     # ---- predicted ranking -------------------------------------------------------------------------------------
