@@ -6,6 +6,7 @@ import dataclasses
 import enum
 import json
 import math
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -62,6 +63,29 @@ def dumps(obj: Any) -> str:
     return json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False)
 
 
+# C0 controls (newline and tab too: one cell, one line), DEL, C1 (CSI/OSC introducers), and the Unicode
+# bidirectional overrides/isolates that can make a terminal show text in another order than it is.
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def strip_control(value: object) -> str:
+    """`str(value)` with every control character shown as a visible escape (ESC -> `\\x1b`), so user text never
+    drives the terminal (no ANSI colours, OSC title changes, cursor moves or bidi reordering)."""
+    text = str(value)
+    return _CONTROL_RE.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
+    )
+
+
+def safe(value: object) -> str:
+    """A user-supplied value (label, path, model id, message that quotes them) made safe to print with Rich:
+    control characters made visible (`strip_control`) and Rich markup escaped, so `[/INST]` prints as itself
+    instead of raising MarkupError and `[bold red]x[/bold red]` is not turned into styling."""
+    from rich.markup import escape
+
+    return escape(strip_control(value))
+
+
 def stdout_console():
     """Console for results. When stdout is not a terminal (a pipe, a file) tables get a wide page, not 80 columns."""
     import os
@@ -89,7 +113,7 @@ def emit(data: Any, fmt: OutputFormat, human: Callable[[Any], None] | None = Non
 
 def fail(message: str, exit_code: int = 1) -> None:
     """Print one error line on stderr and exit non-zero."""
-    stderr_console().print(f"[bold red]Error:[/] {message}", highlight=False, markup=True)
+    stderr_console().print(f"[bold red]Error:[/] {safe(message)}", highlight=False, markup=True)
     raise typer.Exit(exit_code)
 
 
@@ -101,9 +125,7 @@ def handle_errors(debug: bool = False) -> Iterator[None]:
     except AdvisorError as e:
         if debug:
             raise
-        from rich.markup import escape
-
-        msg = escape(e.message) + (f"\n  [dim]hint:[/] {escape(e.hint)}" if e.hint else "")
+        msg = safe(e.message) + (f"\n  [dim]hint:[/] {safe(e.hint)}" if e.hint else "")
         stderr_console().print(f"[bold red]Error:[/] {msg}", highlight=False)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:

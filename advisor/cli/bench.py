@@ -6,7 +6,15 @@ from typing import Annotated, Any
 
 import typer
 
-from advisor.cli._output import DebugOption, FormatOption, OutputFormat, emit, handle_errors, stdout_console
+from advisor.cli._output import (
+    DebugOption,
+    FormatOption,
+    OutputFormat,
+    emit,
+    handle_errors,
+    safe,
+    stdout_console,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -122,9 +130,12 @@ def _render(data: dict[str, Any]) -> None:
     console = stdout_console()
     for r in data["results"]:
         cached = " [dim](stored result, not re-measured)[/]" if r.get("from_cache") else ""
-        console.print(f"[bold]{r['model_id']}[/] on {r['device']} — {r['device_class']}{cached}")
+        console.print(
+            f"[bold]{safe(r['model_id'])}[/] on {safe(r['device'])} — {safe(r['device_class'])}{cached}",
+            highlight=False,
+        )
         if r.get("weights_note"):
-            console.print(f"  [yellow]{r['weights_note']}[/]")
+            console.print(f"  [yellow]{safe(r['weights_note'])}[/]", highlight=False)
         t = Table(header_style="bold")
         for col in (
             "precision",
@@ -155,8 +166,8 @@ def _render(data: dict[str, Any]) -> None:
                 bs = f"{rec['batch_size']} (asked {rec['requested_batch_size']})"
             notes = rec.get("error") or "; ".join(rec.get("warnings") or [])
             t.add_row(
-                label,
-                bs,
+                safe(label),
+                safe(bs),
                 _f(lat.get("p50_ms")),
                 _f(lat.get("p90_ms")),
                 _f(lat.get("p99_ms")),
@@ -164,7 +175,7 @@ def _render(data: dict[str, Any]) -> None:
                 _f(rec.get("throughput_items_per_s"), ".1f"),
                 _f(peak, ".1f"),
                 str(lat.get("n", "—")),
-                f"[{'red' if rec['status'] != 'ok' else 'yellow'}]{notes}[/]",
+                f"[{'red' if rec['status'] != 'ok' else 'yellow'}]{safe(notes)}[/]",
             )
         console.print(t)
         cs = r.get("cold_start") or {}
@@ -183,7 +194,7 @@ def _render(data: dict[str, Any]) -> None:
                 f"{_f(g.get('gmacs_torch'), '.4f')} (torch FlopCounterMode/2, {g.get('torch_method')})"
             )
             if g.get("significant_uncounted"):
-                console.print(f"  [red]uncounted operators: {', '.join(g['significant_uncounted'])}[/]")
+                console.print(f"  [red]uncounted operators: {safe(', '.join(g['significant_uncounted']))}[/]")
         for p in r.get("gmacs_published") or []:
             ok = (
                 "[green]within 1%[/]"
@@ -193,8 +204,8 @@ def _render(data: dict[str, Any]) -> None:
                 else "[red]off by more than 1%[/]"
             )
             console.print(
-                f"  published GMACs {p['gmacs']} ({p['source']}, {p['column']}) vs measured "
-                f"{_f(p.get('measured'), '.4f')} ({p['compare_with']}): {ok}"
+                f"  published GMACs {p['gmacs']} ({safe(p['source'])}, {safe(p['column'])}) vs measured "
+                f"{_f(p.get('measured'), '.4f')} ({safe(p['compare_with'])}): {ok}"
             )
         if r.get("published_comparison"):
             pt = Table(
@@ -215,16 +226,16 @@ def _render(data: dict[str, Any]) -> None:
             for c in r["published_comparison"]:
                 p, m = c["published"], c["measured"]
                 pt.add_row(
-                    p["file"],
+                    safe(p["file"]),
                     str(p["img_size"]),
                     str(p["batch_size"]),
                     _f(p["samples_per_sec"], ".1f"),
                     str(m["batch_size"]),
-                    m["precision"],
+                    safe(m["precision"]),
                     _f(m["throughput_items_per_s"], ".1f"),
                 )
             console.print(pt)
         for w in r.get("warnings") or []:
-            console.print(f"  [yellow]warning:[/] {w}")
+            console.print(f"  [yellow]warning:[/] {safe(w)}", highlight=False)
     if data.get("store"):
-        console.print(f"[dim]stored in {data['store']}[/]")
+        console.print(f"[dim]stored in {safe(data['store'])}[/]", highlight=False)

@@ -13,6 +13,7 @@ from advisor.cli._output import (
     OutputFormat,
     emit,
     handle_errors,
+    safe,
     stderr_console,
     stdout_console,
 )
@@ -91,14 +92,14 @@ def _entries_table(entries: list, title: str) -> None:
         lic = e.license or "?"
         style = {"non-commercial": "red", "unknown": "yellow", "copyleft": "magenta"}.get(e.license_class, "")
         cells = {
-            "id": e.id,
+            "id": safe(e.id),
             "params": _fmt_count(e.n_params),
             "GMACs": _fmt(e.gmacs, ".2f"),
             "input": size,
             "top-1 %": _fmt(e.imagenet_top1, ".2f"),
-            "license": f"[{style}]{lic}[/]" if style else lic,
+            "license": f"[{style}]{safe(lic)}[/]" if style else safe(lic),
             "probe": "[green]✓[/]" if e.probeable else "[dim]—[/]",
-            "task": e.task,
+            "task": safe(e.task),
         }
         cells["IN-1k top-1 %"] = cells["top-1 %"]
         table.add_row(*(cells[name] for name, _ in columns))
@@ -182,26 +183,32 @@ def show_cmd(
 def _show_human(e) -> None:
     from rich.table import Table
 
-    t = Table(title=e.id, title_justify="left", show_header=False, box=None)
+    t = Table(title=safe(e.id), title_justify="left", show_header=False, box=None)
     t.add_column(style="bold")
     t.add_column(overflow="fold")
     rows = [
-        ("source", f"{e.source}  ({e.source_id})"),
-        ("family / arch", f"{e.family} / {e.architecture}"),
-        ("modality / task", f"{e.modality} / {e.task}"),
-        ("params", f"{_fmt_count(e.n_params)}  [dim]{e.n_params_source or ''}[/]"),
-        ("GMACs (multiply-acc.)", f"{_fmt(e.gmacs, '.3f')}  [dim]{e.gmacs_source or ''}[/]"),
-        ("input size", str(e.input_size) if e.input_size else "—"),
+        ("source", f"{safe(e.source)}  ({safe(e.source_id)})"),
+        ("family / arch", f"{safe(e.family)} / {safe(e.architecture)}"),
+        ("modality / task", f"{safe(e.modality)} / {safe(e.task)}"),
+        ("params", f"{_fmt_count(e.n_params)}  [dim]{safe(e.n_params_source or '')}[/]"),
+        ("GMACs (multiply-acc.)", f"{_fmt(e.gmacs, '.3f')}  [dim]{safe(e.gmacs_source or '')}[/]"),
+        ("input size", safe(e.input_size) if e.input_size else "—"),
         ("max seq len", _fmt(e.max_seq_len)),
         ("sample rate Hz", _fmt(e.sample_rate_hz)),
         ("feature dim", _fmt(e.feature_dim)),
         ("head classes", _fmt(e.num_classes)),
-        ("pretraining data", e.pretrain_data or "—"),
-        ("license", f"{e.license or '?'} ({e.license_class})  [dim]{e.license_raw or ''}[/]"),
-        ("weights file MB", f"{_fmt(e.file_mb, '.1f')}  [dim]{e.file_mb_source or ''}[/]"),
-        ("paper", f"{e.paper or '—'} ({e.year or '?'})"),
-        ("probeable", ("yes" if e.probeable else "no") + (f" — {e.probe_note}" if e.probe_note else "")),
-        ("tags", ", ".join(e.tags) or "—"),
+        ("pretraining data", safe(e.pretrain_data or "—")),
+        (
+            "license",
+            f"{safe(e.license or '?')} ({safe(e.license_class)})  [dim]{safe(e.license_raw or '')}[/]",
+        ),
+        ("weights file MB", f"{_fmt(e.file_mb, '.1f')}  [dim]{safe(e.file_mb_source or '')}[/]"),
+        ("paper", f"{safe(e.paper or '—')} ({safe(e.year or '?')})"),
+        (
+            "probeable",
+            ("yes" if e.probeable else "no") + (f" — {safe(e.probe_note)}" if e.probe_note else ""),
+        ),
+        ("tags", safe(", ".join(e.tags) or "—")),
     ]
     for k, v in rows:
         t.add_row(k, v)
@@ -212,7 +219,7 @@ def _show_human(e) -> None:
         for col in ("dataset", "metric", "value", "res px", "source"):
             mt.add_column(col, overflow="fold")
         for m in e.metrics:
-            mt.add_row(m.dataset, m.name, f"{m.value:.3f}", _fmt(m.resolution), m.source)
+            mt.add_row(safe(m.dataset), safe(m.name), f"{m.value:.3f}", _fmt(m.resolution), safe(m.source))
         con.print(mt)
 
 
@@ -240,9 +247,12 @@ def search_cmd(
             emit({"query": " ".join(text), "total": total, "count": len(shown), "entries": shown}, fmt)
         elif not hits:
             close = cat.suggest(" ".join(text).replace(" ", "_"))
-            stdout_console().print("No entries match." + (f" Close ids: {', '.join(close)}" if close else ""))
+            stdout_console().print(
+                "No entries match." + (f" Close ids: {safe(', '.join(close))}" if close else ""),
+                highlight=False,
+            )
         else:
-            _entries_table(shown, f"{total} matches for {' '.join(text)!r}")
+            _entries_table(shown, safe(f"{total} matches for {' '.join(text)!r}"))
 
 
 @catalog_app.command("build")
@@ -277,6 +287,6 @@ def build_cmd(
             summary,
             fmt,
             lambda s: stdout_console().print(
-                f"Wrote {s['entries']} entries to {s['path']} ({', '.join(f'{k}: {v}' for k, v in s['by_source'].items())})."
+                f"Wrote {s['entries']} entries to {safe(s['path'])} ({', '.join(f'{k}: {v}' for k, v in s['by_source'].items())})."
             ),
         )

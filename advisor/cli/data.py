@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from advisor.cli._output import DebugOption, FormatOption, emit, handle_errors, stdout_console
+from advisor.cli._output import DebugOption, FormatOption, emit, handle_errors, safe, stdout_console
 
 data_app = typer.Typer(
     name="data", help="Inspect datasets: layout, classes, sizes, skipped files.", no_args_is_help=True,
@@ -98,7 +98,7 @@ def _kv_table(title: str, rows: list[tuple[str, Any]]):
     t.add_column("field", style="bold")
     t.add_column("value", overflow="fold")
     for k, v in rows:
-        t.add_row(k, "—" if v is None else str(v))
+        t.add_row(k, "—" if v is None else safe(v))
     return t
 
 
@@ -146,7 +146,7 @@ def _render_profile(p) -> None:
             c, n = item
             style = "yellow" if n <= 1 else ""
             splits = [str(p.split_class_counts[sp][c]) for sp in p.split_class_counts]
-            t.add_row(c, str(n), f"{100 * n / total:.1f}", *splits, style=style)
+            t.add_row(safe(c), str(n), f"{100 * n / total:.1f}", *splits, style=style)
         con.print(t)
 
     stats = Table(title="Sizes", title_justify="left", header_style="bold")
@@ -181,12 +181,12 @@ def _render_profile(p) -> None:
         t.add_column("path", overflow="fold")
         t.add_column("reason", overflow="fold")
         for s in p.skipped[:20]:
-            t.add_row(_rel(s["path"], p.root), s["reason"])
+            t.add_row(safe(_rel(s["path"], p.root)), safe(s["reason"]))
         if p.n_skipped > 20:
             t.caption = f"{p.n_skipped - 20} more; use --format json for the full list (first 100)"
         con.print(t)
     for w in p.warnings:
-        con.print(f"[yellow]warning:[/] {w}", highlight=False)
+        con.print(f"[yellow]warning:[/] {safe(w)}", highlight=False)
 
 
 def _rel(path: str, root: str) -> str:
@@ -206,5 +206,5 @@ def _render_sample(r: dict) -> None:
     t.add_column("label")
     t.add_column("split")
     for s in r["samples"]:
-        t.add_row(s["id"], s["label"] or "—", s["split"] or "—")
+        t.add_row(safe(s["id"]), safe(s["label"] or "—"), safe(s["split"] or "—"))
     con.print(t)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from advisor.cli._output import DebugOption, FormatOption, emit, handle_errors, stdout_console
+from advisor.cli._output import DebugOption, FormatOption, emit, handle_errors, safe, stdout_console
 
 
 def register(app: typer.Typer) -> None:
@@ -106,7 +106,7 @@ def features_cmd(
 def _render(s: dict[str, Any]) -> None:
     from rich.table import Table
 
-    t = Table(title=f"features of {s['model_id']}", show_header=True)
+    t = Table(title=f"features of {safe(s['model_id'])}", show_header=True)
     t.add_column("field")
     t.add_column("value")
     rows = [
@@ -124,5 +124,5 @@ def _render(s: dict[str, Any]) -> None:
         ("cache key", s.get("cache_key")),
     ]
     for k, v in rows:
-        t.add_row(k, str(v))
+        t.add_row(k, safe(v))
     stdout_console().print(t)

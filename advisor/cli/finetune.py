@@ -8,7 +8,15 @@ from typing import Annotated, Any
 
 import typer
 
-from advisor.cli._output import DebugOption, FormatOption, OutputFormat, emit, handle_errors, stderr_console
+from advisor.cli._output import (
+    DebugOption,
+    FormatOption,
+    OutputFormat,
+    emit,
+    handle_errors,
+    safe,
+    stderr_console,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -113,7 +121,7 @@ def _render(result: dict[str, Any]) -> None:
     console = stdout_console()
     lo, hi = result["val_accuracy_ci"]
     peak = result["peak_memory_mb"]
-    t = Table(title=f"Fine-tuning {result['model_id']} ({result['unfreeze']})", show_header=True)
+    t = Table(title=f"Fine-tuning {safe(result['model_id'])} ({safe(result['unfreeze'])})", show_header=True)
     for col in (
         "val acc (%)",
         "95% CI (%)",
@@ -153,16 +161,16 @@ def _render(result: dict[str, Any]) -> None:
         )
     console.print(h)
     console.print(
-        f"{result['n_train']} train / {result['n_val']} val items ({result['split_source']} split), "
-        f"{result['device']} {result['precision']}, micro-batch {result['micro_batch_size']} x "
+        f"{result['n_train']} train / {result['n_val']} val items ({safe(result['split_source'])} split), "
+        f"{safe(result['device'])} {safe(result['precision'])}, micro-batch {result['micro_batch_size']} x "
         f"{result['grad_accum_steps']} accumulation, peak memory = {result['peak_memory_kind']}"
     )
     for note in result["notes"]:
-        console.print(f"note: {note}")
+        console.print(f"note: {safe(note)}", highlight=False)
     if result["checkpoint"]:
-        console.print(f"best checkpoint: {result['checkpoint']}")
+        console.print(f"best checkpoint: {safe(result['checkpoint'])}", highlight=False)
     if result["out_dir"]:
-        console.print(f"result: {Path(result['out_dir']) / 'result.json'}")
+        console.print(f"result: {safe(Path(result['out_dir']) / 'result.json')}", highlight=False)
 
 
 def finetune_command(
@@ -269,7 +277,7 @@ def finetune_command(
                 bar.close()
                 bar = None
             stderr_console().print(
-                f"[yellow]Interrupted.[/] The best checkpoint and the last completed epoch are in {out_dir}; "
+                f"[yellow]Interrupted.[/] The best checkpoint and the last completed epoch are in {safe(out_dir)}; "
                 "rerun the same command with --resume to continue."
             )
             raise typer.Exit(130) from None

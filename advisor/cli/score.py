@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from advisor.cli._output import DebugOption, FormatOption, OutputFormat, emit, handle_errors, stdout_console
+from advisor.cli._output import (
+    DebugOption,
+    FormatOption,
+    OutputFormat,
+    emit,
+    handle_errors,
+    safe,
+    stdout_console,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +38,9 @@ def _human(data: dict[str, Any]) -> None:
         val = "—" if r["value"] is None else f"{r['value']:.4g}"
         ci = "—" if r["ci"] is None else f"[{r['ci'][0]:.4g}, {r['ci'][1]:.4g}]"
         sec = "—" if r["seconds"] is None else f"{r['seconds']:.3f}"
-        table.add_row(name, val, "↑" if r["higher_is_better"] else "↓", ci, sec, r["reason"] or "")
+        table.add_row(
+            safe(name), val, "↑" if r["higher_is_better"] else "↓", ci, sec, safe(r["reason"] or "")
+        )
     stdout_console().print(table)
 
 
