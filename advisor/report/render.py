@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -106,13 +107,57 @@ def latency_batch(r: RecommendResults) -> int | None:
     return r.config.get("latency_batch_size")
 
 
+# ----------------------------------------------------------------------------------------------- escaping
+# Control characters (C0 incl. newline, DEL, C1) and bidi overrides, shown as visible escapes in text reports.
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# What makes user text live in a CommonMark/GFM renderer: raw HTML (<script>, <img onerror>) and entities,
+# links and images ([x](javascript:...), ![x](http://tracker)), code spans, table pipes, and the backslash
+# that would undo an escape.
+_MD_SPECIAL_RE = re.compile(r"[\\`\[\]|]")
+_CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _visible_controls(text: str) -> str:
+    def sub(m: re.Match[str]) -> str:
+        o = ord(m.group())
+        return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}"
+
+    return _CONTROL_RE.sub(sub, text)
+
+
+def md_text(value: Any) -> str:
+    """A user-supplied value as inert Markdown text: one line, HTML-escaped, Markdown syntax backslash-escaped."""
+    text = escape(_visible_controls(str(value)), quote=False)
+    return _MD_SPECIAL_RE.sub(lambda m: "\\" + m.group(), text)
+
+
+def md_code(value: Any) -> str:
+    """A user-supplied value as a Markdown code span (literal: no HTML, no links), fenced so a backtick inside
+    cannot close it early. For running text only: table cells use `md_text`."""
+    text = _visible_controls(str(value))
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell with spreadsheet formulas neutralised (OWASP: a text cell starting with = + - @ tab or CR gets
+    a leading apostrophe) and control characters made visible; numbers pass through unchanged."""
+    if not isinstance(value, str):
+        return value
+    if value.startswith(_CSV_FORMULA_START):
+        value = "'" + value
+    return _visible_controls(value)
+
+
 # ----------------------------------------------------------------------------------------------- markdown
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    def cell(s: str) -> str:
-        return str(s).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell(x) for x in row) + " |" for row in rows]
+    lines = [
+        "| " + " | ".join(md_text(h) for h in header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    lines += ["| " + " | ".join(md_text(x) for x in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -188,19 +233,22 @@ def score_rows(r: RecommendResults) -> tuple[list[str], list[list[str]]]:
 
 def render_markdown(r: RecommendResults) -> str:
     """The report as GitHub-flavoured markdown."""
-    out = [f"# advisor recommend: {dataset_name(r)}", ""]
+    out = [f"# advisor recommend: {md_text(dataset_name(r))}", ""]
     w = r.winner
     if w:
-        out += [f"**Recommendation: `{w.model_id}`** — {w.reasons[0] if w.reasons else ''}", ""]
+        out += [
+            f"**Recommendation: {md_code(w.model_id)}** — {md_text(w.reasons[0] if w.reasons else '')}",
+            "",
+        ]
     else:
         out += ["**No candidate could be ranked.** See the notes below.", ""]
     if r.advice:
-        out += [f"**Strategy:** {r.advice.get('summary', r.advice.get('strategy', ''))}", ""]
+        out += [f"**Strategy:** {md_text(r.advice.get('summary', r.advice.get('strategy', '')))}", ""]
     d = r.dataset
     out += [
-        f"Dataset `{d.get('root')}`: {d.get('modality')}, {d.get('n_samples')} samples, {d.get('n_classes')} classes, "
-        f"fingerprint `{d.get('fingerprint')}`; subsample of {(d.get('subsample') or {}).get('n')} for scores and "
-        "probes.",
+        f"Dataset {md_code(d.get('root'))}: {md_text(d.get('modality'))}, {d.get('n_samples')} samples, "
+        f"{d.get('n_classes')} classes, fingerprint {md_code(d.get('fingerprint'))}; subsample of "
+        f"{(d.get('subsample') or {}).get('n')} for scores and probes.",
         "",
         "## Ranking",
         "",
@@ -214,19 +262,19 @@ def render_markdown(r: RecommendResults) -> str:
     if rows:
         out += ["## Transferability scores", "", _md_table(h, rows), ""]
     if r.advice:
-        out += ["## Strategy advice", "", r.advice.get("summary", ""), ""]
+        out += ["## Strategy advice", "", md_text(r.advice.get("summary", "")), ""]
         if r.advice.get("next_command"):
-            out += ["Next step: `" + r.advice["next_command"] + "`", ""]
+            out += ["Next step: " + md_code(r.advice["next_command"]), ""]
         ev = r.advice.get("evidence") or {}
         if ev:
             out += [_md_table(["Evidence", "Value"], [[k, _short(v)] for k, v in ev.items()]), ""]
         th = r.advice.get("thresholds") or {}
         if th:
-            out += ["Thresholds: " + ", ".join(f"{k} = {_short(v)}" for k, v in th.items()), ""]
+            out += ["Thresholds: " + md_text(", ".join(f"{k} = {_short(v)}" for k, v in th.items())), ""]
         h, rows = finetune_rows(r)
         if rows:
             out += ["## Fine-tuning check", "", _md_table(h, rows), ""]
-            out += [ft["summary"] for ft in r.advice["finetune_check"] if ft.get("summary")]
+            out += [md_text(ft["summary"]) for ft in r.advice["finetune_check"] if ft.get("summary")]
             out += [
                 "",
                 "Fine-tuned accuracy is on a held-out validation split; probe accuracy is cross-validated.",
@@ -237,7 +285,7 @@ def render_markdown(r: RecommendResults) -> str:
         pcs = w.probe["per_class_accuracy"]
         rows = [[classes[i] if i < len(classes) else str(i), pct(a)] for i, a in enumerate(pcs)]
         out += [
-            f"## Per-class accuracy of `{w.model_id}` (out-of-fold)",
+            f"## Per-class accuracy of {md_code(w.model_id)} (out-of-fold)",
             "",
             _md_table(["Class", "Acc (%)"], rows),
             "",
@@ -247,28 +295,30 @@ def render_markdown(r: RecommendResults) -> str:
             "## How the predicted ranking is combined",
             "",
             "Weights (provisional, not yet tuned by the ranking-quality benchmark): "
-            + ", ".join(
-                f"{k} = {v}" for k, v in (r.weights.get("weights") or r.weights).items() if k != "note"
+            + md_text(
+                ", ".join(
+                    f"{k} = {v}" for k, v in (r.weights.get("weights") or r.weights).items() if k != "note"
+                )
             ),
             "",
         ]
     if r.notes:
-        out += ["## Notes", ""] + [f"- {n}" for n in r.notes] + [""]
+        out += ["## Notes", ""] + [f"- {md_text(n)}" for n in r.notes] + [""]
     out += ["## Run", ""]
     cfg_rows = [[k, _short(v)] for k, v in r.config.items()]
     out += [_md_table(["Option", "Value"], cfg_rows), ""]
     hw = ", ".join(f"{k}: {_short(v)}" for k, v in r.hardware.items() if k != "key")
     vs = ", ".join(f"{k} {v}" for k, v in r.versions.items())
     out += [
-        f"Hardware: {hw}",
+        f"Hardware: {md_text(hw)}",
         "",
-        f"Versions: {vs}",
+        f"Versions: {md_text(vs)}",
         "",
-        f"Created {r.created_utc} by advisor {r.advisor_version}.",
+        f"Created {md_text(r.created_utc)} by advisor {md_text(r.advisor_version)}.",
     ]
     tm = ", ".join(f"{k} {v:.1f} s" for k, v in r.timings.items() if isinstance(v, (int, float)))
     if tm:
-        out += ["", f"Timings: {tm}."]
+        out += ["", f"Timings: {md_text(tm)}."]
     return "\n".join(out) + "\n"
 
 
@@ -352,7 +402,7 @@ def render_csv(r: RecommendResults) -> str:
             c.error or "",
         ]
         row += [(c.scores.get(n) or {}).get("value") for n in names]
-        w.writerow(["" if v is None else v for v in row])
+        w.writerow(["" if v is None else csv_cell(v) for v in row])
     return buf.getvalue()
 
 
