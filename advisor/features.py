@@ -24,6 +24,7 @@ Overwrite strategies (``overwrite_strategy``, MTEB-style):
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -392,17 +393,41 @@ def _write_chunk(
     atomic_write(path, write)
 
 
+# Cache entries whose damaged chunks were already reported in this process: the warning is said once per entry.
+_DAMAGED_REPORTED: set[Path] = set()
+
+
 def _read_chunk(path: Path) -> dict[str, Any] | None:
+    """Read one finished chunk; a damaged one (truncated or corrupt file, missing or inconsistent arrays) is
+    deleted and None returned, so that the caller recomputes it; this is logged once per cache entry."""
+    import zipfile
+
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {
+            ch = {
                 "pos": z["pos"],
                 "features": z["features"],
                 "logits": z["logits"] if "logits" in z else None,
                 "skipped": json.loads(str(z["skipped"])),
             }
-    except (OSError, ValueError, KeyError):
-        return None  # a damaged chunk is recomputed
+        if ch["pos"].ndim != 1 or ch["features"].ndim != 2 or len(ch["features"]) != len(ch["pos"]):
+            raise ValueError(f"pos {ch['pos'].shape} and features {ch['features'].shape} do not match")
+        if ch["logits"] is not None and (ch["logits"].ndim < 1 or len(ch["logits"]) != len(ch["pos"])):
+            raise ValueError(f"logits {ch['logits'].shape} do not match pos {ch['pos'].shape}")
+        if not isinstance(ch["skipped"], list):
+            raise ValueError("skipped is not a list")
+        return ch
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError, TypeError) as e:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only cache: the chunk is recomputed in memory and the write reports the problem
+        if path.parent not in _DAMAGED_REPORTED:
+            _DAMAGED_REPORTED.add(path.parent)
+            logging.getLogger(__name__).warning(
+                "feature cache: damaged chunk %s (%s: %s) deleted; recomputing it", path, type(e).__name__, e
+            )
+        return None
 
 
 def _entry_paths(key: str) -> tuple[Path, Path, Path]:
