@@ -842,8 +842,11 @@ def load_local(req: LoadRequest) -> LoadedModel:
         except ModelLoadError:
             raise
         except Exception as e:
+            # torch's unpickling errors advise weights_only=False (running the file's code): never pass that on.
+            detail = "" if "weights_only" in str(e) else f": {e}"
             raise ModelLoadError(
-                f"{path}: not a torch.export program ({type(e).__name__}: {e})".splitlines()[0]
+                f"{path}: not a torch.export program ({type(e).__name__}{detail})".splitlines()[0][:500],
+                hint="save it with torch.export.save",
             ) from e
         return _program_model(program.module(), path, req, opts, revision, "export")
     if suffix in (".pt", ".ts", ".jit", ".pth"):

@@ -22,6 +22,8 @@ Model id syntax (``source:name[?key=value&...]``):
 from __future__ import annotations
 
 import difflib
+import pickle
+import re
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -165,6 +167,15 @@ def load_model(
                 model = loader(req)
     except (ModelLoadError, CatalogEntryNotFound, UsageError):
         raise
+    except pickle.UnpicklingError as e:
+        # torch's own text advises weights_only=False, i.e. running the file's code: never pass that on.
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        what = f" (it references {found.group(1)})" if found else ""
+        raise ModelLoadError(
+            f"cannot load {model_id}: refused to unpickle a weights file that holds Python objects, not only "
+            f"tensors{what}",
+            hint="use a safetensors copy of the weights (model.safetensors); advisor never runs code from model files",
+        ) from e
     except ImportError as e:
         raise ModelLoadError(
             f"cannot load {model_id}: a required package is missing ({e.name or e})",

@@ -288,3 +288,21 @@ def test_edited_sidecar_is_not_served_stale(tmp_path: Path) -> None:
     second = extract_features(ds, f"local:{path}", progress=False)
     assert second.meta["cache_hit"] is False
     assert not np.allclose(first.features, second.features)
+
+
+# ------------------------------------------------------------------------------------------------ no weights_only=False advice
+def test_pickled_pytorch_model_bin_is_refused_without_unsafe_advice(tmp_path: Path, marker: Path) -> None:
+    """A save_pretrained folder whose pytorch_model.bin holds a payload: one clean line, never 'weights_only=False'."""
+    from transformers import BertConfig
+
+    folder = tmp_path / "hf"
+    BertConfig(
+        vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16
+    ).save_pretrained(folder)
+    torch.save({"x": Payload(marker)}, folder / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError) as ei:
+        load_model(f"local:{folder}?modality=text")
+    msg = str(ei.value)
+    assert "refused to unpickle" in msg and "exec" in msg and "\n" not in msg and "\x1b" not in msg
+    assert "weights_only=False" not in msg and "weights_only` set to `False" not in msg
+    assert not marker.exists()
