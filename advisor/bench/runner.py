@@ -203,6 +203,8 @@ class BenchResult:
     warnings: list[str] = field(default_factory=list)
     seconds_total: float = 0.0
     from_cache: bool = False
+    # `reliability.assess` of the figure: spread, load average, threads, reliable flag and reasons
+    reliability: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -383,6 +385,7 @@ def benchmark_model(
     reuse: bool = False,
     loader: Loader | None = None,
     store_path: Any = None,
+    load_fn: Callable[[], float | None] | None = None,
 ) -> BenchResult:
     """Benchmark one model: latency p50/p90/p99/IQR and throughput per batch size and precision, peak memory,
     cold start, GMACs (with published comparison), on this machine; append the result to the SQLite store.
@@ -391,9 +394,11 @@ def benchmark_model(
         model_id: a catalog id (``timm:resnet18``, ``torchvision:mobilenet_v3_small``, ``hf:...``) or a local path.
         config: how to measure (`BenchConfig`); default settings when None.
         store: append the result to ``cache_dir()/bench.sqlite``.
-        reuse: return a stored result with the same key (model + settings + hardware) instead of measuring.
+        reuse: return a stored result with the same key (model + settings + hardware) instead of measuring, unless
+            that figure was unreliable when measured (large spread or busy machine: `reliability.reusable`).
         loader: ``loader(model_id, device=..., pretrained=...) -> LoadedModel``; default `advisor.models.load_model`.
         store_path: a different SQLite file (tests, benchmarks).
+        load_fn: source of the 1-minute load average (default ``os.getloadavg``); tests simulate a busy machine.
 
     Returns:
         `BenchResult` (``from_cache=True`` when reused).
@@ -413,15 +418,18 @@ def benchmark_model(
     key = stable_hash({"model_id": model_id, "settings": settings_key, "hardware": hw["key"]})
     db = ResultsStore(store_path) if (store or reuse) else None
     if reuse and db is not None:
+        from advisor.bench.reliability import reusable
+
         hit = db.get(key)
-        if hit is not None:
+        if hit is not None and reusable(hit):
             res = BenchResult.from_dict(hit)
             res.from_cache = True
             return res
 
     import torch
 
-    load_before = _loadavg()
+    load_of = load_fn or _loadavg
+    load_before = load_of()
     load = loader or default_loader
     t0 = time.perf_counter()
     loaded, load_note = _load(load, model_id, device, config.pretrained)
@@ -592,13 +600,15 @@ def benchmark_model(
 
     env = {
         "loadavg_1m_before": load_before,
-        "loadavg_1m_after": _loadavg(),
+        "loadavg_1m_after": load_of(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "torch_threads": n_threads,
     }
+    from advisor.bench.reliability import assess, machine_busy
+
     busy = max(v for v in (load_before, env["loadavg_1m_after"], 0.0) if v is not None)
     usable = hw.get("cpu_usable_cpus") or 1
-    if busy > usable:
+    if machine_busy(busy, usable):
         warnings.append(
             f"the machine was busy (1-min load average {busy:.1f} > {usable} usable CPUs): "
             "figures are pessimistic and noisy"
@@ -643,6 +653,7 @@ def benchmark_model(
             hint="try --precision fp32, smaller --batch-sizes or --device cpu",
         )
     result.seconds_total = time.perf_counter() - t_all
+    result.reliability = assess(result.to_dict())
     if store and db is not None:
         db.put(result)
     return result

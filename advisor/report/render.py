@@ -50,7 +50,8 @@ def latency_cell(c: CandidateResult) -> str:
     b = c.bench
     if not b or b.get("latency_ms_p50") is None:
         return "-"
-    return fmt_ms(b["latency_ms_p50"])
+    # "?": the figure is unreliable (large spread or busy machine); the notes say why.
+    return fmt_ms(b["latency_ms_p50"]) + (" ?" if b.get("reliable") is False else "")
 
 
 def fmt_ms(ms: float) -> str:
@@ -345,6 +346,8 @@ CSV_COLUMNS = (
     "latency_ms_p50",
     "latency_ms_p90",
     "latency_batch_size",
+    "latency_reliable",
+    "latency_unreliable_reason",
     "peak_memory_mb",
     "n_params",
     "gmacs",
@@ -389,6 +392,8 @@ def render_csv(r: RecommendResults) -> str:
             b.get("latency_ms_p50"),
             b.get("latency_ms_p90"),
             b.get("batch_size"),
+            b.get("reliable"),
+            b.get("unreliable_reason"),
             b.get("peak_memory_mb"),
             c.n_params,
             c.gmacs,

@@ -40,8 +40,16 @@ def toy(tmp_path_factory):
     return data, models
 
 
-def test_api_end_to_end_and_rerun_is_cached(toy, tmp_path):
+def test_api_end_to_end_and_rerun_is_cached(toy, tmp_path, monkeypatch):
     import advisor
+    from advisor.bench import reliability
+
+    # Stored latency is reused only when reliable; on this shared test machine it may not be, so judge every
+    # figure reliable here (tests/bench/test_bench_reliability.py covers the unreliable path).
+    real_assess = reliability.assess
+    monkeypatch.setattr(
+        reliability, "assess", lambda rec: {**real_assess(rec), "reliable": True, "reasons": []}
+    )
 
     data, models = toy
     opts = dict(

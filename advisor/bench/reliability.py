@@ -1,0 +1,178 @@
+"""Whether a latency figure can be trusted (spread, machine load), and re-measuring candidates in interleaved rounds.
+
+A figure is *unreliable* when its IQR is a large fraction of its median (`UNRELIABLE_SPREAD_REL`, a multiple of
+the timing module's warning threshold) or when the 1-minute load average at measurement time exceeded the usable
+CPUs (the same rule `benchmark_model` warns about). Unreliable figures are never reused from the store, and
+`measure_candidates` re-measures them in round-robin rounds over all candidates (so load hits all alike), with the
+thread count bench recommends on a busy machine (1), keeping each model's most reliable round.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from advisor.bench.timing import SPREAD_WARN_REL
+
+# IQR/median above this marks a figure unreliable (the timing module only warns above SPREAD_WARN_REL): at 25 %
+# a 2x compute difference still shows, at 120 % (seen under load on 2 cores) the order of models is noise.
+UNRELIABLE_SPREAD_REL = 2.5 * SPREAD_WARN_REL
+DEFAULT_ROUNDS = 3
+
+LoadFn = Callable[[], float | None]
+
+
+def machine_busy(load: float | None, usable_cpus: int | None) -> bool:
+    """True when the 1-minute load average exceeds the usable CPUs (figures then pessimistic and noisy)."""
+    return load is not None and load > (usable_cpus or 1)
+
+
+def recommended_threads(load: float | None, usable_cpus: int | None, threads: int | None) -> int | None:
+    """The thread count bench recommends: 1 on a busy machine (OpenMP threads wait on each other), else as given."""
+    return 1 if machine_busy(load, usable_cpus) else threads
+
+
+def assess(record: dict[str, Any]) -> dict[str, Any]:
+    """Reliability of the first successful figure of a stored or fresh bench record (``BenchResult.to_dict()``).
+
+    Returns ``{reliable, reasons, spread_rel, loadavg_1m, usable_cpus, threads}``: ``spread_rel`` = IQR/median,
+    ``loadavg_1m`` the highest 1-minute load average seen before/after timing (None when unknown).
+    """
+    env = record.get("environment") or {}
+    loads = [v for v in (env.get("loadavg_1m_before"), env.get("loadavg_1m_after")) if v is not None]
+    load = max(loads) if loads else None
+    usable = (record.get("hardware") or {}).get("cpu_usable_cpus")
+    ok = [r for r in record.get("records") or [] if r.get("status") == "ok"]
+    lat = (ok[0].get("latency") or {}) if ok else {}
+    p50, iqr = lat.get("p50_ms"), lat.get("iqr_ms")
+    spread = iqr / p50 if p50 and iqr is not None and p50 > 0 else None
+    reasons = []
+    if spread is not None and spread > UNRELIABLE_SPREAD_REL:
+        reasons.append(
+            f"large spread: IQR is {100 * spread:.0f} % of the median (> {100 * UNRELIABLE_SPREAD_REL:.0f} %)"
+        )
+    if machine_busy(load, usable):
+        reasons.append(f"machine busy: 1-min load average {load:.1f} > {usable or 1} usable CPUs")
+    if not ok:
+        reasons.append("no successful measurement")
+    return {
+        "reliable": not reasons,
+        "reasons": reasons,
+        "spread_rel": spread,
+        "loadavg_1m": load,
+        "usable_cpus": usable,
+        "threads": ok[0].get("threads") if ok else None,
+    }
+
+
+def reusable(record: dict[str, Any]) -> bool:
+    """A stored record may be reused only when its figure was reliable when measured (judged from its own data)."""
+    return bool(assess(record)["reliable"])
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One model's chosen figure: the bench record (dict), its reliability, and how it was obtained."""
+
+    record: dict[str, Any]
+    reliability: dict[str, Any]
+    from_cache: bool
+    rounds: int  # re-measurement rounds run for this model (0: the first figure was kept)
+    threads_requested: int | None
+
+
+BenchFn = Callable[..., Any]
+
+
+def _rank_key(m: Measured) -> tuple[int, float]:
+    s = m.reliability.get("spread_rel")
+    return (0 if m.reliability["reliable"] else 1, math.inf if s is None else float(s))
+
+
+def measure_candidates(
+    model_ids: Sequence[str],
+    config: Any,
+    *,
+    rebench: bool = False,
+    rounds: int = DEFAULT_ROUNDS,
+    bench_fn: BenchFn | None = None,
+    load_fn: LoadFn | None = None,
+    store_path: Any = None,
+    on_error: Callable[[str, BaseException], None] | None = None,
+    say: Callable[[str], None] | None = None,
+) -> dict[str, Measured]:
+    """Measure every model with ``config`` (a `BenchConfig`), re-measure in interleaved rounds when unreliable.
+
+    First pass: one `benchmark_model` per model (a reliable stored figure with the same settings is reused unless
+    ``rebench``). If any figure is unreliable, ``rounds`` round-robin passes over *all* models follow, with
+    ``threads`` = `recommended_threads` and ``min_time / rounds`` each, not stored; each model then keeps its most
+    reliable round (reliable first, then the smallest spread), so all figures come from the same settings. The
+    chosen re-measured figures are stored with their reliability.
+
+    Args:
+        bench_fn: stands in for `benchmark_model` (tests); called as ``bench_fn(model_id, config, store=, reuse=,
+            store_path=, load_fn=)``.
+        load_fn: the 1-minute load average source (tests simulate a busy machine with it).
+        on_error: called with (model_id, exception) when a model cannot be measured; it is then left out.
+
+    Returns:
+        model id -> `Measured`, for the models that could be measured.
+    """
+    from advisor.bench.runner import benchmark_model
+    from advisor.errors import AdvisorError
+
+    fn = bench_fn or benchmark_model
+    say = say or (lambda _m: None)
+
+    def one(m: str, cfg: Any, *, store: bool, reuse: bool) -> dict[str, Any] | None:
+        try:
+            res = fn(m, cfg, store=store, reuse=reuse, store_path=store_path, load_fn=load_fn)
+        except (AdvisorError, Exception) as e:  # noqa: BLE001 - one model failing must not lose the others
+            if on_error:
+                on_error(m, e)
+            return None
+        d = res.to_dict() if hasattr(res, "to_dict") else dict(res)
+        d["from_cache"] = bool(getattr(res, "from_cache", d.get("from_cache", False)))
+        return d
+
+    first: dict[str, Measured] = {}
+    for m in model_ids:
+        d = one(m, config, store=True, reuse=not rebench)
+        if d is not None:
+            first[m] = Measured(d, assess(d), bool(d["from_cache"]), 0, config.threads)
+    bad = [m for m, x in first.items() if not x.reliability["reliable"]]
+    if not bad or rounds < 1:
+        return first
+    load = max((x.reliability.get("loadavg_1m") or 0.0 for x in first.values()), default=0.0)
+    usable = next((x.reliability.get("usable_cpus") for x in first.values()), None)
+    threads = recommended_threads(load, usable, config.threads)
+    rcfg = replace(
+        config, threads=threads, min_time=config.min_time / rounds, max_time=config.max_time / rounds
+    )
+    say(
+        f"latency unreliable for {', '.join(bad)}: re-measuring all {len(first)} candidates in {rounds} "
+        f"interleaved rounds (threads {threads or 'default'})"
+    )
+    tries: dict[str, list[Measured]] = {m: [] for m in first}
+    for r in range(1, rounds + 1):
+        for m in first:
+            d = one(m, rcfg, store=False, reuse=False)
+            if d is not None:
+                tries[m].append(Measured(d, assess(d), False, r, threads))
+    out: dict[str, Measured] = {}
+    for m, x in first.items():
+        if not tries[m]:
+            out[m] = x
+            continue
+        best = min(tries[m], key=_rank_key)
+        out[m] = replace(best, rounds=len(tries[m]))
+        try:  # stored with its reliability; `reusable` keeps an unreliable one from being served again
+            from advisor.bench.store import ResultsStore
+
+            ResultsStore(store_path).put(best.record)
+        except Exception as e:  # noqa: BLE001 - a store failure must not lose the figure
+            if on_error:
+                on_error(m, e)
+    return out

@@ -1,0 +1,115 @@
+"""Latency reliability: busy machine / large spread flagged, never reused, re-measured in interleaved rounds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from advisor.bench import BenchConfig, benchmark_model
+from advisor.bench.reliability import UNRELIABLE_SPREAD_REL, assess, measure_candidates
+from tests.bench._bench_fakes import SleepModule, loader_for
+
+FAST = {
+    "device": "cpu",
+    "batch_sizes": (1,),
+    "min_time": 0.0,
+    "max_time": 0.05,
+    "min_repeats": 3,
+    "warmup": 0,
+}
+
+
+def test_busy_figure_is_flagged_and_not_reused(tmp_path):
+    db = tmp_path / "bench.sqlite"
+    cfg = BenchConfig(count_flops=False, **FAST)
+    load = loader_for(SleepModule(0.0005))
+    busy = benchmark_model("fake:a", cfg, store=True, loader=load, store_path=db, load_fn=lambda: 99.0)
+    assert busy.reliability["reliable"] is False
+    assert any("machine busy" in r for r in busy.reliability["reasons"])
+    assert busy.reliability["loadavg_1m"] == 99.0
+    # The same settings on an idle machine: the stored busy figure is not served again.
+    again = benchmark_model(
+        "fake:a", cfg, store=True, reuse=True, loader=load, store_path=db, load_fn=lambda: 0.0
+    )
+    assert again.from_cache is False
+    assert again.reliability["loadavg_1m"] == 0.0
+    # ... but a reliable one is (when its spread is small, as a sleeping module's is).
+    if again.reliability["reliable"]:
+        third = benchmark_model(
+            "fake:a", cfg, store=True, reuse=True, loader=load, store_path=db, load_fn=lambda: 0.0
+        )
+        assert third.from_cache is True
+
+
+def _fake_record(model_id: str, p50: float, iqr: float, threads: int | None, load: float) -> dict[str, Any]:
+    return {
+        "model_id": model_id,
+        "key": f"k-{model_id}-{threads}",
+        "settings_key": f"s-{threads}",
+        "hardware": {"key": "hw", "cpu_usable_cpus": 2},
+        "device": "cpu",
+        "environment": {"loadavg_1m_before": load, "loadavg_1m_after": load},
+        "weights_memory_mb": {"fp32": 1.0},
+        "gmacs": None,
+        "records": [
+            {
+                "status": "ok",
+                "precision": "fp32",
+                "requested_batch_size": 1,
+                "batch_size": 1,
+                "threads": threads or 2,
+                "latency": {"p50_ms": p50, "p90_ms": p50 + iqr, "iqr_ms": iqr},
+                "memory": {"cpu_rss_delta_mb": 1.0},
+            }
+        ],
+    }
+
+
+class FakeBench:
+    """Stands in for benchmark_model: spread per (model, call number), load per call; records the calls."""
+
+    def __init__(self, spreads: dict[str, list[float]], loads: list[float]) -> None:
+        self.spreads, self.loads = spreads, loads
+        self.calls: list[tuple[str, int | None, bool]] = []
+
+    def __call__(self, model_id, config, *, store, reuse, store_path, load_fn) -> dict[str, Any]:
+        n = sum(1 for c in self.calls if c[0] == model_id)
+        self.calls.append((model_id, config.threads, reuse))
+        load = self.loads[min(len(self.calls) - 1, len(self.loads) - 1)]
+        return _fake_record(model_id, 10.0, 10.0 * self.spreads[model_id][n], config.threads, load)
+
+
+def test_high_spread_triggers_interleaved_rounds_with_recommended_threads(tmp_path):
+    # First pass: b has a 120 % spread on a busy machine; rounds then run round-robin over a and b with 1 thread.
+    fake = FakeBench({"a": [0.05, 0.3, 0.02, 0.2], "b": [1.2, 0.5, 0.04, 0.6]}, loads=[1.0, 5.0, 0.5])
+    got = measure_candidates(
+        ["a", "b"], BenchConfig(**FAST), rounds=3, bench_fn=fake, store_path=tmp_path / "b.sqlite"
+    )
+    assert [c[0] for c in fake.calls] == ["a", "b", "a", "b", "a", "b", "a", "b"]
+    assert [c[1] for c in fake.calls[2:]] == [1] * 6  # bench's advice on a busy machine: --threads 1
+    assert fake.calls[0][2] is True and all(c[2] is False for c in fake.calls[2:])
+    # each keeps its most reliable round (smallest spread), all from the same settings
+    assert got["a"].reliability["spread_rel"] == 0.02 and got["a"].rounds == 3
+    assert got["b"].reliability["spread_rel"] == 0.04 and got["b"].reliability["reliable"] is True
+    assert got["b"].threads_requested == 1
+
+
+def test_no_rounds_when_all_figures_reliable():
+    fake = FakeBench({"a": [0.05], "b": [0.05]}, loads=[0.1])
+    got = measure_candidates(["a", "b"], BenchConfig(**FAST), bench_fn=fake)
+    assert len(fake.calls) == 2 and all(x.rounds == 0 and x.reliability["reliable"] for x in got.values())
+
+
+def test_rebench_forces_measurement():
+    fake = FakeBench({"a": [0.05]}, loads=[0.1])
+    measure_candidates(["a"], BenchConfig(**FAST), rebench=True, bench_fn=fake)
+    assert fake.calls == [("a", None, False)]
+
+
+def test_assess_edges():
+    r = _fake_record("a", 10.0, 10.0 * (UNRELIABLE_SPREAD_REL + 0.01), None, 0.0)
+    assert assess(r)["reliable"] is False and "large spread" in assess(r)["reasons"][0]
+    r["environment"] = {}
+    r["records"][0]["latency"]["iqr_ms"] = 0.0
+    assert assess(r) | {} == assess(r) and assess(r)["reliable"] is True and assess(r)["loadavg_1m"] is None
+    r["records"][0]["status"] = "oom"
+    assert assess(r)["reliable"] is False and assess(r)["threads"] is None
