@@ -121,15 +121,14 @@ def measure_candidates(
         model id -> `Measured`, for the models that could be measured.
     """
     from advisor.bench.runner import benchmark_model
-    from advisor.errors import AdvisorError
 
-    fn = bench_fn or benchmark_model
+    fn: BenchFn = bench_fn or benchmark_model
     say = say or (lambda _m: None)
 
     def one(m: str, cfg: Any, *, store: bool, reuse: bool) -> dict[str, Any] | None:
         try:
             res = fn(m, cfg, store=store, reuse=reuse, store_path=store_path, load_fn=load_fn)
-        except (AdvisorError, Exception) as e:  # noqa: BLE001 - one model failing must not lose the others
+        except Exception as e:  # noqa: BLE001 - one failing model must not lose the others
             if on_error:
                 on_error(m, e)
             return None
