@@ -30,6 +30,7 @@ from advisor.errors import UsageError
 DEFAULT_C_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 SMALL_PROBLEM = 2e8  # n * d * classes below which the CPU probe runs single-threaded
 INNER_FOLDS = 3  # inner CV folds for the choice of C (few: the inner sweep is the probe's main cost)
+INNER_PATIENCE = 2  # grid points without improvement after which the inner sweep stops (see _inner_curve)
 PROBE_VERSION = 2  # bump when the method changes, so cached probe results are invalidated
 
 
@@ -50,6 +51,7 @@ class ProbeResult:
         fold_accuracy: accuracy of each outer fold (at that fold's chosen C).
         cv_accuracy: inner-CV accuracy for each grid point, in ``c_grid`` order, averaged over the outer folds
             (the curve the choices were made on; its maximum is optimistic, the reported accuracy is not).
+            None where every inner sweep had stopped early (weaker C than any fold needed).
         c_grid: the C grid swept (strong to weak).
         folds: the number of folds actually used (reduced when a class is too small).
         n_samples, n_classes, n_features: shape of the problem.
@@ -74,7 +76,7 @@ class ProbeResult:
     per_class_accuracy: list[float | None]
     seconds: float
     fold_accuracy: list[float] = field(default_factory=list)
-    cv_accuracy: list[float] = field(default_factory=list)
+    cv_accuracy: list[float | None] = field(default_factory=list)
     c_grid: list[float] = field(default_factory=list)
     folds: int = 0
     n_samples: int = 0
@@ -90,6 +92,8 @@ class ProbeResult:
     selection: str = "oof-max"
     accuracy_ci_method: str = "bootstrap"
     notes: list[str] = field(default_factory=list)
+    protocol: str = "cv"  # "cv" | "group-cv" | "given-split"
+    n_eval: int = 0  # samples the metrics are computed on (all under CV; the evaluation split otherwise)
 
     def to_dict(self, *, include_predictions: bool = False) -> dict[str, Any]:
         """JSON-ready dict (out-of-fold predictions only when asked: they are N long)."""
@@ -211,6 +215,35 @@ def effective_folds(labels: np.ndarray, folds: int) -> int:
     return int(max(2, min(folds, counts.min() if len(counts) else 2)))
 
 
+def group_folds(
+    labels: np.ndarray, groups: Sequence[Any], folds: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Seeded group K-fold: every group lies wholly in one test fold (no group on both sides of a split).
+
+    Groups are shuffled (seeded), then dealt largest first to the fold with the fewest samples so far; the number
+    of folds is capped by the number of groups. Classes are balanced only as far as the groups allow.
+    """
+    g = np.asarray([str(x) for x in groups])
+    uniq, inv, sizes = np.unique(g, return_inverse=True, return_counts=True)
+    k = int(min(folds, len(uniq)))
+    if k < 2:
+        raise UsageError(
+            f"group-aware folds need at least 2 groups, got {len(uniq)}",
+            hint="check --group-column / --group-pattern, or drop the group option",
+        )
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(uniq))
+    order = sorted(perm.tolist(), key=lambda i: -int(sizes[i]))  # stable: shuffled order within equal sizes
+    fold_of_group = np.empty(len(uniq), dtype=np.int64)
+    load = np.zeros(k, dtype=np.int64)
+    for i in order:
+        f = int(np.argmin(load))
+        fold_of_group[i] = f
+        load[f] += sizes[i]
+    fold_of = fold_of_group[inv]
+    return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(k)]
+
+
 def macro_f1_score(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
     """Macro F1 over the classes present in `y` (a class never predicted and never true is ignored)."""
     tp = np.bincount(y[pred == y], minlength=n_classes).astype(float)
@@ -289,18 +322,23 @@ def select_c(
     tdtype: Any,
     max_iter: int,
     tol: float,
+    groups: np.ndarray | None = None,
 ) -> tuple[int, np.ndarray, int, int]:
-    """Choose C by stratified inner CV on (outer-train) data only.
+    """Choose C by stratified inner CV on (outer-train) data only (group K-fold when `groups` are given and
+    there are at least 2 of them).
 
     Returns:
         ``(best index into grid (ties: the stronger regularisation), mean inner accuracy per grid point,
         L-BFGS iterations, inner folds used)``.
     """
-    k_in = effective_folds(y_tr, inner_folds)
-    splits = stratified_folds(y_tr, k_in, seed)
-    _, acc, iters = _sweep(x_tr, y_tr, splits, grid, n_classes, dev, tdtype, max_iter, tol)
-    curve = acc.mean(1)
-    best = int(np.flatnonzero(curve >= curve.max() - 1e-12)[0])
+    if groups is not None and len(np.unique(groups)) >= 2:
+        splits = group_folds(y_tr, groups, inner_folds, seed)
+        k_in = len(splits)
+    else:
+        k_in = effective_folds(y_tr, inner_folds)
+        splits = stratified_folds(y_tr, k_in, seed)
+    curve, iters = _inner_curve(x_tr, y_tr, splits, grid, n_classes, dev, tdtype, max_iter, tol)
+    best = int(np.flatnonzero(curve >= np.nanmax(curve) - 1e-12)[0])
     return best, curve, iters, k_in
 
 
@@ -336,6 +374,59 @@ def _sweep(x_all, y_all, splits, grid, n_classes, dev, tdtype, max_iter, tol):
     return oof, fold_acc, iters
 
 
+def _inner_curve(x_all, y_all, splits, grid, n_classes, dev, tdtype, max_iter, tol, patience=INNER_PATIENCE):
+    """Mean inner-fold accuracy per grid point, swept strong -> weak with warm starts, stopping early.
+
+    All folds advance one grid point at a time; once `patience` consecutive grid points fail to beat the best
+    mean accuracy so far (ties go to the stronger C anyway), the weaker rest, the slowest fits, is skipped and
+    its entries are NaN. The accuracy-vs-C curve of a linear probe is close to unimodal, so this rarely changes
+    the choice and roughly halves the probe's time on separable features.
+    """
+    import torch
+
+    xt_all = torch.from_numpy(x_all).to(dev, tdtype)
+    yt_all = torch.from_numpy(y_all).to(dev)
+    parts = []
+    for tr, te in splits:
+        tr_t, te_t = torch.from_numpy(tr).to(dev), torch.from_numpy(te).to(dev)
+        xtr, ytr = xt_all.index_select(0, tr_t), yt_all.index_select(0, tr_t)
+        mean, std = xtr.mean(0), xtr.std(0).clamp_min(1e-6)
+        parts.append(
+            ((xtr - mean) / std, ytr, (xt_all.index_select(0, te_t) - mean) / std, y_all[te], len(tr))
+        )
+    curve = np.full(len(grid), np.nan)
+    inits: list[Any] = [None] * len(parts)
+    iters, best, since = 0, -1.0, 0
+    for g, c in enumerate(grid):
+        accs = []
+        for f, (xtr, ytr, xte, yte, ntr) in enumerate(parts):
+            w, b, it = fit_logreg(
+                xtr, ytr, n_classes, 1.0 / (c * ntr), init=inits[f], max_iter=max_iter, tol=tol
+            )
+            iters += it
+            inits[f] = (w, b)
+            with torch.inference_mode():
+                accs.append(float((torch.addmm(b, xte, w.T).argmax(1).cpu().numpy() == yte).mean()))
+        curve[g] = float(np.mean(accs))
+        if curve[g] > best + 1e-12:
+            best, since = curve[g], 0
+        else:
+            since += 1
+            if since >= patience:
+                break
+    return curve, iters
+
+
+def _mean_curve(curves: list[np.ndarray]) -> list[float | None]:
+    """Per grid point, the mean over the outer folds whose inner sweep reached it (None: none did)."""
+    m = np.vstack(curves)
+    out: list[float | None] = []
+    for col in m.T:
+        ok = col[~np.isnan(col)]
+        out.append(float(ok.mean()) if len(ok) else None)
+    return out
+
+
 def linear_probe(
     features,
     labels,
@@ -349,8 +440,15 @@ def linear_probe(
     tol: float = 1e-4,
     n_boot: int = 500,
     inner_folds: int = INNER_FOLDS,
+    groups: Sequence[Any] | None = None,
+    test_mask: Sequence[bool] | np.ndarray | None = None,
 ) -> ProbeResult:
     """Nested cross-validated linear probe on frozen features.
+
+    With `test_mask` (a given split), the probe is fitted on the other samples only (C by inner CV on them)
+    and scored on the masked ones: ``protocol = "given-split"``. With `groups`, the outer and inner folds are
+    group K-folds (a group is never on both sides): ``protocol = "group-cv"``. Otherwise stratified K-fold CV:
+    ``protocol = "cv"``.
 
     For each of ``folds`` stratified outer folds: choose C by an ``inner_folds`` stratified CV on the outer-train
     part only (`select_c`: standardise with each inner-train part's statistics, sweep the C grid from strong to
@@ -372,6 +470,8 @@ def linear_probe(
         tol: gradient tolerance (max abs entry of the mean-loss gradient), as scikit-learn's ``tol``.
         n_boot: bootstrap resamples for the macro-F1 interval.
         inner_folds: inner CV folds for the choice of C (capped by the outer-train class counts, at least 2).
+        groups: (N,) group of each sample (e.g. the speaker), or None.
+        test_mask: (N,) True for the samples of the given evaluation split, or None.
 
     Returns:
         A `ProbeResult`.
@@ -387,6 +487,11 @@ def linear_probe(
     if x_all.ndim != 2 or len(x_all) != len(y_all):
         raise UsageError(f"probe needs features (N, D) and labels (N,), got {x_all.shape} and {y_all.shape}")
     keep = y_all >= 0
+    g_all = None if groups is None else np.asarray([str(v) for v in groups])[keep]
+    t_all = None if test_mask is None else np.asarray(test_mask, dtype=bool)[keep]
+    for name, arr in (("groups", g_all), ("test_mask", t_all)):
+        if arr is not None and len(arr) != int(keep.sum()):
+            raise UsageError(f"probe: {name} must have one entry per sample")
     x_all, y_all = x_all[keep], y_all[keep]
     n_classes = int(y_all.max()) + 1 if len(y_all) else 0
     counts = np.bincount(y_all, minlength=n_classes)
@@ -400,8 +505,21 @@ def linear_probe(
     if inner_folds < 2:
         raise UsageError(f"inner_folds must be at least 2, got {inner_folds}")
     grid = sorted(float(c) for c in (c_grid if c_grid is not None else DEFAULT_C_GRID))
-    k = effective_folds(y_all, folds)
-    splits = stratified_folds(y_all, k, seed)
+    if t_all is not None:
+        if not t_all.any() or t_all.all():
+            raise UsageError(
+                "the given split needs samples on both sides (a train part and an evaluation part)",
+                hint="check the split folders or the split column",
+            )
+        splits = [(np.flatnonzero(~t_all), np.flatnonzero(t_all))]
+        protocol = "given-split"
+    elif g_all is not None:
+        splits = group_folds(y_all, g_all, folds, seed)
+        protocol = "group-cv"
+    else:
+        splits = stratified_folds(y_all, effective_folds(y_all, folds), seed)
+        protocol = "cv"
+    k = len(splits)
     dev = _torch_device(device)
     tdtype = torch.float64 if dtype == "float64" else torch.float32
 
@@ -432,6 +550,7 @@ def linear_probe(
                 tdtype=tdtype,
                 max_iter=max_iter,
                 tol=tol,
+                groups=None if g_all is None else g_all[tr],
             )
             iters += it
             k_in_used = max(k_in_used, k_in)
@@ -447,15 +566,17 @@ def linear_probe(
     finally:
         if small:
             torch.set_num_threads(prev_threads)
-    correct = int((pred == y_all).sum())
-    acc = correct / n
-    f1 = macro_f1_score(y_all, pred, n_classes)
-    _, f1_ci = bootstrap_ci(y_all, pred, n_classes, n_boot=n_boot, seed=seed)
-    acc_ci = wilson_ci(correct, n)
+    ev = np.sort(np.concatenate([te for _, te in splits]))  # the evaluated samples (all of them under CV)
+    y_ev, p_ev = y_all[ev], pred[ev]
+    correct = int((p_ev == y_ev).sum())
+    acc = correct / len(ev)
+    f1 = macro_f1_score(y_ev, p_ev, n_classes)
+    _, f1_ci = bootstrap_ci(y_ev, p_ev, n_classes, n_boot=n_boot, seed=seed)
+    acc_ci = wilson_ci(correct, len(ev))
     per_class: list[float | None] = []
     for c in range(n_classes):
-        m = y_all == c
-        per_class.append(float((pred[m] == c).mean()) if m.any() else None)
+        m = y_ev == c
+        per_class.append(float((p_ev[m] == c).mean()) if m.any() else None)
     votes = np.bincount(np.asarray(chosen), minlength=len(grid))
     best_idx = int(np.argmax(votes))  # first maximum = the stronger regularisation on a tie
     edge = len(grid) > 1 and any(b in (0, len(grid) - 1) for b in chosen)
@@ -477,7 +598,7 @@ def linear_probe(
         per_class_accuracy=per_class,
         seconds=time.perf_counter() - t0,
         fold_accuracy=fold_acc,
-        cv_accuracy=[float(a) for a in np.mean(curves, axis=0)],
+        cv_accuracy=_mean_curve(curves),
         c_grid=grid,
         folds=k,
         n_samples=n,
@@ -493,4 +614,6 @@ def linear_probe(
         selection="nested-cv",
         accuracy_ci_method="wilson",
         notes=notes,
+        protocol=protocol,
+        n_eval=len(ev),
     )

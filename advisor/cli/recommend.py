@@ -247,6 +247,16 @@ def recommend_command(
     text_column: Annotated[str | None, typer.Option(help="Text column of a table dataset.")] = None,
     label_column: Annotated[str | None, typer.Option(help="Label column of a table dataset.")] = None,
     split: Annotated[str | None, typer.Option(help="Use only this split (train/val/test).")] = None,
+    group_column: Annotated[
+        str | None,
+        typer.Option(
+            help="Table/manifest column with each sample's group (speaker, patient): group-aware folds."
+        ),
+    ] = None,
+    group_pattern: Annotated[
+        str | None,
+        typer.Option(help="Regex on file names whose first group (else the match) is the sample's group."),
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Feature-extraction batch size.")] = 32,
     finetune_top: Annotated[
         int, typer.Option(help="Fine-tune the K best candidates and compare with their linear probes.")
@@ -297,6 +307,8 @@ def recommend_command(
             "text_column": text_column,
             "label_column": label_column,
             "split": split,
+            "group_column": group_column,
+            "group_pattern": group_pattern,
             "batch_size": batch_size,
             "finetune_top": finetune_top,
             "finetune_epochs": finetune_epochs,

@@ -58,6 +58,8 @@ class ReadRequest:
     text_column: str | None
     label_column: str | None
     check_headers: bool
+    group_column: str | None = None
+    groups: dict[str, str] = field(default_factory=dict)  # sample id -> group (tables with group_column)
     files: list[FoundFile] = field(default_factory=list)
     skipped: list[SkippedItem] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
@@ -106,6 +108,7 @@ def load_dataset(
     split: str | None = None,
     layout: str | None = None,
     check_headers: bool = True,
+    group_column: str | None = None,
 ) -> Dataset:
     """Load a dataset from a folder or table file, detecting its modality and layout from the content.
 
@@ -123,6 +126,8 @@ def load_dataset(
         label_column: label column (default: label, category, intent, class, target, ...).
         split: keep only this split (``train``, ``val``, ``test``; aliases like ``validation`` accepted).
         layout: force a layout by name (see above).
+        group_column: a table/manifest column holding each row's group (speaker, patient, ...); stored in
+            ``Sample.group`` so evaluation never puts one group on both sides of a split.
         check_headers: open each media file's header (validates it and records sizes/durations). False
             only stats files (faster on slow disks; broken files then surface later as `SkipItem`).
 
@@ -138,7 +143,7 @@ def load_dataset(
     if not root.exists():
         what = "is a broken symlink" if root.is_symlink() else "does not exist"
         raise DatasetError(f"dataset path {root} {what}", hint=EXPECTED_HINT)
-    req = ReadRequest(root, modality, text_column, label_column, check_headers)
+    req = ReadRequest(root, modality, text_column, label_column, check_headers, group_column)
     if root.is_file():
         chosen = _detect_file(req)
     elif root.is_dir():
@@ -315,6 +320,13 @@ def _folder_layout(req: ReadRequest) -> str:
 # ---------------------------------------------------------------------------------------------------- readers
 
 
+def _group_column(table: Table, req: ReadRequest) -> str | None:
+    """The table's group column when --group-column is given (it must exist)."""
+    if req.group_column is None:
+        return None
+    return find_column(table.columns, req.group_column, (), "group", table.path, "--group-column")
+
+
 def _media_dataset(
     req: ReadRequest, layout: str, candidates, fp_extra: dict[str, str] | None = None
 ) -> Dataset:
@@ -336,7 +348,11 @@ def _media_dataset(
                 bad.add(sid)
             else:
                 info[sid] = meta
-    samples = [Sample(sid, label, f.path, None, split) for sid, label, split, f in ok if sid not in bad]
+    samples = [
+        Sample(sid, label, f.path, None, split, req.groups.get(sid))
+        for sid, label, split, f in ok
+        if sid not in bad
+    ]
     samples.sort(key=lambda s: id_sort_key(s.id))
     fmap = {c[0]: c[3] for c in ok}
     fp_extra = fp_extra or {}
@@ -549,6 +565,7 @@ def read_manifest(req: ReadRequest) -> Dataset:
             table.columns, req.label_column, LABEL_COLUMNS, "label", table.path, "--label-column"
         )
         split_col = find_column(table.columns, None, SPLIT_COLUMNS, "split", table.path, "")
+        group_col = _group_column(table, req)
         file_split = _split_of(table.path.stem) if multi else None
         base_dir = table.path.parent
         for n, row in table.rows:
@@ -594,6 +611,8 @@ def read_manifest(req: ReadRequest) -> Dataset:
             kinds[kind] += 1
             cands.append((sid, label or None, split, f))
             extra[sid] = raw
+            if group_col and (row.get(group_col) or "").strip():
+                req.groups[sid] = row[group_col].strip()
     if req.modality is None:
         media = Counter({k: v for k, v in kinds.items() if k in ("image", "audio")})
         req.modality = media.most_common(1)[0][0] if media else "image"
@@ -643,6 +662,7 @@ def _read_text(req: ReadRequest, layout: str) -> Dataset:
         label_col = find_column(
             table.columns, req.label_column, LABEL_COLUMNS, "label", table.path, "--label-column"
         )
+        group_col = _group_column(table, req)
         split = _split_of(table.path.stem) if multi else None
         prefix = f"{split or table.path.stem}:" if multi else ""
         for n, row in table.rows:
@@ -661,7 +681,8 @@ def _read_text(req: ReadRequest, layout: str) -> Dataset:
                     )
                     continue
             sid = f"{prefix}row:{n}"
-            samples.append(Sample(sid, label, None, text, split))
+            group = (row.get(group_col) or "").strip() or None if group_col else None
+            samples.append(Sample(sid, label, None, text, split, group))
             records.append(
                 (sid, label, split, hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest())
             )

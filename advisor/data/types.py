@@ -42,6 +42,7 @@ class Sample:
         path: the media file (image/audio), absolute; None for text rows.
         text: the text of a text sample; None for media.
         split: ``"train"``/``"val"``/``"test"`` when the dataset provides splits, else None.
+        group: the sample's group from a table's group column (``group_column``), else None.
     """
 
     id: str
@@ -49,6 +50,7 @@ class Sample:
     path: Path | None
     text: str | None
     split: str | None = None
+    group: str | None = None  # e.g. the speaker or patient (from --group-column); folds never split a group
 
 
 @dataclass(frozen=True)

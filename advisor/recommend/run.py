@@ -32,7 +32,15 @@ from advisor.recommend.results import CandidateResult, RecommendResults
 from advisor.versions import library_versions
 
 # Scores computed by default: the ones the literature found most useful, and cheap enough on CPU.
-DEFAULT_SCORES: tuple[str, ...] = ("logme", "sfda_cv", "knn_loo", "ncm_loo", "hscore_shrinkage", "leep", "nce")
+DEFAULT_SCORES: tuple[str, ...] = (
+    "logme",
+    "sfda_cv",
+    "knn_loo",
+    "ncm_loo",
+    "hscore_shrinkage",
+    "leep",
+    "nce",
+)
 DEFAULT_MAX_SAMPLES = 2000  # subsample cap for scores and probes without --budget
 DEFAULT_SHORTLIST = 5
 CACHE_VERSION = 1
@@ -60,6 +68,8 @@ class RunConfig:
     text_column: str | None = None
     label_column: str | None = None
     split: str | None = None
+    group_column: str | None = None  # table/manifest column with each sample's group: group-aware folds
+    group_pattern: str | None = None  # regex on file names (or ids); its first group (else the match) = group
     device: str = "auto"
     max_latency_ms: float | None = None
     latency_batch_size: int = 1
@@ -631,10 +641,110 @@ def _finetune_check(dataset, top: list, advice: dict[str, Any], cfg: RunConfig, 
     return out
 
 
+SPLIT_EVAL_ORDER = ("val", "test")  # the given split scored on, in order of preference
+
+
+def _group_of(smp: Any, cfg: RunConfig, rx: Any) -> str | None:
+    if cfg.group_column is not None:
+        return smp.group
+    name = smp.path.name if smp.path is not None else smp.id
+    m = rx.search(name)
+    if m is None:
+        return None
+    return m.group(1) if m.groups() else m.group(0)
+
+
+def evaluation_protocol(samples: list, cfg: RunConfig, notes: list[str]) -> tuple[list, dict[str, Any]]:
+    """How the probes are evaluated, honouring the user's setup.
+
+    - a given split (samples from ``train`` and ``val``/``test``): fit on train, score on val (else test);
+      samples of any other split are left out;
+    - ``--group-column`` / ``--group-pattern``: group K-fold (no group on both sides);
+    - otherwise stratified K-fold CV on the subsample.
+
+    Returns the samples to use and ``{"protocol", "eval_split", "groups": {id: group}, "eval_ids": [...]}``.
+    """
+    import re
+
+    if cfg.group_column is not None and cfg.group_pattern is not None:
+        raise UsageError("give either --group-column or --group-pattern, not both")
+    groups: dict[str, str] = {}
+    if cfg.group_column is not None or cfg.group_pattern is not None:
+        try:
+            rx = re.compile(cfg.group_pattern) if cfg.group_pattern is not None else None
+        except re.error as e:
+            raise UsageError(f"--group-pattern {cfg.group_pattern!r} is not a valid regex: {e}") from None
+        missing = []
+        for smp in samples:
+            g = _group_of(smp, cfg, rx)
+            if g is None:
+                missing.append(smp)
+            else:
+                groups[smp.id] = g
+        what = (
+            f"--group-column {cfg.group_column}"
+            if cfg.group_column
+            else f"--group-pattern {cfg.group_pattern}"
+        )
+        if not groups:
+            raise UsageError(
+                f"{cfg.data}: {what} gave no group for any sample",
+                hint="--group-column needs a table or manifest with that column; for folders use --group-pattern",
+            )
+        if missing:
+            notes.append(
+                f"{len(missing)} sample(s) without a group ({what}) were left out, e.g. {missing[0].id}"
+            )
+            samples = [smp for smp in samples if smp.id in groups]
+    splits = {smp.split for smp in samples}
+    eval_split = next((sp for sp in SPLIT_EVAL_ORDER if sp in splits), None) if "train" in splits else None
+    proto: dict[str, Any] = {"protocol": "cv", "eval_split": None, "groups": groups, "eval_ids": []}
+    if eval_split is not None:
+        other = [smp for smp in samples if smp.split not in ("train", eval_split)]
+        if other:
+            notes.append(
+                f"given split: fitted on train, scored on {eval_split}; {len(other)} sample(s) of other splits "
+                "left out"
+            )
+        else:
+            notes.append(f"given split: probes fitted on train and scored on {eval_split}")
+        samples = [smp for smp in samples if smp.split in ("train", eval_split)]
+        proto.update(protocol="given-split", eval_split=eval_split)
+        proto["eval_ids"] = [smp.id for smp in samples if smp.split == eval_split]
+    elif groups:
+        proto["protocol"] = "group-cv"
+        notes.append(f"group-aware folds: {len(set(groups.values()))} groups, none on both sides of a fold")
+    return samples, proto
+
+
+def _probe_inputs(ids: Sequence[str], protocol: dict[str, Any]) -> dict[str, Any]:
+    """linear_probe keyword arguments for the rows `ids` under `protocol`."""
+    out: dict[str, Any] = {}
+    if protocol["protocol"] == "given-split":
+        ev = set(protocol["eval_ids"])
+        out["test_mask"] = np.array([i in ev for i in ids], dtype=bool)
+    if protocol["groups"]:
+        out["groups"] = [protocol["groups"].get(i, i) for i in ids]
+    return out
+
+
+def _probe_inputs_key(kw: dict[str, Any]) -> Any:
+    from advisor.io import stable_hash
+
+    return stable_hash(
+        {
+            "mask": None if "test_mask" not in kw else [bool(v) for v in kw["test_mask"]],
+            "groups": kw.get("groups"),
+        }
+    )
+
+
 MIN_PER_CLASS = 2  # a class needs a sample on each side of a fold to be evaluated
 
 
-def _drop_small_classes(samples: list, dataset: Any, sampling: dict, notes: list[str], say: ProgressFn) -> list:
+def _drop_small_classes(
+    samples: list, dataset: Any, sampling: dict, notes: list[str], say: ProgressFn
+) -> list:
     """Drop classes with fewer than MIN_PER_CLASS labelled samples in the subsample (named in a note).
 
     Raises UsageError, before any model work, when fewer than 2 classes remain.
@@ -651,7 +761,9 @@ def _drop_small_classes(samples: list, dataset: Any, sampling: dict, notes: list
         if smp.label in total:
             total[smp.label] += 1
     capped = [c for c in small if total[c] >= MIN_PER_CLASS]
-    shown = ", ".join(repr(c) for c in small[:10]) + (f" and {len(small) - 10} more" if len(small) > 10 else "")
+    shown = ", ".join(repr(c) for c in small[:10]) + (
+        f" and {len(small) - 10} more" if len(small) > 10 else ""
+    )
     why = f"fewer than {MIN_PER_CLASS} samples in the subsample"
     if capped:
         why += (
@@ -728,6 +840,7 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
         text_column=cfg.text_column,
         label_column=cfg.label_column,
         split=cfg.split,
+        group_column=cfg.group_column,
     )
     if len(dataset.classes) < 2:
         raise UsageError(f"{cfg.data}: recommend needs labelled data with at least 2 classes")
@@ -757,6 +870,7 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
         )
     samples = stratified_sample(dataset, **sampling)
     samples = _drop_small_classes(samples, dataset, sampling, notes, say)
+    samples, protocol = evaluation_protocol(samples, cfg, notes)
     ids_hash = stable_hash([s.id for s in samples])
     say(f"{len(cands)} candidates; subsample {len(samples)} of {len(dataset.samples)} samples")
 
@@ -913,14 +1027,24 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
     for i, m in enumerate(short, 1):
         say(f"[{i}/{len(short)}] linear probe: {m}")
         fs = feats[m]
+        pkw = _probe_inputs(list(fs.ids), protocol)
         pkey = stable_hash(
-            {"v": PROBE_VERSION, "c": CACHE_VERSION, "f": fkeys[m], "folds": cfg.folds, "seed": cfg.seed}
+            {
+                "v": PROBE_VERSION,
+                "c": CACHE_VERSION,
+                "f": fkeys[m],
+                "folds": cfg.folds,
+                "seed": cfg.seed,
+                "protocol": _probe_inputs_key(pkw),
+            }
         )
         cached = _cache_get("probe", pkey)
         results[m].cached["probe"] = cached is not None
         if cached is None:
             try:
-                pr = linear_probe(fs.features, fs.labels, folds=cfg.folds, seed=cfg.seed, device=probe_device)
+                pr = linear_probe(
+                    fs.features, fs.labels, folds=cfg.folds, seed=cfg.seed, device=probe_device, **pkw
+                )
             except Exception as e:
                 msg = e.message if isinstance(e, AdvisorError) else f"{type(e).__name__}: {str(e)[:200]}"
                 results[m].error = f"probe failed: {msg}"
@@ -1002,6 +1126,7 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
                     "ids": ids_hash,
                     "folds": cfg.folds,
                     "seed": cfg.seed,
+                    "protocol": _probe_inputs_key(_probe_inputs([smp.id for smp in samples], protocol)),
                 }
             )
             cached = _cache_get("baseline", bkey)
@@ -1010,7 +1135,10 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
                 try:
                     x, kept = baseline_features(bid, samples)
                     y = np.array([label_of.get(samples[i].label, -1) for i in kept], dtype=np.int64)
-                    cached = linear_probe(x, y, folds=cfg.folds, seed=cfg.seed, device=probe_device).to_dict()
+                    bkw = _probe_inputs([samples[i].id for i in kept], protocol)
+                    cached = linear_probe(
+                        x, y, folds=cfg.folds, seed=cfg.seed, device=probe_device, **bkw
+                    ).to_dict()
                 except AdvisorError as e:
                     cr.error = f"floor not computed: {e.message}"
                     continue
@@ -1080,6 +1208,14 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
                 "max_samples": sampling["max_samples"],
                 "seed": cfg.seed,
                 "ids_hash": ids_hash,
+            },
+            "evaluation": {
+                "protocol": protocol["protocol"],
+                "eval_split": protocol["eval_split"],
+                "n_eval": len(protocol["eval_ids"]) if protocol["eval_split"] else len(samples),
+                "group_column": cfg.group_column,
+                "group_pattern": cfg.group_pattern,
+                "n_groups": len(set(protocol["groups"].values())) if protocol["groups"] else None,
             },
             "profile": profile,
         },
