@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from advisor.cli._output import (
     DebugOption,
@@ -18,10 +19,32 @@ from advisor.cli._output import (
 )
 
 
+def _score_names_epilog() -> str:
+    """One line per registered score (name: summary), built only when help is shown (the registry imports numpy)."""
+    from advisor.scores.registry import get_scorer, list_scorers
+
+    lines = [safe(f"{n}: {get_scorer(n).summary}") for n in list_scorers()]
+    return "Scores (--metrics):\n\n" + "\n\n".join(lines)
+
+
+class _ScoreCommand(TyperCommand):
+    """`advisor score` whose help epilog lists every registered score, computed lazily."""
+
+    @property  # type: ignore[override]
+    def epilog(self) -> str:
+        return _score_names_epilog()
+
+    @epilog.setter
+    def epilog(self, value: str | None) -> None:  # click sets it in __init__; the listing replaces it
+        pass
+
+
 def register(app: typer.Typer) -> None:
-    app.command("score", help="Transferability scores (LogME, LEEP, SFDA, ...) from saved features (.npz).")(
-        score_cmd
-    )
+    app.command(
+        "score",
+        cls=_ScoreCommand,
+        help="Transferability scores (LogME, LEEP, SFDA, ...) from saved features (.npz).",
+    )(score_cmd)
 
 
 def _human(data: dict[str, Any]) -> None:
@@ -75,6 +98,7 @@ def score_cmd(
                 "reason": r.reason,
                 "ci": list(r.ci) if r.ci is not None else None,
                 "seconds": r.seconds,
+                "degenerate_reason": r.degenerate_reason,
             }
             for name, r in results.items()
         }

@@ -40,6 +40,51 @@ def resolve_metrics(metrics: str | Sequence[str]) -> list[str]:
     return out
 
 
+# Scores that invert (or take log-determinants of) the D x D feature covariance without regularisation: with
+# D > N/2 the within-class covariance is (near) singular and they saturate (H-score -> C - 1, TransRate and
+# in-sample SFDA grow with D for any features, GBC without PCA -> 0), so the value says nothing about transfer.
+HIGH_DIM_DEGENERATE = frozenset({"hscore", "transrate", "sfda", "gbc_spherical"})
+# Scores cheap enough to recompute once with shuffled labels (the shuffled-label control).
+CONTROLLED = frozenset(
+    {
+        "logme",
+        "leep",
+        "nce",
+        "hscore",
+        "hscore_shrinkage",
+        "transrate",
+        "gbc",
+        "gbc_spherical",
+        "knn_loo",
+        "ncm_loo",
+    }
+)
+# Separation rule of the control: the real value must beat the shuffled-label value, in the score's direction,
+# by more than this fraction of the larger magnitude of the two.
+CONTROL_MARGIN = 0.05
+
+
+def high_dim_reason(name: str, n: int, d: int) -> str | None:
+    """The D-vs-N rule: why `name` is degenerate for N samples of dimension D (None when it is not)."""
+    if name in HIGH_DIM_DEGENERATE and d > n / 2:
+        return (
+            f"degenerate: D = {d} > N/2 = {n / 2:g} (unregularised covariance; the value saturates for any "
+            "features); see hscore_shrinkage, sfda_cv or gbc"
+        )
+    return None
+
+
+def control_reason(real: float, shuffled: float, higher_is_better: bool) -> str | None:
+    """The shuffled-label rule: a reason when `real` is not separated from the shuffled-label value."""
+    gain = (real - shuffled) if higher_is_better else (shuffled - real)
+    if gain > CONTROL_MARGIN * max(abs(real), abs(shuffled)) + 1e-12:
+        return None
+    return (
+        f"degenerate: not separated from the shuffled-label control ({real:.4g} vs {shuffled:.4g} with labels "
+        f"shuffled; needs a {CONTROL_MARGIN:.0%} margin)"
+    )
+
+
 def stratified_resample(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Bootstrap indices drawn with replacement *within* each class, so every class keeps its size (and stays
     present). Returned sorted by class order of first appearance for reproducibility."""
@@ -72,6 +117,7 @@ def compute_scores(
     bootstrap: int = 0,
     seed: int = 0,
     options: dict[str, dict] | None = None,
+    flag_degenerate: bool = True,
 ) -> dict[str, ScoreResult]:
     """Compute transferability scores of one model's features on a labelled target set.
 
@@ -85,6 +131,9 @@ def compute_scores(
         bootstrap: number of stratified bootstrap replicates for a 95 % percentile interval (0 = none).
         seed: seed for bootstrap resampling and the seeded pieces of the metrics.
         options: per-metric keyword arguments, e.g. {"sfda": {"folds": 0}}.
+        flag_degenerate: flag values that are not meaningful for the data (`high_dim_reason`; and, for the cheap
+            `CONTROLLED` scores, one recomputation with labels shuffled by `seed`, `control_reason`): they come
+            back with applicable=False and `degenerate_reason` (value kept for display).
 
     Returns:
         metric name -> ScoreResult. Metrics whose inputs are missing (no logits/probs) or that are undefined for
@@ -107,6 +156,8 @@ def compute_scores(
         value, reason = _run_one(name, prep, options)
         sec = time.perf_counter() - t0
         results[name] = ScoreResult(name, value, spec.higher_is_better, value is not None, reason, None, sec)
+    if flag_degenerate:
+        _flag_degenerate(results, prep, options, device, seed)
     if bootstrap and bootstrap > 0:
         live = [n for n in names if results[n].applicable]
         samples: dict[str, list[float]] = {n: [] for n in live}
@@ -130,6 +181,29 @@ def compute_scores(
                     r.name, r.value, r.higher_is_better, True, r.reason, (float(lo), float(hi)), r.seconds
                 )
     return results
+
+
+def _flag_degenerate(
+    results: dict[str, ScoreResult], prep: Prepared, options: dict, device: str, seed: int
+) -> None:
+    import dataclasses
+
+    shuffled: Prepared | None = None
+    for name, r in list(results.items()):
+        if not r.applicable or r.value is None:
+            continue
+        why = high_dim_reason(name, prep.N, prep.D)
+        if why is None and name in CONTROLLED:
+            if shuffled is None:
+                y = prep.y.cpu().numpy()
+                perm = np.random.default_rng([seed, 11]).permutation(len(y))
+                p_np = prep.P.cpu().numpy() if prep.P is not None else None
+                shuffled = Prepared(prep.X.cpu().numpy(), y[perm], probs=p_np, device=device, seed=seed)
+            v, _ = _run_one(name, shuffled, options)
+            if v is not None and np.isfinite(v):
+                why = control_reason(r.value, v, r.higher_is_better)
+        if why is not None:
+            results[name] = dataclasses.replace(r, applicable=False, reason=why, degenerate_reason=why)
 
 
 def load_score_inputs(path: str | Path) -> dict[str, np.ndarray]:
@@ -208,4 +282,4 @@ def score_file(
     except ScoreError as e:
         if str(path) in e.message:
             raise
-        raise ScoreError(f"{path}: {e.message}", hint=e.hint) from None
+        raise type(e)(f"{path}: {e.message}", hint=e.hint) from None  # keeps a usage error a usage error

@@ -815,6 +815,7 @@ def knn_loo(prep: Prepared, *, k: int = 5) -> float:
     problems and in float32 when N^2 D > 1e9 (neighbour order only; the result is an accuracy).
     """
     torch = _torch()
+    _need_classes(prep, 2)  # with one class every vote is right: 1.0 says nothing about the features
     n = prep.N
     kk = int(min(k, n - 1))
     x = prep.X
@@ -843,6 +844,7 @@ def ncm_loo(prep: Prepared) -> float:
     left, so that sample counts as an error.
     """
     torch = _torch()
+    _need_classes(prep, 2)  # with one class the nearest mean is always right: 1.0 says nothing
     mu = prep.class_means
     x = prep.X
     d = _sq_dists(x, mu, (x * x).sum(1), (mu * mu).sum(1))

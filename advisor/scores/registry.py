@@ -23,6 +23,9 @@ class ScoreResult:
         reason: why the metric is not applicable (None otherwise).
         ci: bootstrap percentile interval (2.5 %, 97.5 %) when bootstrap was requested.
         seconds: wall-clock time of the computation (without bootstrap).
+        degenerate_reason: set when the value was computed but is not meaningful for these data (D > N/2 for a
+            covariance-inverting score, no separation from the shuffled-label control); then applicable is
+            False, `reason` says the same, and the value is kept for display only (never ranked).
     """
 
     name: str
@@ -32,6 +35,7 @@ class ScoreResult:
     reason: str | None = None
     ci: tuple[float, float] | None = None
     seconds: float | None = None
+    degenerate_reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def test_registry_duplicate_raises_and_miss_suggests():
 
 def test_compute_scores_all_and_probs_applicability():
     x, y, logits = _data()
-    res = compute_scores(x, y, logits=logits)
+    res = compute_scores(x, y, logits=logits, flag_degenerate=False)
     assert list(res) == list_scorers()
     _all_finite(res)
     no_src = compute_scores(x, y, metrics="leep,nce,logme")
@@ -107,7 +107,7 @@ def test_edge_cases_stay_finite(case):
         x, logits = x.astype(np.float16), logits.astype(np.float16)
     elif case == "float32":
         x, logits = x.astype(np.float32), logits.astype(np.float32)
-    res = compute_scores(x, y, logits=logits)
+    res = compute_scores(x, y, logits=logits, flag_degenerate=False)  # finiteness, not meaningfulness
     assert set(res) == set(ALL)  # every metric ran
     _all_finite(res)  # asserts each is applicable with a finite value
 
@@ -117,7 +117,7 @@ def test_many_classes_stay_finite():
     y = np.arange(2000) % 1000
     x = rng.standard_normal((2000, 6)) + rng.standard_normal((1000, 6))[y]
     metrics = [m for m in ALL if m not in ("leep", "nce")]
-    res = compute_scores(x, y, metrics=metrics, options={"nleep": {"max_iter": 5}})
+    res = compute_scores(x, y, metrics=metrics, options={"nleep": {"max_iter": 5}}, flag_degenerate=False)
     assert set(res) == set(metrics)
     _all_finite(res)  # asserts each is applicable with a finite value
 
@@ -150,9 +150,15 @@ def test_unlabelled_rows_are_dropped():
 
 def test_bootstrap_is_seeded_and_stratified():
     x, y, logits = _data(90, 6, 3)
-    a = compute_scores(x, y, logits=logits, metrics="logme,leep,hscore", bootstrap=8, seed=3)
-    b = compute_scores(x, y, logits=logits, metrics="logme,leep,hscore", bootstrap=8, seed=3)
-    c = compute_scores(x, y, logits=logits, metrics="logme,leep,hscore", bootstrap=8, seed=4)
+    a = compute_scores(
+        x, y, logits=logits, metrics="logme,leep,hscore", bootstrap=8, seed=3, flag_degenerate=False
+    )
+    b = compute_scores(
+        x, y, logits=logits, metrics="logme,leep,hscore", bootstrap=8, seed=3, flag_degenerate=False
+    )
+    c = compute_scores(
+        x, y, logits=logits, metrics="logme,leep,hscore", bootstrap=8, seed=4, flag_degenerate=False
+    )
     for m in ("logme", "leep", "hscore"):
         assert a[m].ci is not None and a[m].ci == b[m].ci
         assert a[m].ci[0] <= a[m].ci[1]
@@ -176,6 +182,7 @@ def _app():
 
 def test_cli_json_output(tmp_path, runner):
     x, y, logits = _data()
+    logits = logits + 4 * np.eye(5)[y]  # a source head that tells the classes apart (passes the control)
     f = tmp_path / "feats.npz"
     np.savez(f, features=x.astype(np.float32), labels=y, logits=logits)
     r = runner.invoke(_app(), ["score", str(f), "--metrics", "logme,leep,hscore", "--format", "json"])
@@ -183,7 +190,15 @@ def test_cli_json_output(tmp_path, runner):
     data = json.loads(r.stdout)
     assert list(data) == ["logme", "leep", "hscore"]
     for v in data.values():
-        assert set(v) == {"value", "higher_is_better", "applicable", "reason", "ci", "seconds"}
+        assert set(v) == {
+            "value",
+            "higher_is_better",
+            "applicable",
+            "reason",
+            "ci",
+            "seconds",
+            "degenerate_reason",
+        }
         assert np.isfinite(v["value"]) and v["applicable"] and v["ci"] is None
     r2 = runner.invoke(
         _app(), ["score", str(f), "-m", "logme", "--bootstrap", "4", "--seed", "1", "-f", "json"]

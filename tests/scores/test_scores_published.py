@@ -81,3 +81,61 @@ def test_unknown_score_name_is_a_usage_error_listing_valid_names():
 
     with pytest.raises(UsageError, match="sfdaa"):
         RunConfig(data="x", scores=("logme", "sfdaa"))
+
+
+def test_covariance_scores_are_flagged_when_d_exceeds_half_n():
+    rng = np.random.default_rng(4)
+    y = np.arange(60) % 3
+    for x in (rng.standard_normal((60, 200)), rng.standard_normal((60, 200)) + 3 * np.eye(3, 200)[y]):
+        res = compute_scores(x, y, metrics="hscore,transrate,hscore_shrinkage")
+        for m in ("hscore", "transrate"):
+            assert not res[m].applicable and "D = 200 > N/2 = 30" in (res[m].degenerate_reason or "")
+            assert res[m].value is not None  # kept for display, never ranked
+    assert "D = " not in (res["hscore_shrinkage"].reason or "")
+
+
+def test_single_class_knn_and_ncm_are_not_applicable():
+    x, _ = _data(40, 5, 2)
+    res = compute_scores(x, np.zeros(40, dtype=int), metrics="knn_loo,ncm_loo")
+    for m in ("knn_loo", "ncm_loo"):
+        assert not res[m].applicable and res[m].value is None and "2 classes" in (res[m].reason or "")
+
+
+def test_shuffled_label_control_flags_random_features_not_real_ones():
+    rng = np.random.default_rng(0)
+    y = np.arange(200) % 4
+    real = rng.standard_normal((200, 16)) + 2 * rng.standard_normal((4, 16))[y]
+    noise = rng.standard_normal((200, 16))
+    good = compute_scores(real, y, metrics="logme,knn_loo,ncm_loo,hscore")
+    assert all(r.applicable and r.degenerate_reason is None for r in good.values())
+    bad = compute_scores(noise, y, metrics="logme,hscore")
+    for m in ("logme", "hscore"):
+        assert not bad[m].applicable and "shuffled-label control" in (bad[m].degenerate_reason or "")
+    unflagged = compute_scores(noise, y, metrics="logme", flag_degenerate=False)["logme"]
+    assert unflagged.applicable and unflagged.value == bad["logme"].value
+
+
+def test_control_rule_edges():
+    from advisor.scores.api import control_reason, high_dim_reason
+
+    assert control_reason(2.0, 2.0, True) is not None  # equal (e.g. H-score = C - 1 both ways): flagged
+    assert control_reason(1.0, 0.5, True) is None
+    assert control_reason(0.5, 1.0, False) is None  # lower is better
+    assert high_dim_reason("hscore", 100, 50) is None and high_dim_reason("hscore", 100, 51) is not None
+    assert high_dim_reason("logme", 10, 1000) is None
+
+
+def test_cli_help_lists_every_score_and_unknown_name_exits_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from advisor.cli.main import app
+
+    r = CliRunner().invoke(app, ["score", "--help"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0
+    for name in list_scorers():
+        assert f"{name}:" in r.stdout, name
+    x, y = _data(30, 4, 3)
+    f = tmp_path / "f.npz"
+    np.savez(f, features=x, labels=y)
+    bad = CliRunner().invoke(app, ["score", str(f), "-m", "logme,sfdaa"])
+    assert bad.exit_code == 2 and "sfda_cv" in bad.output
