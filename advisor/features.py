@@ -326,7 +326,7 @@ class _Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.bar = Progress(
-                TextColumn("[bold]{task.description}"),
+                TextColumn("[bold]{task.description}"),  # description escaped in add_task
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]} items/s"),
@@ -335,7 +335,9 @@ class _Progress:
                 redirect_stdout=False,
             )
             self.bar.start()
-            self.task = self.bar.add_task(label, total=total, rate="-")
+            from rich.markup import escape
+
+            self.task = self.bar.add_task(escape(label), total=total, rate="-")
             self.t0 = time.perf_counter()
             self.done = 0
 
@@ -513,7 +515,9 @@ def extract_features(
                 if final.is_file():
                     if overwrite_strategy == "never":
                         raise _exists_error(model_id, final)
-                    return _load_hit(final, t_start)
+                    hit = _load_hit(final, t_start)
+                    if hit is not None:
+                        return hit
         if overwrite_strategy == "only-cache":
             raise _not_cached(model_id, dataset)
         from advisor.models import load_model
@@ -546,7 +550,9 @@ def extract_features(
             raise _exists_error(model_id, final)
         if overwrite_strategy in ("only-missing", "only-cache"):
             _write_index(index_path, key)
-            return _load_hit(final, t_start)
+            hit = _load_hit(final, t_start)
+            if hit is not None:
+                return hit
     if overwrite_strategy == "only-cache":
         raise _not_cached(model_id, dataset)
     if overwrite_strategy == "always":
@@ -631,8 +637,18 @@ def _not_cached(model_id: str, dataset: Any) -> ResultsError:
     )
 
 
-def _load_hit(final: Path, t_start: float) -> FeatureSet:
-    fs = FeatureSet.load(final)
+def _load_hit(final: Path, t_start: float) -> FeatureSet | None:
+    """The cached FeatureSet, or None (file deleted, one warning) when the file is damaged: recompute it."""
+    import zipfile
+
+    try:
+        fs = FeatureSet.load(final)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, TypeError) as e:
+        logging.getLogger(__name__).warning(
+            "feature cache: damaged file %s (%s: %s) deleted; recomputing it", final, type(e).__name__, e
+        )
+        final.unlink(missing_ok=True)
+        return None
     fs.meta = dict(fs.meta)
     fs.meta["compute_seconds_original"] = fs.meta.get("compute_seconds")
     fs.meta["cache_hit"] = True

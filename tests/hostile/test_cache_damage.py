@@ -88,3 +88,20 @@ def test_chunk_whose_arrays_do_not_fit_together_is_recomputed(ds, monkeypatch, c
     assert fs.meta["resumed_chunks"] == 1 and fs.meta["computed_chunks"] == 3
     assert fs.features.shape[0] == 15 and len(_damage_warnings(caplog)) == 1
     assert not list(entry.glob("chunk-*.npz"))  # assembled; nothing damaged is left behind
+
+
+def test_truncated_final_features_file_is_a_miss_not_a_crash(tmp_path, monkeypatch, caplog):
+    """A damaged finished cache file (features.npz cut short) is deleted and recomputed, with a warning."""
+    import logging
+
+    import numpy as np
+
+    from advisor.features import _load_hit
+
+    f = tmp_path / "features.npz"
+    np.savez(f, features=np.zeros((3, 2)))
+    f.write_bytes(f.read_bytes()[:40])
+    with caplog.at_level(logging.WARNING):
+        assert _load_hit(f, 0.0) is None
+    assert not f.exists()
+    assert "damaged file" in caplog.text
