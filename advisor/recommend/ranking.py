@@ -276,7 +276,10 @@ def _aligned_correct(a: PairedCandidate, b: PairedCandidate) -> tuple[np.ndarray
         yb, pb = np.asarray(b.y)[ib], np.asarray(b.pred)[ib]
     if not np.array_equal(ya, yb):
         return None  # not the same labels for the same ids: not comparable
-    return pa == ya, pb == yb
+    scored = (pa >= 0) & (pb >= 0)  # -1: not evaluated (e.g. the train part of a given split)
+    if not scored.any():
+        return None
+    return pa[scored] == ya[scored], pb[scored] == yb[scored]
 
 
 def paired_tie_groups(candidates: Sequence[PairedCandidate], *, alpha: float = 0.05) -> dict[str, TieResult]:

@@ -99,3 +99,12 @@ def test_predictions_aligned_by_sample_id_and_fallback():
 def test_mcnemar_no_discordant_pairs():
     c = np.array([True, False, True])
     assert mcnemar_exact(c, c) == (1.0, 0, 0)
+
+
+def test_unscored_rows_are_left_out_of_the_paired_test():
+    y, pa, pb = _pair(400, 300, 24, 4)
+    pa, pb = pa.copy(), pb.copy()
+    pa[:100] = pb[:100] = -1  # e.g. the train part of a given split: no prediction
+    ties = paired_tie_groups([_cand("a", y, pa), _cand("b", y, pb)])
+    assert ties["b"].n_shared == 300
+    assert ties["b"].p_value == pytest.approx(mcnemar_exact((pa == y)[100:], (pb == y)[100:])[0])
