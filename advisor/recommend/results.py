@@ -19,10 +19,14 @@ Schema ``advisor.recommend`` version ``SCHEMA_VERSION`` (results.json, ``--forma
         scores: {name: {value, higher_is_better, applicable, reason, ci}},
         domain: {source_confidence, source_entropy_norm, feature_*: ...} (dataset-similarity signals),
         predicted: {score, rank, uncertainty, signals: {name: z}},
-        probe: {accuracy, accuracy_ci, macro_f1, macro_f1_ci, best_c, best_l2, per_class_accuracy, ...} | null,
+        probe: {accuracy, accuracy_ci (95 % Wilson), macro_f1, macro_f1_ci (bootstrap), best_c, best_l2,
+                chosen_c (per outer fold, nested CV), c_at_grid_edge, per_class_accuracy, ...,
+                tie_test: {group, leader, method ("leader" | "mcnemar-holm" | "ci-overlap"), p_value (exact
+                McNemar vs #1), p_holm (Holm over the comparisons with #1), n_shared, discordant}} | null,
         bench: {batch_size, latency_ms_p50, latency_ms_p90, throughput_items_s, peak_memory_mb, device,
                 pretrained, cached} | null,
-        pareto (bool: on the accuracy-vs-latency front), tie_group (int: picks whose CIs overlap share one),
+        pareto (bool: on the accuracy-vs-latency front), tie_group (int: 1 = #1 and those not
+        significantly different from it by the paired test in probe.tie_test),
         reasons (list of str; the first is the one-line reason), error (str | null), timings {stage: s},
         cached {stage: bool} (whether features/scores/probe/bench came from a cache in this run)
     winner            model_id of rank 1, or null
