@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -682,6 +683,12 @@ def pt2_pickle_findings(data: bytes) -> list[str]:
                 raw.add(folder + pname)
     for n in names:
         rel = n[len(root) :]
+        if rel.startswith("models/") and rel.endswith(".json") or rel == "serialized_exported_program.json":
+            try:
+                findings += _graph_findings(rel, json.loads(zf.read(n).decode("utf-8")))
+            except (ValueError, UnicodeDecodeError):
+                findings.append(f"{rel} is not valid JSON")
+            continue
         if n.endswith("/") or rel in raw or rel.endswith(".json"):
             continue
         if rel.startswith(_NATIVE_DIRS):
@@ -693,6 +700,81 @@ def pt2_pickle_findings(data: bytes) -> list[str]:
             if _looks_pickled(blob) and not _safe_torch_blob(blob):
                 findings.append(f"{rel} needs a full unpickle")
     return findings
+
+
+# Besides pickles, the graph JSON reaches code: sympy.sympify (an eval) of every expression string, ``exec`` of
+# ``guards_code`` when the module is built, and call targets looked up by attribute walk from ``torch`` (where
+# ``torch.os.system`` resolves). Each is held to the grammar torch.export itself writes.
+_SYMPY_NAMES = frozenset(
+    (
+        "Symbol Integer Rational Float Mul Add Pow Max Min Abs Mod Eq Ne Lt Le Gt Ge StrictLessThan StrictGreaterThan "
+        "LessThan GreaterThan Equality Unequality And Or Not Piecewise ExprCondPair true false True False None oo nan "
+        "zoo Infinity NegativeInfinity Half One Zero NegativeOne sqrt floor ceiling FloorDiv ModularIndexing Where "
+        "PythonMod CleanDiv CeilToInt FloorToInt CeilDiv LShift RShift IsNonOverlappingAndDenseIndicator TruncToFloat "
+        "TruncToInt RoundToInt RoundDecimal ToFloat FloatPow PowByNatural FloatTrueDiv IntTrueDiv IsNonOverlapping "
+        "BitwiseFn_bitwise_and BitwiseFn_bitwise_or OpaqueUnaryFn_sqrt OpaqueUnaryFn_log2 Identity "
+        "positive negative integer nonnegative nonpositive real finite infinite zero nonzero even odd prime commutative"
+    ).split()
+)
+_SYMPY_TOKEN = re.compile(
+    r"\s+|'[A-Za-z_][A-Za-z0-9_]*'|\d+(?:\.\d+)?(?:e[+-]?\d+)?|[A-Za-z_][A-Za-z0-9_]*|[-+*/%(),=<>!&|~^]"
+)
+_GUARD_TOKEN = re.compile(
+    r"\s+|L\['[A-Za-z_][A-Za-z0-9_]*'\]|\.(?:size|stride|storage_offset|dim)\(\)|\[\d+\]|\d+|"
+    r"\b(?:and|or|not|True|False)\b|==|!=|<=|>=|//|[-+*%<>()]"
+)
+_BAD_OPERATOR = frozenset({"attrgetter", "itemgetter", "methodcaller", "call"})
+
+
+def _grammar_ok(text: str, token: re.Pattern[str], names: frozenset[str] | None) -> bool:
+    pos = 0
+    while pos < len(text):
+        m = token.match(text, pos)
+        if m is None:
+            return False
+        tok = m.group(0)
+        if names is not None and (tok[0].isalpha() or tok[0] == "_") and tok not in names:
+            if not re.fullmatch(r"[a-z]{1,4}\d+", tok):  # a bare symbol name such as s77 or u0
+                return False
+        pos = m.end()
+    return True
+
+
+def _target_ok(target: str) -> bool:
+    parts = target.split(".")
+    if target.startswith("#") or (parts[0] == "torch" and len(parts) > 2 and parts[1] == "ops"):
+        return not any(p.startswith("__") for p in parts)
+    if parts[0] in ("_operator", "math") and len(parts) == 2:
+        return not parts[1].startswith("_") and parts[1] not in _BAD_OPERATOR
+    return parts[0] == "torch" and len(parts) == 2 and parts[1].lstrip("_").startswith("sym_")
+
+
+def _graph_findings(rel: str, doc: Any) -> list[str]:
+    """Expression strings, guard code and call targets in a graph JSON that fall outside torch.export's grammar."""
+    found: list[str] = []
+
+    def walk(x: Any) -> None:
+        if isinstance(x, dict):
+            for k, v in x.items():
+                if k == "expr_str" and isinstance(v, str) and not _grammar_ok(v, _SYMPY_TOKEN, _SYMPY_NAMES):
+                    found.append(f"an expression that would be evaluated ({rel}: {v[:60]!r})")
+                elif k == "target" and isinstance(v, str) and not _target_ok(v):
+                    found.append(f"a call to {v[:60]!r} ({rel})")
+                elif k == "guards_code" and isinstance(v, list):
+                    for g in v:
+                        if not (isinstance(g, str) and _grammar_ok(g, _GUARD_TOKEN, None)):
+                            found.append(f"guard code that would be executed ({rel}: {str(g)[:60]!r})")
+                elif k == "range_constraints" and isinstance(v, dict):
+                    for key in v:
+                        if not _grammar_ok(str(key), _SYMPY_TOKEN, _SYMPY_NAMES):
+                            found.append(f"an expression that would be evaluated ({rel}: {str(key)[:60]!r})")
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(doc)
+    return found
 
 
 def _load_pt2(path: Path, params: dict[str, str]) -> Any:

@@ -184,6 +184,53 @@ def test_native_code_and_pkl_members_are_refused(tmp_path: Path) -> None:
         load_model(f"local:{path}?input_size=16")
 
 
+def _graph_edit(edit: Callable[[dict], None]) -> Callable[[str, dict[str, bytes]], None]:
+    def run(root: str, m: dict[str, bytes]) -> None:
+        doc = json.loads(m[root + "models/model.json"])
+        edit(doc)
+        m[root + "models/model.json"] = json.dumps(doc).encode()
+
+    return run
+
+
+def _first_node(doc: dict) -> dict:
+    return doc["graph_module"]["graph"]["nodes"][0]
+
+
+def test_code_in_graph_json_runs_unsafely_and_is_refused(tmp_path: Path, marker: Path) -> None:
+    """Not a pickle, same effect: guards_code is exec-ed into the module and runs on a call; advisor refuses it."""
+    path = _export(tmp_path / "guard.pt2")
+    code = f"open({str(marker)!r}, 'w').write('pwned') is None"
+    _rewrite(path, _graph_edit(lambda d: d.__setitem__("guards_code", [code])))
+    try:
+        torch.export.load(str(path)).module()(torch.zeros(2, 3, 16, 16))  # the guards run on the first call
+    except Exception:
+        pass
+    assert marker.read_text() == "pwned"
+    marker.unlink()
+    with pytest.raises(ModelLoadError, match="guard code"):
+        load_model(f"local:{path}?input_size=16")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "what"),
+    [
+        (lambda d: _first_node(d).__setitem__("target", "torch.os.system"), "a call to 'torch.os.system'"),
+        (lambda d: _first_node(d).__setitem__("target", "_operator.methodcaller"), "a call to"),
+        (lambda d: d["range_constraints"].__setitem__("__import__('os').getcwd()", {}), "evaluated"),
+    ],
+)
+def test_graph_targets_and_expressions_outside_the_grammar_are_refused(
+    tmp_path: Path, edit, what: str
+) -> None:
+    path = _export(tmp_path / "g.pt2")
+    _rewrite(path, _graph_edit(edit))
+    with pytest.raises(ModelLoadError, match="refused") as ei:
+        load_model(f"local:{path}?input_size=16")
+    assert what in str(ei.value)
+
+
 def test_not_a_zip_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "junk.pt2"
     path.write_bytes(b"not a zip at all")
