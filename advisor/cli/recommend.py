@@ -113,6 +113,8 @@ def _render_results(res: Any) -> None:
 
     con = stdout_console()
     bs = latency_batch(res)
+    if (res.advice or {}).get("headline"):
+        con.print(f"[bold red]First:[/] {safe(res.advice['headline'])}", highlight=False)
     t = Table(title=f"advisor recommend: {safe(res.dataset.get('name'))}")
     for h in (
         "#",

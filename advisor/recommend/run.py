@@ -1109,6 +1109,7 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
             ]
 
     # ---- no-pretraining floors ---------------------------------------------------------------------------------
+    floor_headlines: list[str] = []
     if cfg.baselines:
         from advisor.recommend.baselines import BASELINES, baseline_features, baselines_for
 
@@ -1149,7 +1150,16 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
                 f"no-pretraining floor ({BASELINES[bid][1]}): probe accuracy {100 * cached['accuracy']:.1f} ± "
                 f"{100 * (hi - lo) / 2:.1f} %"
             ]
-            if probed and probed[0].probe["accuracy_ci"][0] <= hi:
+            if probed and cached["accuracy"] >= probed[0].probe["accuracy"]:
+                w_acc, w_hi = probed[0].probe["accuracy"], probed[0].probe["accuracy_ci"][1]
+                clearly = w_hi < lo
+                floor_headlines.append(
+                    f"no candidate beats the no-pretraining floor {bid}: {100 * cached['accuracy']:.1f} % vs "
+                    f"{100 * w_acc:.1f} % for the best model {probed[0].model_id}"
+                    + (" (non-overlapping 95 % intervals)" if clearly else " (overlapping 95 % intervals)")
+                    + "; consider the floor's features, or more data, before any pretrained model"
+                )
+            elif probed and probed[0].probe["accuracy_ci"][0] <= hi:
                 notes.append(
                     f"the winner {probed[0].model_id} is not significantly better than the {bid} floor "
                     f"({100 * probed[0].probe['accuracy']:.1f} % vs {100 * cached['accuracy']:.1f} %, overlapping "
@@ -1179,6 +1189,8 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
         advice["next_command"] = (
             f"advisor finetune --data {cfg.data} --model {w.model_id} --unfreeze {advice['unfreeze']}"
         )
+    if floor_headlines:
+        advice["headline"] = floor_headlines[0]
     if cfg.finetune_top > 0 and probed:
         t_ft = time.perf_counter()
         advice["finetune_check"] = _finetune_check(dataset, probed[: cfg.finetune_top], advice, cfg, say)

@@ -235,6 +235,8 @@ def score_rows(r: RecommendResults) -> tuple[list[str], list[list[str]]]:
 def render_markdown(r: RecommendResults) -> str:
     """The report as GitHub-flavoured markdown."""
     out = [f"# advisor recommend: {md_text(dataset_name(r))}", ""]
+    if (r.advice or {}).get("headline"):
+        out += [f"**First: {md_text(r.advice['headline'])}**", ""]
     w = r.winner
     if w:
         out += [
@@ -526,6 +528,8 @@ def render_html(r: RecommendResults) -> str:
         f"<title>advisor recommend: {name}</title><style>{_CSS}</style></head><body>",
         f"<h1>advisor recommend: {name}</h1>",
     ]
+    if (r.advice or {}).get("headline"):
+        parts.append(f"<p><strong>First: {escape(str(r.advice['headline']))}</strong></p>")
     if w:
         reason = escape(w.reasons[0]) if w.reasons else ""
         parts.append(f"<p><strong>Recommendation: <code>{escape(w.model_id)}</code></strong> — {reason}</p>")

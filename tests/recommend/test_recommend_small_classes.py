@@ -88,3 +88,41 @@ def test_every_candidate_failing_exits_non_zero_with_the_reason(tmp_path):
     err = " ".join((r.stderr if hasattr(r, "stderr") else r.output).split())
     assert r.exit_code == 1, r.output
     assert "no candidate could be ranked" in err and "broken.onnx" in err
+
+
+def test_floor_beating_every_candidate_is_the_headline(tmp_path):
+    """A model whose features carry nothing (all weights zero) loses to the raw-pixel floor on colour classes:
+    the headline says so first, in the CLI output, results and report.md."""
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    from advisor.cli.main import app
+
+    m = timm.create_model("test_efficientnet", pretrained=False)
+    f = tmp_path / "zero.safetensors"
+    save_file({k: torch.zeros_like(v).contiguous() for k, v in m.state_dict().items()}, str(f))
+    model = f"local:{f}?arch=timm:test_efficientnet&input_size=32"
+    data = _images(tmp_path / "d", {"dark": 9, "mid": 9, "light": 9})
+    out = tmp_path / "run"
+    r = CliRunner().invoke(
+        app,
+        [
+            "recommend",
+            "--data",
+            str(data),
+            "--models",
+            model,
+            "--no-bench",
+            "--out",
+            str(out),
+            "--folds",
+            "3",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.stdout.split())
+    assert text.index("First: no candidate beats the no-pretraining floor baseline:raw-pixels") < text.index(
+        "advisor recommend:"
+    )
+    assert "no candidate beats the no-pretraining floor" in (out / "report.md").read_text()
