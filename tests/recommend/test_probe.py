@@ -177,3 +177,20 @@ def test_c_at_grid_edge_is_flagged():
     assert res.c_at_grid_edge == edge
     assert edge == bool(res.notes) and (not edge or "edge of the grid" in res.notes[0])
     assert ProbeResult.from_dict(res.to_dict()).chosen_c == res.chosen_c
+
+
+def test_inner_sweep_early_stop_matches_the_full_sweep_where_it_ran():
+    import torch
+
+    from advisor.probe import _inner_curve, _sweep, stratified_folds
+
+    x, y = _blobs(n_per=15, d=6, k=3, sep=0.7, seed=7)
+    grid = [1e-3, 1e-2, 1e-1, 1.0, 10.0]
+    splits = stratified_folds(y, 3, 0)
+    args = (x, y, splits, grid, 3, torch.device("cpu"), torch.float64, 100, 1e-6)
+    full = _sweep(*args)[1].mean(1)
+    curve, _ = _inner_curve(*args, patience=2)
+    ran = ~np.isnan(curve)
+    np.testing.assert_allclose(curve[ran], full[ran], atol=1e-12)
+    assert np.nanargmax(curve) == int(np.flatnonzero(full[ran] >= full[ran].max() - 1e-12)[0])
+    np.testing.assert_allclose(_inner_curve(*args, patience=len(grid))[0], full, atol=1e-12)
