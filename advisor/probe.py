@@ -216,7 +216,7 @@ def effective_folds(labels: np.ndarray, folds: int) -> int:
 
 
 def group_folds(
-    labels: np.ndarray, groups: Sequence[Any], folds: int, seed: int
+    labels: np.ndarray, groups: Sequence[Any] | np.ndarray, folds: int, seed: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Seeded group K-fold: every group lies wholly in one test fold (no group on both sides of a split).
 

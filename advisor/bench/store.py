@@ -117,7 +117,7 @@ class ResultsStore:
                     json.dumps(d, sort_keys=True),
                 ),
             )
-            rid = int(cur.lastrowid)
+            rid = int(cur.lastrowid or 0)
             for r in d.get("records", []):
                 lat = r.get("latency") or {}
                 mem = r.get("memory") or {}

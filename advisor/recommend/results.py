@@ -157,7 +157,7 @@ class RecommendResults:
     @property
     def ranked(self) -> list[CandidateResult]:
         """Ranked candidates in rank order."""
-        return sorted((c for c in self.candidates if c.rank is not None), key=lambda c: c.rank)
+        return sorted((c for c in self.candidates if c.rank is not None), key=lambda c: c.rank or 0)
 
     @property
     def winner(self) -> CandidateResult | None:

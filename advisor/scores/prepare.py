@@ -24,7 +24,7 @@ def _torch():
     return torch
 
 
-def _as_numpy(a: Any, name: str) -> np.ndarray:
+def _as_numpy(a: Any, name: str) -> np.ndarray | None:
     if a is None:
         return None
     if hasattr(a, "detach"):
