@@ -756,7 +756,12 @@ def parc(prep: Prepared, *, pca_dim: int | None = 32, max_samples: int = 5000) -
         idx = torch.from_numpy(np.sort(np.concatenate(pick))).to(prep.device)
     if pca_dim is not None and pca_dim < prep.D:
         _, vecs = prep.pca(min(pca_dim, n))
-        z = prep.Xc[idx] @ vecs
+        # PARC correlates samples across feature columns, so a component's sign changes the value: use the
+        # sign sklearn's PCA gives (largest-magnitude loading of each component positive, `svd_flip` with
+        # u_based_decision=False, sklearn >= 1.5), which is what the authors' `PCA(n_components=32)` produces.
+        rows = torch.argmax(vecs.abs(), dim=0)
+        sign = torch.sign(vecs[rows, torch.arange(vecs.shape[1], device=vecs.device)])
+        z = prep.Xc[idx] @ (vecs * torch.where(sign == 0, torch.ones_like(sign), sign)[None, :])
     else:
         z = prep.X[idx]
     z = z - z.mean(0)

@@ -139,3 +139,20 @@ def test_cli_help_lists_every_score_and_unknown_name_exits_2(tmp_path):
     np.savez(f, features=x, labels=y)
     bad = CliRunner().invoke(app, ["score", str(f), "-m", "logme,sfdaa"])
     assert bad.exit_code == 2 and "sfda_cv" in bad.output
+
+
+def test_parc_default_is_pca32_standardised_spearman_as_published():
+    import scipy.stats
+
+    x, y = _data(80, 40, 4, seed=21)
+    from sklearn.decomposition import PCA
+
+    z = PCA(n_components=32, svd_solver="full").fit_transform(
+        x
+    )  # the authors' step (its sign convention too)
+    z = (z - z.mean(0)) / z.std(0)  # StandardScaler
+    rdm1 = 1 - np.corrcoef(z)
+    rdm2 = np.round(1 - np.corrcoef(np.eye(4)[y]), 12)  # one-hot label RDM (rounding: see the reference test)
+    iu = np.triu_indices(80, 1)
+    ref = scipy.stats.spearmanr(rdm1[iu], rdm2[iu])[0] * 100
+    assert rel(M.parc(Prepared(x, y)), ref) < 1e-8
