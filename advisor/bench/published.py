@@ -1,20 +1,20 @@
-"""Published reference figures to set beside our measurements: GMACs (timm's benchmark CSVs, torchvision's weights
-metadata) and inference throughput (timm's benchmark CSVs, CPU and GPU files), always labelled with their file.
+"""Published reference figures to set beside our measurements: GMACs (timm's benchmark tables, torchvision's weights
+metadata) and inference throughput (timm's benchmark tables, CPU and GPU files), always labelled with their file.
 
-Tables are looked up in, in order: ``$ADVISOR_PUBLISHED_DIR`` (colon-separated folders), then the vendored copies in
-the repository's ``catalog/sources/`` (timm results at aa4b585, torchvision 0.29.1 metadata; provenance beside them).
-When no table is found, the catalog's ``gmacs`` field (itself copied from those tables) is used.
+Nothing upstream is read at run time: the figures come from records `advisor catalog build --sources DIR` derives,
+shipped with the package: ``published_bench.jsonl`` (timm's inference benchmark rows, each naming its table; the
+table records carry repository, commit, file and protocol) and the catalog (torchvision's ``_ops``, with its source).
 """
 
 from __future__ import annotations
 
-import csv
 import functools
-import os
+import json
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-_REPO = Path(__file__).resolve().parents[2]
+PUBLISHED_BENCH_FILE = "published_bench.jsonl"
 
 TIMM_CONVENTION = (
     "timm benchmark infer_gmacs (fvcore convention: convs, matmuls, attention + norm/pool terms)"
@@ -22,37 +22,44 @@ TIMM_CONVENTION = (
 TV_CONVENTION = "torchvision weights meta _ops (matmul-class ops only: compare with gmacs_torch)"
 
 
-def _search_dirs() -> list[Path]:
-    dirs = [Path(p) for p in os.environ.get("ADVISOR_PUBLISHED_DIR", "").split(os.pathsep) if p]
-    dirs.append(_REPO / "catalog" / "sources")
-    return [d for d in dirs if d.is_dir()]
-
-
-@functools.lru_cache(maxsize=8)
-def _tables(dirs_key: tuple[str, ...]) -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for d in dirs_key:
-        for p in sorted(Path(d).glob("*.csv")):
-            found.setdefault(p.name, p)  # the first folder wins for a given file name
-    return found
-
-
-def tables() -> dict[str, Path]:
-    """Published CSV tables available here: file name -> path."""
-    return _tables(tuple(str(d) for d in _search_dirs()))
-
-
-@functools.lru_cache(maxsize=64)
-def _read(path: str) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
-def _num(s: str | None) -> float | None:
+def published_bench_path() -> Path | None:
+    """The shipped published-benchmark records (package data, or the source checkout's catalog/), or None."""
     try:
-        return float(str(s).replace(",", "")) if s not in (None, "") else None
-    except ValueError:
-        return None
+        p = resources.files("advisor.catalog_data") / PUBLISHED_BENCH_FILE
+        if p.is_file():
+            return Path(str(p))
+    except ModuleNotFoundError:
+        pass
+    p = Path(__file__).resolve().parents[2] / "catalog" / PUBLISHED_BENCH_FILE
+    return p if p.is_file() else None
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """(table name -> table record, timm architecture -> row records) from a published_bench.jsonl."""
+    tabs: dict[str, dict[str, Any]] = {}
+    rows: dict[str, list[dict[str, Any]]] = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            if rec.get("kind") == "table":
+                tabs[rec["table"]] = rec
+            elif rec.get("kind") == "row":
+                rows.setdefault(rec["model"], []).append(rec)
+    return tabs, rows
+
+
+def published_bench() -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """The published benchmark tables and rows available here (empty when the records file is absent)."""
+    p = published_bench_path()
+    return _load(str(p)) if p else ({}, {})
+
+
+def _provenance(table: dict[str, Any]) -> str:
+    commit = table.get("commit")
+    return f"{table.get('repository')}@{commit[:7] if commit else 'unknown-commit'} {table.get('file')}"
 
 
 def split_model_id(model_id: str) -> tuple[str, str, str | None]:
@@ -85,61 +92,36 @@ def describe_file(name: str) -> dict[str, Any]:
 def published_gmacs(model_id: str, input_size: int | None = None) -> list[dict[str, Any]]:
     """Published GMACs per sample for ``model_id`` at ``input_size`` (image side), each with its source file.
 
-    timm models: the first timm benchmark file (by name, descending) with that model and size (``infer_gmacs``;
-    GMACs do not depend on the machine, so any file will do).
-    torchvision models: ``torchvision-weights.csv`` (``gflops``, which counts multiply-adds, i.e. GMACs); the
-    default weights when the id names none. Returns [] when nothing is published.
+    timm models: the first timm benchmark table (by name, descending) with that model and size (``infer_gmacs``;
+    GMACs do not depend on the machine, so any table will do).
+    torchvision models: the catalog entry's ``gmacs`` (torchvision's ``_ops``, which counts multiply-adds, i.e.
+    GMACs); the default weights when the id names none. Returns [] when nothing is published.
     """
-    source, arch, tag = split_model_id(model_id)
+    source, arch, _ = split_model_id(model_id)
     out: list[dict[str, Any]] = []
-    tabs = tables()
     if source == "timm":
-        bench = sorted((n for n in tabs if n.startswith("benchmark-infer-")), reverse=True)
-        for name in bench:
-            for row in _read(str(tabs[name])):
-                if row.get("model") != arch:
+        tabs, rows = published_bench()
+        for name in sorted({r["table"] for r in rows.get(arch, [])}, reverse=True):
+            for row in rows[arch]:
+                if row["table"] != name or row.get("gmacs") is None:
                     continue
-                size = _num(row.get("infer_img_size"))
+                size = row.get("img_size")
                 if input_size is not None and size is not None and int(size) != int(input_size):
                     continue
-                g = _num(row.get("infer_gmacs"))
-                if g is not None:
-                    out.append(
-                        {
-                            "gmacs": g,
-                            "img_size": int(size) if size else None,
-                            "source": name,
-                            "column": "infer_gmacs",
-                            "convention": TIMM_CONVENTION,
-                            "compare_with": "gmacs",
-                        }
-                    )
-                    break
-            if out:
-                break
-    elif source == "torchvision" and "torchvision-weights.csv" in tabs:
-        rows = [r for r in _read(str(tabs["torchvision-weights.csv"])) if r.get("builder") == arch]
-        if tag:
-            rows = [r for r in rows if r.get("weights") == tag] or rows
-        else:
-            rows = [r for r in rows if r.get("is_default") == "True"] or rows
-        for r in rows[:1]:
-            size = _num(r.get("tf_crop_size"))
-            if input_size is not None and size is not None and int(size) != int(input_size):
-                continue
-            g = _num(r.get("gflops"))
-            if g is not None:
                 out.append(
                     {
-                        "gmacs": g,
-                        "img_size": int(size) if size else None,
-                        "source": "torchvision-weights.csv",
-                        "column": "gflops",
-                        "weights": r.get("weights_id"),
-                        "convention": TV_CONVENTION,
-                        "compare_with": "gmacs_torch",
+                        "gmacs": row["gmacs"],
+                        "img_size": size,
+                        "source": name,
+                        "provenance": _provenance(tabs.get(name, {})),
+                        "column": "infer_gmacs",
+                        "convention": TIMM_CONVENTION,
+                        "compare_with": "gmacs",
                     }
                 )
+                break
+            if out:
+                break
     if not out:
         out = _catalog_gmacs(model_id, source, arch, input_size)
     return out
@@ -155,7 +137,10 @@ def _catalog_gmacs(model_id: str, source: str, arch: str, input_size: int | None
     entries = (
         [cat.get(model_id)]
         if model_id in cat
-        else [e for e in cat if e.source == source and e.architecture == arch]
+        else sorted(
+            (e for e in cat if e.source == source and e.architecture == arch),
+            key=lambda e: "default" not in e.tags,  # the default weights first, like the untagged id means
+        )
     )
     for e in entries:
         if e.gmacs is None:
@@ -168,7 +153,8 @@ def _catalog_gmacs(model_id: str, source: str, arch: str, input_size: int | None
                 "gmacs": e.gmacs,
                 "img_size": size,
                 "source": f"catalog entry {e.id}: {e.gmacs_source}",
-                "column": "gmacs",
+                "column": "gflops" if source == "torchvision" else "gmacs",
+                "weights": e.source_id if source == "torchvision" else None,
                 "convention": TV_CONVENTION if source == "torchvision" else TIMM_CONVENTION,
                 "compare_with": "gmacs_torch" if source == "torchvision" else "gmacs",
             }
@@ -188,27 +174,25 @@ def published_throughput(
     if source != "timm":
         return []
     dev = "cuda" if str(device_class).startswith("cuda") else "cpu"
-    tabs = tables()
+    tabs, rows = published_bench()
     out = []
-    for name in sorted(tabs):
-        meta = describe_file(name)
+    for row in sorted(rows.get(arch, []), key=lambda r: str(r["table"])):
+        meta = describe_file(row["table"])
         if meta["device_class"] != dev:
             continue
-        for row in _read(str(tabs[name])):
-            if row.get("model") != arch:
-                continue
-            size = _num(row.get("infer_img_size"))
-            if input_size is not None and size is not None and int(size) != int(input_size):
-                continue
-            bs = _num(row.get("infer_batch_size"))
-            out.append(
-                {
-                    **meta,
-                    "img_size": int(size) if size else None,
-                    "batch_size": int(bs) if bs else None,
-                    "samples_per_sec": _num(row.get("infer_samples_per_sec")),
-                    "step_time_ms": _num(row.get("infer_step_time")),
-                    "param_count_m": _num(row.get("param_count")),
-                }
-            )
+        size = row.get("img_size")
+        if input_size is not None and size is not None and int(size) != int(input_size):
+            continue
+        out.append(
+            {
+                **meta,
+                "provenance": _provenance(tabs.get(row["table"], {})),
+                "protocol": tabs.get(row["table"], {}).get("protocol"),
+                "img_size": size,
+                "batch_size": row.get("batch_size"),
+                "samples_per_sec": row.get("samples_per_sec"),
+                "step_time_ms": row.get("step_time_ms"),
+                "param_count_m": row.get("param_count_m"),
+            }
+        )
     return out

@@ -58,24 +58,53 @@ def list_entries(
 
 
 def rebuild_catalog(
-    out: Path | None = None, *, count_params: bool = True, progress: Callable[[int, int], None] | None = None
+    sources: Path | str | None = None,
+    out: Path | None = None,
+    *,
+    count_params: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Regenerate the catalog JSONL from the vendored sources and curated file; returns a summary.
+    """Regenerate the catalog JSONL and the published-benchmark records from the source tables in `sources`.
 
     Args:
-        out: where to write (default: catalog/catalog.jsonl of the source checkout).
+        sources: folder holding the upstream tables (e.g. ../shared/data), searched recursively by file name.
+        out: where to write the catalog (default: catalog/catalog.jsonl of the source checkout); the published
+            benchmark records go beside it as published_bench.jsonl.
         count_params: count parameters by instantiating architectures (minutes) instead of leaving them unknown.
         progress: called with (done, total) while timm architectures are counted.
+
+    Raises:
+        UsageError: `sources` missing, not a folder, or lacking a required table.
     """
-    from advisor.catalog.build import CURATED_FILE, SOURCES_DIR, build_catalog, write_catalog
+    from advisor.catalog.build import (
+        CATALOG_DIR,
+        CURATED_FILE,
+        PUBLISHED_BENCH_FILE,
+        build_catalog,
+        locate_sources,
+        published_bench_records,
+        write_catalog,
+        write_published_bench,
+    )
     from advisor.errors import CatalogError
 
-    if not SOURCES_DIR.is_dir():
+    tables = locate_sources(sources)
+    if out is None and not CURATED_FILE.is_file():
         raise CatalogError(
-            f"catalog sources not found at {SOURCES_DIR}",
-            hint="`advisor catalog build` runs from a source checkout (git clone), not an installed wheel",
+            f"catalog/curated.json not found at {CURATED_FILE}",
+            hint="`advisor catalog build` runs from a source checkout (git clone), or pass --out",
         )
-    entries = build_catalog(SOURCES_DIR, CURATED_FILE, count_params=count_params, progress=progress)
-    path = out or SOURCES_DIR.parent / "catalog.jsonl"
-    write_catalog(entries, Path(path))
-    return {"path": str(path), "entries": len(entries), "by_source": dict(Counter(e.source for e in entries))}
+    entries = build_catalog(tables, CURATED_FILE, count_params=count_params, progress=progress)
+    path = Path(out) if out else CATALOG_DIR / "catalog.jsonl"
+    write_catalog(entries, path)
+    bench = published_bench_records(tables)
+    bench_path = path.parent / PUBLISHED_BENCH_FILE
+    write_published_bench(bench, bench_path)
+    return {
+        "path": str(path),
+        "entries": len(entries),
+        "by_source": dict(Counter(e.source for e in entries)),
+        "published_bench": str(bench_path),
+        "published_bench_rows": sum(1 for r in bench if r["kind"] == "row"),
+        "sources": str(sources),
+    }

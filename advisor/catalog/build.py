@@ -1,9 +1,12 @@
-"""`advisor catalog build`: regenerate catalog/catalog.jsonl from the vendored source tables and the installed libraries.
+"""`advisor catalog build --sources DIR`: regenerate catalog/catalog.jsonl (and catalog/published_bench.jsonl) from
+the upstream source tables in DIR and the installed libraries.
 
-Inputs (all in catalog/sources/, copied byte for byte; provenance in the *.SOURCE.md files there):
-- timm's `pretrained_cfgs` table (one row per set of weights) and its published results/benchmark CSVs;
-- torchvision's weights metadata (one row per `*_Weights` enum member);
-- catalog/curated.json: models those tables do not cover (Hugging Face, packaged weights, other hubs).
+The project keeps no copy of the upstream tables: DIR is a folder the user points at (e.g. ../shared/data, or a
+checkout of the upstream repositories), searched recursively by file name (see `REQUIRED_SOURCES`):
+- timm's `pretrained_cfgs` table (one row per set of weights) and its published results/benchmark CSVs, with the
+  `SOURCE.md` (or `timm-results.SOURCE.md`) beside them that names the repository commit;
+- torchvision's weights metadata (one row per `*_Weights` enum member), with `torchvision-weights.SOURCE.md`;
+- catalog/curated.json (kept in the project): models those tables do not cover (Hugging Face, packaged weights).
 
 Parameter counts of timm, torchvision and Hugging Face entries are counted from the architecture instantiated on
 the meta device (no weights, no download), so they are exact for the installed library versions. GMACs come from the
@@ -23,7 +26,7 @@ from typing import Any
 from advisor.catalog.licenses import normalize_license
 from advisor.catalog.schema import CatalogEntry, Metric
 
-SOURCES_DIR = Path(__file__).resolve().parents[2] / "catalog" / "sources"
+CATALOG_DIR = Path(__file__).resolve().parents[2] / "catalog"
 CURATED_FILE = Path(__file__).resolve().parents[2] / "catalog" / "curated.json"
 
 TIMM_CFGS = "timm-pretrained-cfgs.csv"
@@ -42,7 +45,84 @@ TIMM_BENCH_GMACS = (
     "benchmark-infer-fp32-nchw-pt240-cpu-i7_12700h-dynamo.csv",
 )
 TV_WEIGHTS = "torchvision-weights.csv"
-TIMM_REPO = "huggingface/pytorch-image-models@aa4b585 results/"
+# Benchmark tables whose throughput rows `advisor bench` sets beside its measurements (CPU and GPU, fp32 and amp).
+TIMM_BENCH_PUBLISHED = (
+    "benchmark-infer-amp-nchw-pt240-cu124-rtx4090.csv",
+    "benchmark-infer-amp-nchw-pt291-cu130-pro6000maxq.csv",
+    "benchmark-infer-fp32-nchw-pt221-cpu-i9_10940x-dynamo.csv",
+    "benchmark-infer-fp32-nchw-pt240-cpu-i7_12700h-dynamo.csv",
+    "benchmark-infer-fp32-nchw-pt240-cpu-i9_10940x-dynamo.csv",
+)
+REQUIRED_SOURCES = tuple(
+    dict.fromkeys((TIMM_CFGS, *TIMM_RESULTS, *TIMM_BENCH_GMACS, *TIMM_BENCH_PUBLISHED, TV_WEIGHTS))
+)
+TIMM_REPO_URL = "https://github.com/huggingface/pytorch-image-models"
+TV_REPO_URL = "https://github.com/pytorch/vision"
+PUBLISHED_BENCH_FILE = "published_bench.jsonl"
+_COMMIT = re.compile(r"\*\*Commit:\*\*\s*`([0-9a-f]{7,40})`|git_version\s*=\s*([0-9a-f]{7,40})")
+
+
+def locate_sources(sources: Path | str | None) -> dict[str, Path]:
+    """The source tables under `sources`, by file name (searched recursively; the first path in sorted order wins).
+
+    Accepts the layout of ../shared/data (timm-results/*.csv, torchvision-weights.csv) and a flat folder alike.
+
+    Raises:
+        UsageError: no folder given, not a folder, or a required table is missing.
+    """
+    from advisor.errors import UsageError
+
+    need = "a folder holding " + ", ".join(
+        (TIMM_CFGS, "results-imagenet*.csv", "benchmark-infer-*.csv", TV_WEIGHTS)
+    )
+    if sources is None:
+        raise UsageError(
+            "`advisor catalog build` needs --sources DIR",
+            hint=f"DIR: {need} (e.g. ../shared/data), searched recursively",
+        )
+    root = Path(sources).expanduser()
+    if not root.is_dir():
+        raise UsageError(f"--sources {str(root)!r} is not a folder", hint=f"DIR: {need}")
+    found: dict[str, Path] = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and (p.suffix == ".csv" or p.name.endswith("SOURCE.md")):
+            found.setdefault(p.name, p)
+    missing = [n for n in REQUIRED_SOURCES if n not in found]
+    if missing:
+        raise UsageError(
+            f"--sources {str(root)!r} lacks {len(missing)} source table(s): {', '.join(missing[:4])}"
+            + (" ..." if len(missing) > 4 else ""),
+            hint=f"DIR: {need}",
+        )
+    return found
+
+
+def _source_file_for(table: Path) -> Path | None:
+    """The provenance file of a table: `<stem>.SOURCE.md`, `SOURCE.md` or `timm-results.SOURCE.md` beside it."""
+    for name in (table.stem + ".SOURCE.md", "SOURCE.md", "timm-results.SOURCE.md"):
+        if (table.parent / name).is_file():
+            return table.parent / name
+    return None
+
+
+def source_commit(table: Path) -> str | None:
+    """The upstream commit the provenance file beside `table` names, or None."""
+    src = _source_file_for(table)
+    if src is None:
+        return None
+    m = _COMMIT.search(src.read_text(encoding="utf-8"))
+    return (m.group(1) or m.group(2)) if m else None
+
+
+def _timm_repo(tables: dict[str, Path]) -> str:
+    """Provenance prefix of timm figures, e.g. `huggingface/pytorch-image-models@aa4b585 results/`."""
+    commit = source_commit(tables[TIMM_CFGS])
+    return f"huggingface/pytorch-image-models@{commit[:7] if commit else 'unknown-commit'} results/"
+
+
+def _as_tables(sources: Path | str | dict[str, Path] | None) -> dict[str, Path]:
+    return sources if isinstance(sources, dict) else locate_sources(sources)
+
 
 # Pretraining datasets as they appear in timm tags -> the name we store.
 _DATASET_TOKENS = {
@@ -163,8 +243,8 @@ def _floats(s: str | None) -> list[float] | None:
     return [float(x) for x in s.split("x")] if s else None
 
 
-def _read_csv(name: str, sources: Path) -> list[dict[str, str]]:
-    with open(sources / name, newline="", encoding="utf-8") as fh:
+def _read_csv(name: str, tables: dict[str, Path]) -> list[dict[str, str]]:
+    with open(tables[name], newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
 
 
@@ -195,7 +275,7 @@ def _count_meta_params(build: Callable[[], Any]) -> tuple[int | None, int | None
 
 
 def timm_entries(
-    sources: Path = SOURCES_DIR,
+    sources: Path | str | dict[str, Path] | None,
     only: Iterable[str] | None = None,
     count_params: bool = True,
     progress: Callable[[int, int], None] | None = None,
@@ -203,6 +283,8 @@ def timm_entries(
     """One entry per row of timm's pretrained-cfg table (`only`: restrict to these timm model names)."""
     import timm
 
+    sources = _as_tables(sources)
+    timm_repo = _timm_repo(sources)
     rows = _read_csv(TIMM_CFGS, sources)
     if only is not None:
         wanted = set(only)
@@ -247,7 +329,7 @@ def timm_entries(
                             dataset=dataset,
                             name=metric,
                             value=float(res[metric]),
-                            source=TIMM_REPO + res["_file"],
+                            source=timm_repo + res["_file"],
                             resolution=int(res["img_size"]),
                         )
                     )
@@ -280,7 +362,7 @@ def timm_entries(
                 if n_params
                 else None,
                 gmacs=g[0] if g else None,
-                gmacs_source=f"{TIMM_REPO}{g[1]} (infer_gmacs at {input_size[1]}px)" if g else None,
+                gmacs_source=f"{timm_repo}{g[1]} (infer_gmacs at {input_size[1]}px)" if g else None,
                 input_size=input_size,
                 feature_dim=feat,
                 num_classes=num_classes,
@@ -336,11 +418,14 @@ def _tv_pretrain(weights: str, task: str) -> str | None:
 
 
 def torchvision_entries(
-    sources: Path = SOURCES_DIR, only: Iterable[str] | None = None, count_params: bool = True
+    sources: Path | str | dict[str, Path] | None,
+    only: Iterable[str] | None = None,
+    count_params: bool = True,
 ) -> list[CatalogEntry]:
     """One entry per torchvision weights enum member (`only`: restrict to these `builder.WEIGHTS` names)."""
     import torchvision
 
+    sources = _as_tables(sources)
     rows = _read_csv(TV_WEIGHTS, sources)
     if only is not None:
         wanted = set(only)
@@ -506,13 +591,14 @@ def curated_entries(path: Path = CURATED_FILE, count_params: bool = True) -> lis
 
 
 def build_catalog(
-    sources: Path = SOURCES_DIR,
+    sources: Path | str | dict[str, Path] | None,
     curated: Path = CURATED_FILE,
     *,
     count_params: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[CatalogEntry]:
     """All entries: timm, then torchvision, then curated; ids are unique (checked by `Catalog`)."""
+    sources = _as_tables(sources)
     entries = timm_entries(sources, count_params=count_params, progress=progress)
     entries += torchvision_entries(sources, count_params=count_params)
     entries += curated_entries(curated, count_params=count_params)
@@ -526,4 +612,70 @@ def write_catalog(entries: list[CatalogEntry], path: Path) -> Path:
 
     Catalog(entries)  # refuses duplicates
     lines = [json.dumps(e.to_dict(), ensure_ascii=False, separators=(",", ":")) for e in entries]
+    return atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+# ------------------------------------------------------------------------------------------- published benchmarks
+
+_BENCH_PROTOCOL = (
+    "timm benchmark.py inference: mean synced step time over timed batches at the batch size in the row, "
+    "on the machine, precision, memory layout and torch version the file name gives"
+)
+
+
+def _num(s: str | None) -> float | None:
+    try:
+        return float(str(s).replace(",", "")) if s not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def published_bench_records(sources: Path | str | dict[str, Path] | None) -> list[dict[str, Any]]:
+    """Compact records of timm's published inference benchmarks for `advisor bench` (`TIMM_BENCH_PUBLISHED`).
+
+    One `kind: "table"` record per file (repository, commit, file, protocol, machine and precision from the
+    file name), then one `kind: "row"` record per model row with only what bench shows (img_size, batch_size,
+    samples_per_sec, step_time_ms, param_count_m, gmacs), naming its table.
+    """
+    from advisor.bench.published import describe_file
+
+    tables = _as_tables(sources)
+    out: list[dict[str, Any]] = []
+    for name in sorted(TIMM_BENCH_PUBLISHED):
+        meta = describe_file(name)
+        out.append(
+            {
+                "kind": "table",
+                "table": name,
+                "repository": TIMM_REPO_URL,
+                "commit": source_commit(tables[name]),
+                "file": f"results/{name}",
+                "license": "Apache-2.0",
+                "protocol": _BENCH_PROTOCOL,
+                **{k: v for k, v in meta.items() if k != "file"},
+            }
+        )
+        for r in _read_csv(name, tables):
+            size, bs = _num(r.get("infer_img_size")), _num(r.get("infer_batch_size"))
+            out.append(
+                {
+                    "kind": "row",
+                    "table": name,
+                    "model": r["model"],
+                    "img_size": int(size) if size else None,
+                    "batch_size": int(bs) if bs else None,
+                    "samples_per_sec": _num(r.get("infer_samples_per_sec")),
+                    "step_time_ms": _num(r.get("infer_step_time")),
+                    "param_count_m": _num(r.get("param_count")),
+                    "gmacs": _num(r.get("infer_gmacs")),
+                }
+            )
+    return out
+
+
+def write_published_bench(records: list[dict[str, Any]], path: Path) -> Path:
+    """Write the published-benchmark records as JSONL atomically."""
+    from advisor.io import atomic_write_text
+
+    lines = [json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in records]
     return atomic_write_text(path, "\n".join(lines) + "\n")

@@ -257,6 +257,14 @@ def search_cmd(
 
 @catalog_app.command("build")
 def build_cmd(
+    sources: Annotated[
+        Path | None,
+        typer.Option(
+            "--sources",
+            help="folder with the upstream tables (timm-pretrained-cfgs.csv, results-*.csv, benchmark-infer-*.csv, "
+            "torchvision-weights.csv and their SOURCE.md files), searched recursively, e.g. ../shared/data",
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="output JSONL (default: the catalog/catalog.jsonl of this checkout)")
     ] = None,
@@ -270,7 +278,7 @@ def build_cmd(
     fmt: FormatOption = OutputFormat.human,
     debug: DebugOption = False,
 ) -> None:
-    """Regenerate the catalog from catalog/sources/ and catalog/curated.json (a few minutes: it builds every architecture)."""
+    """Regenerate the catalog from the tables in --sources DIR and catalog/curated.json (minutes: it builds every architecture)."""
     with handle_errors(debug):
         from rich.progress import Progress
 
@@ -279,6 +287,7 @@ def build_cmd(
         with Progress(console=stderr_console(), transient=True) as bar:
             task = bar.add_task("counting timm parameters", total=None)
             summary = rebuild_catalog(
+                sources,
                 out=out,
                 count_params=count_params,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
@@ -287,6 +296,7 @@ def build_cmd(
             summary,
             fmt,
             lambda s: stdout_console().print(
-                f"Wrote {s['entries']} entries to {safe(s['path'])} ({', '.join(f'{k}: {v}' for k, v in s['by_source'].items())})."
+                f"Wrote {s['entries']} entries to {safe(s['path'])} ({', '.join(f'{k}: {v}' for k, v in s['by_source'].items())}), "
+                f"{s['published_bench_rows']} published benchmark rows to {safe(s['published_bench'])}."
             ),
         )

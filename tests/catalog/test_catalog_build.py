@@ -1,20 +1,34 @@
-"""The generated catalog equals a rebuild, and its figures equal the instantiated architectures and source tables."""
+"""The generated catalog equals a rebuild from the upstream tables (../shared/data, skipped when absent), and its
+figures equal the instantiated architectures and source tables; the project holds no copy of those tables."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
+import os
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from advisor.catalog.build import (
-    SOURCES_DIR,
+    CATALOG_DIR,
+    PUBLISHED_BENCH_FILE,
+    REQUIRED_SOURCES,
+    TIMM_CFGS,
     TIMM_RESULTS,
+    TV_WEIGHTS,
     curated_entries,
+    locate_sources,
     pretrain_chain,
+    published_bench_records,
     timm_entries,
     torchvision_entries,
 )
 from advisor.catalog.store import load_catalog
+from advisor.cli.main import app
+from advisor.errors import UsageError
 
 TIMM_SAMPLE = [
     "resnet18.a1_in1k",
@@ -59,15 +73,39 @@ def cat():
     return load_catalog()
 
 
-def test_rebuilt_timm_sample_matches_committed(cat):
-    rebuilt = timm_entries(only=TIMM_SAMPLE)
+@pytest.fixture(scope="module")
+def shared_data(assets: Path) -> Path:
+    """The upstream tables beside the shared assets (../shared/data); skipped when absent."""
+    data = Path(os.environ.get("ADVISOR_SHARED_DATA", assets.parent / "data"))
+    if not (data.is_dir() and any(data.rglob(TIMM_CFGS))):
+        pytest.skip(f"shared source tables not found at {data}")
+    return data
+
+
+@pytest.fixture(scope="module")
+def tables(shared_data: Path) -> dict[str, Path]:
+    return locate_sources(shared_data)
+
+
+def test_rebuilt_timm_sample_matches_committed(cat, tables):
+    rebuilt = timm_entries(tables, only=TIMM_SAMPLE)
     assert len(rebuilt) == len(TIMM_SAMPLE)
     for e in rebuilt:
         assert cat.get(e.id) == e, e.id
 
 
-def test_rebuilt_torchvision_sample_matches_committed(cat):
-    rebuilt = torchvision_entries(only=TV_SAMPLE)
+def test_rebuilt_timm_sample_lines_equal_committed_bytes(tables):
+    # Byte-level: the JSONL lines of a rebuilt sample are the committed lines (not only equal after parsing).
+    committed = {}
+    with open(CATALOG_DIR / "catalog.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            committed[json.loads(line)["id"]] = line.rstrip("\n")
+    for e in timm_entries(tables, only=TIMM_SAMPLE[:2]) + torchvision_entries(tables, only=TV_SAMPLE[:2]):
+        assert json.dumps(e.to_dict(), ensure_ascii=False, separators=(",", ":")) == committed[e.id], e.id
+
+
+def test_rebuilt_torchvision_sample_matches_committed(cat, tables):
+    rebuilt = torchvision_entries(tables, only=TV_SAMPLE)
     assert len(rebuilt) == len(TV_SAMPLE)
     for e in rebuilt:
         assert cat.get(e.id) == e, e.id
@@ -111,9 +149,9 @@ def test_torchvision_params_equal_instantiated_architecture(cat, name):
     assert e.n_params == _count(model)
 
 
-def test_published_accuracies_equal_source_tables(cat):
+def test_published_accuracies_equal_source_tables(cat, tables):
     for fname, dataset in TIMM_RESULTS.items():
-        with open(SOURCES_DIR / fname, newline="") as fh:
+        with open(tables[fname], newline="") as fh:
             rows = {r["model"]: r for r in csv.DictReader(fh)}
         for name in TIMM_SAMPLE:
             if name in rows:
@@ -121,7 +159,7 @@ def test_published_accuracies_equal_source_tables(cat):
                     fname,
                     name,
                 )
-    with open(SOURCES_DIR / "torchvision-weights.csv", newline="") as fh:
+    with open(tables[TV_WEIGHTS], newline="") as fh:
         tv = {f"{r['builder']}.{r['weights']}": r for r in csv.DictReader(fh)}
     for name in TV_SAMPLE:
         e = cat.get(f"torchvision:{name}")
@@ -148,3 +186,70 @@ def test_published_gmacs_for_reference_models(cat):
 )
 def test_pretrain_chain_from_tags(tag, chain):
     assert pretrain_chain(tag) == chain
+
+
+def test_every_sample_figure_names_repository_commit_and_file(cat):
+    e = cat.get("timm:resnet50.a1_in1k")
+    assert e.metrics and all(
+        m.source.startswith("huggingface/pytorch-image-models@aa4b585 results/results-") for m in e.metrics
+    )
+    assert e.gmacs_source.startswith("huggingface/pytorch-image-models@aa4b585 results/benchmark-infer-")
+    tv = cat.get("torchvision:resnet18.IMAGENET1K_V1")
+    assert "torchvision-weights.csv" in tv.gmacs_source and all("torchvision" in m.source for m in tv.metrics)
+
+
+def test_published_bench_records_rebuild_equals_committed(tables):
+    committed = (CATALOG_DIR / PUBLISHED_BENCH_FILE).read_text(encoding="utf-8").splitlines()
+    rebuilt = [
+        json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in published_bench_records(tables)
+    ]
+    assert rebuilt == committed
+    heads = [json.loads(line) for line in committed if '"kind":"table"' in line]
+    assert heads and all(
+        h["repository"].endswith("pytorch-image-models")
+        and h["commit"] == "aa4b5850c1543fa488abf260f18390eda46cf85d"
+        and h["file"] == "results/" + h["table"]
+        and h["protocol"]
+        for h in heads
+    )
+
+
+def _touch_sources(root: Path, nested: bool) -> None:
+    for name in REQUIRED_SOURCES:
+        p = root / ("timm-results" if nested and name != TV_WEIGHTS else "") / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("model\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_sources_found_by_name_in_flat_and_shared_layouts(tmp_path, nested):
+    _touch_sources(tmp_path, nested)
+    found = locate_sources(tmp_path)
+    assert set(REQUIRED_SOURCES) <= set(found)
+    assert found[TIMM_CFGS].parent.name == ("timm-results" if nested else tmp_path.name)
+
+
+def test_sources_missing_a_table_is_a_usage_error_naming_it(tmp_path):
+    _touch_sources(tmp_path, nested=True)
+    (tmp_path / TV_WEIGHTS).unlink()
+    with pytest.raises(UsageError, match=TV_WEIGHTS):
+        locate_sources(tmp_path)
+    with pytest.raises(UsageError, match="not a folder"):
+        locate_sources(tmp_path / "nope")
+
+
+def test_build_without_sources_is_a_one_line_usage_error(tmp_path):
+    out = tmp_path / "catalog.jsonl"
+    r = CliRunner().invoke(app, ["catalog", "build", "--no-count-params", "--out", str(out)])
+    assert r.exit_code == 2, r.output
+    assert "--sources" in r.output and TIMM_CFGS in r.output and "Traceback" not in r.output
+    assert not out.exists()
+
+
+def test_no_catalog_file_is_a_copy_of_a_shared_file(shared_data):
+    def digests(files):
+        return {hashlib.sha256(p.read_bytes()).hexdigest(): p for p in files if p.is_file()}
+
+    ours = digests(CATALOG_DIR.rglob("*"))
+    shared = digests([*shared_data.rglob("*"), *(shared_data.parent / "assets").rglob("*")])
+    assert not set(ours) & set(shared), [str(ours[h]) for h in set(ours) & set(shared)]
