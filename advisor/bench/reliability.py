@@ -147,8 +147,13 @@ def measure_candidates(
     load = max((x.reliability.get("loadavg_1m") or 0.0 for x in first.values()), default=0.0)
     usable = next((x.reliability.get("usable_cpus") for x in first.values()), None)
     threads = recommended_threads(load, usable, config.threads)
+    # GMACs do not depend on load: counted once in the first pass, not again in every round.
     rcfg = replace(
-        config, threads=threads, min_time=config.min_time / rounds, max_time=config.max_time / rounds
+        config,
+        threads=threads,
+        min_time=config.min_time / rounds,
+        max_time=config.max_time / rounds,
+        count_flops=False,
     )
     say(
         f"latency unreliable for {', '.join(bad)}: re-measuring all {len(first)} candidates in {rounds} "
@@ -166,6 +171,8 @@ def measure_candidates(
             out[m] = x
             continue
         best = min(tries[m], key=_rank_key)
+        if best.record.get("gmacs") is None:
+            best.record["gmacs"] = x.record.get("gmacs")
         out[m] = replace(best, rounds=len(tries[m]))
         try:  # stored with its reliability; `reusable` keeps an unreliable one from being served again
             from advisor.bench.store import ResultsStore

@@ -70,10 +70,12 @@ class FakeBench:
     def __init__(self, spreads: dict[str, list[float]], loads: list[float]) -> None:
         self.spreads, self.loads = spreads, loads
         self.calls: list[tuple[str, int | None, bool]] = []
+        self.configs: list[BenchConfig] = []
 
     def __call__(self, model_id, config, *, store, reuse, store_path, load_fn) -> dict[str, Any]:
         n = sum(1 for c in self.calls if c[0] == model_id)
         self.calls.append((model_id, config.threads, reuse))
+        self.configs.append(config)
         load = self.loads[min(len(self.calls) - 1, len(self.loads) - 1)]
         return _fake_record(model_id, 10.0, 10.0 * self.spreads[model_id][n], config.threads, load)
 
@@ -87,6 +89,7 @@ def test_high_spread_triggers_interleaved_rounds_with_recommended_threads(tmp_pa
     assert [c[0] for c in fake.calls] == ["a", "b", "a", "b", "a", "b", "a", "b"]
     assert [c[1] for c in fake.calls[2:]] == [1] * 6  # bench's advice on a busy machine: --threads 1
     assert fake.calls[0][2] is True and all(c[2] is False for c in fake.calls[2:])
+    assert all(not c.count_flops for c in fake.configs[2:])  # GMACs do not depend on load: counted once
     # each keeps its most reliable round (smallest spread), all from the same settings
     assert got["a"].reliability["spread_rel"] == 0.02 and got["a"].rounds == 3
     assert got["b"].reliability["spread_rel"] == 0.04 and got["b"].reliability["reliable"] is True
