@@ -1159,6 +1159,7 @@ def run(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog=None):
                     + (" (non-overlapping 95 % intervals)" if clearly else " (overlapping 95 % intervals)")
                     + "; consider the floor's features, or more data, before any pretrained model"
                 )
+                notes.append(floor_headlines[-1])
             elif probed and probed[0].probe["accuracy_ci"][0] <= hi:
                 notes.append(
                     f"the winner {probed[0].model_id} is not significantly better than the {bid} floor "
