@@ -2,7 +2,11 @@
 
 Id syntax: ``local:<path>[?key=value&...]`` or just the path. The file kind comes from the suffix:
 
-- ``.onnx``             onnxruntime (CPU, or CUDA when available). The graph's first input takes the batch.
+- ``.onnx``             onnxruntime (CPU, or CUDA when available). The modality comes from the graph's input
+  signature (`advisor.models.onnx_layout`): ``[N, 3, H, W]`` / ``[N, H, W, 3]`` float is an image, ``[N, samples]``
+  float or int16 (or ``[N, 1, samples]``) a waveform, int64 ``input_ids`` text; anything else, or a ``modality``
+  that contradicts the graph, is refused with the input's shape. Fixed batch sizes (batch-1 exports) are looped;
+  an output that does not give one feature vector per input is refused.
 - ``.tflite``           image models via ai-edge-litert (batch 1, looped); features from the last global-pool
   tensor (or ``feature_tensor``), logits from the graph output; ``labels`` names a label file.
 - ``.pt2``              a ``torch.export`` program (``torch.export.load``), called as ``module(*batch)``. The archive
@@ -18,13 +22,14 @@ Options (``?key=value`` in the id, else a sidecar JSON ``<file>.json`` or ``<fil
 ====================  =====================================================  ======================
 key                   meaning                                                default
 ====================  =====================================================  ======================
-``modality``          image | text | audio                                   image
+``modality``          image | text | audio                                   graph's (ONNX); image
 ``arch``              architecture for weights-only files                    (required for weights)
 ``input_size``        image side in pixels                                   224
 ``mean``, ``std``     normalisation (comma list or JSON list)                ImageNet
 ``interpolation``     resize filter                                          bilinear
 ``crop_pct``          centre-crop fraction                                   0.875
 ``sample_rate``       audio Hz                                               16000
+``input_scale``       ONNX float audio input multiplier (32767: int16 range) 1 (int16: 32767)
 ``tokenizer``         folder with a Hugging Face tokenizer (text)            (required for text)
 ``max_length``        text token limit                                       256
 ``output``            ONNX output holding the features                      first output

@@ -37,6 +37,22 @@ def _find_feature_tensor(details: list[dict], wanted: str | None) -> dict | None
     return pools[-1] if pools else None
 
 
+def check_tflite_input(path: Path, inp: dict) -> None:
+    """Refuse a TFLite graph whose input is not one NHWC 3-channel image (the only kind advisor feeds it).
+
+    Raises:
+        ModelLoadError: names the file and the input's shape and dtype.
+    """
+    shape = [int(d) for d in inp.get("shape", [])]
+    if len(shape) != 4 or shape[-1] != 3:
+        dtype = getattr(inp.get("dtype"), "__name__", str(inp.get("dtype")))
+        raise ModelLoadError(
+            f"{path}: the TFLite graph's input {inp.get('name', '?')!r} {shape} {dtype} is not an image "
+            "[1, H, W, 3]; only image TFLite models are supported",
+            hint="for audio or text, convert the model to ONNX (advisor reads the modality from its inputs)",
+        )
+
+
 def _tflite_model(path: Path, req: LoadRequest, opts: dict[str, Any], revision: str) -> LoadedModel:
     """A TFLite image classifier/embedder (batch 1, looped) via ai-edge-litert; features from its pooled tensor."""
     import torch
@@ -60,6 +76,7 @@ def _tflite_model(path: Path, req: LoadRequest, opts: dict[str, Any], revision: 
         )
     it.allocate_tensors()
     inp = it.get_input_details()[0]
+    check_tflite_input(path, inp)
     out = it.get_output_details()[0]
     feat = _find_feature_tensor(it.get_tensor_details(), opts.get("feature_tensor"))
     feat_is_output = feat is None or feat["index"] == out["index"]
