@@ -1,0 +1,73 @@
+"""The one-line reasons of the ranked candidates and the "clearly faster" rule they rest on."""
+
+from __future__ import annotations
+
+from advisor.recommend.results import CandidateResult
+
+
+def _license_text(c: CandidateResult) -> str:
+    return c.license or (
+        c.license_class if c.license_class and c.license_class != "unknown" else "license unknown"
+    )
+
+
+def _lat_text(c: CandidateResult, device_word: str) -> str:
+    if c.latency_ms is None:
+        return "latency not measured"
+    bs = (c.bench or {}).get("batch_size")
+    from advisor.report.render import fmt_ms
+
+    shaky = " (unreliable: " + str((c.bench or {}).get("unreliable_reason")) + ")" if _unreliable(c) else ""
+    return f"{fmt_ms(c.latency_ms)} ms p50 at batch {bs} on this {device_word}{shaky}"
+
+
+def _acc_text(c: CandidateResult) -> str:
+    p = c.probe or {}
+    lo, hi = p.get("accuracy_ci") or (p.get("accuracy"), p.get("accuracy"))
+    return f"{100 * p['accuracy']:.1f} ± {100 * (hi - lo) / 2:.1f} %"
+
+
+def _unreliable(c: CandidateResult) -> bool:
+    return (c.bench or {}).get("reliable") is False
+
+
+def clearly_faster(a: CandidateResult, b: CandidateResult) -> bool:
+    """``a`` is faster than ``b`` beyond the measurement spread (IQR bands apart), and both figures are reliable."""
+    if a.latency_ms is None or b.latency_ms is None or _unreliable(a) or _unreliable(b):
+        return False
+    ia = float((a.bench or {}).get("latency_ms_iqr") or 0.0)
+    ib = float((b.bench or {}).get("latency_ms_iqr") or 0.0)
+    return a.latency_ms + ia / 2 < b.latency_ms - ib / 2
+
+
+def build_reasons(ranked: list[CandidateResult], device_word: str) -> None:
+    """One reason line per pick (the first entry of ``reasons``), plus supporting lines."""
+    if not ranked:
+        return
+    best = ranked[0]
+    fastest_front = min(
+        (c for c in ranked if c.pareto and c.latency_ms is not None), key=lambda c: c.latency_ms, default=None
+    )
+    # "fastest" compares latencies: only when every figure on the front is reliable.
+    front_reliable = not any(_unreliable(c) for c in ranked if c.pareto)
+    for c in ranked:
+        lat, lic = _lat_text(c, device_word), _license_text(c)
+        if c is best:
+            head = f"best probe accuracy {_acc_text(c)}, {lat}, {lic}"
+        elif c.tie_group == best.tie_group:
+            faster = clearly_faster(c, best)
+            head = (
+                f"statistically tied with #1 ({_acc_text(c)}){' and faster' if faster else ''}, {lat}, {lic}"
+            )
+        elif c is fastest_front and front_reliable:
+            head = f"fastest on the accuracy/latency Pareto front: {_acc_text(c)}, {lat}, {lic}"
+        elif c.pareto:
+            head = f"on the accuracy/latency Pareto front: {_acc_text(c)}, {lat}, {lic}"
+        else:
+            head = f"probe accuracy {_acc_text(c)}, {lat}, {lic}"
+        extra = []
+        if c.predicted.get("rank") is not None:
+            extra.append(f"predicted rank {c.predicted['rank']} (score {c.predicted['score']:+.2f})")
+        if c.n_params is not None:
+            extra.append(f"{c.n_params / 1e6:.1f}M params")
+        c.reasons = [head] + extra

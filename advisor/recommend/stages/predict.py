@@ -1,0 +1,26 @@
+"""Stage 4: the predicted ranking of the remaining candidates from their signals (`advisor.recommend.ranking`)."""
+
+from __future__ import annotations
+
+from advisor.recommend.config import ProgressFn
+from advisor.recommend.ranking import combine
+from advisor.recommend.state import RunState
+
+
+def predict(state: RunState, say: ProgressFn) -> RunState:
+    """Combine the task's signals of every candidate into a predicted score, rank and uncertainty."""
+    task, modality = state.get_task(), state.dataset.modality
+    signals: dict[str, dict[str, float | None]] = {}
+    hib: dict[str, bool] = {}
+    for m in state.alive:
+        for name, (value, higher_is_better) in task.signals(state.results[m], modality).items():
+            signals.setdefault(name, {})[m] = value
+            if higher_is_better is not None:
+                hib[name] = higher_is_better
+    preds = combine(signals, hib, method=state.cfg.combine)
+    for m in state.alive:
+        p = preds.get(m)
+        state.results[m].predicted = (
+            p.to_dict() if p else {"score": None, "rank": None, "uncertainty": None, "signals": {}}
+        )
+    return state
