@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
 import enum
-import json
-import math
 import re
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from advisor.errors import AdvisorError
+# JSON conversion lives below the CLI (cache keys hash it); re-exported for the commands.
+from advisor.io import dumps as dumps
+from advisor.io import to_jsonable as to_jsonable
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class OutputFormat(str, enum.Enum):
@@ -32,35 +32,6 @@ FormatOption = Annotated[
         case_sensitive=False,
     ),
 ]
-DebugOption = Annotated[bool, typer.Option("--debug", help="Show full tracebacks on error.", hidden=True)]
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Convert dataclasses, enums, paths, numpy/torch scalars and arrays into JSON-ready values (NaN/inf -> None)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        if hasattr(obj, "to_dict"):
-            return to_jsonable(obj.to_dict())
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, enum.Enum):
-        return obj.value
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy arrays/scalars, torch tensors
-        return to_jsonable(obj.tolist())
-    if hasattr(obj, "item") and callable(obj.item):
-        return to_jsonable(obj.item())
-    return obj
-
-
-def dumps(obj: Any) -> str:
-    """Serialise `obj` as indented JSON with the conversions of `to_jsonable`."""
-    return json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False)
 
 
 # C0 controls (newline and tab too: one cell, one line), DEL, C1 (CSI/OSC introducers), and the Unicode
@@ -86,7 +57,7 @@ def safe(value: object) -> str:
     return escape(strip_control(value))
 
 
-def stdout_console():
+def stdout_console() -> Console:
     """Console for results. When stdout is not a terminal (a pipe, a file) tables get a wide page, not 80 columns."""
     import os
 
@@ -96,40 +67,71 @@ def stdout_console():
     return Console(soft_wrap=False, width=width)
 
 
-def stderr_console():
+def stderr_console() -> Console:
+    """Console for messages (progress, notes, warnings, errors): stderr, so stdout stays the result alone."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)  # a message is one line, however narrow the terminal
 
 
-def emit(data: Any, fmt: OutputFormat, human: Callable[[Any], None] | None = None) -> None:
-    """Print a result: JSON on stdout for `--format json`, else `human(data)` (a Rich renderer)."""
-    if fmt == OutputFormat.json or human is None:
-        sys.stdout.write(dumps(data) + "\n")
+class Output:
+    """The one output sink of the CLI: the result on stdout (JSON, a Rich renderer or raw text), messages on stderr.
+
+    Args:
+        fmt: ``json`` writes every result as JSON; ``human`` hands it to the command's renderer.
+    """
+
+    def __init__(self, fmt: OutputFormat | str = OutputFormat.human) -> None:
+        self.fmt = OutputFormat(fmt)
+
+    @property
+    def human(self) -> bool:
+        """True when results are for people (a renderer runs), False for ``--format json``."""
+        return self.fmt == OutputFormat.human
+
+    def result(self, data: Any, render: Callable[[Any], None] | None = None) -> None:
+        """Print a result: JSON on stdout for ``--format json`` (or without a renderer), else ``render(data)``."""
+        if not self.human or render is None:
+            self.text(dumps(data) + "\n")
+        else:
+            render(data)
+
+    @staticmethod
+    def text(text: str) -> None:
+        """Write already rendered text (markdown, CSV, HTML, JSON) to stdout as is."""
+        sys.stdout.write(text)
         sys.stdout.flush()
-    else:
-        human(data)
+
+    @staticmethod
+    def note(message: str) -> None:
+        """A dim message on stderr (progress, where a file went)."""
+        stderr_console().print(f"[dim]{safe(message)}[/]", highlight=False)
+
+    @staticmethod
+    def warn(message: str) -> None:
+        """A warning on stderr."""
+        warn(message)
+
+    @staticmethod
+    def error(message: str, hint: str | None = None) -> None:
+        """One error line on stderr (and the hint, saying what to do); exiting is the caller's part."""
+        error(message, hint)
 
 
-def fail(message: str, exit_code: int = 1) -> None:
-    """Print one error line on stderr and exit non-zero."""
-    stderr_console().print(f"[bold red]Error:[/] {safe(message)}", highlight=False, markup=True)
-    raise typer.Exit(exit_code)
+def emit(data: Any, fmt: OutputFormat | str, human: Callable[[Any], None] | None = None) -> None:
+    """`Output(fmt).result(data, human)`."""
+    Output(fmt).result(data, human)
 
 
-@contextmanager
-def handle_errors(debug: bool = False) -> Iterator[None]:
-    """Turn domain errors (and interrupts) into one line on stderr and an exit code; tracebacks only with --debug."""
-    try:
-        yield
-    except AdvisorError as e:
-        if debug:
-            raise
-        msg = safe(e.message) + (f"\n  [dim]hint:[/] {safe(e.hint)}" if e.hint else "")
-        stderr_console().print(f"[bold red]Error:[/] {msg}", highlight=False)
-        raise typer.Exit(e.exit_code) from None
-    except KeyboardInterrupt:
-        stderr_console().print(
-            "[yellow]Interrupted.[/] Finished work is cached; rerun the command to resume."
-        )
-        raise typer.Exit(130) from None
+def warn(message: str) -> None:
+    """A warning line on stderr."""
+    stderr_console().print(f"[yellow]warning:[/] {safe(message)}", highlight=False)
+
+
+def error(message: str, hint: str | None = None) -> None:
+    """``Error: message`` on stderr, then ``hint: ...`` when there is one; user text is printed inertly (`safe`)."""
+    msg = safe(message) + (f"\n  [dim]hint:[/] {safe(hint)}" if hint else "")
+    stderr_console().print(f"[bold red]Error:[/] {msg}", highlight=False)
+
+
+INTERRUPTED = "[yellow]Interrupted.[/] Finished work is cached; rerun the command to resume."

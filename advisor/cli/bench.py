@@ -6,44 +6,24 @@ from typing import Annotated, Any
 
 import typer
 
-from advisor.cli._output import (
-    DebugOption,
-    FormatOption,
-    OutputFormat,
-    emit,
-    handle_errors,
-    safe,
-    stdout_console,
-)
+from advisor.cli._output import Output, OutputFormat, safe, stdout_console
+from advisor.cli.options import AdvisorCommand, DeviceOpt, FormatOpt, PretrainedOpt, parse_int_list
 
 
 def register(app: typer.Typer) -> None:
-    app.command("bench", help="Measure latency, throughput, memory and GMACs of models on this machine.")(
-        bench
-    )
-
-
-def _int_list(text: str, option: str) -> tuple[int, ...]:
-    from advisor.errors import UsageError
-
-    try:
-        vals = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
-    except ValueError:
-        raise UsageError(
-            f"{option} {text!r} is not a comma-separated list of integers", hint="e.g. 1,8,32"
-        ) from None
-    if not vals:
-        raise UsageError(f"{option} is empty", hint="e.g. 1,8,32")
-    return vals
+    """Add the `bench` command to the root app."""
+    app.command(
+        "bench",
+        cls=AdvisorCommand,
+        help="Measure latency, throughput, memory and GMACs of models on this machine.",
+    )(bench)
 
 
 def bench(
     models: Annotated[
         list[str], typer.Argument(help="Model ids, e.g. timm:resnet18 torchvision:mobilenet_v3_small.")
     ],
-    device: Annotated[
-        str, typer.Option(help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.")
-    ] = "auto",
+    device: DeviceOpt = "auto",
     batch_sizes: Annotated[
         str, typer.Option("--batch-sizes", "-b", help="Comma-separated batch sizes.")
     ] = "1,8",
@@ -68,12 +48,7 @@ def bench(
     max_time: Annotated[float, typer.Option(help="Stop timing a batch size after this many seconds.")] = 30.0,
     min_repeats: Annotated[int, typer.Option(help="Minimum timed calls per batch size.")] = 10,
     warmup: Annotated[int, typer.Option(help="Untimed warm-up calls.")] = 3,
-    pretrained: Annotated[
-        bool,
-        typer.Option(
-            "--pretrained", help="Load real weights (default: random init; timing does not need them)."
-        ),
-    ] = False,
+    pretrained: PretrainedOpt = False,  # timing does not need the published weights
     flops: Annotated[
         bool, typer.Option("--flops/--no-flops", help="Count GMACs and compare with published.")
     ] = True,
@@ -87,37 +62,36 @@ def bench(
     store: Annotated[
         bool, typer.Option("--store/--no-store", help="Append results to the bench store.")
     ] = True,
-    fmt: FormatOption = OutputFormat.human,
-    debug: DebugOption = False,
+    fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Benchmark each MODEL with the same settings; figures carry the settings and hardware that made them."""
-    with handle_errors(debug):
-        from advisor.bench.runner import BenchConfig, benchmark_model
-        from advisor.paths import cache_dir
+    from advisor.api import bench as run_bench
+    from advisor.bench.runner import BenchConfig
+    from advisor.paths import cache_dir
 
-        config = BenchConfig(
-            device=device,
-            batch_sizes=_int_list(batch_sizes, "--batch-sizes"),
-            precision=tuple(p for p in precision.replace(" ", "").split(",") if p),
-            channels_last=channels_last,
-            compile=compile,
-            compile_mode=compile_mode,
-            threads=threads,
-            tf32=tf32,
-            input_size=input_size,
-            seq_len=seq_len,
-            clip_seconds=clip_seconds,
-            min_time=min_time,
-            max_time=max_time,
-            min_repeats=min_repeats,
-            warmup=warmup,
-            pretrained=pretrained,
-            count_flops=flops,
-            find_max_batch=find_max_batch,
-        )
-        results = [benchmark_model(m, config, store=store, reuse=reuse).to_dict() for m in models]
-        data = {"results": results, "store": str(cache_dir() / "bench.sqlite") if store else None}
-        emit(data, fmt, _render)
+    config = BenchConfig(
+        device=device,
+        batch_sizes=parse_int_list(batch_sizes, "--batch-sizes"),
+        precision=tuple(p for p in precision.replace(" ", "").split(",") if p),
+        channels_last=channels_last,
+        compile=compile,
+        compile_mode=compile_mode,
+        threads=threads,
+        tf32=tf32,
+        input_size=input_size,
+        seq_len=seq_len,
+        clip_seconds=clip_seconds,
+        min_time=min_time,
+        max_time=max_time,
+        min_repeats=min_repeats,
+        warmup=warmup,
+        pretrained=pretrained,
+        count_flops=flops,
+        find_max_batch=find_max_batch,
+    )
+    results = [r.to_dict() for r in run_bench(models, config, store=store, reuse=reuse)]
+    data = {"results": results, "store": str(cache_dir() / "bench.sqlite") if store else None}
+    Output(fmt).result(data, _render)
 
 
 def _f(v: Any, spec: str = ".2f") -> str:
@@ -125,8 +99,6 @@ def _f(v: Any, spec: str = ".2f") -> str:
 
 
 def _render(data: dict[str, Any]) -> None:
-    from rich.table import Table
-
     console = stdout_console()
     for r in data["results"]:
         cached = " [dim](stored result, not re-measured)[/]" if r.get("from_cache") else ""
@@ -136,106 +108,116 @@ def _render(data: dict[str, Any]) -> None:
         )
         if r.get("weights_note"):
             console.print(f"  [yellow]{safe(r['weights_note'])}[/]", highlight=False)
-        t = Table(header_style="bold")
-        for col in (
-            "precision",
-            "batch",
-            "p50 ms",
-            "p90 ms",
-            "p99 ms",
-            "IQR ms",
-            "items/s",
-            "peak mem MiB",
-            "n",
-            "notes",
-        ):
-            t.add_column(col, justify="left" if col in ("precision", "notes") else "right")
-        for rec in r["records"]:
-            lat = rec.get("latency") or {}
-            mem = rec.get("memory") or {}
-            peak = mem.get("gpu_peak_allocated_mb", mem.get("cpu_rss_delta_mb"))
-            if peak is None:
-                peak = mem.get("cpu_rss_delta_mb")
-            label = (
-                rec["precision"]
-                + (" +CL" if rec["channels_last"] else "")
-                + (f" +compile({rec['compile_mode']})" if rec.get("compile_mode") else "")
-            )
-            bs = str(rec["batch_size"] or rec["requested_batch_size"])
-            if rec["batch_size"] and rec["batch_size"] != rec["requested_batch_size"]:
-                bs = f"{rec['batch_size']} (asked {rec['requested_batch_size']})"
-            notes = rec.get("error") or "; ".join(rec.get("warnings") or [])
-            t.add_row(
-                safe(label),
-                safe(bs),
-                _f(lat.get("p50_ms")),
-                _f(lat.get("p90_ms")),
-                _f(lat.get("p99_ms")),
-                _f(lat.get("iqr_ms")),
-                _f(rec.get("throughput_items_per_s"), ".1f"),
-                _f(peak, ".1f"),
-                str(lat.get("n", "—")),
-                f"[{'red' if rec['status'] != 'ok' else 'yellow'}]{safe(notes)}[/]",
-            )
-        console.print(t)
-        cs = r.get("cold_start") or {}
-        console.print(
-            f"  cold start: load {_f(cs.get('load_s'))} s + first call {_f(cs.get('first_call_s'), '.3f')} s"
-            + (f"; compile (first call) {cs['compile_s']}" if cs.get("compile_s") else "")
-            + f"; threads {r['records'][0]['threads'] if r['records'] else '—'}"
-        )
-        if r.get("n_params") is not None:
-            wm = ", ".join(f"{k} {v:.1f} MiB" for k, v in (r.get("weights_memory_mb") or {}).items())
-            console.print(f"  params: {r['n_params'] / 1e6:.2f} M; weights: {wm}")
-        g = r.get("gmacs")
-        if g and g.get("gmacs") is not None:
-            console.print(
-                f"  measured GMACs/sample (multiply-accumulates): {g['gmacs']:.4f} (fvcore+attention), "
-                f"{_f(g.get('gmacs_torch'), '.4f')} (torch FlopCounterMode/2, {g.get('torch_method')})"
-            )
-            if g.get("significant_uncounted"):
-                console.print(f"  [red]uncounted operators: {safe(', '.join(g['significant_uncounted']))}[/]")
-        for p in r.get("gmacs_published") or []:
-            ok = (
-                "[green]within 1%[/]"
-                if p.get("within_1pct")
-                else "[green]equal after rounding[/]"
-                if p.get("matches_published")
-                else "[red]off by more than 1%[/]"
-            )
-            console.print(
-                f"  published GMACs {p['gmacs']} ({safe(p['source'])}, {safe(p['column'])}) vs measured "
-                f"{_f(p.get('measured'), '.4f')} ({safe(p['compare_with'])}): {ok}"
-            )
+        console.print(_records_table(r["records"]))
+        _print_costs(console, r)
         if r.get("published_comparison"):
-            pt = Table(
-                title="throughput: published (timm benchmark CSV, other machine) vs measured (this machine)",
-                title_justify="left",
-                header_style="bold",
-            )
-            for col in (
-                "published file",
-                "img px",
-                "pub. batch",
-                "pub. items/s",
-                "our batch",
-                "our precision",
-                "our items/s",
-            ):
-                pt.add_column(col, justify="left" if col == "published file" else "right")
-            for c in r["published_comparison"]:
-                p, m = c["published"], c["measured"]
-                pt.add_row(
-                    safe(p["file"]),
-                    str(p["img_size"]),
-                    str(p["batch_size"]),
-                    _f(p["samples_per_sec"], ".1f"),
-                    str(m["batch_size"]),
-                    safe(m["precision"]),
-                    _f(m["throughput_items_per_s"], ".1f"),
-                )
-            console.print(pt)
+            console.print(_published_table(r["published_comparison"]))
         for w in r.get("warnings") or []:
             console.print(f"  [yellow]warning:[/] {safe(w)}", highlight=False)
     if data.get("store"):
         console.print(f"[dim]stored in {safe(data['store'])}[/]", highlight=False)
+
+
+_RECORD_COLUMNS = (
+    "precision", "batch", "p50 ms", "p90 ms", "p99 ms", "IQR ms", "items/s", "peak mem MiB", "n", "notes",
+)  # fmt: skip
+
+
+def _records_table(records: list[dict[str, Any]]) -> Any:
+    """One row per (precision, batch size): latency percentiles, throughput, peak memory, notes."""
+    from rich.table import Table
+
+    t = Table(header_style="bold")
+    for col in _RECORD_COLUMNS:
+        t.add_column(col, justify="left" if col in ("precision", "notes") else "right")
+    for rec in records:
+        lat = rec.get("latency") or {}
+        mem = rec.get("memory") or {}
+        peak = mem.get("gpu_peak_allocated_mb", mem.get("cpu_rss_delta_mb"))
+        if peak is None:
+            peak = mem.get("cpu_rss_delta_mb")
+        label = (
+            rec["precision"]
+            + (" +CL" if rec["channels_last"] else "")
+            + (f" +compile({rec['compile_mode']})" if rec.get("compile_mode") else "")
+        )
+        bs = str(rec["batch_size"] or rec["requested_batch_size"])
+        if rec["batch_size"] and rec["batch_size"] != rec["requested_batch_size"]:
+            bs = f"{rec['batch_size']} (asked {rec['requested_batch_size']})"
+        notes = rec.get("error") or "; ".join(rec.get("warnings") or [])
+        t.add_row(
+            safe(label),
+            safe(bs),
+            _f(lat.get("p50_ms")),
+            _f(lat.get("p90_ms")),
+            _f(lat.get("p99_ms")),
+            _f(lat.get("iqr_ms")),
+            _f(rec.get("throughput_items_per_s"), ".1f"),
+            _f(peak, ".1f"),
+            str(lat.get("n", "—")),
+            f"[{'red' if rec['status'] != 'ok' else 'yellow'}]{safe(notes)}[/]",
+        )
+    return t
+
+
+def _print_costs(console: Any, r: dict[str, Any]) -> None:
+    """Cold start, parameters and weight memory, measured vs published GMACs."""
+    cs = r.get("cold_start") or {}
+    console.print(
+        f"  cold start: load {_f(cs.get('load_s'))} s + first call {_f(cs.get('first_call_s'), '.3f')} s"
+        + (f"; compile (first call) {cs['compile_s']}" if cs.get("compile_s") else "")
+        + f"; threads {r['records'][0]['threads'] if r['records'] else '—'}"
+    )
+    if r.get("n_params") is not None:
+        wm = ", ".join(f"{k} {v:.1f} MiB" for k, v in (r.get("weights_memory_mb") or {}).items())
+        console.print(f"  params: {r['n_params'] / 1e6:.2f} M; weights: {wm}")
+    g = r.get("gmacs")
+    if g and g.get("gmacs") is not None:
+        console.print(
+            f"  measured GMACs/sample (multiply-accumulates): {g['gmacs']:.4f} (fvcore+attention), "
+            f"{_f(g.get('gmacs_torch'), '.4f')} (torch FlopCounterMode/2, {g.get('torch_method')})"
+        )
+        if g.get("significant_uncounted"):
+            console.print(f"  [red]uncounted operators: {safe(', '.join(g['significant_uncounted']))}[/]")
+    for p in r.get("gmacs_published") or []:
+        ok = (
+            "[green]within 1%[/]"
+            if p.get("within_1pct")
+            else "[green]equal after rounding[/]"
+            if p.get("matches_published")
+            else "[red]off by more than 1%[/]"
+        )
+        console.print(
+            f"  published GMACs {p['gmacs']} ({safe(p['source'])}, {safe(p['column'])}) vs measured "
+            f"{_f(p.get('measured'), '.4f')} ({safe(p['compare_with'])}): {ok}"
+        )
+
+
+_PUBLISHED_COLUMNS = (
+    "published file", "img px", "pub. batch", "pub. items/s", "our batch", "our precision", "our items/s",
+)  # fmt: skip
+
+
+def _published_table(comparison: list[dict[str, Any]]) -> Any:
+    """Published throughput (timm benchmark CSV, another machine) next to the one measured here."""
+    from rich.table import Table
+
+    pt = Table(
+        title="throughput: published (timm benchmark CSV, other machine) vs measured (this machine)",
+        title_justify="left",
+        header_style="bold",
+    )
+    for col in _PUBLISHED_COLUMNS:
+        pt.add_column(col, justify="left" if col == "published file" else "right")
+    for c in comparison:
+        p, m = c["published"], c["measured"]
+        pt.add_row(
+            safe(p["file"]),
+            str(p["img_size"]),
+            str(p["batch_size"]),
+            _f(p["samples_per_sec"], ".1f"),
+            str(m["batch_size"]),
+            safe(m["precision"]),
+            _f(m["throughput_items_per_s"], ".1f"),
+        )
+    return pt

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from advisor.cli._output import (
-    DebugOption,
-    FormatOption,
-    OutputFormat,
-    emit,
-    handle_errors,
-    safe,
-    stderr_console,
-    stdout_console,
+from advisor.cli._output import Output, OutputFormat, safe, stderr_console, stdout_console
+from advisor.cli.options import (
+    AdvisorCommand,
+    FormatOpt,
+    LicenseChoice,
+    LicenseOpt,
+    MaxParamsOpt,
+    parse_count,
 )
+
+if TYPE_CHECKING:
+    from advisor.catalog.schema import CatalogEntry
 
 catalog_app = typer.Typer(
     name="catalog",
@@ -27,6 +29,7 @@ catalog_app = typer.Typer(
 
 
 def register(app: typer.Typer) -> None:
+    """Add the `catalog` command group to the root app."""
     app.add_typer(catalog_app, name="catalog")
 
 
@@ -38,20 +41,6 @@ def _fmt_count(n: int | None) -> str:
 
 def _fmt(v: Any, spec: str = "") -> str:
     return "—" if v is None else format(v, spec)
-
-
-def _parse_count(text: str | None, option: str) -> float | None:
-    """Parse counts like 25M, 1.5B, 300k or 25000000."""
-    from advisor.errors import UsageError
-
-    if text is None:
-        return None
-    t = text.strip().upper().replace("_", "")
-    scale = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9}.get(t[-1:], 1.0)
-    try:
-        return float(t[:-1] if scale != 1.0 else t) * scale
-    except ValueError:
-        raise UsageError(f"{option} {text!r} is not a number", hint="use e.g. 25M, 1.5B or 300k") from None
 
 
 def _entries_table(entries: list, title: str) -> None:
@@ -67,7 +56,7 @@ def _entries_table(entries: list, title: str) -> None:
         header_style="bold",
         box=box.HEAVY_HEAD if level else box.SIMPLE_HEAD,
     )
-    columns = [
+    columns: list[tuple[str, dict[str, Any]]] = [
         ("id", dict(no_wrap=level > 0, overflow="fold")),
         ("params", dict(justify="right", no_wrap=True)),
         ("GMACs", dict(justify="right", no_wrap=True)),
@@ -106,7 +95,7 @@ def _entries_table(entries: list, title: str) -> None:
     console.print(table)
 
 
-@catalog_app.command("list")
+@catalog_app.command("list", cls=AdvisorCommand)
 def list_cmd(
     modality: Annotated[str | None, typer.Option(help="image | text | audio | multimodal | video")] = None,
     task: Annotated[
@@ -116,13 +105,11 @@ def list_cmd(
     family: Annotated[
         str | None, typer.Option(help="architecture family, e.g. resnet, vit, bert, whisper")
     ] = None,
-    max_params: Annotated[
-        str | None, typer.Option("--max-params", help="upper bound on parameters, e.g. 25M")
-    ] = None,
+    max_params: MaxParamsOpt = None,
     max_gmacs: Annotated[
         float | None, typer.Option("--max-gmacs", help="upper bound on GMACs (multiply-accumulates)")
     ] = None,
-    license: Annotated[str, typer.Option("--license", help="any | permissive | commercial")] = "any",
+    license: LicenseOpt = LicenseChoice.any,
     probeable: Annotated[
         bool | None,
         typer.Option(
@@ -134,53 +121,56 @@ def list_cmd(
     limit: Annotated[
         int | None, typer.Option(help="show at most this many (default: 50 in a table, all in JSON)")
     ] = None,
-    fmt: FormatOption = OutputFormat.human,
-    debug: DebugOption = False,
+    fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """List catalog entries matching filters."""
-    with handle_errors(debug):
-        from advisor.catalog.api import list_entries
+    from advisor.api import catalog
 
-        entries = list_entries(
-            modality=modality,
-            task=task,
-            source=source,
-            family=family,
-            max_params=_parse_count(max_params, "--max-params"),
-            max_gmacs=max_gmacs,
-            license=license,
-            probeable=probeable,
-            sort=sort,
-            descending=desc,
+    entries = catalog(
+        modality=modality,
+        task=task,
+        source=source,
+        family=family,
+        max_params=parse_count(max_params, "--max-params"),
+        max_gmacs=max_gmacs,
+        license=license.value,
+        probeable=probeable,
+        sort=sort,
+        descending=desc,
+    )
+    _emit_entries(entries, Output(fmt), limit, {}, "catalog entries")
+
+
+def _emit_entries(
+    entries: list[CatalogEntry], out: Output, limit: int | None, head: dict[str, Any], what: str
+) -> None:
+    """The entries as ``{**head, total, count, entries}`` JSON, or a table of at most 50 unless --limit says."""
+    if limit is None and out.human:
+        limit = 50
+    shown = entries[:limit] if limit else entries
+    payload = {**head, "total": len(entries), "count": len(shown), "entries": shown}
+
+    def render(d: dict[str, Any]) -> None:
+        more = (
+            f" (showing {d['count']}; --limit N or --format json for more)" if d["count"] < d["total"] else ""
         )
-        total = len(entries)
-        if limit is None and fmt == OutputFormat.human:
-            limit = 50
-        shown = entries[:limit] if limit else entries
-        if fmt == OutputFormat.json:
-            emit({"total": total, "count": len(shown), "entries": shown}, fmt)
-        else:
-            more = (
-                f" (showing {len(shown)}; --limit N or --format json for more)" if len(shown) < total else ""
-            )
-            _entries_table(shown, f"{total} catalog entries{more}")
+        _entries_table(d["entries"], safe(f"{d['total']} {what}") + more)
+
+    out.result(payload, render)
 
 
-@catalog_app.command("show")
+@catalog_app.command("show", cls=AdvisorCommand)
 def show_cmd(
     model_id: Annotated[str, typer.Argument(metavar="ID", help="catalog id, e.g. timm:resnet50.a1_in1k")],
-    fmt: FormatOption = OutputFormat.human,
-    debug: DebugOption = False,
+    fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Show every field of one entry, with the source of each published figure."""
-    with handle_errors(debug):
-        from advisor.catalog.store import load_catalog
+    from advisor.api import catalog_entry
 
-        entry = load_catalog().get(model_id)
-        emit(entry, fmt, _show_human)
+    Output(fmt).result(catalog_entry(model_id), _show_human)
 
 
-def _show_human(e) -> None:
+def _show_human(e: CatalogEntry) -> None:
     from rich.table import Table
 
     t = Table(title=safe(e.id), title_justify="left", show_header=False, box=None)
@@ -223,39 +213,33 @@ def _show_human(e) -> None:
         con.print(mt)
 
 
-@catalog_app.command("search")
+@catalog_app.command("search", cls=AdvisorCommand)
 def search_cmd(
     text: Annotated[
         list[str],
         typer.Argument(help="words that must all appear (id, family, task, pretraining data, tags)"),
     ],
     limit: Annotated[int | None, typer.Option(help="show at most this many")] = None,
-    fmt: FormatOption = OutputFormat.human,
-    debug: DebugOption = False,
+    fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Find entries by words, e.g. `advisor catalog search convnext in22k`."""
-    with handle_errors(debug):
-        from advisor.catalog.store import load_catalog
+    from advisor.api import catalog
 
-        cat = load_catalog()
-        hits = cat.search(" ".join(text))
-        total = len(hits)
-        if limit is None and fmt == OutputFormat.human:
-            limit = 50
-        shown = hits[:limit] if limit else hits
-        if fmt == OutputFormat.json:
-            emit({"query": " ".join(text), "total": total, "count": len(shown), "entries": shown}, fmt)
-        elif not hits:
-            close = cat.suggest(" ".join(text).replace(" ", "_"))
-            stdout_console().print(
-                "No entries match." + (f" Close ids: {safe(', '.join(close))}" if close else ""),
-                highlight=False,
-            )
-        else:
-            _entries_table(shown, safe(f"{total} matches for {' '.join(text)!r}"))
+    query = " ".join(text)
+    hits = catalog(query)
+    out = Output(fmt)
+    if hits or not out.human:
+        _emit_entries(hits, out, limit, {"query": query}, f"matches for {query!r}")
+        return
+    from advisor.catalog.store import load_catalog
+
+    close = load_catalog().suggest(query.replace(" ", "_"))
+    stdout_console().print(
+        "No entries match." + (f" Close ids: {safe(', '.join(close))}" if close else ""), highlight=False
+    )
 
 
-@catalog_app.command("build")
+@catalog_app.command("build", cls=AdvisorCommand)
 def build_cmd(
     sources: Annotated[
         Path | None,
@@ -275,28 +259,27 @@ def build_cmd(
             help="count parameters by instantiating each architecture on the meta device",
         ),
     ] = True,
-    fmt: FormatOption = OutputFormat.human,
-    debug: DebugOption = False,
+    fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Regenerate the catalog from the tables in --sources DIR and catalog/curated.json (minutes: it builds every architecture)."""
-    with handle_errors(debug):
-        from rich.progress import Progress
+    from rich.progress import Progress
 
-        from advisor.catalog.api import rebuild_catalog
+    from advisor.api import build_catalog
 
-        with Progress(console=stderr_console(), transient=True) as bar:
-            task = bar.add_task("counting timm parameters", total=None)
-            summary = rebuild_catalog(
-                sources,
-                out=out,
-                count_params=count_params,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
-        emit(
-            summary,
-            fmt,
-            lambda s: stdout_console().print(
-                f"Wrote {s['entries']} entries to {safe(s['path'])} ({', '.join(f'{k}: {v}' for k, v in s['by_source'].items())}), "
-                f"{s['published_bench_rows']} published benchmark rows to {safe(s['published_bench'])}."
-            ),
+    with Progress(console=stderr_console(), transient=True) as bar:
+        task = bar.add_task("counting timm parameters", total=None)
+        summary = build_catalog(
+            sources,
+            out=out,
+            count_params=count_params,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
+    Output(fmt).result(summary, _render_build)
+
+
+def _render_build(s: dict[str, Any]) -> None:
+    by_source = ", ".join(f"{k}: {v}" for k, v in s["by_source"].items())
+    stdout_console().print(
+        f"Wrote {s['entries']} entries to {safe(s['path'])} ({by_source}), "
+        f"{s['published_bench_rows']} published benchmark rows to {safe(s['published_bench'])}."
+    )

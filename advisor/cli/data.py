@@ -7,7 +7,19 @@ from typing import Annotated, Any
 
 import typer
 
-from advisor.cli._output import DebugOption, FormatOption, emit, handle_errors, safe, stdout_console
+from advisor.cli._output import Output, OutputFormat, safe, stdout_console
+from advisor.cli.options import (
+    AdvisorCommand,
+    FormatOpt,
+    GroupColumnOpt,
+    LabelColumnOpt,
+    MaxPerClassOpt,
+    MaxSamplesOpt,
+    ModalityOpt,
+    SeedOpt,
+    SplitOpt,
+    TextColumnOpt,
+)
 
 data_app = typer.Typer(
     name="data", help="Inspect datasets: layout, classes, sizes, skipped files.", no_args_is_help=True,
@@ -15,16 +27,6 @@ data_app = typer.Typer(
 )  # fmt: skip
 
 PathArg = Annotated[Path, typer.Argument(help="Dataset folder, or a CSV/TSV/JSONL table or manifest file.")]
-ModalityOpt = Annotated[
-    str | None, typer.Option("--modality", "-m", help="Force image, text or audio (default: detected).")
-]
-TextColOpt = Annotated[
-    str | None, typer.Option("--text-column", help="Text column of a table (default: text, ...).")
-]
-LabelColOpt = Annotated[
-    str | None, typer.Option("--label-column", help="Label column (default: label, category, intent, ...).")
-]
-SplitOpt = Annotated[str | None, typer.Option("--split", help="Only this split: train, val or test.")]
 
 
 MAX_CLASS_ROWS = 40
@@ -35,60 +37,50 @@ def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")
 
 
-@data_app.command("profile")
+@data_app.command("profile", cls=AdvisorCommand)
 def profile_cmd(
     path: PathArg,
     modality: ModalityOpt = None,
-    text_column: TextColOpt = None,
-    label_column: LabelColOpt = None,
+    text_column: TextColumnOpt = None,
+    label_column: LabelColumnOpt = None,
     split: SplitOpt = None,
-    fmt: FormatOption = "human",
-    debug: DebugOption = False,
+    group_column: GroupColumnOpt = None,
+    fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Profile a dataset: counts per class, imbalance, image sizes / text lengths / clip durations, skips."""
-    with handle_errors(debug):
-        from advisor.data import load_dataset, profile_dataset
+    from advisor.api import profile
+    from advisor.data.spec import DatasetSpec
 
-        ds = load_dataset(
-            path, modality=modality, text_column=text_column, label_column=label_column, split=split
-        )
-        emit(profile_dataset(ds), fmt, _render_profile)
+    spec = DatasetSpec(
+        path, modality=modality, text_column=text_column, label_column=label_column, group_column=group_column,
+        split=split,
+    )  # fmt: skip
+    Output(fmt).result(profile(spec), _render_profile)
 
 
-@data_app.command("sample")
+@data_app.command("sample", cls=AdvisorCommand)
 def sample_cmd(
     path: PathArg,
-    max_per_class: Annotated[int | None, typer.Option("--max-per-class", help="Cap per class.")] = None,
-    max_samples: Annotated[
-        int | None, typer.Option("--max-samples", help="Cap on the total (stratified).")
-    ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    max_per_class: MaxPerClassOpt = None,
+    max_samples: MaxSamplesOpt = None,
+    seed: SeedOpt = 0,
     modality: ModalityOpt = None,
-    text_column: TextColOpt = None,
-    label_column: LabelColOpt = None,
+    text_column: TextColumnOpt = None,
+    label_column: LabelColumnOpt = None,
     split: SplitOpt = None,
-    fmt: FormatOption = "human",
-    debug: DebugOption = False,
+    group_column: GroupColumnOpt = None,
+    fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Show the seeded, stratified subsample (sample ids and labels) that a run with these caps would use."""
-    with handle_errors(debug):
-        from advisor.data import load_dataset, stratified_sample
+    from advisor.api import sample
+    from advisor.data.spec import DatasetSpec
 
-        ds = load_dataset(
-            path, modality=modality, text_column=text_column, label_column=label_column, split=split
-        )
-        chosen = stratified_sample(ds, max_per_class=max_per_class, max_samples=max_samples, seed=seed)
-        result = {
-            "root": str(ds.root),
-            "fingerprint": ds.fingerprint,
-            "seed": seed,
-            "max_per_class": max_per_class,
-            "max_samples": max_samples,
-            "n_total": len(ds.samples),
-            "n_selected": len(chosen),
-            "samples": [{"id": s.id, "label": s.label, "split": s.split} for s in chosen],
-        }
-        emit(result, fmt, _render_sample)
+    spec = DatasetSpec(
+        path, modality=modality, text_column=text_column, label_column=label_column, group_column=group_column,
+        split=split,
+    )  # fmt: skip
+    result = sample(spec, max_per_class=max_per_class, max_samples=max_samples, seed=seed)
+    Output(fmt).result(result, _render_sample)
 
 
 def _kv_table(title: str, rows: list[tuple[str, Any]]):

@@ -7,46 +7,44 @@ from typing import Annotated, Any
 
 import typer
 
-from advisor.cli._output import DebugOption, FormatOption, emit, handle_errors, safe, stdout_console
+from advisor.cli._output import Output, OutputFormat, safe, stdout_console
+from advisor.cli.options import (
+    AdvisorCommand,
+    BatchSizeOpt,
+    DataOpt,
+    DeviceOpt,
+    FormatOpt,
+    LabelColumnOpt,
+    MaxPerClassOpt,
+    MaxSamplesOpt,
+    ModalityOpt,
+    ModelOpt,
+    OfflineOpt,
+    PretrainedOpt,
+    SeedOpt,
+    SplitOpt,
+    TextColumnOpt,
+    WorkersOpt,
+)
 
 
 def register(app: typer.Typer) -> None:
     """Add the `features` command to the root app."""
-    app.command("features")(features_cmd)
+    app.command("features", cls=AdvisorCommand)(features_cmd)
 
 
 def features_cmd(
-    data: Annotated[
-        Path, typer.Option("--data", "-d", help="Dataset folder or table (see `advisor data profile`).")
-    ],
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model",
-            "-m",
-            help="Model id: timm:..., torchvision:..., hf:org/name, pkg:name, local:/path/file.",
-        ),
-    ],
+    data: DataOpt,
+    model: ModelOpt,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write features here (.npz or .safetensors).")
     ] = None,
-    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | mps.")] = "auto",
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", "-b", help="Samples per forward pass.", min=1)
-    ] = 32,
-    num_workers: Annotated[
-        int,
-        typer.Option(
-            "--num-workers", help="DataLoader workers decoding and preprocessing (0: main process).", min=0
-        ),
-    ] = 0,
-    max_per_class: Annotated[
-        int | None, typer.Option("--max-per-class", help="Cap per class (stratified).")
-    ] = None,
-    max_samples: Annotated[
-        int | None, typer.Option("--max-samples", help="Cap on the total (stratified).")
-    ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the stratified subsample.")] = 0,
+    device: DeviceOpt = "auto",
+    batch_size: BatchSizeOpt = 32,
+    workers: WorkersOpt = 0,
+    max_per_class: MaxPerClassOpt = None,
+    max_samples: MaxSamplesOpt = None,
+    seed: SeedOpt = 0,
     overwrite_strategy: Annotated[
         str,
         typer.Option(
@@ -58,49 +56,49 @@ def features_cmd(
     precision: Annotated[
         str, typer.Option("--precision", help="auto (bf16/fp16 on GPU) | fp32 | bf16 | fp16.")
     ] = "auto",
-    offline: Annotated[
-        bool, typer.Option("--offline", help="Never touch the network; use cached weights only.")
-    ] = False,
-    random_init: Annotated[bool, typer.Option("--random-init", help="Random weights (no download).")] = False,
+    offline: OfflineOpt = False,
+    pretrained: PretrainedOpt = True,
     trust_remote_code: Annotated[
         bool, typer.Option("--trust-remote-code", help="Allow Hugging Face repos that run their own code.")
     ] = False,
-    modality: Annotated[str | None, typer.Option("--modality", help="Force image, text or audio.")] = None,
-    text_column: Annotated[str | None, typer.Option("--text-column", help="Text column of a table.")] = None,
-    label_column: Annotated[
-        str | None, typer.Option("--label-column", help="Label column of a table.")
-    ] = None,
-    split: Annotated[str | None, typer.Option("--split", help="Only this split: train, val or test.")] = None,
+    modality: ModalityOpt = None,
+    text_column: TextColumnOpt = None,
+    label_column: LabelColumnOpt = None,
+    split: SplitOpt = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")] = False,
-    fmt: FormatOption = "human",
-    debug: DebugOption = False,
+    fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Extract features (and source-head logits) of MODEL on DATA; a rerun is served from the cache."""
-    with handle_errors(debug):
-        from advisor.features import run_features_command
+    from advisor.api import features
+    from advisor.data.spec import DatasetSpec
 
-        summary = run_features_command(
-            data=data,
-            model=model,
-            out=out,
-            device=device,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            max_per_class=max_per_class,
-            max_samples=max_samples,
-            seed=seed,
-            overwrite_strategy=overwrite_strategy,
-            precision=precision,
-            offline=True if offline else None,
-            pretrained=not random_init,
-            trust_remote_code=trust_remote_code,
-            modality=modality,
-            text_column=text_column,
-            label_column=label_column,
-            split=split,
-            progress=not no_progress,
+    spec = DatasetSpec(
+        data, modality=modality, text_column=text_column, label_column=label_column, split=split
+    )
+    summary = features(
+        spec,
+        model,
+        out=out,
+        device=device,
+        batch_size=batch_size,
+        workers=workers,
+        max_per_class=max_per_class,
+        max_samples=max_samples,
+        seed=seed,
+        overwrite_strategy=overwrite_strategy,
+        precision=precision,
+        offline=True if offline else None,
+        pretrained=pretrained,
+        trust_remote_code=trust_remote_code,
+        progress=not no_progress,
+    )
+    sink = Output(fmt)
+    sink.result(summary, _render)
+    if summary.get("skipped"):
+        top = ", ".join(f"{n} {c}" for c, n in list(summary["skipped_by_code"].items())[:4])
+        sink.warn(
+            f"{summary['skipped']} item(s) skipped ({top}); paths and reasons: skipped_items in --format json"
         )
-        emit(summary, fmt, _render)
 
 
 def _render(s: dict[str, Any]) -> None:

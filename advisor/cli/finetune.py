@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from advisor.cli._output import (
-    DebugOption,
-    FormatOption,
-    OutputFormat,
-    emit,
-    handle_errors,
-    safe,
-    stderr_console,
+from advisor.cli._output import Output, OutputFormat, safe, stderr_console, stdout_console
+from advisor.cli.options import (
+    AdvisorCommand,
+    DataOpt,
+    DeviceOpt,
+    FormatOpt,
+    LabelColumnOpt,
+    MaxPerClassOpt,
+    ModalityOpt,
+    ModelOpt,
+    OfflineOpt,
+    PretrainedOpt,
+    TextColumnOpt,
+    WorkersOpt,
 )
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 def register(app: typer.Typer) -> None:
     """Add the `finetune` command to the root app."""
     app.command(
         "finetune",
+        cls=AdvisorCommand,
         help="Fine-tune a model on your labelled data (new linear head; frozen, last-N or all backbone blocks) "
         "and report validation accuracy with a 95% interval. Ctrl-C keeps the best checkpoint; --resume continues.",
         no_args_is_help=True,
@@ -30,13 +39,10 @@ def register(app: typer.Typer) -> None:
 
 
 def default_out_dir(data: Path, model: str, unfreeze: str, seed: int) -> Path:
-    """A stable run folder under the cache, so rerunning the same command with --resume finds the run."""
-    from advisor.io import stable_hash
-    from advisor.paths import cache_dir
+    """A stable run folder under the cache (see `advisor.api.default_finetune_dir`)."""
+    from advisor.api import default_finetune_dir
 
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_")[:60]
-    key = stable_hash({"data": str(data.resolve()), "model": model, "unfreeze": unfreeze, "seed": seed}, 10)
-    return cache_dir("finetune") / f"{slug}-{unfreeze}-seed{seed}-{key}"
+    return default_finetune_dir(data, model, unfreeze, seed)
 
 
 class _Progress:
@@ -56,7 +62,7 @@ class _Progress:
             console=self.console,
             transient=False,
         )
-        self.task = None
+        self.task: TaskID | None = None
         self.steps = 1
 
     @staticmethod
@@ -116,8 +122,6 @@ class _Progress:
 def _render(result: dict[str, Any]) -> None:
     from rich.table import Table
 
-    from advisor.cli._output import stdout_console
-
     console = stdout_console()
     lo, hi = result["val_accuracy_ci"]
     peak = result["peak_memory_mb"]
@@ -174,20 +178,28 @@ def _render(result: dict[str, Any]) -> None:
 
 
 def finetune_command(
-    data: Annotated[Path, typer.Option("--data", "-d", help="Labelled dataset folder or manifest.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model id, e.g. timm:resnet18.a1_in1k.")],
+    data: DataOpt,
+    model: ModelOpt,
     unfreeze: Annotated[
         str, typer.Option("--unfreeze", "-u", help="What trains: head, last-N (e.g. last-2) or all.")
     ] = "head",
-    epochs: Annotated[int, typer.Option("--epochs", "-e", help="Maximum epochs.")] = 10,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            "--epochs", "-e", help="Maximum epochs (default: 30 for --unfreeze head, 10 otherwise)."
+        ),
+    ] = None,
     budget: Annotated[
         float | None, typer.Option("--budget", help="Wall-time cap in minutes (epochs are reduced to fit).")
     ] = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    device: DeviceOpt = "auto",
     batch_size: Annotated[
         int, typer.Option("--batch-size", "-b", help="Effective batch size per step.")
     ] = 32,
-    lr: Annotated[float, typer.Option("--lr", help="Head learning rate (AdamW).")] = 1e-3,
+    lr: Annotated[
+        float | None,
+        typer.Option("--lr", help="Head learning rate (AdamW; default: 0.05 head, 1e-3 last-N, 5e-4 all)."),
+    ] = None,
     backbone_lr_mult: Annotated[
         float, typer.Option("--backbone-lr-mult", help="Backbone lr = head lr x this factor.")
     ] = 0.1,
@@ -198,16 +210,18 @@ def finetune_command(
     val_fraction: Annotated[
         float, typer.Option("--val-fraction", help="Held out per class when the data has no val split.")
     ] = 0.2,
-    max_per_class: Annotated[
-        int | None, typer.Option("--max-per-class", help="Cap labelled items per class (seeded, stratified).")
-    ] = None,
+    max_per_class: MaxPerClassOpt = None,
     augment: Annotated[
-        bool, typer.Option("--augment/--no-augment", help="Light training augmentation.")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--augment/--no-augment",
+            help="Light training augmentation (default: off for --unfreeze head, so features are computed once).",
+        ),
+    ] = None,
     seed: Annotated[
         int, typer.Option("--seed", help="Seed for split, order, augmentation and head init.")
     ] = 0,
-    workers: Annotated[int, typer.Option("--workers", help="Data-loading worker processes.")] = 0,
+    workers: WorkersOpt = 0,
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Run folder (checkpoint, state, result.json); default: cache."),
@@ -219,69 +233,59 @@ def finetune_command(
             help="Continue the run in --out from its last completed epoch (a finished run is returned as is).",
         ),
     ] = False,
-    modality: Annotated[
-        str | None, typer.Option("--modality", help="image, text or audio (default: detect).")
-    ] = None,
-    text_column: Annotated[str | None, typer.Option("--text-column", help="Text column of a table.")] = None,
-    label_column: Annotated[
-        str | None, typer.Option("--label-column", help="Label column of a table.")
-    ] = None,
-    random_init: Annotated[
-        bool,
-        typer.Option(
-            "--random-init", hidden=True, help="Random weights instead of pretrained (smoke tests)."
-        ),
-    ] = False,
-    offline: Annotated[bool, typer.Option("--offline", help="Never download weights.")] = False,
+    modality: ModalityOpt = None,
+    text_column: TextColumnOpt = None,
+    label_column: LabelColumnOpt = None,
+    pretrained: PretrainedOpt = True,
+    offline: OfflineOpt = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress on stderr.")] = True,
-    fmt: FormatOption = OutputFormat.human,
-    debug: DebugOption = False,
+    fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Fine-tune MODEL on DATA and print the validation accuracy, its 95% interval and the run's costs."""
-    with handle_errors(debug):
-        from advisor.data import load_dataset
-        from advisor.finetune import FinetuneConfig, finetune
+    from advisor.api import finetune
+    from advisor.data.spec import DatasetSpec
+    from advisor.finetune import FinetuneConfig
 
-        cfg = FinetuneConfig(
-            unfreeze=unfreeze,
-            epochs=epochs,
-            budget_minutes=budget,
-            device=device,
-            batch_size=batch_size,
-            lr=lr,
-            backbone_lr_mult=backbone_lr_mult,
-            weight_decay=weight_decay,
-            patience=patience,
-            val_fraction=val_fraction,
-            max_per_class=max_per_class,
-            augment=augment,
-            seed=seed,
-            num_workers=workers,
+    cfg = FinetuneConfig(
+        unfreeze=unfreeze,
+        epochs=epochs,
+        budget_minutes=budget,
+        device=device,
+        batch_size=batch_size,
+        lr=lr,
+        backbone_lr_mult=backbone_lr_mult,
+        weight_decay=weight_decay,
+        patience=patience,
+        val_fraction=val_fraction,
+        max_per_class=max_per_class,
+        augment=augment,
+        seed=seed,
+        num_workers=workers,
+    )
+    spec = DatasetSpec(data, modality=modality, text_column=text_column, label_column=label_column)
+    out_dir = out if out is not None else default_out_dir(data, model, unfreeze, seed)
+    bar = _Progress() if progress else None
+    try:
+        result = finetune(
+            spec,
+            model,
+            cfg,
+            out=out_dir,
+            resume=resume,
+            offline=offline or None,
+            pretrained=pretrained,
+            callback=bar,
         )
-        out_dir = out if out is not None else default_out_dir(data, model, unfreeze, seed)
-        dataset = load_dataset(data, modality=modality, text_column=text_column, label_column=label_column)
-        bar = _Progress() if progress else None
-        try:
-            result = finetune(
-                dataset,
-                model,
-                cfg,
-                out_dir=out_dir,
-                resume=resume,
-                offline=offline or None,
-                pretrained=not random_init,
-                callback=bar,
-            )
-        except KeyboardInterrupt:
-            if bar is not None:
-                bar.close()
-                bar = None
-            stderr_console().print(
-                f"[yellow]Interrupted.[/] The best checkpoint and the last completed epoch are in {safe(out_dir)}; "
-                "rerun the same command with --resume to continue."
-            )
-            raise typer.Exit(130) from None
-        finally:
-            if bar is not None:
-                bar.close()
-        emit(result.to_dict(), fmt, _render)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+            bar = None
+        stderr_console().print(
+            f"[yellow]Interrupted.[/] The best checkpoint and the last completed epoch are in {safe(out_dir)}; "
+            "rerun the same command with --resume to continue."
+        )
+        raise typer.Exit(130) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    Output(fmt).result(result.to_dict(), _render)

@@ -1,18 +1,57 @@
-"""The `advisor` command: the root typer app and the registration of each noun's module."""
+"""The `advisor` command: the root typer app, the one error boundary, and the registration of each noun's module."""
 
 from __future__ import annotations
 
 import importlib
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from advisor import __version__
+from advisor.cli._output import INTERRUPTED, error, stderr_console
+from advisor.cli.options import DEBUG_META_KEY
+from advisor.errors import AdvisorError
+
+if TYPE_CHECKING:
+    from typer._click.core import Context
+
+SHORT_FLAGS = (
+    "Short flags mean the same in every command: -d dataset, -m model id(s), -b batch size(s), "
+    "-o output file or folder, -f output format, -u what to unfreeze, -e epochs, -h help."
+)
+
+
+def _debugging(ctx: Context) -> bool:
+    return bool(ctx.meta.get(DEBUG_META_KEY) or os.environ.get("ADVISOR_DEBUG"))
+
+
+class AdvisorGroup(TyperGroup):
+    """The root group. Its `invoke` runs every command, so it is the CLI's one error boundary: a domain error
+    (`AdvisorError`) becomes ``Error: message`` + ``hint: ...`` on stderr and the error's exit code, Ctrl-C exit 130;
+    with ``--debug`` or ``ADVISOR_DEBUG=1`` the exception propagates (full traceback)."""
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AdvisorError as e:
+            if _debugging(ctx):
+                raise
+            error(e.message, hint=e.hint)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            if _debugging(ctx):
+                raise
+            stderr_console().print(INTERRUPTED)
+            ctx.exit(130)
+
 
 app = typer.Typer(
     name="advisor",
+    cls=AdvisorGroup,
     help="Which pretrained model should I use for my data, on my hardware? Catalog, advisor and benchmark harness.",
+    epilog=SHORT_FLAGS,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -40,14 +79,23 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option(
             "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks on error (or set ADVISOR_DEBUG=1).")
+    ] = False,
 ) -> None:
     """advisor: pick, measure and explain pretrained models for your data."""
+    from advisor.cli.progress import install
+
+    install()  # library progress (advisor.progress) is drawn as a Rich bar on a terminal
+    if debug:
+        ctx.meta[DEBUG_META_KEY] = True
 
 
 def _register_all() -> None:
@@ -65,7 +113,7 @@ _register_all()
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (errors are turned into one line by `AdvisorGroup.invoke`)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     app()
 

@@ -3,52 +3,43 @@
 from __future__ import annotations
 
 import enum
-import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from advisor.cli._output import (
-    DebugOption,
-    FormatOption,
-    OutputFormat,
-    emit,
-    handle_errors,
-    safe,
-    stdout_console,
-    strip_control,
+from advisor.cli._output import Output, OutputFormat, safe, stderr_console, stdout_console, strip_control
+from advisor.cli.options import (
+    AdvisorCommand,
+    BatchSizeOpt,
+    DeviceOpt,
+    FormatOpt,
+    GroupColumnOpt,
+    LabelColumnOpt,
+    LicenseChoice,
+    LicenseOpt,
+    MaxParamsOpt,
+    MaxPerClassOpt,
+    MaxSamplesOpt,
+    MaybeDataOpt,
+    ModalityOpt,
+    ModelsOpt,
+    OfflineOpt,
+    ScoresOpt,
+    SeedOpt,
+    SplitOpt,
+    TextColumnOpt,
+    parse_count,
+    split_list,
 )
 from advisor.errors import AdvisorError, UsageError
 
-_SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?\d+)?)\s*([kKmMbBgG]?)\s*$")
-_MULT = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-
-def parse_count(text: str | None) -> float | None:
-    """'25M' -> 25e6, '1.5e7' -> 1.5e7, '300k' -> 3e5 (None passes through)."""
-    if text is None:
-        return None
-    m = _SIZE_RE.match(text)
-    if not m:
-        raise UsageError(
-            f"cannot read a parameter count from {text!r}", hint="e.g. --max-params 25M or 2.5e7"
-        )
-    return float(m.group(1)) * _MULT[m.group(2).lower()]
-
-
-def _split_models(values: list[str] | None) -> tuple[str, ...]:
-    out: list[str] = []
-    for v in values or []:
-        out += [x.strip() for x in v.split(",") if x.strip()]
-    return tuple(out)
-
-
-class LicenseChoice(str, enum.Enum):
-    any = "any"
-    permissive = "permissive"
-    commercial = "commercial"
+    from advisor.recommend.config import Plan
+    from advisor.recommend.results import RecommendResults
 
 
 class CombineChoice(str, enum.Enum):
@@ -64,12 +55,80 @@ class ReportFormat(str, enum.Enum):
     html = "html"
 
 
+# Options only `recommend` has. Parameter names are `RunConfig` field names, so the config is built from them.
+_DataArg = Annotated[
+    Path | None, typer.Argument(metavar="[DATA]", help="Dataset (same as --data).", show_default=False)
+]
+_Demo = Annotated[bool, typer.Option("--demo", help="Use the bundled Fashion-MNIST sample (offline, CPU).")]
+_Task = Annotated[
+    str | None, typer.Option("--task", help="classification (default: detected from the data).")
+]
+_MaxLatency = Annotated[
+    float | None, typer.Option("--max-latency-ms", help="Drop models slower than this (ms p50).")
+]
+_LatencyBatch = Annotated[
+    int, typer.Option("--latency-batch-size", help="Batch size the latency is measured at.")
+]
+_MaxMemory = Annotated[
+    float | None, typer.Option("--max-memory-mb", help="Largest measured peak memory (MB).")
+]
+_Budget = Annotated[
+    float | None, typer.Option("--budget", help="Time budget in minutes (sets subsample and candidates).")
+]
+_DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan and its estimated cost only.")]
+_Out = Annotated[
+    Path | None, typer.Option("--out", help="Run directory (default: ./advisor-runs/TIMESTAMP-DATASET).")
+]
+_NoOut = Annotated[bool, typer.Option("--no-out", help="Do not write a run directory.")]
+_Shortlist = Annotated[
+    int | None, typer.Option("--shortlist", help="How many top-predicted models get a linear probe.")
+]
+_MaxCandidates = Annotated[int | None, typer.Option("--max-candidates", help="Cap on candidates considered.")]
+_Folds = Annotated[int, typer.Option("--folds", help="Cross-validation folds of the linear probe.")]
+_Bench = Annotated[bool, typer.Option("--bench/--no-bench", help="Measure latency and memory.")]
+_Threads = Annotated[
+    int | None, typer.Option("--threads", help="CPU threads while timing latency (torch.set_num_threads).")
+]
+_Rebench = Annotated[
+    bool, typer.Option("--rebench", help="Re-measure latency even when a reliable stored figure exists.")
+]
+_Baselines = Annotated[
+    bool, typer.Option("--baselines/--no-baselines", help="Probe no-pretraining floors for reference.")
+]
+_Combine = Annotated[CombineChoice, typer.Option("--combine", help="zscore | rank combination of signals.")]
+_GroupPattern = Annotated[
+    str | None,
+    typer.Option(
+        "--group-pattern",
+        help="Regex on file names whose first group (else the match) is the sample's group.",
+    ),
+]
+_CandidateTimeout = Annotated[
+    float | None,
+    typer.Option(
+        "--candidate-timeout",
+        metavar="SECONDS",
+        help="Give up on a candidate whose features + scores take longer.",
+    ),
+]
+_FinetuneTop = Annotated[
+    int,
+    typer.Option(
+        "--finetune-top", help="Fine-tune the K best candidates and compare with their linear probes."
+    ),
+]
+_FinetuneEpochs = Annotated[int, typer.Option("--finetune-epochs", help="Epochs of each --finetune-top run.")]
+_FinetuneUnfreeze = Annotated[
+    str | None, typer.Option("--finetune-unfreeze", help="head | last-N | all for --finetune-top (default: the strategy advice's).")
+]  # fmt: skip
+
+
 # ----------------------------------------------------------------------------------------------- human renderers
-def _render_plan(plan: Any) -> None:
+def _render_plan(plan: Plan) -> None:
     from rich.table import Table
 
     con = stdout_console()
-    d = plan.to_dict() if hasattr(plan, "to_dict") else plan
+    d = plan.to_dict()
     ds = d["dataset"]
     con.print(
         f"[bold]Plan[/] for {safe(ds['root'])} ({safe(ds['modality'])}, {ds['n_samples']} samples, "
@@ -106,7 +165,7 @@ def _render_plan(plan: Any) -> None:
     )
 
 
-def _render_results(res: Any) -> None:
+def _render_results(res: RecommendResults) -> None:
     from rich.table import Table
 
     from advisor.report.render import acc_with_ci, latency_batch, latency_cell, num, params_m, pct
@@ -179,169 +238,97 @@ def _render_results(res: Any) -> None:
 
 # ----------------------------------------------------------------------------------------------- commands
 def recommend_command(
-    data_arg: Annotated[
-        Path | None,
-        typer.Argument(metavar="[DATA]", help="Dataset (same as --data).", show_default=False),
-    ] = None,
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            "--data", "-d", help="Dataset: image/audio class folders, CSV/JSONL/TSV table or manifest."
-        ),
-    ] = None,
-    demo: Annotated[
-        bool, typer.Option("--demo", help="Use the bundled Fashion-MNIST sample (offline, CPU).")
-    ] = False,
-    models: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--models", "-m", help="Candidate ids or local model files (comma-separated or repeated)."
-        ),
-    ] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps.")] = "auto",
-    max_latency_ms: Annotated[
-        float | None, typer.Option(help="Drop models slower than this (ms p50).")
-    ] = None,
-    latency_batch_size: Annotated[int, typer.Option(help="Batch size the latency is measured at.")] = 1,
-    max_params: Annotated[str | None, typer.Option(help="Largest parameter count, e.g. 25M.")] = None,
-    max_memory_mb: Annotated[float | None, typer.Option(help="Largest measured peak memory (MB).")] = None,
-    license: Annotated[
-        LicenseChoice, typer.Option(help="any | permissive | commercial.")
-    ] = LicenseChoice.any,
-    offline: Annotated[
-        bool, typer.Option("--offline", help="Only locally available weights; no network.")
-    ] = False,
-    budget: Annotated[
-        float | None, typer.Option(help="Time budget in minutes (sets subsample and candidates).")
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the plan and its estimated cost only.")
-    ] = False,
-    out: Annotated[
-        Path | None, typer.Option(help="Run directory (default: ./advisor-runs/TIMESTAMP-DATASET).")
-    ] = None,
-    no_out: Annotated[bool, typer.Option("--no-out", help="Do not write a run directory.")] = False,
-    shortlist: Annotated[
-        int | None, typer.Option(help="How many top-predicted models get a linear probe.")
-    ] = None,
-    max_candidates: Annotated[int | None, typer.Option(help="Cap on candidates considered.")] = None,
-    max_samples: Annotated[int | None, typer.Option(help="Subsample cap for scores and probes.")] = None,
-    max_per_class: Annotated[int | None, typer.Option(help="Per-class subsample cap.")] = None,
-    scores: Annotated[
-        str | None, typer.Option(help="Comma-separated score names (default: a cheap set).")
-    ] = None,
-    folds: Annotated[int, typer.Option(help="Cross-validation folds of the linear probe.")] = 5,
-    seed: Annotated[int, typer.Option(help="Seed for the subsample, folds and bootstrap.")] = 0,
-    bench: Annotated[bool, typer.Option("--bench/--no-bench", help="Measure latency and memory.")] = True,
-    threads: Annotated[
-        int | None, typer.Option(help="CPU threads while timing latency (torch.set_num_threads).")
-    ] = None,
-    rebench: Annotated[
-        bool, typer.Option("--rebench", help="Re-measure latency even when a reliable stored figure exists.")
-    ] = False,
-    baselines: Annotated[
-        bool, typer.Option("--baselines/--no-baselines", help="Probe no-pretraining floors for reference.")
-    ] = True,
-    combine: Annotated[
-        CombineChoice, typer.Option(help="zscore | rank combination of signals.")
-    ] = CombineChoice.zscore,
-    modality: Annotated[str | None, typer.Option(help="Force image | text | audio.")] = None,
-    text_column: Annotated[str | None, typer.Option(help="Text column of a table dataset.")] = None,
-    label_column: Annotated[str | None, typer.Option(help="Label column of a table dataset.")] = None,
-    split: Annotated[str | None, typer.Option(help="Use only this split (train/val/test).")] = None,
-    group_column: Annotated[
-        str | None,
-        typer.Option(
-            help="Table/manifest column with each sample's group (speaker, patient): group-aware folds."
-        ),
-    ] = None,
-    group_pattern: Annotated[
-        str | None,
-        typer.Option(help="Regex on file names whose first group (else the match) is the sample's group."),
-    ] = None,
-    batch_size: Annotated[int, typer.Option(help="Feature-extraction batch size.")] = 32,
-    finetune_top: Annotated[
-        int, typer.Option(help="Fine-tune the K best candidates and compare with their linear probes.")
-    ] = 0,
-    finetune_epochs: Annotated[int, typer.Option(help="Epochs of each --finetune-top run.")] = 3,
-    finetune_unfreeze: Annotated[
-        str | None,
-        typer.Option(help="head | last-N | all for --finetune-top (default: the strategy advice's)."),
-    ] = None,
-    fmt: FormatOption = OutputFormat.human,
-    debug: DebugOption = False,
+    data_arg: _DataArg = None,
+    data: MaybeDataOpt = None,
+    demo: _Demo = False,
+    task: _Task = None,
+    models: ModelsOpt = None,
+    device: DeviceOpt = "auto",
+    max_latency_ms: _MaxLatency = None,
+    latency_batch_size: _LatencyBatch = 1,
+    max_params: MaxParamsOpt = None,
+    max_memory_mb: _MaxMemory = None,
+    license: LicenseOpt = LicenseChoice.any,
+    offline: OfflineOpt = False,
+    budget_minutes: _Budget = None,
+    dry_run: _DryRun = False,
+    out: _Out = None,
+    no_out: _NoOut = False,
+    shortlist: _Shortlist = None,
+    max_candidates: _MaxCandidates = None,
+    max_samples: MaxSamplesOpt = None,
+    max_per_class: MaxPerClassOpt = None,
+    scores: ScoresOpt = None,
+    folds: _Folds = 5,
+    seed: SeedOpt = 0,
+    bench: _Bench = True,
+    bench_threads: _Threads = None,
+    rebench: _Rebench = False,
+    baselines: _Baselines = True,
+    combine: _Combine = CombineChoice.zscore,
+    modality: ModalityOpt = None,
+    text_column: TextColumnOpt = None,
+    label_column: LabelColumnOpt = None,
+    split: SplitOpt = None,
+    group_column: GroupColumnOpt = None,
+    group_pattern: _GroupPattern = None,
+    batch_size: BatchSizeOpt = 32,
+    candidate_timeout_s: _CandidateTimeout = None,
+    finetune_top: _FinetuneTop = 0,
+    finetune_epochs: _FinetuneEpochs = 3,
+    finetune_unfreeze: _FinetuneUnfreeze = None,
+    fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Rank pretrained models for your labelled data on this hardware, and say how to adapt the winner."""
-    with handle_errors(debug):
-        from advisor.recommend.run import recommend
+    options = dict(locals())  # the parameters: `RunConfig` fields, plus the few that `_run_options` converts
+    from advisor.api import recommend, run_config
+    from advisor.recommend.results import RecommendResults
 
-        if data is not None and data_arg is not None and data != data_arg:
-            raise UsageError("the dataset is given twice", hint="use either --data DIR or a positional DIR")
-        data = data if data is not None else data_arg
-        if data is None and not demo:
-            raise UsageError(
-                "give a dataset with --data DIR, or --demo",
-                hint="e.g. `advisor recommend --data ./my_images`",
-            )
-        opts: dict[str, Any] = {
-            "models": _split_models(models),
-            "device": device,
-            "max_latency_ms": max_latency_ms,
-            "latency_batch_size": latency_batch_size,
-            "max_params": parse_count(max_params),
-            "max_memory_mb": max_memory_mb,
-            "license": license.value,
-            "budget_minutes": budget,
-            "dry_run": dry_run,
-            "out": None if no_out else (str(out) if out else "auto"),
-            "shortlist": shortlist,
-            "max_candidates": max_candidates,
-            "max_samples": max_samples,
-            "max_per_class": max_per_class,
-            "folds": folds,
-            "seed": seed,
-            "bench": bench,
-            "bench_threads": threads,
-            "rebench": rebench,
-            "baselines": baselines,
-            "combine": combine.value,
-            "modality": modality,
-            "text_column": text_column,
-            "label_column": label_column,
-            "split": split,
-            "group_column": group_column,
-            "group_pattern": group_pattern,
-            "batch_size": batch_size,
-            "finetune_top": finetune_top,
-            "finetune_epochs": finetune_epochs,
-            "finetune_unfreeze": finetune_unfreeze,
-        }
-        if offline:
-            opts["offline"] = True
-        opts["progress"] = fmt == OutputFormat.human
-        if scores:
-            opts["scores"] = tuple(s.strip() for s in scores.split(",") if s.strip())
-        progress_fn = None
-        if fmt == OutputFormat.human or sys.stderr.isatty():
-            from advisor.cli._output import stderr_console
+    if data is not None and data_arg is not None and data != data_arg:
+        raise UsageError("the dataset is given twice", hint="use either --data DIR or a positional DIR")
+    path = data if data is not None else data_arg
+    if path is None and not demo:
+        raise UsageError(
+            "give a dataset with --data DIR, or --demo", hint="e.g. `advisor recommend --data ./my_images`"
+        )
+    cfg = run_config(path, demo=demo, **_run_options(options))
+    out_ = Output(fmt)
+    res = recommend(config=cfg, progress_fn=_progress_fn(out_))
+    if not isinstance(res, RecommendResults):  # --dry-run: the plan
+        plan = res
+        out_.result(plan.to_dict(), lambda _d: _render_plan(plan))
+        return
+    out_.result(res.to_dict() | {"run_dir": res.run_dir}, lambda _d: _render_results(res))
+    if not res.ranked:
+        why = "; ".join(f"{c.model_id}: {c.error or (c.reasons or ['?'])[0]}" for c in res.candidates[:5])
+        raise AdvisorError(
+            f"no candidate could be ranked ({why or 'no candidates'})",
+            hint="see the notes above; name other models with --models or relax the constraints",
+        )
 
-            err = stderr_console()
 
-            def progress_fn(msg: str) -> None:
-                err.print(f"[dim]{safe(msg)}[/]", highlight=False)
+_CLI_ONLY = ("data_arg", "data", "demo", "no_out", "fmt")
 
-        res = recommend(data, demo=demo, progress_fn=progress_fn, **opts)
-        if dry_run:
-            emit(res.to_dict(), fmt, lambda _d: _render_plan(res))
-            return
-        payload = res.to_dict() | {"run_dir": res.run_dir}
-        emit(payload, fmt, lambda _d: _render_results(res))
-        if not res.ranked:
-            why = "; ".join(f"{c.model_id}: {c.error or (c.reasons or ['?'])[0]}" for c in res.candidates[:5])
-            raise AdvisorError(
-                f"no candidate could be ranked ({why or 'no candidates'})",
-                hint="see the notes above; name other models with --models or relax the constraints",
-            )
+
+def _run_options(p: dict[str, Any]) -> dict[str, Any]:
+    """`recommend_command`'s parameters as `RunConfig` fields: the CLI-only ones dropped, the rest converted."""
+    return {k: v for k, v in p.items() if k not in _CLI_ONLY} | {
+        "models": split_list(p["models"]),
+        "scores": split_list(p["scores"]) or None,
+        "max_params": parse_count(p["max_params"]),
+        "license": p["license"].value,
+        "combine": p["combine"].value,
+        "out": None if p["no_out"] else (str(p["out"]) if p["out"] else "auto"),
+        "progress": p["fmt"] == OutputFormat.human,
+    }
+
+
+def _progress_fn(out: Output) -> Callable[[str], None] | None:
+    """Progress lines on stderr for people (or whenever stderr is a terminal); none for piped JSON."""
+    if not out.human and not sys.stderr.isatty():
+        return None
+    err = stderr_console()
+    return lambda msg: err.print(f"[dim]{safe(msg)}[/]", highlight=False)
 
 
 def report_command(
@@ -350,38 +337,36 @@ def report_command(
         ReportFormat,
         typer.Option("--format", "-f", help="human | json | md | csv | html.", case_sensitive=False),
     ] = ReportFormat.human,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")
     ] = None,
     rewrite: Annotated[
         bool, typer.Option("--rewrite", help="Re-render all report files in RUN_DIR.")
     ] = False,
-    debug: DebugOption = False,
 ) -> None:
     """Re-render a stored run (no recomputation): a table, JSON, markdown, CSV or the single-file HTML."""
-    with handle_errors(debug):
-        from advisor.recommend.results import load_results
-        from advisor.report.render import render, write_run_dir
+    from advisor.api import report
+    from advisor.report.render import render
 
-        res = load_results(run_dir)
-        if rewrite:
-            write_run_dir(res, res.run_dir or run_dir)
-        if fmt in (ReportFormat.human, ReportFormat.json) and output is None:
-            emit(res.to_dict(), OutputFormat(fmt.value), lambda _d: _render_results(res))
-            return
-        text = render(res, "json" if fmt == ReportFormat.human else fmt.value)
-        if output is not None:
-            from advisor.io import atomic_write_text
+    res = report(run_dir, rewrite=rewrite)
+    if fmt in (ReportFormat.human, ReportFormat.json) and out is None:
+        Output(fmt.value).result(res.to_dict(), lambda _d: _render_results(res))
+        return
+    text = render(res, "json" if fmt == ReportFormat.human else fmt.value)
+    if out is None:
+        Output.text(text)
+        return
+    from advisor.io import atomic_write_text
 
-            atomic_write_text(output, text)
-            stdout_console().print(f"wrote {safe(output)}", highlight=False)
-        else:
-            sys.stdout.write(text)
+    atomic_write_text(out, text)
+    stdout_console().print(f"wrote {safe(out)}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add `recommend` and `report` to the root app."""
-    app.command("recommend", help="Rank pretrained models for your data on this hardware.")(recommend_command)
-    app.command("report", help="Re-render a stored recommend run (markdown, CSV, JSON, HTML).")(
-        report_command
-    )
+    app.command(
+        "recommend", cls=AdvisorCommand, help="Rank pretrained models for your data on this hardware."
+    )(recommend_command)
+    app.command(
+        "report", cls=AdvisorCommand, help="Re-render a stored recommend run (markdown, CSV, JSON, HTML)."
+    )(report_command)

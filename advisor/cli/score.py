@@ -6,17 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperCommand
 
-from advisor.cli._output import (
-    DebugOption,
-    FormatOption,
-    OutputFormat,
-    emit,
-    handle_errors,
-    safe,
-    stdout_console,
-)
+from advisor.cli._output import Output, OutputFormat, safe, stdout_console
+from advisor.cli.options import AdvisorCommand, FormatOpt, SeedOpt
 
 
 def _score_names_epilog() -> str:
@@ -24,10 +16,10 @@ def _score_names_epilog() -> str:
     from advisor.scores.registry import get_scorer, list_scorers
 
     lines = [safe(f"{n}: {get_scorer(n).summary}") for n in list_scorers()]
-    return "Scores (--metrics):\n\n" + "\n\n".join(lines)
+    return "Scores (--scores):\n\n" + "\n\n".join(lines)
 
 
-class _ScoreCommand(TyperCommand):
+class _ScoreCommand(AdvisorCommand):
     """`advisor score` whose help epilog lists every registered score, computed lazily."""
 
     @property  # type: ignore[override]
@@ -67,12 +59,25 @@ def _human(data: dict[str, Any]) -> None:
     stdout_console().print(table)
 
 
+def score_row(r: Any) -> dict[str, Any]:
+    """One `ScoreResult` as the JSON row `advisor score --format json` prints."""
+    return {
+        "value": r.value,
+        "higher_is_better": r.higher_is_better,
+        "applicable": r.applicable,
+        "reason": r.reason,
+        "ci": list(r.ci) if r.ci is not None else None,
+        "seconds": r.seconds,
+        "degenerate_reason": r.degenerate_reason,
+    }
+
+
 def score_cmd(
     file: Annotated[
         Path, typer.Argument(help="An .npz with features (N, D), labels (N,), optional logits/probs.")
     ],
-    metrics: Annotated[
-        str, typer.Option("--metrics", "-m", help="Comma-separated metric names, or 'all'.")
+    scores: Annotated[
+        str, typer.Option("--scores", help="Comma-separated score names (listed below), or 'all'.")
     ] = "all",
     bootstrap: Annotated[
         int,
@@ -80,26 +85,12 @@ def score_cmd(
             "--bootstrap", min=0, help="Stratified bootstrap replicates for a 95% interval (0: none)."
         ),
     ] = 0,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for bootstrap and seeded metric steps.")] = 0,
+    seed: SeedOpt = 0,
     device: Annotated[str, typer.Option("--device", help="torch device: cpu, cuda, cuda:1, mps.")] = "cpu",
-    fmt: FormatOption = OutputFormat.human,
-    debug: DebugOption = False,
+    fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Compute transferability scores from an .npz of features and labels."""
-    with handle_errors(debug):
-        from advisor.scores.api import score_file
+    from advisor.api import score
 
-        results = score_file(file, metrics=metrics, device=device, bootstrap=bootstrap, seed=seed)
-        data = {
-            name: {
-                "value": r.value,
-                "higher_is_better": r.higher_is_better,
-                "applicable": r.applicable,
-                "reason": r.reason,
-                "ci": list(r.ci) if r.ci is not None else None,
-                "seconds": r.seconds,
-                "degenerate_reason": r.degenerate_reason,
-            }
-            for name, r in results.items()
-        }
-        emit(data, fmt, _human)
+    results = score(file, scores=scores, device=device, bootstrap=bootstrap, seed=seed)
+    Output(fmt).result({name: score_row(r) for name, r in results.items()}, _human)

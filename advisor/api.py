@@ -1,0 +1,413 @@
+"""The public Python API: one function per CLI command (each command calls its function); heavy imports on call.
+
+``import advisor`` stays light: these functions import torch, timm or transformers only when they run. They are
+reachable as ``advisor.profile``, ``advisor.features``, ``advisor.score``, ``advisor.bench``, ``advisor.recommend``,
+``advisor.finetune``, ``advisor.report`` and ``advisor.catalog`` (see `advisor.__init__`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from advisor.data.spec import DatasetSpec
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from advisor.bench.runner import BenchConfig, BenchResult
+    from advisor.catalog.schema import CatalogEntry
+    from advisor.data.profile import DatasetProfile
+    from advisor.finetune.config import FinetuneConfig, FinetuneResult
+    from advisor.recommend.results import RecommendResults
+    from advisor.recommend.run import Plan, RunConfig
+    from advisor.scores.registry import ScoreResult
+
+__all__ = [
+    "DatasetSpec",
+    "bench",
+    "build_catalog",
+    "catalog",
+    "catalog_entry",
+    "default_finetune_dir",
+    "features",
+    "finetune",
+    "profile",
+    "recommend",
+    "report",
+    "run_config",
+    "sample",
+    "score",
+]
+
+DataLike = str | Path | DatasetSpec
+
+
+# ----------------------------------------------------------------------------------------------- data
+def profile(data: DataLike, **dataset: Any) -> DatasetProfile:
+    """Profile a dataset (`advisor data profile`): counts per class, imbalance, sizes, what was skipped and why.
+
+    Args:
+        data: a path or a `DatasetSpec`; ``**dataset`` sets its fields (modality, text_column, label_column,
+            split, group_column).
+
+    Raises:
+        DatasetError: the path cannot be read as given.
+    """
+    from advisor.data import profile_dataset
+
+    return profile_dataset(DatasetSpec.of(data, **dataset).load())
+
+
+def sample(
+    data: DataLike,
+    *,
+    max_per_class: int | None = None,
+    max_samples: int | None = None,
+    seed: int = 0,
+    **dataset: Any,
+) -> dict[str, Any]:
+    """The seeded, stratified subsample a run with these caps would use (`advisor data sample`).
+
+    Returns:
+        ``root``, ``fingerprint``, the caps and ``seed``, ``n_total``, ``n_selected`` and ``samples`` (id, label,
+        split of each chosen sample).
+
+    Raises:
+        DatasetError: the path cannot be read as given.
+    """
+    from advisor.data import stratified_sample
+
+    ds = DatasetSpec.of(data, **dataset).load()
+    chosen = stratified_sample(ds, max_per_class=max_per_class, max_samples=max_samples, seed=seed)
+    return {
+        "root": str(ds.root),
+        "fingerprint": ds.fingerprint,
+        "seed": seed,
+        "max_per_class": max_per_class,
+        "max_samples": max_samples,
+        "n_total": len(ds.samples),
+        "n_selected": len(chosen),
+        "samples": [{"id": s.id, "label": s.label, "split": s.split} for s in chosen],
+    }
+
+
+# ----------------------------------------------------------------------------------------------- features, scores
+def features(
+    data: DataLike,
+    model: str,
+    *,
+    out: str | Path | None = None,
+    device: str = "auto",
+    batch_size: int = 32,
+    workers: int = 0,
+    max_per_class: int | None = None,
+    max_samples: int | None = None,
+    seed: int = 0,
+    overwrite_strategy: str = "only-missing",
+    precision: str = "auto",
+    offline: bool | None = None,
+    pretrained: bool = True,
+    trust_remote_code: bool = False,
+    progress: bool = False,
+    **dataset: Any,
+) -> dict[str, Any]:
+    """Extract (cached, resumable) features of `model` on `data` and optionally write them (`advisor features`).
+
+    Args:
+        data: a path or a `DatasetSpec` (``**dataset`` sets its fields).
+        model: a model id (``timm:...``, ``torchvision:...``, ``hf:org/name``, ``pkg:name``, ``local:/path``).
+        out: write the features here (``.npz`` or ``.safetensors``).
+        workers: DataLoader worker processes (0: the main process).
+        offline: True never touches the network (None: the environment decides).
+        pretrained: False builds the model with random weights (nothing downloaded).
+        Other arguments: see `advisor.features.extract_features`.
+
+    Returns:
+        `FeatureSet.summary()` plus ``out``, ``samples`` and ``sampling``.
+
+    Raises:
+        UsageError, DatasetError, ModelLoadError, ResultsError: see `advisor.features.run_features_command`.
+    """
+    from advisor.features import run_features_command
+
+    spec = DatasetSpec.of(data, **dataset)
+    return run_features_command(
+        data=spec.path,
+        model=model,
+        out=out,
+        device=device,
+        batch_size=batch_size,
+        num_workers=workers,
+        max_per_class=max_per_class,
+        max_samples=max_samples,
+        seed=seed,
+        overwrite_strategy=overwrite_strategy,
+        precision=precision,
+        offline=offline,
+        pretrained=pretrained,
+        trust_remote_code=trust_remote_code,
+        modality=spec.modality,
+        text_column=spec.text_column,
+        label_column=spec.label_column,
+        split=spec.split,
+        progress=progress,
+    )
+
+
+def score(
+    file: str | Path,
+    *,
+    scores: str | Sequence[str] = "all",
+    bootstrap: int = 0,
+    seed: int = 0,
+    device: str = "cpu",
+) -> dict[str, ScoreResult]:
+    """Transferability scores of one model's saved features on a labelled set (`advisor score`).
+
+    Args:
+        file: an ``.npz`` with ``features`` (N, D), ``labels`` (N,) and optional ``logits``/``probs``.
+        scores: score names (comma-separated or a sequence), or ``all``.
+        bootstrap: stratified bootstrap replicates for a 95 % interval (0: none).
+
+    Returns:
+        score name -> `ScoreResult`, in the order asked.
+
+    Raises:
+        ScoreError, UsageError: an unreadable file (named) or an unknown score name.
+    """
+    from advisor.scores.api import score_file
+
+    return score_file(file, metrics=scores, device=device, bootstrap=bootstrap, seed=seed)
+
+
+# ----------------------------------------------------------------------------------------------- bench
+def bench(
+    models: str | Sequence[str],
+    config: BenchConfig | None = None,
+    *,
+    store: bool = True,
+    reuse: bool = False,
+    **settings: Any,
+) -> list[BenchResult]:
+    """Latency, throughput, memory, cold start and GMACs of each model on this machine (`advisor bench`).
+
+    Args:
+        models: one model id or several, all measured with the same settings.
+        config: the settings; or give `BenchConfig` fields as ``**settings`` (not both).
+        store: append each result to the bench store (``$ADVISOR_CACHE_DIR/bench.sqlite``).
+        reuse: return a stored result for identical model, settings and hardware instead of measuring.
+
+    Raises:
+        UsageError: both `config` and ``**settings``; BenchError, ModelLoadError from the runner.
+    """
+    from advisor.bench.runner import BenchConfig, benchmark_model
+    from advisor.errors import UsageError
+
+    if config is not None and settings:
+        raise UsageError("give either a BenchConfig or its fields as keyword arguments, not both")
+    cfg = config if config is not None else BenchConfig(**settings)
+    ids = [models] if isinstance(models, str) else list(models)
+    return [benchmark_model(m, cfg, store=store, reuse=reuse) for m in ids]
+
+
+# ----------------------------------------------------------------------------------------------- recommend
+def run_config(data: DataLike | None = None, *, demo: bool = False, **options: Any) -> RunConfig:
+    """The `RunConfig` of a recommend run: `data` (a path or `DatasetSpec`) plus `RunConfig` fields.
+
+    ``demo=True`` uses the bundled Fashion-MNIST sample, offline, on the CPU unless a device is given. ``None``
+    values keep the field's default; ``models`` and ``scores`` may be comma-separated strings.
+
+    Raises:
+        UsageError: no dataset, an unknown option, or a field value `RunConfig` refuses.
+    """
+    import dataclasses
+
+    from advisor.errors import UsageError
+    from advisor.recommend.run import RunConfig
+
+    if demo:
+        from advisor.demo import demo_dataset_path
+
+        data = demo_dataset_path()
+        options["offline"] = True
+        if options.get("device") in (None, "auto"):
+            options["device"] = "cpu"
+    if data is None:
+        raise UsageError("no dataset given", hint="pass a dataset path, or --demo for the bundled sample")
+    if isinstance(data, DatasetSpec):
+        options = {**data.reader_options(), "task": data.task, **options}
+        data = data.path
+    for k in ("models", "scores"):
+        v = options.get(k)
+        if v is not None and not isinstance(v, tuple):
+            options[k] = (
+                tuple(x.strip() for x in v.split(",") if x.strip()) if isinstance(v, str) else tuple(v)
+            )
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = sorted(k for k, v in options.items() if k not in known and v is not None)
+    if unknown:
+        raise UsageError(f"unknown recommend option(s): {', '.join(unknown)}")
+    given = {k: v for k, v in options.items() if k in known and (v is not None or k == "out")}
+    return RunConfig(data=str(data), **given)
+
+
+def recommend(
+    data: DataLike | None = None,
+    *,
+    config: RunConfig | None = None,
+    demo: bool = False,
+    progress_fn: Callable[[str], None] | None = None,
+    **options: Any,
+) -> RecommendResults | Plan:
+    """Rank pretrained models for a labelled dataset on this hardware (`advisor recommend`).
+
+    Args:
+        data: a path or a `DatasetSpec` (None with ``demo=True``).
+        config: a ready `RunConfig` (then give neither `data` nor options).
+        demo: the bundled Fashion-MNIST sample (offline, packaged models, CPU by default).
+        progress_fn: receives one-line progress messages.
+        **options: `RunConfig` fields (see `run_config`).
+
+    Returns:
+        `RecommendResults`, or the `Plan` when ``dry_run=True``.
+
+    Raises:
+        UsageError, DatasetError: bad data or options (failing candidates are recorded, not raised).
+    """
+    from advisor.errors import UsageError
+    from advisor.recommend.run import run
+
+    if config is not None and (data is not None or demo or options):
+        raise UsageError("give either a RunConfig or the data and options, not both")
+    cfg = config if config is not None else run_config(data, demo=demo, **options)
+    return run(cfg, progress_fn=progress_fn)  # type: ignore[no-any-return]
+
+
+def report(run_dir: str | Path, *, rewrite: bool = False) -> RecommendResults:
+    """A stored recommend run (no recomputation); ``rewrite=True`` re-renders its report files (`advisor report`).
+
+    Render it with `advisor.report.render.render(results, "md" | "csv" | "json" | "html")`.
+
+    Raises:
+        ResultsError: the run directory or its results.json is missing or unreadable.
+    """
+    from advisor.recommend.results import load_results
+    from advisor.report.render import write_run_dir
+
+    res = load_results(run_dir)
+    if rewrite:
+        write_run_dir(res, res.run_dir or run_dir)
+    return res
+
+
+# ----------------------------------------------------------------------------------------------- finetune
+def default_finetune_dir(data: str | Path, model: str, unfreeze: str, seed: int) -> Path:
+    """A stable run folder under the cache, so the same command with ``resume=True`` finds its run."""
+    from advisor.io import stable_hash
+    from advisor.paths import cache_dir
+
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_")[:60]
+    key = stable_hash(
+        {"data": str(Path(data).resolve()), "model": model, "unfreeze": unfreeze, "seed": seed}, 10
+    )
+    return cache_dir("finetune") / f"{slug}-{unfreeze}-seed{seed}-{key}"
+
+
+def finetune(
+    data: DataLike,
+    model: str,
+    config: FinetuneConfig | None = None,
+    *,
+    out: str | Path | None = None,
+    resume: bool = False,
+    offline: bool | None = None,
+    pretrained: bool = True,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+    **settings: Any,
+) -> FinetuneResult:
+    """Fine-tune `model` on `data` (new linear head; frozen, last-N or all blocks) (`advisor finetune`).
+
+    Args:
+        data: a path or a `DatasetSpec`.
+        config: the run settings; or give `FinetuneConfig` fields as ``**settings`` (not both).
+        out: run folder (checkpoint, state, result.json); None: `default_finetune_dir` under the cache.
+        resume: continue the run in `out` from its last completed epoch.
+        pretrained: False trains from random weights (smoke tests; the result says so).
+        callback: progress events (see `advisor.finetune.loop.train`).
+
+    Raises:
+        UsageError, DatasetError, ModelLoadError: bad options, data or model.
+    """
+    from advisor.errors import UsageError
+    from advisor.finetune import FinetuneConfig
+    from advisor.finetune import finetune as _finetune
+
+    if config is not None and settings:
+        raise UsageError("give either a FinetuneConfig or its fields as keyword arguments, not both")
+    cfg = config if config is not None else FinetuneConfig(**settings)
+    spec = DatasetSpec.of(data)
+    out_dir = Path(out) if out is not None else default_finetune_dir(spec.path, model, cfg.unfreeze, cfg.seed)
+    return _finetune(
+        spec.load(),
+        model,
+        cfg,
+        out_dir=out_dir,
+        resume=resume,
+        offline=offline,
+        pretrained=pretrained,
+        callback=callback,
+    )
+
+
+# ----------------------------------------------------------------------------------------------- catalog
+def catalog(query: str | None = None, **filters: Any) -> list[CatalogEntry]:
+    """Catalog entries (`advisor catalog list` / `search`): all words of `query` in each (id, family, task, tags),
+    and the filters of `advisor.catalog.api.list_entries` (modality, task, source, family, max_params,
+    max_gmacs, license, probeable, sort, descending).
+
+    Returns:
+        the entries, in search order with a query, else sorted by ``sort`` (default id).
+
+    Raises:
+        UsageError: an unknown filter value or sort key.
+    """
+    from advisor.catalog.api import list_entries
+    from advisor.catalog.store import load_catalog
+
+    if query is None:
+        return list_entries(**filters)
+    hits = load_catalog().search(query)
+    if not filters:
+        return hits
+    keep = {e.id for e in list_entries(**filters)}
+    return [e for e in hits if e.id in keep]
+
+
+def catalog_entry(model_id: str) -> CatalogEntry:
+    """One catalog entry by id (`advisor catalog show`).
+
+    Raises:
+        CatalogEntryNotFound: the id is not in the catalog (the message lists close ids).
+    """
+    from advisor.catalog.store import load_catalog
+
+    return load_catalog().get(model_id)
+
+
+def build_catalog(
+    sources: str | Path | None = None,
+    out: str | Path | None = None,
+    *,
+    count_params: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Regenerate the catalog from the upstream tables in `sources` (`advisor catalog build`); see
+    `advisor.catalog.api.rebuild_catalog`."""
+    from advisor.catalog.api import rebuild_catalog
+
+    return rebuild_catalog(
+        sources, out=Path(out) if out is not None else None, count_params=count_params, progress=progress
+    )
