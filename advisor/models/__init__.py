@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from advisor.models.base import ExampleSpec, LoadedModel, LoadRequest, ModelOutput
 from advisor.models.device import DEVICE_CHOICES, resolve_device
+from advisor.models.ids import ModelId
 from advisor.models.registry import SOURCES, list_sources, load_model, parse_model_id, register_source
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "ExampleSpec",
     "LoadRequest",
     "LoadedModel",
+    "ModelId",
     "ModelOutput",
     "list_sources",
     "load_model",

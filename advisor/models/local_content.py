@@ -65,15 +65,15 @@ def content_fingerprint(path: Path) -> dict[str, Any]:
 
 def local_content_key(model_id: str) -> dict[str, Any] | None:
     """`content_fingerprint` for a ``local:`` id whose file exists, else None (not local, or missing)."""
-    from advisor.models.registry import parse_model_id
+    from advisor.models.ids import ModelId
 
     try:
-        source, name, _ = parse_model_id(model_id)
+        mid = ModelId.parse(model_id)
     except UsageError:
         return None
-    if source != "local":
+    path = mid.path
+    if path is None:
         return None
-    path = Path(name).expanduser()
     if not path.exists():
         return None
     try:

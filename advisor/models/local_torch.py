@@ -7,6 +7,7 @@ from typing import Any
 
 from advisor.errors import ModelLoadError, UsageError
 from advisor.models.base import ExampleSpec, LoadedModel, LoadRequest
+from advisor.models.ids import ModelId
 from advisor.models.local_options import (
     _audio_preprocess,
     _pool,
@@ -101,7 +102,11 @@ def _state_dict_from(path: Path) -> dict:
 
 def _arch_model(path: Path, req: LoadRequest, opts: dict[str, Any], revision: str) -> LoadedModel:
     arch = str(opts["arch"])
-    src, _, name = arch.partition(":")
+    try:
+        parsed = ModelId.parse(arch)
+        src, name = parsed.source, parsed.ref
+    except UsageError:
+        src, name = "", arch  # refused below with the accepted forms
     sd = _state_dict_from(path)
     if src == "timm":
         import timm

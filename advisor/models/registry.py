@@ -17,6 +17,9 @@ Model id syntax (``source:name[?key=value&...]``):
   ``max_length``, ``output`` / ``logits_output`` (ONNX output names), ``num_classes``.
 
 ``?key=value`` options also work on hub ids where they make sense (``hf:...?pooling=cls``).
+
+Ids are parsed once into a `advisor.models.ids.ModelId` (``str()`` gives the id back unchanged). One rule for a
+bare name, in every command: a path-like string is a ``local`` file, anything else without ``source:`` is an error.
 """
 
 from __future__ import annotations
@@ -25,11 +28,10 @@ import difflib
 import pickle
 import re
 from collections.abc import Callable
-from pathlib import Path
-from urllib.parse import parse_qsl
 
 from advisor.errors import CatalogEntryNotFound, ModelLoadError, UsageError
 from advisor.models.base import LoadedModel, LoadRequest
+from advisor.models.ids import ModelId
 
 SourceLoader = Callable[[LoadRequest], LoadedModel]
 
@@ -43,7 +45,6 @@ _SOURCE_MODULES = (
     "advisor.models.packaged",
     "advisor.models.local",
 )
-_LOCAL_SUFFIXES = (".onnx", ".tflite", ".pt", ".pth", ".ts", ".pt2", ".safetensors", ".bin", ".jit")
 
 
 def register_source(name: str) -> Callable[[SourceLoader], SourceLoader]:
@@ -76,39 +77,19 @@ def list_sources() -> list[str]:
 
 
 def parse_model_id(model_id: str) -> tuple[str, str, dict[str, str]]:
-    """Split a model id into (source, name, params).
+    """Split a model id into (source, name, params): `ModelId.parse` as a tuple (``name`` is `ModelId.ref`).
 
     A plain filesystem path (existing, or ending in a known model-file suffix) means ``local``.
 
     Raises:
         UsageError: empty id, or an id without a ``source:`` prefix that is not a path.
     """
-    mid = (model_id or "").strip()
-    if not mid:
-        raise UsageError("empty model id", hint="pass e.g. timm:resnet18.a1_in1k or pkg:efficientnet_lite0")
-    raw, params = mid, {}
-    if "?" in mid:
-        raw, query = mid.split("?", 1)
-        params = dict(parse_qsl(query, keep_blank_values=True))
-    source, sep, name = raw.partition(":")
-    looks_like_path = (
-        raw.startswith(("/", "./", "../", "~"))
-        or raw.lower().endswith(_LOCAL_SUFFIXES)
-        or (not sep and Path(raw).expanduser().exists())
-    )
-    if sep and len(source) > 1 and not raw.startswith(("/", "./", "../", "~")):
-        return source.lower(), name, params
-    if looks_like_path:
-        return "local", raw, params
-    raise UsageError(
-        f"model id {model_id!r} has no source prefix",
-        hint="write source:name, e.g. timm:resnet18, torchvision:resnet50, hf:org/name, pkg:efficientnet_lite0, "
-        "local:/path/model.onnx",
-    )
+    mid = ModelId.parse(model_id)
+    return mid.source, mid.ref, mid.options
 
 
 def load_model(
-    model_id: str,
+    model_id: str | ModelId,
     *,
     device: str = "cpu",
     pretrained: bool = True,
@@ -118,7 +99,7 @@ def load_model(
     """Load a model from any source behind the one `LoadedModel` interface.
 
     Args:
-        model_id: see the module docstring for the id syntax.
+        model_id: see the module docstring for the id syntax (a string or a parsed `ModelId`).
         device: ``auto`` | ``cpu`` | ``cuda`` | ``mps``.
         pretrained: False builds the architecture with random weights (no download needed where the architecture
             is known locally), seeded with 0 so that the same id always gives the same weights.
@@ -136,7 +117,9 @@ def load_model(
     """
     from advisor.models.device import resolve_device
 
-    source, name, params = parse_model_id(model_id)
+    mid = ModelId.parse(model_id)
+    model_id = str(mid)
+    source = mid.source
     _ensure_sources()
     loader = SOURCES.get(source)
     if loader is None:
@@ -147,10 +130,10 @@ def load_model(
         )
     dev = resolve_device(device)
     req = LoadRequest(
-        model_id=model_id.strip(),
+        model_id=str(mid),
         source=source,
-        name=name,
-        params=params,
+        name=mid.ref,
+        params=mid.options,
         pretrained=pretrained,
         offline=offline,
         trust_remote_code=trust_remote_code,

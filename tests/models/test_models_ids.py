@@ -1,0 +1,99 @@
+"""`ModelId`: parsed once, frozen, ``str()`` round-trips exactly, one rule for bare names, cache keys unchanged."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from advisor.errors import UsageError
+from advisor.io import stable_hash
+from advisor.models import ModelId, parse_model_id
+
+
+def test_parse_timm_id_with_params():
+    mid = ModelId.parse("timm:resnet50.a1_in1k?input_size=224")
+    assert (mid.source, mid.name, mid.tag, mid.params) == (
+        "timm",
+        "resnet50",
+        "a1_in1k",
+        (("input_size", "224"),),
+    )
+    assert mid.ref == "resnet50.a1_in1k" and mid.base == "timm:resnet50.a1_in1k"
+    assert mid.options == {"input_size": "224"} and mid.path is None
+    assert str(mid) == "timm:resnet50.a1_in1k?input_size=224"
+
+
+@pytest.mark.parametrize(
+    ("text", "source", "name", "tag"),
+    [
+        ("timm:test_vit", "timm", "test_vit", None),
+        ("timm:convnext_tiny.fb_in22k_ft_in1k", "timm", "convnext_tiny", "fb_in22k_ft_in1k"),
+        ("torchvision:resnet50.IMAGENET1K_V2", "torchvision", "resnet50", "IMAGENET1K_V2"),
+        ("hf:facebook/dinov2-small", "hf", "facebook/dinov2-small", None),
+        ("hf:org/name@v1.0?pooling=cls", "hf", "org/name", "v1.0"),
+        ("hf:/models/saved@dir", "hf", "/models/saved@dir", None),
+        ("pkg:efficientnet_lite0", "pkg", "efficientnet_lite0", None),
+        ("pkg:all-MiniLM-L6-v2?max_length=128", "pkg", "all-MiniLM-L6-v2", None),
+        (
+            "local:/data/my.model.v2.onnx?modality=audio&input_scale=32767",
+            "local",
+            "/data/my.model.v2.onnx",
+            None,
+        ),
+        ("/data/model.onnx", "local", "/data/model.onnx", None),
+        ("./rel/model.pt2?trust_pickle=1", "local", "./rel/model.pt2", None),
+        ("~/m.tflite", "local", "~/m.tflite", None),
+        ("weights.safetensors?arch=timm:resnet18", "local", "weights.safetensors", None),
+        ("TIMM:resnet18", "timm", "resnet18", None),
+        ("other:thing", "other", "thing", None),
+    ],
+)
+def test_round_trip_and_fields(text, source, name, tag):
+    mid = ModelId.parse(text)
+    assert (mid.source, mid.name, mid.tag) == (source, name, tag)
+    assert str(mid) == text
+    assert str(ModelId.parse(f"  {text}\n")) == text  # whitespace is the only thing dropped
+    assert ModelId.parse(mid) is mid
+
+
+def test_parse_model_id_tuple_is_unchanged():
+    """The old (source, name, params) view: name keeps the tag, as the loaders take it."""
+    assert parse_model_id("timm:resnet50.a1_in1k?input_size=224") == (
+        "timm",
+        "resnet50.a1_in1k",
+        {"input_size": "224"},
+    )
+    assert parse_model_id("hf:org/name@main") == ("hf", "org/name@main", {})
+    assert parse_model_id("/x/model.onnx?modality=audio") == ("local", "/x/model.onnx", {"modality": "audio"})
+
+
+def test_bare_name_rule_is_the_registry_one(tmp_path):
+    """A bare name is a local file when it looks like a path, else an error (never silently timm)."""
+    with pytest.raises(UsageError) as ei:
+        ModelId.parse("resnet50")
+    assert "source prefix" in ei.value.message and "timm:" in (ei.value.hint or "")
+    (tmp_path / "modeldir").mkdir()
+    assert ModelId.parse(str(tmp_path / "modeldir")).source == "local"
+    assert not ModelId.parse("model.onnx").prefixed and str(ModelId.parse("model.onnx")) == "model.onnx"
+    with pytest.raises(UsageError):
+        ModelId.parse("   ")
+
+
+def test_frozen_and_canonical_when_built_by_hand():
+    mid = ModelId("timm", "resnet18", "a1_in1k", (("num_classes", "10"),))
+    assert str(mid) == "timm:resnet18.a1_in1k?num_classes=10"
+    assert mid == ModelId.parse("timm:resnet18.a1_in1k?num_classes=10")
+    assert str(ModelId("hf", "org/x", "rev")) == "hf:org/x@rev"
+    assert str(ModelId("local", "/m.onnx", prefixed=False)) == "/m.onnx"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        mid.source = "hf"  # type: ignore[misc]
+
+
+def test_cache_key_from_a_parsed_id_is_byte_identical():
+    """Keys hash ``str(mid)``; pinned against the value the id string gave before `ModelId` existed."""
+    for text, key in (
+        ("timm:resnet50.a1_in1k?input_size=224", "cac0083efb74c61c30f402ea"),
+        ("local:/data/m.onnx?modality=audio", "caad54a0c6cda55997fb594c"),
+    ):
+        assert stable_hash({"model_id": str(ModelId.parse(text)), "pretrained": True}, length=24) == key
