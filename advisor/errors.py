@@ -58,3 +58,7 @@ class BenchError(AdvisorError):
 
 class ResultsError(AdvisorError):
     """A stored result or run directory is missing or unreadable."""
+
+
+class StorageError(AdvisorError):
+    """A file could not be written: the disk is full, or the folder is read-only or not ours to write."""

@@ -8,15 +8,27 @@ from pathlib import Path
 CACHE_ENV = "ADVISOR_CACHE_DIR"
 
 
-def cache_dir(*parts: str, create: bool = True) -> Path:
-    """The cache root (``$ADVISOR_CACHE_DIR``, else ``$XDG_CACHE_HOME/advisor``, else ``~/.cache/advisor``) or a subfolder."""
+def cache_root() -> Path:
+    """The cache root: ``$ADVISOR_CACHE_DIR``, else ``$XDG_CACHE_HOME/advisor``, else ``~/.cache/advisor``."""
     root = os.environ.get(CACHE_ENV)
     if root:
-        base = Path(root).expanduser()
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        base = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "advisor"
-    p = base.joinpath(*parts)
+        return Path(root).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "advisor"
+
+
+def cache_dir(*parts: str, create: bool = True) -> Path:
+    """The cache root (see `cache_root`) or a subfolder of it, created unless ``create=False``.
+
+    Raises:
+        StorageError: the folder cannot be created (read-only or permission denied, disk full).
+    """
+    p = cache_root().joinpath(*parts)
     if create:
-        p.mkdir(parents=True, exist_ok=True)
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            from advisor.io import storage_error
+
+            raise storage_error(p, e) from e
     return p

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from advisor.errors import UsageError
+from advisor.runtime import num_threads, resolve_device
 
 # C values (scikit-learn convention: inverse regularisation strength per sample sum). Strong -> weak.
 DEFAULT_C_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
@@ -112,18 +113,6 @@ class ProbeResult:
         d["macro_f1_ci"] = tuple(d["macro_f1_ci"])
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
-
-
-def _torch_device(device: str):
-    import torch
-
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
 
 
 def fit_logreg(
@@ -520,7 +509,7 @@ def linear_probe(
         splits = stratified_folds(y_all, effective_folds(y_all, folds), seed)
         protocol = "cv"
     k = len(splits)
-    dev = _torch_device(device)
+    dev = resolve_device(device)
     tdtype = torch.float64 if dtype == "float64" else torch.float32
 
     n = len(y_all)
@@ -528,16 +517,13 @@ def linear_probe(
     # thread only adds synchronisation (measured 27x slower with 2 threads on a busy 2-core machine for
     # 400 x 768 x 10). Large problems keep torch's thread count.
     small = dev.type == "cpu" and n * x_all.shape[1] * n_classes < SMALL_PROBLEM
-    prev_threads = torch.get_num_threads()
-    if small:
-        torch.set_num_threads(1)
     pred = np.full(n, -1, dtype=np.int64)
     chosen: list[int] = []
     curves: list[np.ndarray] = []
     fold_acc: list[float] = []
     iters = 0
     k_in_used = 0
-    try:
+    with num_threads(1 if small else None):
         for f, (tr, te) in enumerate(splits):
             best, curve, it, k_in = select_c(
                 x_all[tr],
@@ -563,9 +549,6 @@ def linear_probe(
             chosen.append(best)
             curves.append(curve)
             fold_acc.append(float((pred[te] == y_all[te]).mean()))
-    finally:
-        if small:
-            torch.set_num_threads(prev_threads)
     ev = np.sort(np.concatenate([te for _, te in splits]))  # the evaluated samples (all of them under CV)
     y_ev, p_ev = y_all[ev], pred[ev]
     correct = int((p_ev == y_ev).sum())

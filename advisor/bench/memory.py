@@ -1,5 +1,5 @@
-"""Memory measurement: peak resident memory on CPU (sampling thread), peak allocated/reserved on CUDA, OOM back-off,
-and a weights-only estimate on the meta device (no download, no allocation).
+"""Memory measurement: peak resident memory on CPU (sampling thread), peak allocated/reserved on CUDA, and a
+weights-only estimate on the meta device (no download, no allocation).
 """
 
 from __future__ import annotations
@@ -9,8 +9,18 @@ import resource
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+# OOM detection and batch back-off live in the runtime (one implementation for bench, features and fine-tune);
+# re-exported here, where the benchmark harness and its tests have always found them.
+from advisor.runtime import (
+    BackoffResult,
+    find_max_batch,
+    free_device_memory,
+    is_oom_error,
+    run_with_oom_backoff,
+)
 
 MB = 1024.0 * 1024.0  # memory figures are MiB (2^20 bytes), labelled "MB" in tables as is customary for RAM
 
@@ -162,116 +172,6 @@ class MemoryMonitor:
         self.stats = stats
 
 
-def is_oom_error(exc: BaseException) -> bool:
-    """True for an out-of-memory error from torch (CUDA, MPS or CPU allocator)."""
-    try:
-        import torch
-
-        if isinstance(exc, torch.OutOfMemoryError):
-            return True
-    except (ImportError, AttributeError):
-        pass
-    if isinstance(exc, MemoryError):
-        return True
-    msg = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
-
-
-def free_device_memory(device: str) -> None:
-    """Release cached blocks after an OOM so the next, smaller attempt starts clean."""
-    import gc
-
-    gc.collect()
-    if str(device).startswith("cuda"):
-        import torch
-
-        torch.cuda.empty_cache()
-
-
-@dataclass
-class BackoffResult:
-    """What `run_with_oom_backoff` did: the batch size that ran, its result, and every batch that did not fit."""
-
-    requested: int
-    batch_size: int | None  # None when even the smallest batch ran out of memory
-    result: Any = None
-    oom_batches: list[int] = field(default_factory=list)
-
-
-def run_with_oom_backoff(
-    run: Callable[[int], Any],
-    batch_size: int,
-    *,
-    device: str = "cpu",
-    min_batch: int = 1,
-    shrink: float = 0.5,
-) -> BackoffResult:
-    """Call ``run(batch_size)``; on an out-of-memory error retry with a smaller batch (x ``shrink``) down to
-    ``min_batch``. Other exceptions propagate.
-
-    Returns:
-        `BackoffResult` with the batch that fitted (``None`` if none did) and the batches that ran out of memory.
-    """
-    out = BackoffResult(requested=batch_size, batch_size=None)
-    bs = batch_size
-    while bs >= min_batch:
-        try:
-            out.result = run(bs)
-            out.batch_size = bs
-            return out
-        except Exception as e:  # noqa: BLE001 - only OOMs are handled; the rest re-raise below
-            if not is_oom_error(e):
-                raise
-            out.oom_batches.append(bs)
-        # Outside the except block: the traceback (and the tensors its frames hold) is gone, so memory can be freed.
-        free_device_memory(device)
-        if bs == min_batch:
-            break
-        bs = max(min_batch, int(bs * shrink))
-    return out
-
-
-def find_max_batch(
-    fits: Callable[[int], bool | None], *, start: int = 1, limit: int = 4096, device: str = "cpu"
-) -> tuple[int | None, list[int]]:
-    """Largest batch size in [start, limit] for which ``fits(bs)`` runs without an out-of-memory error.
-
-    Doubles from ``start`` until an OOM (or ``limit``), then bisects between the last fit and the first failure.
-    ``fits`` may also return False to mean "does not fit". Returns (largest fitting batch or None, OOM batches).
-    """
-    oom: list[int] = []
-
-    def ok(bs: int) -> bool:
-        try:
-            r = fits(bs)
-            return r is not False
-        except Exception as e:  # noqa: BLE001
-            if not is_oom_error(e):
-                raise
-            oom.append(bs)
-        free_device_memory(device)  # after the except block: the failed attempt's tensors are unreferenced
-        return False
-
-    if not ok(start):
-        return None, oom
-    good, bad = start, None
-    while bad is None:
-        nxt = min(good * 2, limit)
-        if nxt == good:
-            return good, oom
-        if ok(nxt):
-            good = nxt
-        else:
-            bad = nxt
-    while bad - good > 1:
-        mid = (good + bad) // 2
-        if ok(mid):
-            good = mid
-        else:
-            bad = mid
-    return good, oom
-
-
 def weights_bytes(module: Any, precision: str = "fp32") -> dict[str, Any]:
     """Weights-only memory of a module: parameters + buffers, at ``precision`` (floating tensors re-sized).
 
@@ -309,3 +209,23 @@ def estimate_weights_mb(build: Callable[[], Any], precision: str = "fp32") -> di
     d["method"] = "parameters + buffers of the architecture instantiated on the meta device"
     d["seconds"] = time.perf_counter() - t0
     return d
+
+
+__all__ = [
+    "CPU_METHOD",
+    "CUDA_METHOD",
+    "DTYPE_BYTES",
+    "MB",
+    "BackoffResult",
+    "MemoryMonitor",
+    "MemoryStats",
+    "RssSampler",
+    "estimate_weights_mb",
+    "read_rss_bytes",
+    "find_max_batch",
+    "free_device_memory",
+    "is_oom_error",
+    "release_freed_memory",
+    "run_with_oom_backoff",
+    "weights_bytes",
+]

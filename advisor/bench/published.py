@@ -63,10 +63,19 @@ def _provenance(table: dict[str, Any]) -> str:
 
 
 def split_model_id(model_id: str) -> tuple[str, str, str | None]:
-    """``"timm:resnet50.a1_in1k"`` -> ("timm", "resnet50", "a1_in1k"); a bare name is taken as timm."""
-    source, _, name = model_id.partition(":") if ":" in model_id else ("timm", "", model_id)
-    arch, _, tag = name.partition(".")
-    return source, arch, tag or None
+    """``"timm:resnet50.a1_in1k"`` -> ("timm", "resnet50", "a1_in1k") (`ModelId`'s fields).
+
+    Bare names follow the registry's rule (a path is ``local``); an id that does not parse gives source "", so
+    nothing is looked up for it.
+    """
+    from advisor.errors import UsageError
+    from advisor.models.ids import ModelId
+
+    try:
+        mid = ModelId.parse(model_id)
+    except UsageError:
+        return "", model_id, None
+    return mid.source, mid.name, mid.tag or None
 
 
 def describe_file(name: str) -> dict[str, Any]:

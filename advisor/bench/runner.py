@@ -12,24 +12,26 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from advisor.bench.flops import count_gmacs, within
 from advisor.bench.hardware import device_class, hardware_fingerprint
-from advisor.bench.memory import (
-    MB,
-    MemoryMonitor,
-    find_max_batch,
-    is_oom_error,
-    run_with_oom_backoff,
-    weights_bytes,
-)
+from advisor.bench.memory import MB, MemoryMonitor, weights_bytes
 from advisor.bench.published import published_gmacs, published_throughput
 from advisor.bench.timing import time_callable
 from advisor.errors import BenchError, UsageError
 from advisor.io import stable_hash
+from advisor.runtime import (
+    autocast,
+    find_max_batch,
+    is_oom_error,
+    numerics,
+    resolve_device,
+    run_with_oom_backoff,
+    synchronize_fn,
+)
 
 SCHEMA_VERSION = 1
 PRECISIONS = ("fp32", "fp16", "bf16", "amp_fp16", "amp_bf16")
@@ -271,32 +273,7 @@ def _load(load: Loader, model_id: str, device: str, pretrained: bool) -> tuple[A
 
 
 def _resolve_device(device: str) -> str:
-    try:
-        from advisor.models.device import resolve_device
-    except ImportError:
-        resolve_device = None
-    if resolve_device is not None:
-        return str(resolve_device(device))
-    import torch
-
-    name = (device or "auto").lower()
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(
-            f"device {device!r} requested but CUDA is not available", hint="use --device auto or cpu"
-        )
-    return name
-
-
-def _sync_fn(device: str) -> Callable[[], None] | None:
-    import torch
-
-    if device.startswith("cuda"):
-        return lambda: torch.cuda.synchronize(device)
-    if device.startswith("mps"):
-        return torch.mps.synchronize
-    return None
+    return str(resolve_device(device))
 
 
 _DTYPES = {
@@ -306,29 +283,6 @@ _DTYPES = {
     "amp_fp16": "float32",
     "amp_bf16": "float32",
 }
-
-
-@contextlib.contextmanager
-def _numerics(device: str, tf32: bool, threads: int | None, cudnn_benchmark: bool = True) -> Iterator[int]:
-    """Set TF32 explicitly (off unless asked), cudnn.benchmark and the CPU thread count for the run; restore all."""
-    import torch
-
-    old_threads = torch.get_num_threads()
-    old_bench = torch.backends.cudnn.benchmark
-    old_mm = torch.backends.cuda.matmul.allow_tf32
-    old_cudnn = torch.backends.cudnn.allow_tf32
-    try:
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-        torch.backends.cudnn.allow_tf32 = tf32
-        torch.backends.cudnn.benchmark = cudnn_benchmark
-        if threads:
-            torch.set_num_threads(threads)
-        yield torch.get_num_threads()
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = old_mm
-        torch.backends.cudnn.allow_tf32 = old_cudnn
-        torch.backends.cudnn.benchmark = old_bench
-        torch.set_num_threads(old_threads)
 
 
 def _vary(batch: tuple[Any, ...], i: int) -> tuple[Any, ...]:
@@ -494,8 +448,10 @@ def benchmark_model(
         ),
     }
     max_batch = None
-    sync = _sync_fn(device)
-    with _numerics(device, config.tf32, config.threads, config.cudnn_benchmark) as n_threads:
+    sync = synchronize_fn(device)
+    with numerics(
+        device, tf32=config.tf32, threads=config.threads, cudnn_benchmark=config.cudnn_benchmark
+    ) as n_threads:
         for prec in config.precision:
             dtype = getattr(torch, _DTYPES[prec])
             autocast = prec.split("_", 1)[1] if prec.startswith("amp_") else None
@@ -659,14 +615,11 @@ def benchmark_model(
     return result
 
 
-def _autocast_factory(device: str, autocast: str | None) -> Callable[[], Any]:
+def _autocast_factory(device: str, autocast_dtype: str | None) -> Callable[[], Any]:
     """A zero-argument context factory: ``torch.autocast`` for amp precisions, else a null context."""
-    import torch
-
-    if autocast is None:
+    if autocast_dtype is None:
         return contextlib.nullcontext
-    dtype = torch.float16 if autocast == "fp16" else torch.bfloat16
-    return lambda: torch.autocast(device_type=device.split(":")[0], dtype=dtype)
+    return lambda: autocast(device, autocast_dtype)
 
 
 def _loadavg() -> float | None:
@@ -808,7 +761,7 @@ def _search_max_batch(
         batch = _place(example(bs), device, cast, config.channels_last)
         with torch.inference_mode(), amp():
             fn(*batch)
-        sync = _sync_fn(device)
+        sync = synchronize_fn(device)
         if sync:
             sync()
         return True

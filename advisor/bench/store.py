@@ -94,7 +94,7 @@ class ResultsStore:
 
     def put(self, record: Any) -> int:
         """Append a result (a `BenchResult` or its ``to_dict()``); returns its row id. Earlier rows are kept."""
-        from advisor.cli._output import to_jsonable
+        from advisor.io import to_jsonable
 
         d = to_jsonable(record.to_dict() if hasattr(record, "to_dict") else record)
         for k in ("key", "model_id", "settings_key", "hardware"):

@@ -415,7 +415,7 @@ def render_csv(r: RecommendResults) -> str:
 
 def render_json(r: RecommendResults) -> str:
     """The results record as indented JSON (the results.json format)."""
-    from advisor.cli._output import dumps
+    from advisor.io import dumps
 
     return dumps(r.to_dict()) + "\n"
 

@@ -196,3 +196,113 @@ def test_oom_halves_the_batch_and_retries():
     assert sizes == [5, 2, 2, 1]
     with torch.inference_mode():
         np.testing.assert_allclose(feats, real(x).features.numpy(), atol=1e-5, rtol=1e-4)
+
+
+def test_cache_keys_are_pinned():
+    """Existing caches keep being served: the key formulas and their hashing (`advisor.io.to_jsonable` + sorted
+    JSON + sha256) give the values main gave before the cache and runtime modules existed."""
+    from pathlib import Path
+
+    from advisor.cache import content_key
+    from advisor.features import store
+    from advisor.io import stable_hash
+
+    sig = {
+        "model": "timm:test_vit",
+        "input_size": [3, 224, 224],
+        "mean": [0.5, 0.5, 0.5],
+        "interpolation": "bicubic",
+        "crop": 0.875,
+    }
+    ids = stable_hash(["a/1.png", "b/2.png"], length=32)
+    assert ids == "9cbd422737cb4ccbc6b9d7ac28526ee6"
+    data_key = {"dataset": "d41d8cd98f00b204", "modality": "image", "ids": ids}
+    assert store.entry_key(sig, "fp32", data_key) == "4250538e629ea4a9f3f62ce6"
+    payload = {
+        "v": 3,
+        "sv": 2,
+        "f": "abc",
+        "scores": ["logme", "nleep"],
+        "seed": 0,
+        "nan": float("nan"),
+        "p": Path("/x"),
+        "np": np.float32(0.5),
+        "t": (1, 2),
+    }
+    assert content_key(payload) == stable_hash(payload) == "7bcafaed145004ad"
+
+
+def test_cache_hit_reports_the_same_key_as_the_computing_run(ds):
+    from advisor.features import store
+
+    fs = extract_features(ds, MODEL, pretrained=False, progress=False)
+    m = load_model(MODEL, pretrained=False)
+    data_key = {"dataset": ds.fingerprint, "modality": "image", "ids": F.stable_hash(fs.ids, length=32)}
+    assert fs.meta["cache_key"] == store.entry_key(m.preprocess_signature(), "fp32", data_key)
+
+
+def _broken_files(root):
+    (root / "ant" / "zero.png").write_bytes(b"")
+    (root / "bee" / "junk.png").write_bytes(b"not an image at all")
+    return root
+
+
+def test_features_command_reports_dataset_and_decode_skips(ds, monkeypatch):
+    from typer.testing import CliRunner
+
+    import advisor.data
+    from advisor.cli.main import app
+    from advisor.data import SkipItem
+
+    _broken_files(ds.root)
+    args = ["features", "--data", str(ds.root), "--model", MODEL, "--random-init", "--no-progress"]
+    r = CliRunner().invoke(app, [*args, "--format", "json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["n"] == 15 and s["skipped"] == 2
+    paths = {i["path"]: i for i in s["skipped_items"]}
+    assert set(paths) == {str(ds.root / "ant" / "zero.png"), str(ds.root / "bee" / "junk.png")}
+    assert all(i["reason"] and i["stage"] == "dataset" for i in s["skipped_items"])
+    assert s["skipped_by_code"] == {"zero-byte": 1, "corrupt": 1}
+    warn = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(warn) == 1 and "2 item(s) skipped (1 zero-byte, 1 corrupt)" in warn[0]
+    assert "Traceback" not in r.stderr
+
+    # an item that passes the scan but fails to decode during extraction is reported too
+    late = ds.samples[2]
+    real = advisor.data.load_image
+
+    def failing_load(sample, *a, **k):
+        if sample.id == late.id:
+            raise SkipItem(sample.path, "truncated image data")
+        return real(sample, *a, **k)
+
+    monkeypatch.setattr(advisor.data, "load_image", failing_load)
+    r = CliRunner().invoke(app, [*args, "--format", "json", "--overwrite-strategy", "always"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["n"] == 14 and s["skipped"] == 3
+    decode = [i for i in s["skipped_items"] if i["stage"] == "extraction"]
+    assert decode == [
+        {
+            "path": str(late.path),
+            "reason": "truncated image data",
+            "code": "undecodable",
+            "stage": "extraction",
+        }
+    ]
+    assert "3 item(s) skipped" in r.stderr
+    # a cache hit reports the same skips
+    r = CliRunner().invoke(app, [*args, "--format", "json"])
+    hit = json.loads(r.stdout)
+    assert hit["cache_hit"] is True and hit["skipped"] == 3 and hit["skipped_items"] == s["skipped_items"]
+
+
+def test_features_without_skips_prints_no_warning(ds):
+    from typer.testing import CliRunner
+
+    from advisor.cli.main import app
+
+    args = ["features", "--data", str(ds.root), "--model", MODEL, "--random-init", "--no-progress"]
+    r = CliRunner().invoke(app, [*args, "--format", "json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["skipped"] == 0 and r.stderr.strip() == ""
