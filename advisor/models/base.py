@@ -127,6 +127,11 @@ class LoadedModel:
         )
 
     # ------------------------------------------------------------------------------------------ inputs
+    @property
+    def input_size(self) -> int | tuple[int, int] | None:
+        """Image models: the input side (or ``(h, w)``) their preprocessing produces; None when unknown."""
+        return self._example.input_size
+
     def preprocess(self, items: list) -> Batch:
         """Turn raw items into a model batch with the model's own preprocessing.
 

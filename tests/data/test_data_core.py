@@ -224,7 +224,8 @@ def test_load_image_min_side_draft(tmp_path):
     assert full.size == (640, 480)
     assert small.mode == "RGB" and min(small.size) >= 100 and small.size[0] < 640
     write_png(tmp_path / "p.png", size=(400, 400))
-    assert load_image(tmp_path / "p.png", min_side=50).size == (400, 400)  # only JPEG decoders can draft
+    assert load_image(tmp_path / "p.png", min_side=250).size == (400, 400)  # under 2 x min_side: untouched
+    assert load_image(tmp_path / "p.png", min_side=50).size == (50, 50)  # others: box-reduced after decoding
 
 
 def test_skipitem_pickles_and_is_a_dataset_error():
