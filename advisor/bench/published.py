@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +22,10 @@ TV_CONVENTION = "torchvision weights meta _ops (matmul-class ops only: compare w
 
 
 def published_bench_path() -> Path | None:
-    """The shipped published-benchmark records (package data, or the source checkout's catalog/), or None."""
-    try:
-        p = resources.files("advisor.catalog_data") / PUBLISHED_BENCH_FILE
-        if p.is_file():
-            return Path(str(p))
-    except ModuleNotFoundError:
-        pass
-    p = Path(__file__).resolve().parents[2] / "catalog" / PUBLISHED_BENCH_FILE
-    return p if p.is_file() else None
+    """The shipped published-benchmark records (catalog package data, via `advisor.catalog.files`), or None."""
+    from advisor.catalog.files import data_file
+
+    return data_file(PUBLISHED_BENCH_FILE)
 
 
 @functools.lru_cache(maxsize=4)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from advisor.errors import CatalogError
+from advisor.models.ids import ModelId
 
 Modality = Literal["image", "text", "audio", "multimodal", "video"]
 Source = Literal["timm", "torchvision", "hf", "pkg", "local"]
@@ -118,7 +119,7 @@ class CatalogEntry:
         problems = []
         if not _ID_RE.match(self.id):
             problems.append(f"id {self.id!r} is not `source:name`")
-        elif self.id.split(":", 1)[0] != self.source:
+        elif ModelId.parse(self.id).source != self.source:
             problems.append(f"id prefix does not match source {self.source!r}")
         if self.source not in SOURCES:
             problems.append(f"source {self.source!r} not in {SOURCES}")
@@ -148,7 +149,7 @@ class CatalogEntry:
     @property
     def name(self) -> str:
         """The id without its source prefix."""
-        return self.id.split(":", 1)[1]
+        return ModelId.parse(self.id).ref
 
     def metric(self, dataset: str, name: str) -> float | None:
         """The published value of `name` on `dataset`, or None."""

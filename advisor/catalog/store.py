@@ -8,12 +8,12 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 from advisor.catalog.licenses import commercial_ok
 from advisor.catalog.schema import CatalogEntry
 from advisor.errors import CatalogEntryNotFound, CatalogError, UsageError
+from advisor.models.ids import ModelId
 
 CATALOG_FILE = "catalog.jsonl"
 LOCAL_ENV = "ADVISOR_CATALOG_EXTRA"  # optional path to a JSONL of the user's own entries (local: ids)
@@ -21,16 +21,20 @@ LOCAL_ENV = "ADVISOR_CATALOG_EXTRA"  # optional path to a JSONL of the user's ow
 SORT_KEYS = ("id", "n_params", "gmacs", "top1", "file_mb", "year")
 
 
+def _bare_name(model_id: str) -> str:
+    """The name of an id without its source prefix (`ModelId.ref`), or the text itself when it does not parse."""
+    try:
+        return ModelId.parse(model_id).ref
+    except UsageError:
+        return model_id.strip()
+
+
 def catalog_path() -> Path:
     """Path of the shipped catalog JSONL (inside the installed package, or the source checkout's catalog/)."""
-    try:
-        p = resources.files("advisor.catalog_data") / CATALOG_FILE
-        if p.is_file():
-            return Path(str(p))
-    except ModuleNotFoundError:
-        pass
-    p = Path(__file__).resolve().parents[2] / "catalog" / CATALOG_FILE
-    if p.is_file():
+    from advisor.catalog.files import data_file
+
+    p = data_file(CATALOG_FILE)
+    if p is not None:
         return p
     raise CatalogError(
         f"catalog data file {CATALOG_FILE} not found",
@@ -134,7 +138,7 @@ class Catalog:
         ids = self.ids()
         close = difflib.get_close_matches(model_id, ids, n=n, cutoff=0.6)
         if len(close) < n:
-            bare = model_id.split(":", 1)[-1]
+            bare = _bare_name(model_id)
             names = {e.name: e.id for e in self}
             for name in difflib.get_close_matches(bare, list(names), n=n, cutoff=0.6):
                 if names[name] not in close:

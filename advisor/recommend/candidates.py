@@ -17,6 +17,7 @@ from pathlib import Path
 from advisor.catalog.schema import CatalogEntry
 from advisor.catalog.store import Catalog, Filters
 from advisor.errors import CatalogEntryNotFound, UsageError
+from advisor.models.ids import ModelId, model_source
 
 LICENSE_CHOICES = ("any", "permissive", "commercial")
 
@@ -82,12 +83,8 @@ class Exclusion:
 
 
 def is_local_path(model_id: str) -> bool:
-    """True for ``local:...`` ids and plain paths of model files."""
-    if model_id.startswith("local:"):
-        return True
-    if ":" in model_id.split("/", 1)[0] and not model_id.startswith(("/", ".", "~")):
-        return False
-    return Path(model_id.split("?", 1)[0]).expanduser().exists()
+    """True for ``local:...`` ids and bare paths of model files (`ModelId`'s rule, the registry's)."""
+    return model_source(model_id) == "local"
 
 
 def _dist_installed(source_id: str) -> bool:
@@ -172,13 +169,13 @@ def weights_available_locally(entry: CatalogEntry) -> bool:
 
 def _known_architecture(model_id: str) -> bool:
     """Whether a source can build `model_id` although the catalog does not list it (timm names are checked)."""
-    src, name = model_id.split(":", 1)
-    if src == "timm":
+    mid = ModelId.parse(model_id)
+    if mid.source == "timm":
         try:
             import timm
         except ImportError:
             return False
-        return bool(timm.is_model(name.split("?", 1)[0].split(".", 1)[0]))
+        return bool(timm.is_model(mid.name))
     return True  # torchvision/hf ids: the loader gives the precise error
 
 
@@ -282,7 +279,7 @@ def select_candidates(
             try:
                 e = catalog.get(mid)
             except CatalogEntryNotFound:
-                src = mid.split(":", 1)[0]
+                src = model_source(mid)
                 if src in ("timm", "torchvision", "hf") and _known_architecture(mid):
                     # a valid id the catalog does not list (e.g. timm:test_vit): let the loader decide
                     out.append(Candidate(mid, None, "explicit", notes=["not in the catalog"]))

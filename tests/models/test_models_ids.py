@@ -97,3 +97,28 @@ def test_cache_key_from_a_parsed_id_is_byte_identical():
         ("local:/data/m.onnx?modality=audio", "caad54a0c6cda55997fb594c"),
     ):
         assert stable_hash({"model_id": str(ModelId.parse(text)), "pretrained": True}, length=24) == key
+
+
+def test_every_command_uses_the_same_bare_name_rule():
+    """Candidate selection and the published-bench lookup read ids as the registry does (no bare name is timm)."""
+    from advisor.bench.published import split_model_id
+    from advisor.recommend.candidates import is_local_path
+
+    assert is_local_path("local:/x/m.onnx") and is_local_path("not-here/model.onnx")
+    assert (
+        not is_local_path("timm:resnet50")
+        and not is_local_path("hf:/abs/dir")
+        and not is_local_path("resnet50")
+    )
+    assert split_model_id("timm:resnet50.a1_in1k?input_size=224") == ("timm", "resnet50", "a1_in1k")
+    assert split_model_id("torchvision:resnet50") == ("torchvision", "resnet50", None)
+    assert split_model_id("resnet50") == ("", "resnet50", None)  # was silently taken as timm:resnet50
+    assert split_model_id("/m/model.v2.onnx")[0] == "local"
+
+
+def test_catalog_entry_name_is_the_id_ref():
+    from advisor.catalog.store import _bare_name
+
+    assert _bare_name("hf:org/name@rev") == "org/name@rev"
+    assert _bare_name("timm:resnet50.a1_in1k?input_size=224") == "resnet50.a1_in1k"
+    assert _bare_name("resnet50") == "resnet50"
