@@ -198,6 +198,35 @@ def weights_bytes(module: Any, precision: str = "fp32") -> dict[str, Any]:
     }
 
 
+def meta_builder(model_id: str) -> Callable[[], Any] | None:
+    """A zero-argument builder of the random-init architecture of a ``timm:`` or ``torchvision:`` id (for a build
+    on the meta device: nothing allocated, no weights), else None."""
+    from advisor.errors import UsageError
+    from advisor.models.ids import ModelId
+
+    try:
+        mid = ModelId.parse(model_id)
+    except UsageError:
+        return None
+    if mid.source == "timm":
+
+        def build_timm() -> Any:
+            import timm
+
+            return timm.create_model(mid.ref, pretrained=False)
+
+        return build_timm
+    if mid.source == "torchvision":
+
+        def build_tv() -> Any:
+            import torchvision
+
+            return torchvision.models.get_model(mid.name, weights=None)
+
+        return build_tv
+    return None
+
+
 def estimate_weights_mb(build: Callable[[], Any], precision: str = "fp32") -> dict[str, Any]:
     """Build a model on the meta device with ``build()`` and return `weights_bytes` of it (no memory, no download)."""
     import torch
@@ -221,6 +250,7 @@ __all__ = [
     "MemoryStats",
     "RssSampler",
     "estimate_weights_mb",
+    "meta_builder",
     "read_rss_bytes",
     "find_max_batch",
     "free_device_memory",

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-PUBLISHED_BENCH_FILE = "published_bench.jsonl"
+from advisor.catalog.files import PUBLISHED_BENCH_FILE
 
 TIMM_CONVENTION = (
     "timm benchmark infer_gmacs (fvcore convention: convs, matmuls, attention + norm/pool terms)"

@@ -237,11 +237,9 @@ Loader = Callable[..., Any]
 
 
 def default_loader(model_id: str, *, device: str, pretrained: bool) -> Any:
-    """Load through ``advisor.models.load_model``; if that package is absent, the private timm/torchvision fallback."""
-    try:
-        from advisor.models import load_model
-    except ImportError:
-        from advisor.bench._fallback import load_model_fallback as load_model
+    """Load through ``advisor.models.load_model`` (the only place models are built)."""
+    from advisor.models import load_model
+
     return load_model(model_id, device=device, pretrained=pretrained)
 
 
@@ -832,8 +830,7 @@ def estimate_memory_mb(model_id: str, precision: str = "fp32") -> dict[str, Any]
 
     Works for timm and torchvision ids (built with random-init builders on ``meta``); raises BenchError otherwise.
     """
-    from advisor.bench._fallback import meta_builder
-    from advisor.bench.memory import estimate_weights_mb
+    from advisor.bench.memory import estimate_weights_mb, meta_builder
 
     build = meta_builder(model_id)
     if build is None:
