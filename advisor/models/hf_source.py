@@ -24,6 +24,7 @@ from typing import Any
 from advisor.errors import ModelLoadError, WeightsUnavailableOffline
 from advisor.models.base import ExampleSpec, LoadedModel, LoadRequest
 from advisor.models.hub import hf_cached_file, is_offline, unavailable_hf
+from advisor.models.ids import ModelId
 from advisor.models.registry import register_source
 
 AUDIO_MODEL_TYPES = {
@@ -264,17 +265,19 @@ def _image_transform(processor: Any, cfg: Any):
         sig["processor"] = type(processor).__name__
         size = sig.get("crop_size") or sig.get("size") or {}
         side = (size.get("height") or size.get("shortest_edge")) if isinstance(size, dict) else size
-        return run, sig, int(side or getattr(cfg, "image_size", 224) or 224)
+        fallback = getattr(cfg, "image_size", 224) or 224
+        return run, sig, int(side) if side else int(fallback)
     from torchvision import transforms as T
 
-    side = getattr(cfg, "image_size", 224)
-    side = int(side[0] if isinstance(side, (list, tuple)) else side)
-    tf = T.Compose([T.Resize((side, side)), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    raw_side = getattr(cfg, "image_size", 224)
+    img_side = int(raw_side[0] if isinstance(raw_side, (list, tuple)) else raw_side)
+    tf = T.Compose([T.Resize((img_side, img_side)), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
     def run_default(items: list):
         return torch.stack([tf(im) for im in items])
 
-    return run_default, {"processor": None, "size": side, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}, side
+    sig_default = {"processor": None, "size": img_side, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+    return run_default, sig_default, img_side
 
 
 def image_model_from_hf(
@@ -386,15 +389,10 @@ def audio_model_from_hf(
 def _curated_arch_specs() -> dict[str, dict]:
     """``hf_arch`` specs (config class + kwargs) of the curated catalog entries, by model id."""
     import json
-    from importlib import resources
 
-    text = None
-    try:
-        text = (resources.files("advisor.catalog_data") / "curated.json").read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError, OSError):
-        repo_file = Path(__file__).resolve().parents[2] / "catalog" / "curated.json"
-        if repo_file.is_file():
-            text = repo_file.read_text(encoding="utf-8")
+    from advisor.catalog.files import CURATED_FILE, read_data_text
+
+    text = read_data_text(CURATED_FILE)
     if not text:
         return {}
     entries = json.loads(text).get("entries", [])
@@ -403,7 +401,7 @@ def _curated_arch_specs() -> dict[str, dict]:
 
 def _catalog_config(model_id: str) -> Any:
     """A config built from the catalog's ``hf_arch`` spec (for pretrained=False without a cached config)."""
-    spec = _curated_arch_specs().get(model_id.split("?", 1)[0])
+    spec = _curated_arch_specs().get(ModelId.parse(model_id).base)
     if not spec:
         return None
     import transformers
@@ -527,8 +525,8 @@ def load_hf(req: LoadRequest) -> LoadedModel:
             trust_remote_code=req.trust_remote_code,
             params=req.params,
         )
-    repo, _, revision = name.partition("@")
-    revision = revision or req.params.get("revision") or None
+    repo, _, rev = name.partition("@")
+    revision: str | None = rev or req.params.get("revision") or None
     offline = is_offline(req.offline)
     config = None
     if offline and hf_cached_file(repo, "config.json", revision) is None:

@@ -170,7 +170,7 @@ def _load_efficientnet_lite(req: LoadRequest, spec: PackagedModel) -> LoadedMode
         "interpolation": "bicubic",
         "mean": TF_MEAN,
         "std": TF_STD,
-        "crop_pct": base.crop_pct,
+        "crop_pct": base.crop_pct if base is not None else 0.875,
         "crop_mode": "center",
     }
     return image_model_from_timm(
@@ -306,7 +306,7 @@ def _load_wordllama(req: LoadRequest, spec: PackagedModel) -> LoadedModel:
     root = package_dir("wordllama")
     wpath = root / "weights" / "l2_supercat_256.safetensors" if root else None
     tpath = root / "tokenizers" / "l2_supercat_tokenizer_config.json" if root else None
-    if wpath is None or not wpath.is_file() or not tpath.is_file():
+    if wpath is None or tpath is None or not wpath.is_file() or not tpath.is_file():
         raise _missing(req, spec.pip)
     from safetensors.torch import load_file
     from tokenizers import Tokenizer

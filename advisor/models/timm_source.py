@@ -134,15 +134,17 @@ def fast_image_preprocess(tf: Any):
         and isinstance(steps[-1], T.Normalize)
         and not getattr(steps[-1], "inplace", False)
     )
-    pil_part = T.Compose(steps[:-2]) if fast else None
-    mean = torch.as_tensor(steps[-1].mean, dtype=torch.float32).view(1, -1, 1, 1) if fast else None
-    std = torch.as_tensor(steps[-1].std, dtype=torch.float32).view(1, -1, 1, 1) if fast else None
+    if not fast:
+        return lambda items: (torch.stack([tf(im) for im in items]),)
+    pil_part = T.Compose(steps[:-2])
+    mean = torch.as_tensor(steps[-1].mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.as_tensor(steps[-1].std, dtype=torch.float32).view(1, -1, 1, 1)
 
     def slow(items: list) -> tuple:
         return (torch.stack([tf(im) for im in items]),)
 
     def preprocess(items: list) -> tuple:
-        if not fast or not all(isinstance(im, Image.Image) and im.mode == "RGB" for im in items):
+        if not all(isinstance(im, Image.Image) and im.mode == "RGB" for im in items):
             return slow(items)
         arrs = [np.asarray(pil_part(im)) for im in items]
         if any(a.shape != arrs[0].shape or a.ndim != 3 for a in arrs):

@@ -24,7 +24,7 @@ def split_classifier(model: Any) -> tuple[Any, Any]:
     for name, mod in model.named_modules():
         if isinstance(mod, nn.Linear):
             last_name, last = name, mod
-    if last is None:
+    if last is None or last_name is None:
         return model, None
     parent = model
     parts = last_name.split(".")
