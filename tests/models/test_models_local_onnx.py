@@ -324,3 +324,52 @@ def test_zero_std_in_the_id_is_refused_naming_the_file(tmp_path):
     with pytest.raises(ModelLoadError) as ei:
         load_model(f"local:{path}?std=0,0,0")
     assert str(path) in ei.value.message and "std=" in ei.value.message
+
+
+# ------------------------------------------------------------------------------------------------ through the CLI
+def _audio_folder(root: Path, n: int = 3) -> Path:
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    for ci, c in enumerate(("yes", "no")):
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            t = np.arange(8000) / 16000
+            wave = 0.3 * np.sin(2 * np.pi * (300 + 200 * ci) * t) + 0.01 * rng.standard_normal(t.size)
+            sf.write(root / c / f"{i}.wav", wave.astype(np.float32), 16000)
+    return root
+
+
+def _features_cli(data: Path, model: str):
+    from typer.testing import CliRunner
+
+    from advisor.cli.main import app
+
+    args = ["features", "--data", str(data), "--model", model, "--no-progress", "--format", "json"]
+    return CliRunner().invoke(app, args, env={"COLUMNS": "500"})
+
+
+def test_features_cli_runs_a_fixed_batch1_audio_graph(tmp_path):
+    pytest.importorskip("soundfile")
+    data = _audio_folder(tmp_path / "clips")
+    path = _export(Wave(), torch.randn(1, 8000), tmp_path / "wave1.onnx", dynamic=None)
+    r = _features_cli(data, f"local:{path}")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["n"] == 6 and out["dim"] == 5, out
+
+
+def test_features_cli_gives_one_line_for_an_unfeedable_audio_graph(tmp_path):
+    pytest.importorskip("soundfile")
+    data = _audio_folder(tmp_path / "clips")
+
+    class OnMels(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean((1, 2))
+
+    path = _export(OnMels(), torch.randn(1, 76, 32, 1), tmp_path / "emb.onnx", dynamic={"x": {0: "b"}})
+    r = _features_cli(data, f"local:{path}?modality=audio")
+    assert r.exit_code != 0 and "Traceback" not in r.output and "ONNXRuntimeError" not in r.output
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert str(path) in lines[0] and "76, 32, 1" in lines[0], r.output
+    assert len(lines) <= 2 and (len(lines) == 1 or lines[1].strip().startswith("hint:")), r.output
