@@ -43,17 +43,39 @@ def catalog_path() -> Path:
 
 
 def read_jsonl(path: Path) -> list[CatalogEntry]:
-    """Read and validate entries from a JSONL file (one entry per line)."""
+    """Read and validate entries from a JSONL file (one entry per line).
+
+    Raises:
+        CatalogError: the file cannot be read, or a line is not JSON or not a valid entry; the message names the
+            file, the line and the record's id.
+    """
     entries = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                entries.append(CatalogEntry.from_dict(json.loads(line)))
-            except json.JSONDecodeError as e:
-                raise CatalogError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+    hint = "fix or remove that line (one JSON object per line; see catalog/README.md for the fields)"
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise CatalogError(f"{path}: cannot read the catalog file ({why})", hint="check the path") from None
+    for lineno, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise CatalogError(f"{path}:{lineno}: not valid JSON ({e.msg})", hint=hint) from None
+        if not isinstance(d, dict):
+            raise CatalogError(
+                f"{path}:{lineno}: a catalog record must be a JSON object, not {type(d).__name__}", hint=hint
+            )
+        try:
+            entries.append(CatalogEntry.from_dict(d))
+        except (CatalogError, UsageError, TypeError, ValueError, KeyError, AttributeError) as e:
+            why = e.message if isinstance(e, (CatalogError, UsageError)) else f"{type(e).__name__}: {e}"
+            raise CatalogError(
+                f"{path}:{lineno}: invalid catalog record {str(d.get('id'))[:80]!r}: {why}"[:400], hint=hint
+            ) from None
     return entries
 
 

@@ -148,7 +148,7 @@ def profile_dataset(dataset: Dataset) -> DatasetProfile:
             "words": _stats([len(t.split()) for t in texts], 1),
             "n_duplicates": len(texts) - len(set(texts)),
         }
-    prof.warnings = _warnings(prof)
+    prof.warnings = list(ds.notes) + _warnings(prof)
     return prof
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import logging
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -63,6 +64,18 @@ class ReadRequest:
     files: list[FoundFile] = field(default_factory=list)
     skipped: list[SkippedItem] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # -> Dataset.notes (logged as warnings too)
+
+    def note(self, text: str) -> None:
+        """Record a fact the user should know about how the data was read, and log it once as a warning."""
+        self.notes.append(text)
+        logging.getLogger(__name__).warning("%s", text)
+
+    def note_encodings(self) -> None:
+        """A note for each table that was not UTF-8 and was decoded as Windows-1252."""
+        for t in self.tables:
+            if "1252" in t.encoding:
+                self.note(f"{t.path}: not UTF-8; decoded as Windows-1252/Latin-1 ({t.encoding})")
 
 
 Reader = Callable[[ReadRequest], Dataset]
@@ -372,6 +385,7 @@ def _media_dataset(
         layout=layout,
         media_info=info,
         source=[t.path for t in req.tables],
+        notes=req.notes,
     )
 
 
@@ -503,6 +517,7 @@ def read_textfolder(req: ReadRequest) -> Dataset:
     samples: list[Sample] = []
     records = []
     populated: dict[str, set[str]] = {}
+    legacy: list[Path] = []  # files decoded as Windows-1252: one warning for all of them
     for f in req.files:
         parts = f.rel.split("/")
         if f.path.suffix.lower() != ".txt":
@@ -520,7 +535,7 @@ def read_textfolder(req: ReadRequest) -> Dataset:
                 )
             continue
         try:
-            text = decode_text_file(f.path)
+            text = decode_text_file(f.path, legacy=legacy)
         except DatasetError as e:
             req.skipped.append(SkippedItem(str(f.path), e.message.split(": ", 1)[-1], "bad-encoding"))
             continue
@@ -532,6 +547,11 @@ def read_textfolder(req: ReadRequest) -> Dataset:
             (f.rel, rest[0], split, hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest())
         )
         populated.setdefault(parts[0] if split else "", set()).add(rest[0])
+    if legacy:
+        req.note(
+            f"{len(legacy)} text file(s) under {req.root} are not UTF-8: decoded as Windows-1252 (Latin-1); "
+            f"first: {legacy[0]}"
+        )
     samples.sort(key=lambda s: id_sort_key(s.id))
     for base in sorted(populated) if split_layout else [""]:
         already = {s.path for s in req.skipped}
@@ -546,6 +566,7 @@ def read_textfolder(req: ReadRequest) -> Dataset:
         skipped=req.skipped,
         fingerprint=compute_fingerprint("text", "textfolder", records),
         layout="textfolder",
+        notes=req.notes,
     )
 
 
@@ -554,10 +575,15 @@ def read_manifest(req: ReadRequest) -> Dataset:
     """CSV/TSV/JSONL manifest(s) with a path column (relative to the manifest), optional label and split."""
     if not req.tables:
         req.tables = [read_table(req.root)]
+    req.note_encodings()
     multi = len(req.tables) > 1
+    order = {"train": 0, "val": 1, "test": 2}  # a file listed in two splits is kept in the first of these
+    req.tables.sort(key=lambda t: (order.get(_split_of(t.path.stem) or "", 3), t.path.name))
     cands = []
     extra: dict[str, str] = {}
     kinds: Counter = Counter()
+    seen: dict[tuple[int, int], tuple[str, int, str | None]] = {}  # file (dev, inode) -> first row listing it
+    outside: list[str] = []
     for table in req.tables:
         req.skipped.extend(table.skipped)
         path_col = _manifest_path_column(table)
@@ -576,6 +602,8 @@ def read_manifest(req: ReadRequest) -> Dataset:
                 continue
             p = Path(raw).expanduser()
             p = p if p.is_absolute() else base_dir / p
+            if _outside(raw, p, base_dir):
+                outside.append(f"{table.path.name} row {n}: {raw!r}")
             try:
                 st = p.stat()
             except OSError:
@@ -595,6 +623,10 @@ def read_manifest(req: ReadRequest) -> Dataset:
             split = file_split
             if split_col and (row.get(split_col) or "").strip():
                 split = SPLIT_ALIASES.get(row[split_col].strip().lower(), row[split_col].strip().lower())
+            dup = _duplicate_row(seen, (st.st_dev, st.st_ino), table.path.name, n, label)
+            if dup is not None:
+                req.skipped.append(SkippedItem(where, f"{raw!r} {dup}", "duplicate"))
+                continue
             kind = kind_from_ext(p)
             if kind not in ("image", "audio") and st.st_size:
                 try:
@@ -613,6 +645,12 @@ def read_manifest(req: ReadRequest) -> Dataset:
             extra[sid] = raw
             if group_col and (row.get(group_col) or "").strip():
                 req.groups[sid] = row[group_col].strip()
+    if outside:
+        req.note(
+            f"{len(outside)} manifest path(s) point outside the manifest's folder (absolute, ~ or ..): "
+            f"{'; '.join(outside[:3])}{'; ...' if len(outside) > 3 else ''}; they are read as listed: "
+            "check that the manifest comes from a source you trust"
+        )
     if req.modality is None:
         media = Counter({k: v for k, v in kinds.items() if k in ("image", "audio")})
         req.modality = media.most_common(1)[0][0] if media else "image"
@@ -627,6 +665,34 @@ def read_manifest(req: ReadRequest) -> Dataset:
         else:
             keep.append(c)
     return _media_dataset(req, "manifest", keep, fp_extra=extra)
+
+
+def _outside(raw: str, path: Path, base_dir: Path) -> bool:
+    """True when a manifest entry leaves the manifest's folder: absolute, ``~``, or ``..`` climbing out."""
+    if raw.startswith("~") or Path(raw).is_absolute():
+        return True
+    return not Path(os.path.normpath(path)).is_relative_to(os.path.normpath(base_dir))
+
+
+def _duplicate_row(
+    seen: dict[tuple[int, int], tuple[str, int, str | None]],
+    key: tuple[int, int],
+    table: str,
+    n: int,
+    label: str | None,
+) -> str | None:
+    """Why this row repeats an earlier one (the same file, by device and inode: ``a.png``, ``./a.png`` and a
+    link to it are one file), or None for the first row listing the file, which is remembered."""
+    if key not in seen:
+        seen[key] = (table, n, label)
+        return None
+    t0, n0, label0 = seen[key]
+    first = f"row {n0}" if t0 == table else f"{t0} row {n0}"
+    if label0 != label:
+        return (
+            f"is the file of {first} with another label ({label0!r}, here {label!r}); only the first is kept"
+        )
+    return f"repeats {first} (the same file); counted once"
 
 
 @register_reader("table")
@@ -644,6 +710,7 @@ def read_split_tables(req: ReadRequest) -> Dataset:
 def _read_text(req: ReadRequest, layout: str) -> Dataset:
     if not req.tables:
         req.tables = [read_table(req.root)]
+    req.note_encodings()
     multi = len(req.tables) > 1 or layout == "split-table"
     req.tables.sort(key=lambda t: id_sort_key(_split_of(t.path.stem) or t.path.stem) if multi else 0)
     samples: list[Sample] = []
@@ -697,4 +764,5 @@ def _read_text(req: ReadRequest, layout: str) -> Dataset:
         fingerprint=compute_fingerprint("text", layout, records),
         layout=layout,
         source=[t.path for t in req.tables],
+        notes=req.notes,
     )

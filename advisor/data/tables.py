@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
+import logging
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,11 +22,9 @@ PATH_COLUMNS = (
 )  # fmt: skip
 SPLIT_COLUMNS = ("split", "subset", "fold_name")
 
-_SURROGATE = re.compile("[\udc80-\udcff]")
+logger = logging.getLogger(__name__)
 # Long documents in one cell are fine (the csv module's default cap is 128 KiB per field).
 csv.field_size_limit(max(csv.field_size_limit(), 1 << 26))
-# Share of rows that may fail to decode before the whole file is rejected instead of skipping those rows.
-MAX_BAD_ROW_FRACTION = 0.2
 
 
 @dataclass
@@ -39,9 +38,24 @@ class Table:
     encoding: str = "utf-8"
 
 
-def _decode(path: Path, data: bytes) -> tuple[str, str]:
-    """Decode bytes: UTF-16/32 by BOM, else UTF-8 (with or without BOM). Undecodable bytes become surrogates
-    (surrogateescape) so the rows holding them can be reported and skipped one by one."""
+def _legacy_bytes(err: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: bytes that are not UTF-8 decoded as Windows-1252 (Latin-1 for its 5 unassigned
+    bytes), the legacy encoding of nearly every non-UTF-8 table in the wild (Excel on Windows, older exports)."""
+    if not isinstance(err, UnicodeDecodeError):
+        raise err
+    bad = err.object[err.start : err.end]
+    return "".join(bytes([b]).decode("cp1252", errors="ignore") or chr(b) for b in bad), err.end
+
+
+codecs.register_error("advisor-cp1252", _legacy_bytes)
+
+
+def _decode(path: Path, data: bytes, *, warn: bool = True) -> tuple[str, str]:
+    """Decode bytes: UTF-16/32 by BOM, else UTF-8 (with or without BOM).
+
+    Bytes that are not UTF-8 (a Latin-1/Windows-1252 file, or such rows pasted into a UTF-8 file) are decoded
+    as Windows-1252, the rest stays UTF-8; the encoding returned says so (``"windows-1252"``, or
+    ``"utf-8, with N of M lines in windows-1252: line ..."``), and with `warn` one warning says it too."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             return data.decode("utf-16"), "utf-16"
@@ -60,14 +74,36 @@ def _decode(path: Path, data: bytes) -> tuple[str, str]:
             return (text[1:] if text.startswith("\ufeff") else text), enc
         except UnicodeDecodeError:
             continue
-    return data.decode("utf-8", errors="surrogateescape").lstrip("\ufeff"), "utf-8 (with invalid bytes)"
+    lines = data.splitlines()
+    bad = [i + 1 for i, line in enumerate(lines) if not _is_utf8(line)]
+    where = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
+    if any(not line.isascii() and _is_utf8(line) for line in lines):
+        enc = f"utf-8, with {len(bad)} of {len(lines)} lines in windows-1252: line {where}"
+    else:
+        enc = "windows-1252"
+    if warn:
+        logger.warning("%s is not UTF-8: decoded as Windows-1252/Latin-1 (%s)", path, enc)
+    return data.decode("utf-8", errors="advisor-cp1252").lstrip("\ufeff"), enc
 
 
-def decode_text_file(path: Path) -> str:
-    """The text of a whole file (UTF-8 with or without BOM, or UTF-16 with BOM).
+def _is_utf8(b: bytes) -> bool:
+    try:
+        b.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def decode_text_file(path: Path, *, legacy: list[Path] | None = None) -> str:
+    """The text of a whole file (UTF-8 with or without BOM, UTF-16 with BOM, else Windows-1252; see `_decode`).
+
+    Args:
+        path: the file.
+        legacy: when given, a file decoded as Windows-1252 is appended to it instead of being warned about
+            (a folder of text files then gets one warning for all of them).
 
     Raises:
-        DatasetError: unreadable, binary or not UTF-8.
+        DatasetError: unreadable or binary.
     """
     try:
         data = path.read_bytes()
@@ -75,27 +111,21 @@ def decode_text_file(path: Path) -> str:
         raise DatasetError(
             f"{path}: cannot read ({e.strerror or e})", hint="make the file readable"
         ) from None
-    text, _ = _decode(path, data)
-    if _SURROGATE.search(text):
-        raise DatasetError(f"{path}: not valid UTF-8 text", hint="re-save the file as UTF-8")
+    text, enc = _decode(path, data, warn=legacy is None)
+    if legacy is not None and "1252" in enc:
+        legacy.append(path)
     return text
-
-
-def _bad_encoding_error(path: Path, n_bad: int, n: int) -> DatasetError:
-    return DatasetError(
-        f"{path}: {n_bad} of {n} rows are not valid UTF-8 text",
-        hint=f"re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name} > {path.stem}.utf8{path.suffix}`",
-    )
 
 
 def read_table(path: Path) -> Table:
     """Read a CSV/TSV/JSONL/JSON-records file into string rows.
 
-    Rows with undecodable bytes, malformed JSON or the wrong number of fields are skipped with a reason;
-    if more than 20% of rows are undecodable the file is rejected with a DatasetError naming the fix.
+    Rows with malformed JSON or the wrong number of fields are skipped with a reason. A file (or rows) that is
+    not UTF-8 is decoded as Windows-1252 (Latin-1) with one warning naming the lines; ``Table.encoding`` says
+    which encoding was used.
 
     Raises:
-        DatasetError: unreadable, binary, empty, or mostly undecodable.
+        DatasetError: unreadable, binary or empty.
     """
     try:
         data = path.read_bytes()
@@ -107,7 +137,7 @@ def read_table(path: Path) -> Table:
         raise DatasetError(f"{path}: cannot read ({e.strerror or e})", hint="check the path") from None
     if not data.strip():
         raise DatasetError(f"{path}: the file is empty", hint="pass a table with a header row and data rows")
-    text, enc = _decode(path, data)
+    text, enc = _decode(path, data, warn=False)  # the reader notes the encoding (Dataset.notes)
     ext = path.suffix.lower()
     if ext in (".jsonl", ".ndjson") or (ext == ".json" and text.lstrip().startswith("{")):
         table = _read_jsonl(path, text)
@@ -116,15 +146,7 @@ def read_table(path: Path) -> Table:
     else:
         table = _read_delimited(path, text, "\t" if ext == ".tsv" else None)
     table.encoding = enc
-    n_bad = sum(1 for s in table.skipped if s.code == "bad-encoding")
-    n_total = len(table.rows) + len(table.skipped)
-    if n_bad and n_bad > MAX_BAD_ROW_FRACTION * max(n_total, 1):
-        raise _bad_encoding_error(path, n_bad, n_total)
     return table
-
-
-def _row_has_bad_bytes(values) -> bool:
-    return any(isinstance(v, str) and _SURROGATE.search(v) for v in values)
 
 
 def guess_delimiter(text: str) -> str:
@@ -140,7 +162,6 @@ def guess_delimiter(text: str) -> str:
 
 
 def _read_delimited(path: Path, text: str, delimiter: str | None) -> Table:
-    dirty = _SURROGATE.search(text) is not None  # per-row checks only when some bytes did not decode
     if delimiter is None:
         delimiter = guess_delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -151,8 +172,6 @@ def _read_delimited(path: Path, text: str, delimiter: str | None) -> Table:
             f"{path}: no header row ({e})", hint="the first line must name the columns"
         ) from None
     columns = [c.strip() for c in header]
-    if _row_has_bad_bytes(columns):
-        raise DatasetError(f"{path}: the header row is not valid UTF-8", hint="re-save the file as UTF-8")
     table = Table(path, columns, [])
     n = -1
     while True:
@@ -167,9 +186,6 @@ def _read_delimited(path: Path, text: str, delimiter: str | None) -> Table:
         if not values or all(not v.strip() for v in values):
             continue  # blank line
         n += 1
-        if dirty and _row_has_bad_bytes(values):
-            table.skipped.append(SkippedItem(f"{path}:row {n}", "not valid UTF-8 text", "bad-encoding"))
-            continue
         if len(values) != len(columns):
             table.skipped.append(
                 SkippedItem(
@@ -202,9 +218,6 @@ def _read_jsonl(path: Path, text: str) -> Table:
         if not line.strip():
             continue
         n += 1
-        if _SURROGATE.search(line):
-            table.skipped.append(SkippedItem(f"{path}:row {n}", "not valid UTF-8 text", "bad-encoding"))
-            continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
@@ -224,8 +237,6 @@ def _read_jsonl(path: Path, text: str) -> Table:
 
 
 def _read_json_list(path: Path, text: str) -> Table:
-    if _SURROGATE.search(text):
-        raise DatasetError(f"{path}: not valid UTF-8 text", hint="re-save the file as UTF-8")
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:

@@ -63,7 +63,7 @@ class SkippedItem:
         code: a short machine-readable category (``zero-byte``, ``corrupt``, ``not-media``, ``too-large``,
             ``unreadable``, ``symlink-loop``, ``empty-class``, ``bad-encoding``, ``empty-text``, ``missing-label``,
             ``missing-file``, ``zero-length-audio``, ``silent-audio``, ``not-regular-file``, ``misplaced``,
-            ``other-modality``, ``bad-row``, ``bad-filename``).
+            ``other-modality``, ``bad-row``, ``bad-filename``, ``duplicate``).
     """
 
     path: str
@@ -131,6 +131,8 @@ class Dataset:
         media_info: per sample id, what the header scan found (images: width, height, mode, format;
             audio: sample_rate, frames, channels). Empty when headers were not checked.
         source: the table/manifest files read, if any.
+        notes: plain-language facts about how the data was read that a user should know although nothing
+            was left out (a table decoded as Windows-1252, manifest paths outside the manifest's folder).
     """
 
     root: Path
@@ -142,6 +144,7 @@ class Dataset:
     layout: str
     media_info: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     source: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -212,6 +215,7 @@ class Dataset:
             self.layout,
             info,
             self.source,
+            list(self.notes),
         )
 
 

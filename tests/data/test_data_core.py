@@ -182,8 +182,11 @@ def test_text_folder_of_txt_files(tmp_path):
         ["neg", "pos"],
         ["train", "test"],
     )
-    assert len(ds) == 8 and ds.samples[0].text == "dull plot 0"
-    assert sorted(s.code for s in ds.skipped) == ["bad-encoding", "misplaced"]
+    assert len(ds) == 9 and ds.samples[0].text == "dull plot 0"
+    assert (
+        next(s.text for s in ds.samples if s.id.endswith("bad.txt")) == "café"
+    )  # Latin-1: decoded, not dropped
+    assert sorted(s.code for s in ds.skipped) == ["misplaced"]
 
 
 def test_delimiters_and_long_fields(tmp_path):
