@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
+    from advisor.models.ids import ModelId
+
 Batch = tuple  # tuple[torch.Tensor, ...]
 
 
@@ -260,6 +262,8 @@ class LoadRequest:
         pretrained: load weights (False: random init).
         offline: True: never touch the network; None: detect.
         trust_remote_code: allow Hugging Face remote code (only when the user asked).
+        mid: the parsed id (`ModelId`; ``source``, ``name`` = ``mid.ref`` and ``params`` are its fields), set by
+            `load_model`; None when a request is built by hand.
     """
 
     model_id: str
@@ -269,6 +273,7 @@ class LoadRequest:
     pretrained: bool = True
     offline: bool | None = None
     trust_remote_code: bool = False
+    mid: ModelId | None = None
 
 
 def first_tensor_dim(module: Any, batch: Batch) -> int:

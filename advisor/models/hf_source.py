@@ -525,8 +525,9 @@ def load_hf(req: LoadRequest) -> LoadedModel:
             trust_remote_code=req.trust_remote_code,
             params=req.params,
         )
-    repo, _, rev = name.partition("@")
-    revision: str | None = rev or req.params.get("revision") or None
+    mid = req.mid or ModelId.parse(req.model_id)
+    repo = mid.name
+    revision: str | None = mid.tag or req.params.get("revision") or None
     offline = is_offline(req.offline)
     config = None
     if offline and hf_cached_file(repo, "config.json", revision) is None:

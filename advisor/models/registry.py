@@ -137,6 +137,7 @@ def load_model(
         pretrained=pretrained,
         offline=offline,
         trust_remote_code=trust_remote_code,
+        mid=mid,
     )
     try:
         if pretrained:

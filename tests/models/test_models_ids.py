@@ -122,3 +122,14 @@ def test_catalog_entry_name_is_the_id_ref():
     assert _bare_name("hf:org/name@rev") == "org/name@rev"
     assert _bare_name("timm:resnet50.a1_in1k?input_size=224") == "resnet50.a1_in1k"
     assert _bare_name("resnet50") == "resnet50"
+
+
+def test_hf_loader_takes_repo_and_revision_from_the_parsed_id(monkeypatch):
+    from advisor.errors import WeightsUnavailableOffline
+    from advisor.models import load_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailableOffline) as ei:
+        load_model("hf:some-org/surely-uncached-xyz@v2?pooling=cls")
+    assert "download some-org/surely-uncached-xyz`" in (ei.value.hint or "")
+    assert "@v2" not in (ei.value.hint or "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from advisor.models.ids import model_source
 from advisor.recommend.candidates import Candidate
 from advisor.recommend.config import ProgressFn
 from advisor.recommend.results import CandidateResult
@@ -93,7 +94,7 @@ def _cached_features(state: RunState, model_id: str) -> Any:
 def _entry_fields(c: Candidate) -> dict[str, Any]:
     e = c.entry
     if e is None:
-        return {"source": c.model_id.split(":", 1)[0] if ":" in c.model_id else "local"}
+        return {"source": model_source(c.model_id) or "local"}
     return {
         "source": e.source,
         "family": e.family,
