@@ -10,6 +10,7 @@ from advisor.finetune.run import (
     load_finetuned,
     load_result,
     split_samples,
+    untrainable_reason,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "load_result",
     "parse_unfreeze",
     "split_samples",
+    "untrainable_reason",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,13 +9,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from advisor.errors import DatasetError, ModelLoadError, UsageError
-from advisor.finetune.config import FinetuneConfig, FinetuneResult
+from advisor.finetune.augment import augment_audio, augment_image
+from advisor.finetune.config import FinetuneConfig, FinetuneResult, SplitSource
 from advisor.io import atomic_write_json
+from advisor.runtime import resolve_device
 from advisor.versions import library_versions
 
 if TYPE_CHECKING:
     from advisor.data import Dataset, Sample
-    from advisor.finetune.loop import ProgressCallback
+    from advisor.finetune.loop import ProgressCallback, TrainOutcome, TrainTask
     from advisor.models import LoadedModel
 
 RESULT_FILE = "result.json"
@@ -42,7 +43,7 @@ def _cap_per_class(
 
 def split_samples(
     dataset: Dataset, config: FinetuneConfig
-) -> tuple[list[Sample], list[Sample], str, list[str]]:
+) -> tuple[list[Sample], list[Sample], SplitSource, list[str]]:
     """Split the labelled samples into train and validation.
 
     Uses the dataset's own ``train`` and ``val`` splits (``Sample.split``) when both exist (``test`` stands in
@@ -72,7 +73,7 @@ def split_samples(
             notes.append("the dataset has no val split; its test split is used for validation")
         train = [s for s in labelled if s.split == "train"]
         val = [s for s in labelled if s.split == val_name]
-        source = "dataset"
+        source: SplitSource = "dataset"
     else:
         rng_seed = config.seed
         val_idx: set[int] = set()
@@ -99,44 +100,27 @@ def split_samples(
     return train, val, source, notes
 
 
-# ---------------------------------------------------------------------------------------------- augmentation
+UNTRAINABLE_SUFFIXES = {".onnx": "onnx", ".tflite": "tflite"}
+TRAINABLE_RUNTIMES = ("torch", "torchscript")  # torch.export programs are inference graphs (no train mode)
 
 
-def augment_image(img: Any, rng: np.random.Generator) -> Any:
-    """Mild random resized crop (70-100 % of the area, aspect 3/4-4/3, back to the original size) and a
-    horizontal flip with probability 1/2, on a PIL image, before the model's own preprocessing."""
-    from PIL import Image
+def untrainable_reason(model_id: str, runtime: str | None = None) -> str | None:
+    """Why `finetune` would refuse this model, or None when it can be fine-tuned (as far as is known).
 
-    w, h = img.size
-    area = w * h
-    for _ in range(10):
-        scale = rng.uniform(0.7, 1.0)
-        ratio = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
-        cw, ch = round(math.sqrt(area * scale * ratio)), round(math.sqrt(area * scale / ratio))
-        if 0 < cw <= w and 0 < ch <= h:
-            x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-            img = img.resize((w, h), resample=Image.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch))
-            break
-    if rng.random() < 0.5:
-        img = img.transpose(Image.FLIP_LEFT_RIGHT)
-    return img
-
-
-def augment_audio(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Light audio augmentation: random gain (0.8-1.2) and a shift of up to 10 % of the clip (zero-filled)."""
-    wave = np.asarray(wave, dtype=np.float32) * np.float32(rng.uniform(0.8, 1.2))
-    shift = int(rng.integers(-len(wave) // 10, len(wave) // 10 + 1)) if len(wave) >= 10 else 0
-    if shift:
-        out = np.zeros_like(wave)
-        if shift > 0:
-            out[shift:] = wave[:-shift]
-        else:
-            out[:shift] = wave[-shift:]
-        wave = out
-    return np.clip(wave, -1.0, 1.0)
-
-
-# ---------------------------------------------------------------------------------------------- the model
+    The check `finetune` itself applies: a local ONNX/TFLite file is refused from its name; any other model
+    by the runtime it loads on (``runtime``: the loaded model's, e.g. from a feature-cache signature; None =
+    not known, so only the file check applies).
+    """
+    raw = model_id[len("local:") :] if model_id.startswith("local:") else model_id
+    suffix = Path(raw.split("?")[0]).suffix.lower()
+    file_runtime = UNTRAINABLE_SUFFIXES.get(suffix)
+    if file_runtime and (model_id.startswith("local:") or Path(raw).exists()):
+        return (
+            f"{model_id} is a {file_runtime} file, which cannot be fine-tuned (no trainable PyTorch module)"
+        )
+    if runtime is not None and runtime not in TRAINABLE_RUNTIMES:
+        return f"{model_id} runs on the {runtime} runtime, which cannot be fine-tuned (no trainable PyTorch module)"
+    return None
 
 
 def trainable_module(model: LoadedModel) -> Any:
@@ -162,18 +146,12 @@ def trainable_module(model: LoadedModel) -> Any:
     return module
 
 
-UNTRAINABLE_SUFFIXES = {".onnx": "onnx", ".tflite": "tflite"}
-TRAINABLE_RUNTIMES = ("torch", "torchscript")  # torch.export programs are inference graphs (no train mode)
-
-
 def _refuse_untrainable_file(model_id: str) -> None:
     """Refuse a local model file whose format has no trainable module, before spending time loading it."""
-    raw = model_id[len("local:") :] if model_id.startswith("local:") else model_id
-    suffix = Path(raw.split("?")[0]).suffix.lower()
-    runtime = UNTRAINABLE_SUFFIXES.get(suffix)
-    if runtime and (model_id.startswith("local:") or Path(raw).exists()):
+    reason = untrainable_reason(model_id)
+    if reason is not None:
         raise ModelLoadError(
-            f"{model_id} is a {runtime} file, which cannot be fine-tuned (no trainable PyTorch module)",
+            reason,
             hint="fine-tune a PyTorch source (timm:, torchvision:, hf:, pkg:, or a .safetensors/.pt2 file) or "
             "compare it with a linear probe (`advisor recommend`)",
         )
@@ -220,10 +198,8 @@ def _loader_for(modality: str, model: LoadedModel):
 
 
 def _skip_errors() -> tuple[type[BaseException], ...]:
-    try:
-        from advisor.data import SkipItem
-    except ImportError:
-        return ()
+    from advisor.data import SkipItem
+
     return (SkipItem,)
 
 
@@ -264,7 +240,7 @@ def finetune(
         ModelLoadError: the model's source cannot be fine-tuned (ONNX/TFLite runtime) or fails to load.
         DatasetError: unusable data; UsageError: bad options or a mismatched resume.
     """
-    from advisor.finetune.loop import Split, TrainTask, train, wilson_interval
+    from advisor.finetune.loop import train
 
     config = config or FinetuneConfig()
     if isinstance(dataset, (str, Path)):
@@ -274,46 +250,66 @@ def finetune(
     if resume and out_dir is None:
         raise UsageError("--resume needs --out (the folder of the run to continue)")
 
-    if isinstance(model_id, str):
-        _refuse_untrainable_file(model_id)
-        from advisor.models import load_model, resolve_device
-
-        device = resolve_device(config.device)
-        model = load_model(model_id, device=str(device), pretrained=pretrained, offline=offline)
-    else:
-        model = model_id
-        device = _resolve(config.device)
-        if callable(getattr(model, "to", None)):
-            model.to(device)  # keep LoadedModel.device in step with where the module trains
+    model, device = _training_model(model_id, config, pretrained=pretrained, offline=offline)
     module = trainable_module(model)
     if dataset.modality != model.modality:
         raise UsageError(
             f"{model.model_id} is a {model.modality} model but {dataset.root} holds {dataset.modality} data",
             hint=f"pick a {dataset.modality} model (`advisor catalog list --modality {dataset.modality}`)",
         )
-
     train_s, val_s, split_source, notes = split_samples(dataset, config)
-    classes = list(dataset.classes)
-    cidx = {c: i for i, c in enumerate(classes)}
-    augment = {"image": augment_image, "audio": augment_audio}.get(dataset.modality)
+    task = _train_task(dataset, model, module, train_s, val_s)
+    if not getattr(model, "pretrained", True):
+        notes.append(f"{model.model_id} was randomly initialised (no pretrained weights)")
+    out = train(task, config, device=device, out_dir=out_dir, resume=resume, callback=callback)
+    result = _result(dataset, model, module, config, out, (train_s, val_s, split_source, notes), out_dir)
+    if out_dir is not None:
+        atomic_write_json(Path(out_dir) / RESULT_FILE, result.to_dict())
+    return result
+
+
+def _training_model(
+    model_id: str | LoadedModel, config: FinetuneConfig, *, pretrained: bool, offline: bool | None
+) -> tuple[LoadedModel, Any]:
+    """The model to train (loaded, or the given one moved to the config's device) and that device."""
+    if isinstance(model_id, str):
+        _refuse_untrainable_file(model_id)
+        from advisor.models import load_model
+
+        device = resolve_device(config.device)
+        return load_model(model_id, device=str(device), pretrained=pretrained, offline=offline), device
+    model = model_id
+    device = resolve_device(config.device)
+    if callable(getattr(model, "to", None)):
+        model.to(device)  # keep LoadedModel.device in step with where the module trains
+    return model, device
+
+
+def _train_task(
+    dataset: Dataset, model: LoadedModel, module: Any, train_s: list[Sample], val_s: list[Sample]
+) -> TrainTask:
+    """The loop's view of the model and the split: items, class indices, loading, preprocessing, augmentation."""
+    from advisor.finetune.loop import Split, TrainTask
+
+    cidx = {c: i for i, c in enumerate(dataset.classes)}
 
     def split(samples: Sequence[Sample]) -> Split:
         return Split(
             items=list(samples),
-            labels=np.array([cidx[s.label] for s in samples], dtype=np.int64),
+            labels=np.array([cidx[str(s.label)] for s in samples], dtype=np.int64),
             ids=[s.id for s in samples],
         )
 
-    task = TrainTask(
+    return TrainTask(
         backbone=module,
         feature_dim=int(model.feature_dim),
         blocks=_model_blocks(model),
-        classes=classes,
+        classes=list(dataset.classes),
         load=_loader_for(dataset.modality, model),
         preprocess=model.preprocess,
         train=split(train_s),
         val=split(val_s),
-        augment=augment,
+        augment={"image": augment_image, "audio": augment_audio}.get(dataset.modality),
         skip_errors=_skip_errors(),
         meta={
             "model_id": model.model_id,
@@ -321,13 +317,25 @@ def finetune(
             "dataset_fingerprint": str(getattr(dataset, "fingerprint", "")),
         },
     )
-    if not getattr(model, "pretrained", True):
-        notes.append(f"{model.model_id} was randomly initialised (no pretrained weights)")
-    out = train(task, config, device=device, out_dir=out_dir, resume=resume, callback=callback)
+
+
+def _result(
+    dataset: Dataset,
+    model: LoadedModel,
+    module: Any,
+    config: FinetuneConfig,
+    out: TrainOutcome,
+    split: tuple[list[Sample], list[Sample], SplitSource, list[str]],
+    out_dir: str | Path | None,
+) -> FinetuneResult:
+    """The typed result of a run, with its provenance."""
+    from advisor.finetune.loop import wilson_interval
     from advisor.finetune.unfreeze import count_params
 
+    train_s, val_s, split_source, notes = split
+    classes = list(dataset.classes)
     full = [h.seconds for h in out.history if not h.partial] or [h.seconds for h in out.history]
-    result = FinetuneResult(
+    return FinetuneResult(
         model_id=model.model_id,
         modality=dataset.modality,
         classes=classes,
@@ -365,22 +373,6 @@ def finetune(
         pretrained=bool(getattr(model, "pretrained", True)),
         model_revision=getattr(model, "revision", None),
     )
-    if out_dir is not None:
-        atomic_write_json(Path(out_dir) / RESULT_FILE, result.to_dict())
-    return result
-
-
-def _resolve(device: str) -> Any:
-    try:
-        from advisor.models import resolve_device
-
-        return resolve_device(device)
-    except ImportError:
-        import torch
-
-        if device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(device)
 
 
 def compare_with_probe(
@@ -411,12 +403,16 @@ def compare_with_probe(
         verdict = "no clear difference"
     err_probe = 1.0 - probe_accuracy
     rel = (gain / err_probe) if err_probe > 0 else None
+    n_ep = r.get("epochs_run")
+    setting = str(r.get("unfreeze")) + (
+        f", {n_ep} epoch{'s' if n_ep != 1 else ''}" if n_ep is not None else ""
+    )
     summary = {
-        "better": f"fine-tuning ({r.get('unfreeze')}) paid off: {ft:.1%} vs {probe_accuracy:.1%} for the probe "
+        "better": f"fine-tuning ({setting}) paid off: {ft:.1%} vs {probe_accuracy:.1%} for the probe "
         f"(+{gain * 100:.1f} points)",
-        "worse": f"fine-tuning ({r.get('unfreeze')}) did worse than the probe: {ft:.1%} vs {probe_accuracy:.1%} "
+        "worse": f"fine-tuning ({setting}) did worse than the probe: {ft:.1%} vs {probe_accuracy:.1%} "
         f"({gain * 100:+.1f} points)",
-        "no clear difference": f"fine-tuning ({r.get('unfreeze')}) is within noise of the probe: {ft:.1%} vs "
+        "no clear difference": f"fine-tuning ({setting}) is within noise of the probe: {ft:.1%} vs "
         f"{probe_accuracy:.1%} ({gain * 100:+.1f} points; the 95 % intervals overlap)",
     }[verdict]
     return {
@@ -432,6 +428,7 @@ def compare_with_probe(
         "verdict": verdict,
         "paid_off": verdict == "better",
         "finetune_seconds": r.get("total_seconds"),
+        "epochs_run": n_ep,
         "summary": summary,
     }
 
@@ -490,7 +487,7 @@ def load_finetuned(
         ckpt = Path(out_dir) / Path(result.checkpoint).name  # the run folder was moved
     head_sd, bb_sd, _ = load_best_checkpoint(ckpt)
     if model is None:
-        from advisor.models import load_model, resolve_device
+        from advisor.models import load_model
 
         model = load_model(
             result.model_id, device=str(resolve_device(device)), pretrained=True, offline=offline
@@ -546,7 +543,7 @@ def evaluate_finetuned(
             f"{dataset.root}: no labelled samples to evaluate (split {split!r})",
             hint="pass samples=..., or split=None to use every labelled sample",
         )
-    unknown = sorted({s.label for s in samples} - set(classes))
+    unknown = sorted({str(s.label) for s in samples} - set(classes))
     if unknown:
         raise DatasetError(f"{dataset.root}: labels unknown to the fine-tuned head: {', '.join(unknown[:5])}")
     cidx = {c: i for i, c in enumerate(classes)}
@@ -565,7 +562,7 @@ def evaluate_finetuned(
                 except skip:
                     skipped += 1
                     continue
-                ys.append(cidx[s.label])
+                ys.append(cidx[str(s.label)])
             if not items:
                 continue
             batch = model.preprocess(items)

@@ -2,30 +2,68 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from advisor.errors import AdvisorError
 
 if TYPE_CHECKING:
-    from advisor.recommend.run import RunConfig
+    from advisor.data import Dataset
+    from advisor.recommend.results import CandidateResult
 
 
-def _finetune_check(dataset, top: list, advice: dict[str, Any], cfg: RunConfig, say) -> list[dict[str, Any]]:
+class CheckOptions(Protocol):
+    """The recommend options the check reads (`advisor.recommend.run.RunConfig` satisfies it)."""
+
+    @property
+    def finetune_unfreeze(self) -> str | None: ...
+    @property
+    def finetune_epochs(self) -> int: ...
+    @property
+    def finetune_budget_minutes(self) -> float | None: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def offline(self) -> bool: ...
+
+
+PROTOCOL_NOTE = (
+    "fine-tune: held-out stratified validation split of the whole dataset (or its own train/val split); "
+    "probe: the recommend run's evaluation protocol on the subsample"
+)
+
+
+def finetune_check(
+    dataset: Dataset,
+    top: Sequence[CandidateResult],
+    advice: Mapping[str, Any],
+    cfg: CheckOptions,
+    say: Callable[[str], None],
+    *,
+    runtimes: Mapping[str, str | None] | None = None,
+) -> list[dict[str, Any]]:
     """Fine-tune the best `cfg.finetune_top` candidates and compare each with its linear probe.
 
     The unfreezing setting is the strategy advice's (``last-2`` when the advice is a frozen linear probe, so that
     the check can contradict it). Runs live in the cache keyed by model, data and settings, so a rerun reuses
-    them. A candidate that cannot be fine-tuned (e.g. an ONNX graph) is reported with the reason, not raised.
+    them. A candidate that cannot be fine-tuned (an ONNX/TFLite source, by `untrainable_reason` on its file name
+    and the runtime in `runtimes`) is reported as skipped without loading it; other failures are reported with
+    the reason, not raised. Each completed entry records the epochs that ran.
     """
-    from advisor.finetune import FinetuneConfig, compare_with_probe, finetune
-    from advisor.io import stable_hash
-    from advisor.paths import cache_dir
+    from advisor.finetune import FinetuneConfig, untrainable_reason
 
     unfreeze = cfg.finetune_unfreeze or advice.get("unfreeze") or "last-2"
     if unfreeze == "head" and not cfg.finetune_unfreeze:
         unfreeze = "last-2"
     out: list[dict[str, Any]] = []
     for i, c in enumerate(top, 1):
+        entry: dict[str, Any] = {"model_id": c.model_id, "unfreeze": unfreeze, "epochs": cfg.finetune_epochs}
+        reason = untrainable_reason(c.model_id, (runtimes or {}).get(c.model_id))
+        if reason is not None:
+            out.append(entry | {"status": "skipped", "error": reason})
+            continue
         say(f"[{i}/{len(top)}] fine-tune ({unfreeze}, {cfg.finetune_epochs} epochs): {c.model_id}")
         ft_cfg = FinetuneConfig(
             unfreeze=unfreeze,
@@ -34,38 +72,48 @@ def _finetune_check(dataset, top: list, advice: dict[str, Any], cfg: RunConfig, 
             device=cfg.device,
             seed=cfg.seed,
         )
-        key = stable_hash({"model": c.model_id, "data": dataset.fingerprint, "config": ft_cfg.to_dict()})
-        run_dir = cache_dir("finetune", key)
-        entry: dict[str, Any] = {"model_id": c.model_id, "unfreeze": unfreeze, "epochs": cfg.finetune_epochs}
         try:
-            res = finetune(
-                dataset,
-                c.model_id,
-                ft_cfg,
-                out_dir=run_dir,
-                resume=(run_dir / "result.json").exists(),
-                offline=cfg.offline or None,
-            )
+            entry |= _run_one(dataset, c, ft_cfg, offline=cfg.offline)
         except AdvisorError as e:
             entry |= {"status": "failed", "error": e.message}
-            out.append(entry)
-            continue
-        cmp = compare_with_probe(res, c.probe["accuracy"], c.probe.get("accuracy_ci"))
-        rd = res.to_dict()
-        entry |= {
-            "status": "done",
-            "finetune_accuracy": cmp["finetune_accuracy"],
-            "finetune_ci": cmp["finetune_ci"],
-            "probe_accuracy": cmp["probe_accuracy"],
-            "probe_ci": cmp["probe_ci"],
-            "gain_pp": cmp["gain_pp"],
-            "verdict": cmp["verdict"],
-            "paid_off": cmp["paid_off"],
-            "summary": f"{c.model_id}: {cmp['summary']}",
-            "seconds": rd.get("total_seconds"),
-            "stopped_reason": rd.get("stopped_reason"),
-            "protocol": "fine-tune: held-out stratified validation split of the whole dataset; probe: "
-            "cross-validation on the subsample",
-        }
         out.append(entry)
     return out
+
+
+def _run_one(dataset: Dataset, c: CandidateResult, ft_cfg: Any, *, offline: bool) -> dict[str, Any]:
+    """Fine-tune one candidate (resuming its cached run) and compare it with its probe."""
+    from advisor.finetune import compare_with_probe, finetune
+    from advisor.io import stable_hash
+    from advisor.paths import cache_dir
+
+    key = stable_hash({"model": c.model_id, "data": dataset.fingerprint, "config": ft_cfg.to_dict()})
+    run_dir = cache_dir("finetune", key)
+    res = finetune(
+        dataset,
+        c.model_id,
+        ft_cfg,
+        out_dir=run_dir,
+        resume=(run_dir / "result.json").exists(),
+        offline=offline or None,
+    )
+    probe = c.probe or {}
+    cmp = compare_with_probe(res, probe["accuracy"], probe.get("accuracy_ci"))
+    return {
+        "status": "done",
+        "epochs_run": res.epochs_run,
+        "best_epoch": res.best_epoch,
+        "finetune_accuracy": cmp["finetune_accuracy"],
+        "finetune_ci": cmp["finetune_ci"],
+        "probe_accuracy": cmp["probe_accuracy"],
+        "probe_ci": cmp["probe_ci"],
+        "gain_pp": cmp["gain_pp"],
+        "verdict": cmp["verdict"],
+        "paid_off": cmp["paid_off"],
+        "summary": f"{c.model_id}: {cmp['summary']}",
+        "seconds": res.total_seconds,
+        "stopped_reason": res.stopped_reason,
+        "protocol": PROTOCOL_NOTE,
+    }
+
+
+_finetune_check = finetune_check  # the name `advisor.recommend.run` imports

@@ -13,36 +13,23 @@ from advisor.recommend.state import RunState
 
 
 def advise(state: RunState, say: ProgressFn) -> RunState:
-    """Advice from the winner's probe, the domain gap and samples per class; ``--finetune-top`` checks it."""
-    from advisor.recommend.strategy import advise_strategy
+    """Advice from the winner's probe, the domain gap and samples per class (`strategy.build_advice`); measured
+    ``--finetune-top`` runs of the winner revise it (`strategy.revise_with_finetune_check`)."""
+    from advisor.recommend.strategy import build_advice, revise_with_finetune_check
 
     cfg, dataset, probed = state.cfg, state.dataset, state.probed
     labels_all = np.asarray(dataset.labels_array())
-    counts = np.bincount(labels_all[labels_all >= 0], minlength=len(dataset.classes))
-    state.label_counts = counts
-    per_class = float(np.median(counts)) if len(counts) else 0.0
-    advice: dict[str, Any] = {}
-    if probed:
-        w = probed[0]
-        gap = w.domain.get("source_entropy_norm")
-        advice = advise_strategy(
-            samples_per_class=per_class,
-            n_classes=len(dataset.classes),
-            domain_gap=gap,
-            probe_accuracy=(w.probe or {})["accuracy"],
-            model_id=w.model_id,
-            gap_source="mean normalised entropy of the source head on the subsample"
-            if gap is not None
-            else None,
-        )
-        advice["next_command"] = (
-            f"advisor finetune --data {cfg.data} --model {w.model_id} --unfreeze {advice['unfreeze']}"
-        )
+    state.label_counts = np.bincount(labels_all[labels_all >= 0], minlength=len(dataset.classes))
+    runtimes = {m: (fs.meta.get("signature") or {}).get("runtime") for m, fs in state.feats.items()}
+    advice: dict[str, Any] = build_advice(dataset, probed, cfg, runtimes=runtimes)
+    state.notes.extend(advice.get("notes", []))
     if state.floor_headlines:
         advice["headline"] = state.floor_headlines[0]
     if cfg.finetune_top > 0 and probed:
         t_ft = time.perf_counter()
-        advice["finetune_check"] = _finetune_check(dataset, probed[: cfg.finetune_top], advice, cfg, say)
+        checks = _finetune_check(dataset, probed[: cfg.finetune_top], advice, cfg, say, runtimes=runtimes)
+        advice = revise_with_finetune_check(advice, checks, cfg)
+        advice["finetune_check"] = checks
         state.timings["finetune"] = time.perf_counter() - t_ft
     state.advice = advice
     return state
