@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from advisor.errors import ResultsNotSaved, StorageError
 from advisor.recommend.config import ProgressFn
 from advisor.recommend.measure import _hardware
 from advisor.recommend.state import RunState
@@ -26,7 +27,7 @@ def assemble(state: RunState, say: ProgressFn) -> RunState:
     rest.sort(key=lambda c: (STATUS_ORDER.get(c.status, 3), c.model_id))
     res = RecommendResults(
         dataset=_dataset_record(state),
-        config=cfg.to_dict() | {"offline_effective": state.offline},
+        config=cfg.to_dict() | {"offline_effective": state.offline, "task_effective": state.get_task().name},
         candidates=ranked_first + rest,
         hardware=_hardware(),
         versions=library_versions(),
@@ -41,7 +42,10 @@ def assemble(state: RunState, say: ProgressFn) -> RunState:
         from advisor.report.render import write_run_dir
 
         out = default_out(res.dataset["name"]) if cfg.out == "auto" else Path(cfg.out)
-        write_run_dir(res, out)
+        try:
+            write_run_dir(res, out)
+        except StorageError as e:  # the ranking is computed: hand it back with the error, to be shown
+            raise ResultsNotSaved(e.message, hint=e.hint, results=res) from e
         say(f"wrote {out}")
     state.out = res
     return state
