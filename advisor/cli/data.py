@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -11,15 +11,14 @@ from advisor.cli._output import Output, OutputFormat, safe, stdout_console
 from advisor.cli.options import (
     AdvisorCommand,
     FormatOpt,
-    GroupColumnOpt,
-    LabelColumnOpt,
     MaxPerClassOpt,
     MaxSamplesOpt,
-    ModalityOpt,
     SeedOpt,
-    SplitOpt,
-    TextColumnOpt,
+    dataset_options,
 )
+
+if TYPE_CHECKING:
+    from advisor.data.spec import DatasetSpec
 
 data_app = typer.Typer(
     name="data", help="Inspect datasets: layout, classes, sizes, skipped files.", no_args_is_help=True,
@@ -38,48 +37,27 @@ def register(app: typer.Typer) -> None:
 
 
 @data_app.command("profile", cls=AdvisorCommand)
-def profile_cmd(
-    path: PathArg,
-    modality: ModalityOpt = None,
-    text_column: TextColumnOpt = None,
-    label_column: LabelColumnOpt = None,
-    split: SplitOpt = None,
-    group_column: GroupColumnOpt = None,
-    fmt: FormatOpt = OutputFormat.human,
-) -> None:
+@dataset_options(PathArg, name="path")
+def profile_cmd(dataset: DatasetSpec, fmt: FormatOpt = OutputFormat.human) -> None:
     """Profile a dataset: counts per class, imbalance, image sizes / text lengths / clip durations, skips."""
     from advisor.api import profile
-    from advisor.data.spec import DatasetSpec
 
-    spec = DatasetSpec(
-        path, modality=modality, text_column=text_column, label_column=label_column, group_column=group_column,
-        split=split,
-    )  # fmt: skip
-    Output(fmt).result(profile(spec), _render_profile)
+    Output(fmt).result(profile(dataset), _render_profile)
 
 
 @data_app.command("sample", cls=AdvisorCommand)
+@dataset_options(PathArg, name="path")
 def sample_cmd(
-    path: PathArg,
+    dataset: DatasetSpec,
     max_per_class: MaxPerClassOpt = None,
     max_samples: MaxSamplesOpt = None,
     seed: SeedOpt = 0,
-    modality: ModalityOpt = None,
-    text_column: TextColumnOpt = None,
-    label_column: LabelColumnOpt = None,
-    split: SplitOpt = None,
-    group_column: GroupColumnOpt = None,
     fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Show the seeded, stratified subsample (sample ids and labels) that a run with these caps would use."""
     from advisor.api import sample
-    from advisor.data.spec import DatasetSpec
 
-    spec = DatasetSpec(
-        path, modality=modality, text_column=text_column, label_column=label_column, group_column=group_column,
-        split=split,
-    )  # fmt: skip
-    result = sample(spec, max_per_class=max_per_class, max_samples=max_samples, seed=seed)
+    result = sample(dataset, max_per_class=max_per_class, max_samples=max_samples, seed=seed)
     Output(fmt).result(result, _render_sample)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,18 +14,18 @@ from advisor.cli.options import (
     DataOpt,
     DeviceOpt,
     FormatOpt,
-    LabelColumnOpt,
     MaxPerClassOpt,
     MaxSamplesOpt,
-    ModalityOpt,
     ModelOpt,
     OfflineOpt,
     PretrainedOpt,
     SeedOpt,
-    SplitOpt,
-    TextColumnOpt,
     WorkersOpt,
+    dataset_options,
 )
+
+if TYPE_CHECKING:
+    from advisor.data.spec import DatasetSpec
 
 
 def register(app: typer.Typer) -> None:
@@ -33,8 +33,9 @@ def register(app: typer.Typer) -> None:
     app.command("features", cls=AdvisorCommand)(features_cmd)
 
 
+@dataset_options(DataOpt, "modality", "text_column", "label_column", "split")
 def features_cmd(
-    data: DataOpt,
+    dataset: DatasetSpec,
     model: ModelOpt,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write features here (.npz or .safetensors).")
@@ -61,37 +62,16 @@ def features_cmd(
     trust_remote_code: Annotated[
         bool, typer.Option("--trust-remote-code", help="Allow Hugging Face repos that run their own code.")
     ] = False,
-    modality: ModalityOpt = None,
-    text_column: TextColumnOpt = None,
-    label_column: LabelColumnOpt = None,
-    split: SplitOpt = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")] = False,
     fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Extract features (and source-head logits) of MODEL on DATA; a rerun is served from the cache."""
+    options = dict(locals())  # the parameters are `advisor.api.features`'s, but for the three converted here
     from advisor.api import features
-    from advisor.data.spec import DatasetSpec
 
-    spec = DatasetSpec(
-        data, modality=modality, text_column=text_column, label_column=label_column, split=split
-    )
-    summary = features(
-        spec,
-        model,
-        out=out,
-        device=device,
-        batch_size=batch_size,
-        workers=workers,
-        max_per_class=max_per_class,
-        max_samples=max_samples,
-        seed=seed,
-        overwrite_strategy=overwrite_strategy,
-        precision=precision,
-        offline=True if offline else None,
-        pretrained=pretrained,
-        trust_remote_code=trust_remote_code,
-        progress=not no_progress,
-    )
+    del options["no_progress"], options["fmt"]
+    options |= {"offline": True if offline else None, "progress": not no_progress}
+    summary = features(options.pop("dataset"), **options)
     sink = Output(fmt)
     sink.result(summary, _render)
     if summary.get("skipped"):

@@ -13,18 +13,18 @@ from advisor.cli.options import (
     DataOpt,
     DeviceOpt,
     FormatOpt,
-    LabelColumnOpt,
     MaxPerClassOpt,
-    ModalityOpt,
     ModelOpt,
     OfflineOpt,
     PretrainedOpt,
-    TextColumnOpt,
     WorkersOpt,
+    dataset_options,
 )
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
+
+    from advisor.data.spec import DatasetSpec
 
 
 def register(app: typer.Typer) -> None:
@@ -45,7 +45,7 @@ def default_out_dir(data: Path, model: str, unfreeze: str, seed: int) -> Path:
     return default_finetune_dir(data, model, unfreeze, seed)
 
 
-class _Progress:
+class _ProgressBar:
     """Renders the loop's progress events with Rich on stderr: a bar over all steps, loss, accuracy, time left."""
 
     def __init__(self) -> None:
@@ -177,97 +177,93 @@ def _render(result: dict[str, Any]) -> None:
         console.print(f"result: {safe(Path(result['out_dir']) / 'result.json')}", highlight=False)
 
 
+_Unfreeze = Annotated[
+    str, typer.Option("--unfreeze", "-u", help="What trains: head, last-N (e.g. last-2) or all.")
+]
+_Epochs = Annotated[
+    int | None,
+    typer.Option("--epochs", "-e", help="Maximum epochs (default: 30 for --unfreeze head, 10 otherwise)."),
+]
+_Budget = Annotated[
+    float | None, typer.Option("--budget", help="Wall-time cap in minutes (epochs are reduced to fit).")
+]
+_BatchSize = Annotated[int, typer.Option("--batch-size", "-b", help="Effective batch size per step.")]
+_Lr = Annotated[
+    float | None,
+    typer.Option("--lr", help="Head learning rate (AdamW; default: 0.05 head, 1e-3 last-N, 5e-4 all)."),
+]
+_BackboneLr = Annotated[
+    float, typer.Option("--backbone-lr-mult", help="Backbone lr = head lr x this factor.")
+]
+_WeightDecay = Annotated[float, typer.Option("--weight-decay", help="AdamW weight decay.")]
+_Patience = Annotated[
+    int, typer.Option("--patience", help="Early stopping: epochs without val-accuracy gain (0 = off).")
+]
+_ValFraction = Annotated[
+    float, typer.Option("--val-fraction", help="Held out per class when the data has no val split.")
+]
+_Augment = Annotated[
+    bool | None,
+    typer.Option(
+        "--augment/--no-augment",
+        help="Light training augmentation (default: off for --unfreeze head, so features are computed once).",
+    ),
+]
+_Seed = Annotated[int, typer.Option("--seed", help="Seed for split, order, augmentation and head init.")]
+_Out = Annotated[
+    Path | None,
+    typer.Option("--out", "-o", help="Run folder (checkpoint, state, result.json); default: cache."),
+]
+_Resume = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Continue the run in --out from its last completed epoch (a finished run is returned as is).",
+    ),
+]
+_Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Progress on stderr.")]  # fmt: skip
+
+
+@dataset_options(DataOpt, "modality", "text_column", "label_column")
 def finetune_command(
-    data: DataOpt,
+    dataset: DatasetSpec,
     model: ModelOpt,
-    unfreeze: Annotated[
-        str, typer.Option("--unfreeze", "-u", help="What trains: head, last-N (e.g. last-2) or all.")
-    ] = "head",
-    epochs: Annotated[
-        int | None,
-        typer.Option(
-            "--epochs", "-e", help="Maximum epochs (default: 30 for --unfreeze head, 10 otherwise)."
-        ),
-    ] = None,
-    budget: Annotated[
-        float | None, typer.Option("--budget", help="Wall-time cap in minutes (epochs are reduced to fit).")
-    ] = None,
+    unfreeze: _Unfreeze = "head",
+    epochs: _Epochs = None,
+    budget_minutes: _Budget = None,
     device: DeviceOpt = "auto",
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", "-b", help="Effective batch size per step.")
-    ] = 32,
-    lr: Annotated[
-        float | None,
-        typer.Option("--lr", help="Head learning rate (AdamW; default: 0.05 head, 1e-3 last-N, 5e-4 all)."),
-    ] = None,
-    backbone_lr_mult: Annotated[
-        float, typer.Option("--backbone-lr-mult", help="Backbone lr = head lr x this factor.")
-    ] = 0.1,
-    weight_decay: Annotated[float, typer.Option("--weight-decay", help="AdamW weight decay.")] = 0.01,
-    patience: Annotated[
-        int, typer.Option("--patience", help="Early stopping: epochs without val-accuracy gain (0 = off).")
-    ] = 3,
-    val_fraction: Annotated[
-        float, typer.Option("--val-fraction", help="Held out per class when the data has no val split.")
-    ] = 0.2,
+    batch_size: _BatchSize = 32,
+    lr: _Lr = None,
+    backbone_lr_mult: _BackboneLr = 0.1,
+    weight_decay: _WeightDecay = 0.01,
+    patience: _Patience = 3,
+    val_fraction: _ValFraction = 0.2,
     max_per_class: MaxPerClassOpt = None,
-    augment: Annotated[
-        bool | None,
-        typer.Option(
-            "--augment/--no-augment",
-            help="Light training augmentation (default: off for --unfreeze head, so features are computed once).",
-        ),
-    ] = None,
-    seed: Annotated[
-        int, typer.Option("--seed", help="Seed for split, order, augmentation and head init.")
-    ] = 0,
-    workers: WorkersOpt = 0,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", help="Run folder (checkpoint, state, result.json); default: cache."),
-    ] = None,
-    resume: Annotated[
-        bool,
-        typer.Option(
-            "--resume",
-            help="Continue the run in --out from its last completed epoch (a finished run is returned as is).",
-        ),
-    ] = False,
-    modality: ModalityOpt = None,
-    text_column: TextColumnOpt = None,
-    label_column: LabelColumnOpt = None,
+    augment: _Augment = None,
+    seed: _Seed = 0,
+    num_workers: WorkersOpt = 0,
+    out: _Out = None,
+    resume: _Resume = False,
     pretrained: PretrainedOpt = True,
     offline: OfflineOpt = False,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress on stderr.")] = True,
+    progress: _Progress = True,
     fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Fine-tune MODEL on DATA and print the validation accuracy, its 95% interval and the run's costs."""
+    import dataclasses
+
     from advisor.api import finetune
-    from advisor.data.spec import DatasetSpec
     from advisor.finetune import FinetuneConfig
 
+    given = dict(locals())  # the `FinetuneConfig` fields among the parameters build the config
     cfg = FinetuneConfig(
-        unfreeze=unfreeze,
-        epochs=epochs,
-        budget_minutes=budget,
-        device=device,
-        batch_size=batch_size,
-        lr=lr,
-        backbone_lr_mult=backbone_lr_mult,
-        weight_decay=weight_decay,
-        patience=patience,
-        val_fraction=val_fraction,
-        max_per_class=max_per_class,
-        augment=augment,
-        seed=seed,
-        num_workers=workers,
+        **{f.name: given[f.name] for f in dataclasses.fields(FinetuneConfig) if f.name in given}
     )
-    spec = DatasetSpec(data, modality=modality, text_column=text_column, label_column=label_column)
-    out_dir = out if out is not None else default_out_dir(data, model, unfreeze, seed)
-    bar = _Progress() if progress else None
+    out_dir = out if out is not None else default_out_dir(dataset.path, model, unfreeze, seed)
+    bar = _ProgressBar() if progress else None
     try:
         result = finetune(
-            spec,
+            dataset,
             model,
             cfg,
             out=out_dir,

@@ -11,9 +11,12 @@ Old spellings still work, hidden from ``--help``, with a deprecation note on std
 from __future__ import annotations
 
 import enum
+import functools
+import inspect
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperCommand
@@ -50,6 +53,7 @@ __all__ = [
     "SplitOpt",
     "TextColumnOpt",
     "WorkersOpt",
+    "dataset_options",
     "parse_count",
     "parse_int_list",
     "split_list",
@@ -145,6 +149,56 @@ def split_list(values: str | list[str] | None) -> tuple[str, ...]:
         return ()
     items = [values] if isinstance(values, str) else values
     return tuple(x.strip() for v in items for x in v.split(",") if x.strip())
+
+
+_DATASET_OPTIONS = {
+    "modality": ModalityOpt,
+    "text_column": TextColumnOpt,
+    "label_column": LabelColumnOpt,
+    "split": SplitOpt,
+    "group_column": GroupColumnOpt,
+}
+
+
+def dataset_options(
+    path: Any, *fields: str, name: str = "data"
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the dataset as one value: its ``dataset: DatasetSpec`` parameter becomes the parameter
+    `name` typed `path` (an `Annotated` argument or option) plus the dataset options `fields` (all five by default:
+    modality, text_column, label_column, split, group_column), and the command receives them as a `DatasetSpec`.
+    """
+    names = fields or tuple(_DATASET_OPTIONS)
+
+    def decorate(fn: Callable[..., None]) -> Callable[..., None]:
+        sig = inspect.signature(fn)  # annotations are strings (`from __future__ import annotations`)
+        params: list[inspect.Parameter] = []
+        for p in sig.parameters.values():
+            if p.name != "dataset":  # `DatasetSpec` itself is never evaluated: the CLI imports it on use
+                ann = eval(p.annotation, fn.__globals__) if isinstance(p.annotation, str) else p.annotation
+                params.append(p.replace(annotation=ann))
+                continue
+            params.append(inspect.Parameter(name, p.POSITIONAL_OR_KEYWORD, annotation=path))
+            params += [
+                inspect.Parameter(n, p.KEYWORD_ONLY, default=None, annotation=_DATASET_OPTIONS[n])
+                for n in names
+            ]
+        # typer wants the required parameters first, as in a def
+        params.sort(key=lambda q: q.default is not inspect.Parameter.empty)
+        params = [q.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD) for q in params]
+
+        @functools.wraps(fn)
+        def command(**kwargs: Any) -> None:
+            from advisor.data.spec import DatasetSpec
+
+            spec = DatasetSpec(kwargs.pop(name), **{n: kwargs.pop(n) for n in names})
+            fn(dataset=spec, **kwargs)
+
+        del command.__wrapped__  # typer reads the signature below, not the wrapped function's
+        command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        command.__annotations__ = {q.name: q.annotation for q in params}
+        return command
+
+    return decorate
 
 
 # ----------------------------------------------------------------------------------------------- old spellings
