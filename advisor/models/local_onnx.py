@@ -111,7 +111,9 @@ def _check_features(runner: OnnxRunner, raw: Any, n: int, dim: int | None) -> No
         f"point at the embedding model, or name the output holding the features with ?output=NAME "
         f"(outputs: {', '.join(runner.output_names)})"
     )
-    if len(shape) < 2 or shape[0] != n:
+    if len(shape) == 1 and shape[0] == n:
+        dim = 1
+    elif len(shape) < 2 or shape[0] != n:
         raise ModelLoadError(
             f"{runner.path}: the output {runner.output!r} does not keep the batch axis ({n} inputs gave {shape})",
             hint=hint,
@@ -150,26 +152,42 @@ def onnx_text_model(
     import torch
 
     runner = runner or OnnxRunner(path, output, None)
-    pre = _text_preprocess(tokenizer, max_length)
+    ids_spec = next((i for i in runner.specs if i.name == "input_ids"), runner.specs[0])
+    fixed = ids_spec.shape[1] if len(ids_spec.shape) == 2 and isinstance(ids_spec.shape[1], int) else None
+    pre = _text_preprocess(tokenizer, max_length, pad_to=fixed)
+
+    def feeds(batch: tuple) -> dict[str, Any]:
+        ids, mask = (t.cpu().numpy().astype(np.int64) for t in batch[:2])
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
 
     def forward(batch: tuple) -> ModelOutput:
-        ids, mask = (t.cpu().numpy().astype(np.int64) for t in batch[:2])
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        out, _ = runner.run(feeds)
+        out, _ = runner.run(feeds(batch))
         t = torch.from_numpy(np.asarray(out, dtype=np.float32))
-        return ModelOutput(features=_pool(t, torch.from_numpy(mask)))
+        return ModelOutput(features=_pool(t, batch[1].cpu()))
 
+    probe = pre(["hello world", "a second text"])
+    raw, _ = runner.run(feeds(probe))
+    _check_features(runner, raw, 2, None)
     with torch.inference_mode():
-        dim = int(forward(pre(["hello world"])).features.shape[-1])
+        dim = int(forward(probe).features.shape[-1])
+    _check_features(runner, raw, 2, dim)
+    sig: dict[str, Any] = {
+        "kind": "onnx-text",
+        "output": runner.output,
+        "max_length": max_length,
+        "file": path.name,
+    }
+    if fixed:
+        sig["fixed_length"] = fixed
     return LoadedModel(
         model_id=model_id,
         modality="text",
         feature_dim=dim,
         preprocess_fn=pre,
         forward_fn=forward,
-        signature={"kind": "onnx-text", "output": runner.output, "max_length": max_length, "file": path.name},
+        signature=sig,
         example=ExampleSpec(
-            seq_len=min(128, max_length), vocab_size=int(getattr(tokenizer, "vocab_size", 1000))
+            seq_len=fixed or min(128, max_length), vocab_size=int(getattr(tokenizer, "vocab_size", 1000))
         ),
         runtime="onnx",
         revision=revision,

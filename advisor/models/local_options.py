@@ -150,10 +150,14 @@ def _tokenizer_from(opts: dict[str, Any], path: Path):
     return AutoTokenizer.from_pretrained(str(Path(tok_dir).expanduser()), local_files_only=True)
 
 
-def _text_preprocess(tok: Any, max_length: int):
+def _text_preprocess(tok: Any, max_length: int, pad_to: int | None = None):
+    """Tokenise to (input_ids, attention_mask): padded to the longest text, or to `pad_to` tokens (fixed graphs)."""
+    padding: bool | str = "max_length" if pad_to else True
+    limit = pad_to or max_length
+
     def run(items: list) -> tuple:
         b = tok(
-            [str(t) for t in items], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+            [str(t) for t in items], padding=padding, truncation=True, max_length=limit, return_tensors="pt"
         )
         return (b["input_ids"], b["attention_mask"])
 

@@ -373,3 +373,65 @@ def test_features_cli_gives_one_line_for_an_unfeedable_audio_graph(tmp_path):
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert str(path) in lines[0] and "76, 32, 1" in lines[0], r.output
     assert len(lines) <= 2 and (len(lines) == 1 or lines[1].strip().startswith("hint:")), r.output
+
+
+# ------------------------------------------------------------------------------------------------ text
+def test_fixed_batch1_fixed_length_text_graph(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+    from transformers import BertTokenizerFast
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "a", "b", "guitar"]
+    tok_dir = tmp_path / "tok"
+    BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(tok_dir)
+    emb = np.random.default_rng(0).standard_normal((len(vocab), 4)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["E", "input_ids"], ["tokens"])],
+        "text",
+        [
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, 8]),
+            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, [1, 8]),
+        ],
+        [helper.make_tensor_value_info("tokens", TensorProto.FLOAT, [1, 8, 4])],
+        initializer=[numpy_helper.from_array(emb, "E")],
+    )
+    path = tmp_path / "text.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    m = load_model(f"local:{path}?tokenizer={tok_dir}")  # int64 input_ids: text, without modality=
+    assert m.modality == "text" and m.feature_dim == 4
+    texts = ["hello world", "a b guitar hello", "guitar"]
+    ids, mask = m.preprocess(texts)
+    assert ids.shape == (3, 8)  # padded to the graph's fixed length
+    with torch.inference_mode():
+        got = m.forward((ids, mask)).features.numpy()
+    want = [(emb[i[k.bool()]]).mean(0) for i, k in zip(ids.numpy(), mask, strict=True)]
+    np.testing.assert_allclose(got, np.stack(want), rtol=1e-5, atol=1e-6)
+    assert m.preprocess_signature()["fixed_length"] == 8
+    assert m.example_batch(2)[0].shape == (2, 8)
+
+
+def test_text_graph_without_a_tokenizer_says_how_to_give_one(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["E", "input_ids"], ["tokens"])],
+        "text",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["n", "t"])],
+        [helper.make_tensor_value_info("tokens", TensorProto.FLOAT, ["n", "t", 4])],
+        initializer=[numpy_helper.from_array(np.zeros((10, 4), np.float32), "E")],
+    )
+    path = tmp_path / "text.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(ModelLoadError) as ei:
+        load_model(f"local:{path}")
+    assert str(path) in ei.value.message and "tokenizer" in (ei.value.hint or "")
+
+
+def test_a_score_output_is_refused_as_one_value_per_input(tmp_path):
+    class Score(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.abs().mean(1)  # (N,): one number per clip
+
+    path = _export(Score(), torch.randn(2, 100), tmp_path / "score.onnx", dynamic={"x": {0: "b", 1: "s"}})
+    with pytest.raises(ModelLoadError) as ei:
+        load_model(f"local:{path}")
+    assert "1 value per input" in ei.value.message and str(path) in ei.value.message
