@@ -96,34 +96,19 @@ def sample(
 
 # ----------------------------------------------------------------------------------------------- features, scores
 def features(
-    data: DataLike,
-    model: str,
-    *,
-    out: str | Path | None = None,
-    device: str = "auto",
-    batch_size: int = 32,
-    workers: int = 0,
-    max_per_class: int | None = None,
-    max_samples: int | None = None,
-    seed: int = 0,
-    overwrite_strategy: str = "only-missing",
-    precision: str = "auto",
-    offline: bool | None = None,
-    pretrained: bool = True,
-    trust_remote_code: bool = False,
-    progress: bool = False,
-    **dataset: Any,
+    data: DataLike, model: str, *, workers: int = 0, progress: bool = False, **options: Any
 ) -> dict[str, Any]:
     """Extract (cached, resumable) features of `model` on `data` and optionally write them (`advisor features`).
 
     Args:
-        data: a path or a `DatasetSpec` (``**dataset`` sets its fields).
+        data: a path or a `DatasetSpec` (its modality, text_column, label_column and split are used).
         model: a model id (``timm:...``, ``torchvision:...``, ``hf:org/name``, ``pkg:name``, ``local:/path``).
-        out: write the features here (``.npz`` or ``.safetensors``).
         workers: DataLoader worker processes (0: the main process).
-        offline: True never touches the network (None: the environment decides).
-        pretrained: False builds the model with random weights (nothing downloaded).
-        Other arguments: see `advisor.features.extract_features`.
+        progress: a progress bar on stderr.
+        **options: of `advisor.features.run_features_command`: ``out`` (write the features to this ``.npz`` or
+            ``.safetensors``), ``device``, ``batch_size``, ``max_per_class``, ``max_samples``, ``seed``,
+            ``overwrite_strategy``, ``precision``, ``offline`` (None: the environment decides), ``pretrained``
+            (False: random weights, nothing downloaded), ``trust_remote_code``.
 
     Returns:
         `FeatureSet.summary()` plus ``out``, ``samples`` and ``sampling``.
@@ -133,27 +118,10 @@ def features(
     """
     from advisor.features import run_features_command
 
-    spec = DatasetSpec.of(data, **dataset)
+    spec = DatasetSpec.of(data)
+    reader = {k: v for k, v in spec.reader_options().items() if k != "group_column"}
     return run_features_command(
-        data=spec.path,
-        model=model,
-        out=out,
-        device=device,
-        batch_size=batch_size,
-        num_workers=workers,
-        max_per_class=max_per_class,
-        max_samples=max_samples,
-        seed=seed,
-        overwrite_strategy=overwrite_strategy,
-        precision=precision,
-        offline=offline,
-        pretrained=pretrained,
-        trust_remote_code=trust_remote_code,
-        modality=spec.modality,
-        text_column=spec.text_column,
-        label_column=spec.label_column,
-        split=spec.split,
-        progress=progress,
+        data=spec.path, model=model, num_workers=workers, progress=progress, **reader, **options
     )
 
 
