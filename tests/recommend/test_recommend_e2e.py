@@ -4,7 +4,6 @@ safetensors files (no download), through the Python API and the CLI; caching and
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -61,9 +60,7 @@ def test_api_end_to_end_and_rerun_is_cached(toy, tmp_path, monkeypatch):
         bench_min_time_s=0.1,
         bench_max_time_s=1.0,
     )
-    t0 = time.perf_counter()
     res = advisor.recommend(data, **opts)
-    first = time.perf_counter() - t0
     assert [c.rank for c in res.ranked] == [1, 2]
     w = res.winner
     assert w.probe["accuracy"] > 0.5  # colour classes are easy even for random features (chance 1/3)
@@ -88,7 +85,6 @@ def test_api_end_to_end_and_rerun_is_cached(toy, tmp_path, monkeypatch):
     assert all(
         c.cached == {"features": True, "scores": True, "bench": True, "probe": True} for c in res2.ranked
     )
-    assert res2.timings["total"] < first
 
 
 def test_adding_a_candidate_computes_only_that_one(toy):
@@ -118,8 +114,9 @@ def test_failed_candidate_is_reported_and_run_continues(toy):
     )
     assert [c.model_id for c in res.ranked] == [models[0]]
     bad = res.candidate("timm:resnet18.a1_in1k")
-    assert bad.status in ("failed", "excluded") and bad.rank is None
-    assert bad.error or bad.reasons
+    # offline, with no cached weights: left out before any work, with the reason
+    assert bad.status == "excluded" and bad.rank is None and bad.error is None
+    assert len(bad.reasons) == 1 and "offline" in bad.reasons[0]
 
 
 def test_cli_json_and_dry_run(toy, tmp_path):
@@ -182,7 +179,10 @@ def test_finetune_top_compares_with_the_probe_and_reaches_the_report(toy, tmp_pa
     assert 0.0 <= check["finetune_accuracy"] <= 1.0
     assert check["probe_accuracy"] == res.winner.probe["accuracy"]
     assert check["gain_pp"] == pytest.approx(100 * (check["finetune_accuracy"] - check["probe_accuracy"]))
-    assert check["verdict"] in ("better", "worse", "no clear difference")
+    assert check["probe_ci"] == res.winner.probe["accuracy_ci"]
+    (f_lo, f_hi), (p_lo, p_hi) = check["finetune_ci"], check["probe_ci"]
+    expected = "better" if f_lo > p_hi else "worse" if f_hi < p_lo else "no clear difference"
+    assert check["verdict"] == expected and check["paid_off"] == (expected == "better")
     md = render_markdown(res)
     assert "## Fine-tuning check" in md and check["verdict"] in md
     html = (tmp_path / "run" / "report.html").read_text()
