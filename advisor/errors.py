@@ -62,3 +62,12 @@ class ResultsError(AdvisorError):
 
 class StorageError(AdvisorError):
     """A file could not be written: the disk is full, or the folder is read-only or not ours to write."""
+
+
+class ResultsNotSaved(StorageError):
+    """The work finished but its files could not be written; ``results`` holds what was computed, so the caller
+    can still show it before reporting the error."""
+
+    def __init__(self, message: str, hint: str | None = None, results: object = None) -> None:
+        super().__init__(message, hint)
+        self.results = results

@@ -16,7 +16,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from advisor.errors import ResultsError
+from advisor.errors import ResultsError, StorageError
+from advisor.io import storage_error
+from advisor.paths import CACHE_ENV
+
+# sqlite's messages for a store it cannot write (its error codes are not exposed before Python 3.11)
+_STORAGE_MESSAGES = (
+    "readonly",
+    "read-only",
+    "unable to open",
+    "disk is full",
+    "disk i/o error",
+    "permission",
+)
+
+
+def _is_storage_failure(e: sqlite3.OperationalError) -> bool:
+    return any(m in str(e).lower() for m in _STORAGE_MESSAGES)
+
 
 SCHEMA_VERSION = 1
 DB_NAME = "bench.sqlite"
@@ -72,7 +89,10 @@ class ResultsStore:
 
             path = cache_dir() / DB_NAME
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise storage_error(self.path.parent, e) from e
         try:
             with self._connect() as con:
                 con.executescript(_DDL)
@@ -84,13 +104,29 @@ class ResultsStore:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=30)
+        """One transaction (committed on success, rolled back on error); a store that cannot be written (read-only
+        folder or file, full disk) raises `StorageError`."""
+        try:
+            con = sqlite3.connect(self.path, timeout=30)
+        except sqlite3.OperationalError as e:
+            raise self._storage_error(e) from e
         con.row_factory = sqlite3.Row
         try:
-            with con:  # one transaction: committed on success, rolled back on error
+            with con:
                 yield con
+        except sqlite3.OperationalError as e:
+            if _is_storage_failure(e):
+                raise self._storage_error(e) from e
+            raise
         finally:
             con.close()
+
+    def _storage_error(self, e: sqlite3.OperationalError) -> StorageError:
+        full = "full" in str(e).lower()
+        return StorageError(
+            f"cannot write the benchmark store {self.path}: {e}",
+            hint=("free disk space, or " if full else "") + f"set {CACHE_ENV} to a writable folder",
+        )
 
     def put(self, record: Any) -> int:
         """Append a result (a `BenchResult` or its ``to_dict()``); returns its row id. Earlier rows are kept."""

@@ -282,6 +282,7 @@ def recommend_command(
     """Rank pretrained models for your labelled data on this hardware, and say how to adapt the winner."""
     options = dict(locals())  # the parameters: `RunConfig` fields, plus the few that `_run_options` converts
     from advisor.api import recommend, run_config
+    from advisor.errors import ResultsNotSaved
     from advisor.recommend.results import RecommendResults
 
     if data is not None and data_arg is not None and data != data_arg:
@@ -293,7 +294,13 @@ def recommend_command(
         )
     cfg = run_config(path, demo=demo, **_run_options(options))
     out_ = Output(fmt)
-    res = recommend(config=cfg, progress_fn=_progress_fn(out_))
+    try:
+        res = recommend(config=cfg, progress_fn=_progress_fn(out_))
+    except ResultsNotSaved as e:  # the work is done: show it, then the one-line error (non-zero exit)
+        if isinstance(e.results, RecommendResults):
+            done = e.results
+            out_.result(done.to_dict() | {"run_dir": None}, lambda _d: _render_results(done))
+        raise
     if not isinstance(res, RecommendResults):  # --dry-run: the plan
         plan = res
         out_.result(plan.to_dict(), lambda _d: _render_plan(plan))

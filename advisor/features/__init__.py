@@ -88,17 +88,11 @@ def extract_features(
         DatasetError: no sample could be decoded.
         StorageError: the cache folder is read-only or the disk is full.
     """
-    if overwrite_strategy not in OVERWRITE_STRATEGIES:
-        raise UsageError(
-            f"unknown overwrite strategy {overwrite_strategy!r}",
-            hint=f"use one of {', '.join(OVERWRITE_STRATEGIES)}",
-        )
-    if batch_size < 1 or num_workers < 0:
-        raise UsageError("batch size must be >= 1 and num_workers >= 0")
+    _check_options(overwrite_strategy, batch_size, num_workers)
     t_start = time.perf_counter()
     samples = list(dataset.samples if samples is None else samples)
     dev = resolve_device(device)
-    data_key = {
+    data_key: dict[str, Any] = {
         "dataset": dataset.fingerprint,
         "modality": dataset.modality,
         "ids": stable_hash([s.id for s in samples], length=32),
@@ -137,15 +131,9 @@ def extract_features(
         )
     prec = resolve_precision(precision, lm.device)
     key = store.entry_key(lm.preprocess_signature(), prec, data_key)
-    _, final, _ = entry_paths(key)
-    if final.is_file():
-        if overwrite_strategy == "never":
-            raise _exists_error(model_id, final)
-        if overwrite_strategy in ("only-missing", "only-cache"):
-            store.write_index(index, key)
-            hit = load_hit(final, t_start)
-            if hit is not None:
-                return hit
+    hit = _entry_hit(key, index, model_id, overwrite_strategy, t_start)
+    if hit is not None:
+        return hit
     if overwrite_strategy == "only-cache":
         raise _not_cached(model_id, dataset)
     run = {"strategy": overwrite_strategy, "batch_size": batch_size, "num_workers": num_workers}
@@ -153,6 +141,15 @@ def extract_features(
     fs = _compute_entry(dataset, samples, lm, key, prec, run, progress, t_start)
     store.write_index(index, key)
     return fs
+
+
+def _check_options(strategy: str, batch_size: int, num_workers: int) -> None:
+    if strategy not in OVERWRITE_STRATEGIES:
+        raise UsageError(
+            f"unknown overwrite strategy {strategy!r}", hint=f"use one of {', '.join(OVERWRITE_STRATEGIES)}"
+        )
+    if batch_size < 1 or num_workers < 0:
+        raise UsageError("batch size must be >= 1 and num_workers >= 0")
 
 
 def _index_hit(index: Path, model_id: str, strategy: str, t_start: float) -> FeatureSet | None:
@@ -167,6 +164,21 @@ def _index_hit(index: Path, model_id: str, strategy: str, t_start: float) -> Fea
         return None
     if strategy == "never":
         raise _exists_error(model_id, final)
+    return load_hit(final, t_start)
+
+
+def _entry_hit(
+    key: str, index: Path | None, model_id: str, strategy: str, t_start: float
+) -> FeatureSet | None:
+    """The finished entry of a loaded model (and the index pointed at it), unless the strategy says recompute."""
+    _, final, _ = entry_paths(key)
+    if not final.is_file():
+        return None
+    if strategy == "never":
+        raise _exists_error(model_id, final)
+    if strategy not in ("only-missing", "only-cache"):
+        return None
+    store.write_index(index, key)
     return load_hit(final, t_start)
 
 

@@ -160,7 +160,7 @@ def compute(
 
     from advisor.data.media import decode_min_side
 
-    items = _Items(
+    items: Any = _Items(  # a map-style dataset (duck-typed for DataLoader)
         samples,
         positions,
         lm.modality,
@@ -172,7 +172,7 @@ def compute(
     if num_workers > 0:
         kw = {"persistent_workers": False, "prefetch_factor": 2}
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    loader = DataLoader(
+    loader: Any = DataLoader(
         items,
         batch_size=batch_size,
         shuffle=False,
@@ -199,15 +199,16 @@ def _drain(
 ) -> None:
     """Run the model over the loader's batches, handing each row (or skip) to the chunk buffers."""
     for pos_ok, batch, skipped in loader:
-        feats = logits = None
+        dim = lm.feature_dim
         if batch is not None:
             feats, logits = forward_with_oom_retry(lm, batch, precision, state)
-        for j, p in enumerate(pos_ok):
-            chunks.add(p, feats[j], None if logits is None else logits[j])
+            dim = int(feats.shape[1])
+            for j, p in enumerate(pos_ok):
+                chunks.add(p, feats[j], None if logits is None else logits[j])
         for p, reason in skipped:
             chunks.skip(p, reason)
         bar.advance(len(pos_ok) + len(skipped))
-        chunks.flush(lm.feature_dim if feats is None else int(feats.shape[1]))
+        chunks.flush(dim)
 
 
 class _Chunks:

@@ -5,29 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from advisor.cache import Cache
+
+_CACHE = Cache("probes", suffix=".json")  # file names `{kind}-{key}.json`, as before the cache module
+
 
 def _cache_path(kind: str, key: str) -> Path:
-    from advisor.paths import cache_dir
-
-    return cache_dir("probes") / f"{kind}-{key}.json"
+    return _CACHE.path(f"{kind}-{key}")
 
 
 def _cache_get(kind: str, key: str) -> dict | None:
-    import json
-
-    p = _cache_path(kind, key)
-    if not p.is_file():
-        return None
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # a torn/corrupt entry is recomputed
+    """The cached value, or None (absent; or damaged: deleted with one warning, and recomputed)."""
+    return _CACHE.get_json(f"{kind}-{key}")
 
 
 def _cache_put(kind: str, key: str, value: dict) -> None:
-    from advisor.io import atomic_write_json
-
-    atomic_write_json(_cache_path(kind, key), value)
+    """Store a value atomically (StorageError when the cache folder is read-only or the disk is full)."""
+    _CACHE.put_json(f"{kind}-{key}", value)
 
 
 def feature_key(fs: Any, model_id: str, dataset_fp: str, ids_hash: str) -> str:

@@ -614,10 +614,13 @@ def write_run_dir(
     r: RecommendResults, out_dir: str | Path, formats: tuple[str, ...] = FORMATS
 ) -> dict[str, Path]:
     """Write results.json, results.csv, report.md and report.html (atomically) into `out_dir`; returns the paths."""
-    from advisor.io import atomic_write_text
+    from advisor.io import atomic_write_text, storage_error
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise storage_error(out, e) from e
     written = {}
     for fmt in formats:
         written[fmt] = atomic_write_text(out / FILE_NAMES[fmt], render(r, fmt))
