@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,57 @@ def check_tflite_input(path: Path, inp: dict) -> None:
         )
 
 
+def _tflite_forward(
+    it: Any, inp: dict, out: dict, feat: dict, feat_is_output: bool, opts: dict[str, Any]
+) -> Callable[[tuple], ModelOutput]:
+    """forward(batch of uint8 (N, 3, H, W)) -> features (and logits) by invoking the interpreter per image."""
+    import threading
+
+    import torch
+
+    quantized = inp["dtype"] == np.uint8
+    mean, std = np.asarray(opts["mean"], np.float32), np.asarray(opts["std"], np.float32)
+
+    def dequant(t: dict) -> np.ndarray:
+        v = it.get_tensor(t["index"])
+        scale, zp = t["quantization"]
+        return (v.astype(np.float32) - zp) * scale if scale else v.astype(np.float32)
+
+    lock = threading.Lock()  # one interpreter: its tensors are shared state
+
+    def forward(batch: tuple) -> ModelOutput:
+        x = batch[0].detach().cpu()
+        feats, logits = [], []
+        with lock:
+            for img in x:
+                a = img.permute(1, 2, 0).numpy()
+                a = a.astype(np.uint8) if quantized else (a.astype(np.float32) / 255.0 - mean) / std
+                it.set_tensor(inp["index"], a[None])
+                it.invoke()
+                feats.append(dequant(feat).reshape(-1))
+                if not feat_is_output:
+                    logits.append(dequant(out).reshape(-1))
+        f = torch.from_numpy(np.stack(feats))
+        return ModelOutput(features=f, logits=torch.from_numpy(np.stack(logits)) if logits else None)
+
+    return forward
+
+
+def _read_labels(path: Path, labels: Any) -> list[str] | None:
+    """Class names from a label file (one per line), or None when no file is named."""
+    if not labels:
+        return None
+    file = Path(str(labels)).expanduser()
+    try:
+        text = file.read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise ModelLoadError(
+            f"{path}: the label file {file} is not readable ({type(e).__name__})",
+            hint="fix labels= in the id or the sidecar JSON (one class name per line)",
+        ) from e
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
 def _tflite_model(path: Path, req: LoadRequest, opts: dict[str, Any], revision: str) -> LoadedModel:
     """A TFLite image classifier/embedder (batch 1, looped) via ai-edge-litert; features from its pooled tensor."""
     import torch
@@ -92,38 +144,8 @@ def _tflite_model(path: Path, req: LoadRequest, opts: dict[str, Any], revision: 
     def preprocess(items: list) -> tuple:
         return (torch.stack([tf(im) for im in items]),)  # uint8 (N, 3, H, W)
 
-    def dequant(t: dict) -> np.ndarray:
-        v = it.get_tensor(t["index"])
-        scale, zp = t["quantization"]
-        return (v.astype(np.float32) - zp) * scale if scale else v.astype(np.float32)
-
-    lock = __import__("threading").Lock()
-
-    def forward(batch: tuple) -> ModelOutput:
-        x = batch[0].detach().cpu()
-        feats, logits = [], []
-        with lock:
-            for img in x:
-                a = img.permute(1, 2, 0).numpy()
-                if quantized:
-                    a = a.astype(np.uint8)
-                else:
-                    a = (a.astype(np.float32) / 255.0 - np.asarray(opts["mean"], np.float32)) / np.asarray(
-                        opts["std"], np.float32
-                    )
-                it.set_tensor(inp["index"], a[None])
-                it.invoke()
-                feats.append(dequant(feat).reshape(-1))
-                if not feat_is_output:
-                    logits.append(dequant(out).reshape(-1))
-        f = torch.from_numpy(np.stack(feats))
-        return ModelOutput(features=f, logits=torch.from_numpy(np.stack(logits)) if logits else None)
-
-    labels = None
-    if opts.get("labels"):
-        labels = [
-            ln.strip() for ln in Path(str(opts["labels"])).expanduser().read_text().splitlines() if ln.strip()
-        ]
+    forward = _tflite_forward(it, inp, out, feat, feat_is_output, opts)
+    labels = _read_labels(path, opts.get("labels"))
     n_out = int(np.prod(out["shape"][1:]))
     return LoadedModel(
         model_id=req.model_id,

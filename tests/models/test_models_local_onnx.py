@@ -301,6 +301,17 @@ def test_tflite_input_that_is_not_an_image_is_refused():
     assert "m.tflite" in ei.value.message and "[1, 16000]" in ei.value.message
 
 
+def test_tflite_label_file_that_is_missing_is_named(tmp_path):
+    from advisor.models.local_tflite import _read_labels
+
+    (tmp_path / "labels.txt").write_text("cat\n\ndog\n")
+    assert _read_labels(Path("m.tflite"), tmp_path / "labels.txt") == ["cat", "dog"]
+    assert _read_labels(Path("m.tflite"), None) is None
+    with pytest.raises(ModelLoadError) as ei:
+        _read_labels(Path("m.tflite"), tmp_path / "missing.txt")
+    assert "missing.txt" in ei.value.message and "m.tflite" in ei.value.message
+
+
 def test_channels_last_pooling():
     x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
     torch.testing.assert_close(_pool(x), x.mean((2, 3)))
