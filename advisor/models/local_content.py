@@ -72,7 +72,7 @@ def local_content_key(model_id: str) -> dict[str, Any] | None:
     except UsageError:
         return None
     path = mid.path
-    if path is None:
+    if path is None or not mid.name:  # "local:" alone names no file (Path("") would be the working folder)
         return None
     if not path.exists():
         return None

@@ -133,3 +133,13 @@ def test_hf_loader_takes_repo_and_revision_from_the_parsed_id(monkeypatch):
         load_model("hf:some-org/surely-uncached-xyz@v2?pooling=cls")
     assert "download some-org/surely-uncached-xyz`" in (ei.value.hint or "")
     assert "@v2" not in (ei.value.hint or "")
+
+
+def test_local_content_key_of_an_empty_local_id_is_none(tmp_path, monkeypatch):
+    from advisor.models.local import local_content_key
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    assert local_content_key("local:") is None  # not the working folder's files
+    assert local_content_key("timm:resnet18") is None and local_content_key("resnet18") is None
+    assert local_content_key("local:m.onnx")["sha256"] == local_content_key("m.onnx")["sha256"]
