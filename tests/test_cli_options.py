@@ -84,6 +84,36 @@ def test_usage_error_exits_2_and_interrupt_exits_130(monkeypatch, table):
     assert r.exit_code == 130 and "Interrupted" in r.stderr
 
 
+@pytest.mark.parametrize(
+    "flags, shown",
+    [
+        ([], {"warning"}),
+        (["-v"], {"warning", "info"}),
+        (["-vv"], {"warning", "info", "debug"}),
+        (["-q"], set()),
+    ],
+)
+def test_verbose_and_quiet_set_what_the_library_log_shows(monkeypatch, table, flags, shown):
+    import logging
+
+    import advisor.api
+
+    def logs(*args: Any, **kwargs: Any) -> Any:
+        log = logging.getLogger("advisor.api")
+        log.debug("a debug line")
+        log.info("an info line")
+        log.warning("a warning line")
+        raise _Stop("stopped by the test")
+
+    monkeypatch.setattr(advisor.api, "profile", logs)
+    try:
+        r = runner.invoke(app, [*flags, "data", "profile", str(table)])
+    finally:
+        logging.getLogger("advisor").setLevel(logging.NOTSET)
+    assert r.exit_code == 2 and r.stdout == ""
+    assert {lvl for lvl in ("debug", "info", "warning") if f"{lvl}: a" in r.stderr} == shown
+
+
 # ----------------------------------------------------------------------------------------------- flags
 def _visible_options(group: Any, path: str = "") -> list[tuple[str, str, list[str]]]:
     """(command path, parameter name, visible option strings) for every option of every command."""

@@ -151,6 +151,9 @@ def _emit_entries(
     payload = {**head, "total": len(entries), "count": len(shown), "entries": shown}
 
     def render(d: dict[str, Any]) -> None:
+        if not d["entries"] and "query" in d:
+            _no_match(d["query"])
+            return
         more = (
             f" (showing {d['count']}; --limit N or --format json for more)" if d["count"] < d["total"] else ""
         )
@@ -226,11 +229,10 @@ def search_cmd(
     from advisor.api import catalog
 
     query = " ".join(text)
-    hits = catalog(query)
-    out = Output(fmt)
-    if hits or not out.human:
-        _emit_entries(hits, out, limit, {"query": query}, f"matches for {query!r}")
-        return
+    _emit_entries(catalog(query), Output(fmt), limit, {"query": query}, f"matches for {query!r}")
+
+
+def _no_match(query: str) -> None:
     from advisor.catalog.store import load_catalog
 
     close = load_catalog().suggest(query.replace(" ", "_"))

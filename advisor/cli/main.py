@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
+import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from advisor import __version__
-from advisor.cli._output import INTERRUPTED, error, stderr_console
+from advisor.cli._output import INTERRUPTED, error, stderr_console, strip_control
 from advisor.cli.options import DEBUG_META_KEY
 from advisor.errors import AdvisorError
 
@@ -19,7 +21,8 @@ if TYPE_CHECKING:
 
 SHORT_FLAGS = (
     "Short flags mean the same in every command: -d dataset, -m model id(s), -b batch size(s), "
-    "-o output file or folder, -f output format, -u what to unfreeze, -e epochs, -h help."
+    "-o output file or folder, -f output format, -u what to unfreeze, -e epochs, -h help; "
+    "before the command: -v more log lines, -q fewer."
 )
 
 
@@ -89,13 +92,42 @@ def _root(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show full tracebacks on error (or set ADVISOR_DEBUG=1).")
     ] = False,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="Log more on stderr: -v info, -vv debug.")
+    ] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log errors only.")] = False,
 ) -> None:
     """advisor: pick, measure and explain pretrained models for your data."""
     from advisor.cli.progress import install
 
+    configure_logging(verbose=verbose, quiet=quiet)
     install()  # library progress (advisor.progress) is drawn as a Rich bar on a terminal
     if debug:
         ctx.meta[DEBUG_META_KEY] = True
+
+
+class _StderrHandler(logging.Handler):
+    """Log records as ``level: message`` on whatever `sys.stderr` is when they are emitted."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(f"{record.levelname.lower()}: {strip_control(self.format(record))}\n")
+        except Exception:  # logging must never break a command
+            self.handleError(record)
+
+
+def configure_logging(*, verbose: int = 0, quiet: bool = False) -> None:
+    """The library logs with `logging` under ``advisor``; the CLI shows warnings (``-v`` info, ``-vv`` debug,
+    ``--quiet`` errors only) on stderr, so stdout stays the result."""
+    level = logging.ERROR if quiet else {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    log = logging.getLogger("advisor")
+    for h in [h for h in log.handlers if isinstance(h, _StderrHandler)]:
+        log.removeHandler(h)
+    handler = _StderrHandler()
+    handler.setLevel(level)
+    log.addHandler(handler)
+    if verbose or quiet:  # else the logger keeps its level (by default the root's, warning)
+        log.setLevel(level)
 
 
 def _register_all() -> None:
