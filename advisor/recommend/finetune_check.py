@@ -62,7 +62,7 @@ def finetune_check(
         entry: dict[str, Any] = {"model_id": c.model_id, "unfreeze": unfreeze, "epochs": cfg.finetune_epochs}
         reason = untrainable_reason(c.model_id, (runtimes or {}).get(c.model_id))
         if reason is not None:
-            out.append(entry | {"status": "skipped", "error": reason})
+            out.append(entry | {"status": "skipped", "error": reason, "summary": f"not fine-tuned: {reason}"})
             continue
         say(f"[{i}/{len(top)}] fine-tune ({unfreeze}, {cfg.finetune_epochs} epochs): {c.model_id}")
         ft_cfg = FinetuneConfig(

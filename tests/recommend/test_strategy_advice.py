@@ -189,7 +189,10 @@ def test_the_check_skips_an_untrainable_candidate_without_loading_it():
         runtimes={"pkg:paraphrase-MiniLM-L3-v2": "onnx"},
     )
     assert [c["status"] for c in out] == ["skipped", "skipped"]
-    assert all("cannot be fine-tuned" in c["error"] for c in out) and said == []
+    assert all(
+        "cannot be fine-tuned" in c["error"] and c["summary"].startswith("not fine-tuned") for c in out
+    )
+    assert said == []
 
 
 # ---------------------------------------------------------------------------------------------- end to end
@@ -267,3 +270,45 @@ def test_finetune_top_results_revise_the_advice_with_their_epochs(toy, tmp_path)
     assert res.advice["strategy"] == expected
     assert f"({check['unfreeze']}, 1 epoch)" in res.advice["summary"]
     assert res.advice["rule_advice"]["strategy"] == "linear-probe"  # 12 per class < few_per_class
+
+
+def test_an_onnx_winner_is_advised_frozen_features_and_the_printed_command_runs(toy, tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    import json
+
+    import torch
+
+    import advisor
+    from advisor.cli.main import app
+
+    class Tiny(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 6, 3, stride=2)
+
+        def forward(self, x):
+            return torch.relu(self.conv(x)).mean((2, 3))
+
+    torch.manual_seed(0)
+    path = tmp_path / "tiny net.onnx"
+    torch.onnx.export(
+        Tiny().eval(), (torch.randn(1, 3, 32, 32),), str(path), dynamo=False, input_names=["x"],
+        output_names=["f"], dynamic_axes={"x": {0: "b"}},
+    )  # fmt: skip
+    model = f"local:{path}?input_size=32&mean=0.5,0.5,0.5&std=0.5,0.5,0.5"
+    data, _ = toy
+    res = advisor.recommend(
+        data, models=[model], device="cpu", folds=3, out=None, bench=False, baselines=False, finetune_top=1
+    )
+    assert res.winner.model_id == model
+    assert res.advice["strategy"] == "linear-probe" and "cannot be fine-tuned" in res.advice["summary"]
+    (check,) = res.advice["finetune_check"]
+    assert check["status"] == "skipped" and "revised_by" not in res.advice
+    argv = shlex.split(res.advice["next_command"])
+    assert argv[:2] == ["advisor", "features"]
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, [*argv[1:], "--no-progress", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "features.npz").is_file()
+    assert json.loads(r.stdout)["model_id"] == model
