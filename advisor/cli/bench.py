@@ -7,7 +7,14 @@ from typing import Annotated, Any
 import typer
 
 from advisor.cli._output import Output, OutputFormat, safe, stdout_console
-from advisor.cli.options import AdvisorCommand, DeviceOpt, FormatOpt, PretrainedOpt, parse_int_list
+from advisor.cli.options import (
+    AdvisorCommand,
+    DeviceOpt,
+    FormatOpt,
+    PretrainedOpt,
+    ThreadsOpt,
+    parse_int_list,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -35,7 +42,7 @@ def bench(
         bool, typer.Option("--compile", help="torch.compile the model (time reported).")
     ] = False,
     compile_mode: Annotated[str, typer.Option(help="torch.compile mode.")] = "default",
-    threads: Annotated[int | None, typer.Option(help="CPU intra-op threads (torch.set_num_threads).")] = None,
+    threads: ThreadsOpt = None,
     tf32: Annotated[
         bool, typer.Option("--tf32", help="Allow TF32 on CUDA for fp32 (off unless given).")
     ] = False,

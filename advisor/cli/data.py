@@ -30,6 +30,19 @@ PathArg = Annotated[Path, typer.Argument(help="Dataset folder, or a CSV/TSV/JSON
 
 MAX_CLASS_ROWS = 40
 
+# Per modality: the size statistics (label, profile key) and the other details shown under "Sizes".
+_SIZE_ROWS: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {
+    "image": (
+        [("width (px)", "width_px"), ("height (px)", "height_px")],
+        [("modes", "modes"), ("formats", "formats"), ("distinct sizes", "distinct_sizes")],
+    ),
+    "audio": (
+        [("duration (s)", "duration_s")],
+        [("total (h)", "total_hours"), ("sample rates (Hz)", "sample_rates_hz"), ("channels", "channels")],
+    ),
+    "text": ([("length (chars)", "chars"), ("length (words)", "words")], [("duplicates", "n_duplicates")]),
+}
+
 
 def register(app: typer.Typer) -> None:
     """Add the `data` command group to the root app."""
@@ -123,25 +136,13 @@ def _render_profile(p) -> None:
     for col in ("quantity", "min", "mean", "median", "p95", "max"):
         stats.add_column(col, justify="left" if col == "quantity" else "right")
     extra: list[tuple[str, Any]] = []
-    if p.image:
-        stats.add_row(*_stat_row("width (px)", p.image["width_px"]))
-        stats.add_row(*_stat_row("height (px)", p.image["height_px"]))
-        extra = [
-            ("modes", p.image["modes"]),
-            ("formats", p.image["formats"]),
-            ("distinct sizes", p.image["distinct_sizes"]),
-        ]
-    elif p.audio:
-        stats.add_row(*_stat_row("duration (s)", p.audio["duration_s"]))
-        extra = [
-            ("total (h)", p.audio["total_hours"]),
-            ("sample rates (Hz)", p.audio["sample_rates_hz"]),
-            ("channels", p.audio["channels"]),
-        ]
-    elif p.text:
-        stats.add_row(*_stat_row("length (chars)", p.text["chars"]))
-        stats.add_row(*_stat_row("length (words)", p.text["words"]))
-        extra = [("duplicates", p.text["n_duplicates"])]
+    for modality, (stat_rows, extra_rows) in _SIZE_ROWS.items():
+        figures = getattr(p, modality)
+        if figures:
+            for label, key in stat_rows:
+                stats.add_row(*_stat_row(label, figures[key]))
+            extra = [(label, figures[key]) for label, key in extra_rows]
+            break
     if stats.row_count:
         con.print(stats)
         con.print(_kv_table("Details", extra))

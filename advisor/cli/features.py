@@ -19,6 +19,7 @@ from advisor.cli.options import (
     ModelOpt,
     OfflineOpt,
     PretrainedOpt,
+    ProgressOpt,
     SeedOpt,
     WorkersOpt,
     dataset_options,
@@ -62,15 +63,15 @@ def features_cmd(
     trust_remote_code: Annotated[
         bool, typer.Option("--trust-remote-code", help="Allow Hugging Face repos that run their own code.")
     ] = False,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")] = False,
+    progress: ProgressOpt = True,
     fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Extract features (and source-head logits) of MODEL on DATA; a rerun is served from the cache."""
     options = dict(locals())  # the parameters are `advisor.api.features`'s, but for the three converted here
     from advisor.api import features
 
-    del options["no_progress"], options["fmt"]
-    options |= {"offline": True if offline else None, "progress": not no_progress}
+    del options["fmt"]
+    options["offline"] = True if offline else None
     summary = features(options.pop("dataset"), **options)
     sink = Output(fmt)
     sink.result(summary, _render)

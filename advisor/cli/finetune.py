@@ -17,6 +17,7 @@ from advisor.cli.options import (
     ModelOpt,
     OfflineOpt,
     PretrainedOpt,
+    ProgressOpt,
     WorkersOpt,
     dataset_options,
 )
@@ -221,7 +222,6 @@ _Resume = Annotated[
         help="Continue the run in --out from its last completed epoch (a finished run is returned as is).",
     ),
 ]
-_Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Progress on stderr.")]  # fmt: skip
 
 
 @dataset_options(DataOpt, "modality", "text_column", "label_column")
@@ -246,7 +246,7 @@ def finetune_command(
     resume: _Resume = False,
     pretrained: PretrainedOpt = True,
     offline: OfflineOpt = False,
-    progress: _Progress = True,
+    progress: ProgressOpt = True,
     fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Fine-tune MODEL on DATA and print the validation accuracy, its 95% interval and the run's costs."""

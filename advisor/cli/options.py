@@ -48,10 +48,12 @@ __all__ = [
     "OfflineOpt",
     "OutputFormat",
     "PretrainedOpt",
+    "ProgressOpt",
     "ScoresOpt",
     "SeedOpt",
     "SplitOpt",
     "TextColumnOpt",
+    "ThreadsOpt",
     "WorkersOpt",
     "dataset_options",
     "parse_count",
@@ -111,6 +113,10 @@ PretrainedOpt = Annotated[
     ),
 ]
 
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Progress on stderr.")]
+ThreadsOpt = Annotated[
+    int | None, typer.Option("--threads", help="CPU intra-op threads while timing (torch.set_num_threads).")
+]
 MaxParamsOpt = Annotated[
     str | None, typer.Option("--max-params", help="Largest parameter count, e.g. 25M or 1.5B.")
 ]

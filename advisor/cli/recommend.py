@@ -30,6 +30,7 @@ from advisor.cli.options import (
     SeedOpt,
     SplitOpt,
     TextColumnOpt,
+    ThreadsOpt,
     parse_count,
     split_list,
 )
@@ -77,7 +78,8 @@ _Budget = Annotated[
 ]
 _DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan and its estimated cost only.")]
 _Out = Annotated[
-    Path | None, typer.Option("--out", help="Run directory (default: ./advisor-runs/TIMESTAMP-DATASET).")
+    Path | None,
+    typer.Option("--out", "-o", help="Run directory (default: ./advisor-runs/TIMESTAMP-DATASET)."),
 ]
 _NoOut = Annotated[bool, typer.Option("--no-out", help="Do not write a run directory.")]
 _Shortlist = Annotated[
@@ -86,9 +88,6 @@ _Shortlist = Annotated[
 _MaxCandidates = Annotated[int | None, typer.Option("--max-candidates", help="Cap on candidates considered.")]
 _Folds = Annotated[int, typer.Option("--folds", help="Cross-validation folds of the linear probe.")]
 _Bench = Annotated[bool, typer.Option("--bench/--no-bench", help="Measure latency and memory.")]
-_Threads = Annotated[
-    int | None, typer.Option("--threads", help="CPU threads while timing latency (torch.set_num_threads).")
-]
 _Rebench = Annotated[
     bool, typer.Option("--rebench", help="Re-measure latency even when a reliable stored figure exists.")
 ]
@@ -262,7 +261,7 @@ def recommend_command(
     folds: _Folds = 5,
     seed: SeedOpt = 0,
     bench: _Bench = True,
-    bench_threads: _Threads = None,
+    bench_threads: ThreadsOpt = None,
     rebench: _Rebench = False,
     baselines: _Baselines = True,
     combine: _Combine = CombineChoice.zscore,
