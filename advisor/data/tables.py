@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,6 +205,8 @@ def _stringify(v) -> str | None:
         return v
     if isinstance(v, bool):
         return str(v).lower()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None  # JSON NaN/Infinity (pandas' missing value): never a label or a text
     if isinstance(v, (int, float)):
         return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
     return json.dumps(v, ensure_ascii=False)
