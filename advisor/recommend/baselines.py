@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,7 @@ def _raw_pixels(samples: Sequence, on_skip: Callable[[str], None]) -> tuple[np.n
         except SkipItem as e:
             on_skip(f"{s.id}: {e}")
             continue
-        small = img.convert("RGB").resize((RAW_PIXELS_SIDE, RAW_PIXELS_SIDE), Image.BILINEAR)
+        small = img.convert("RGB").resize((RAW_PIXELS_SIDE, RAW_PIXELS_SIDE), Image.Resampling.BILINEAR)
         rows.append(np.asarray(small, dtype=np.float32).reshape(-1) / 255.0)
         kept.append(i)
     return (np.stack(rows) if rows else np.zeros((0, 3 * RAW_PIXELS_SIDE**2), np.float32)), kept
@@ -72,10 +73,10 @@ def _bag_of_words(samples: Sequence) -> tuple[np.ndarray, list[int]]:
 def _mel_filterbank(n_mels: int, n_fft: int, rate: int) -> np.ndarray:
     """Triangular filters on the HTK mel scale, (n_mels, n_fft // 2 + 1), each peaking at 1."""
 
-    def mel(f):
+    def mel(f: Any) -> np.ndarray:
         return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
 
-    def hz(m):
+    def hz(m: Any) -> np.ndarray:
         return 700.0 * (10.0 ** (np.asarray(m) / 2595.0) - 1.0)
 
     edges = hz(np.linspace(mel(0.0), mel(rate / 2), n_mels + 2))

@@ -141,7 +141,8 @@ def combine(
         mean = sum(ws[k] * zs[k] for k in zs) / total
         var = sum(ws[k] * (zs[k] - mean) ** 2 for k in zs) / total
         out[m] = Prediction(float(mean), float(math.sqrt(var)), zs)
-    ranked = sorted((m for m in models if out[m].score is not None), key=lambda m: -out[m].score)
+    scored = {m: p.score for m, p in out.items() if p.score is not None}
+    ranked = sorted((m for m in models if m in scored), key=lambda m: -scored[m])
     for i, m in enumerate(ranked, 1):
         out[m].rank = i
     return out
@@ -149,7 +150,7 @@ def combine(
 
 def pareto_front(points: Mapping[str, tuple[float | None, float | None]]) -> set[str]:
     """Ids on the front of (cost lower-better, value higher-better); points with a missing coordinate are off it."""
-    pts = {k: v for k, v in points.items() if v[0] is not None and v[1] is not None}
+    pts = {k: (c, a) for k, (c, a) in points.items() if c is not None and a is not None}
     front = set()
     for k, (c, a) in pts.items():
         dominated = any(

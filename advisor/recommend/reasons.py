@@ -23,7 +23,8 @@ def _lat_text(c: CandidateResult, device_word: str) -> str:
 
 def _acc_text(c: CandidateResult) -> str:
     p = c.probe or {}
-    lo, hi = p.get("accuracy_ci") or (p.get("accuracy"), p.get("accuracy"))
+    acc = float(p["accuracy"])
+    lo, hi = p.get("accuracy_ci") or (acc, acc)
     return f"{100 * p['accuracy']:.1f} ± {100 * (hi - lo) / 2:.1f} %"
 
 
@@ -46,7 +47,9 @@ def build_reasons(ranked: list[CandidateResult], device_word: str) -> None:
         return
     best = ranked[0]
     fastest_front = min(
-        (c for c in ranked if c.pareto and c.latency_ms is not None), key=lambda c: c.latency_ms, default=None
+        (c for c in ranked if c.pareto and c.latency_ms is not None),
+        key=lambda c: c.latency_ms or 0.0,
+        default=None,
     )
     # "fastest" compares latencies: only when every figure on the front is reliable.
     front_reliable = not any(_unreliable(c) for c in ranked if c.pareto)

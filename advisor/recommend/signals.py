@@ -52,7 +52,7 @@ def domain_signals(
 
 
 def _score_dict(r: Any) -> dict[str, Any]:
-    d = dataclasses.asdict(r) if dataclasses.is_dataclass(r) else dict(r)
+    d = dataclasses.asdict(r) if dataclasses.is_dataclass(r) and not isinstance(r, type) else dict(r)
     if d.get("ci") is not None:
         d["ci"] = list(d["ci"])
     return d
