@@ -269,3 +269,18 @@ def test_recommend_options_reach_the_run_config(monkeypatch, table):
 def test_candidate_timeout_must_be_positive(table):
     r = runner.invoke(app, ["recommend", str(table), "--candidate-timeout", "0"])
     assert r.exit_code == 2 and "--candidate-timeout" in r.stderr
+
+
+def test_the_error_boundary_is_in_one_place():
+    import ast
+
+    import advisor.cli
+
+    catches: dict[str, int] = {}
+    for f in sorted(Path(advisor.cli.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ExceptHandler) and "AdvisorError" in ast.unparse(
+                node.type or ast.Name("")
+            ):
+                catches[f.name] = catches.get(f.name, 0) + 1
+    assert catches == {"main.py": 1}
