@@ -51,16 +51,25 @@ def content_key(payload: Any, length: int = 16) -> str:
 def report_damage(
     path: Path, exc: BaseException, *, group: Hashable | None = None, what: str = "entry"
 ) -> None:
-    """Delete a damaged cache file and log one warning per ``group`` (default: the file itself) in this process."""
-    try:
-        path.unlink(missing_ok=True)
-    except OSError:
-        pass  # a read-only cache: the value is recomputed in memory and the write reports the problem
+    """Delete a damaged cache file and log one warning per ``group`` (default: the file itself) in this process.
+
+    A file we may not read (permission denied) is not damaged: it is left alone, and recomputed all the same."""
+    unreadable = isinstance(exc, PermissionError)
+    if not unreadable:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only cache: the value is recomputed in memory and the write reports the problem
     once = path if group is None else group
     if once in _REPORTED:
         return
     _REPORTED.add(once)
-    log.warning("cache: damaged %s %s (%s: %s) deleted; recomputing it", what, path, type(exc).__name__, exc)
+    if unreadable:
+        log.warning("cache: cannot read %s %s (permission denied); recomputing it", what, path)
+    else:
+        log.warning(
+            "cache: damaged %s %s (%s: %s) deleted; recomputing it", what, path, type(exc).__name__, exc
+        )
 
 
 class Cache:

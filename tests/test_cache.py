@@ -110,3 +110,16 @@ def test_the_cli_display_draws_nothing_when_stderr_is_not_a_terminal():
     from advisor.cli.progress import terminal_progress
 
     assert isinstance(terminal_progress(5, "m"), progress.NullProgress)  # pytest captures stderr
+
+
+def test_an_unreadable_entry_is_recomputed_but_not_deleted(monkeypatch, caplog):
+    c = Cache("probes", suffix=".json")
+    c.put_json("k", {"a": 1})
+
+    def refuse(p):
+        raise PermissionError(13, "Permission denied", str(p))
+
+    with caplog.at_level(logging.WARNING):
+        assert c.read("k", refuse) is None
+    assert c.path("k").exists()  # not ours to delete: only unreadable
+    assert any("cannot read entry" in m and "permission denied" in m for m in caplog.messages)
