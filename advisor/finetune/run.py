@@ -12,6 +12,7 @@ from advisor.errors import DatasetError, ModelLoadError, UsageError
 from advisor.finetune.augment import augment_audio, augment_image
 from advisor.finetune.config import FinetuneConfig, FinetuneResult, SplitSource
 from advisor.io import atomic_write_json
+from advisor.models.ids import ModelId
 from advisor.runtime import resolve_device
 from advisor.versions import library_versions
 
@@ -111,10 +112,12 @@ def untrainable_reason(model_id: str, runtime: str | None = None) -> str | None:
     by the runtime it loads on (``runtime``: the loaded model's, e.g. from a feature-cache signature; None =
     not known, so only the file check applies).
     """
-    raw = model_id[len("local:") :] if model_id.startswith("local:") else model_id
-    suffix = Path(raw.split("?")[0]).suffix.lower()
-    file_runtime = UNTRAINABLE_SUFFIXES.get(suffix)
-    if file_runtime and (model_id.startswith("local:") or Path(raw).exists()):
+    try:
+        path = ModelId.parse(model_id).path  # the registry's rule: local: ids and bare paths are files
+    except UsageError:
+        path = None
+    file_runtime = UNTRAINABLE_SUFFIXES.get(path.suffix.lower()) if path is not None else None
+    if file_runtime:
         return (
             f"{model_id} is a {file_runtime} file, which cannot be fine-tuned (no trainable PyTorch module)"
         )

@@ -143,3 +143,12 @@ def test_local_content_key_of_an_empty_local_id_is_none(tmp_path, monkeypatch):
     assert local_content_key("local:") is None  # not the working folder's files
     assert local_content_key("timm:resnet18") is None and local_content_key("resnet18") is None
     assert local_content_key("local:m.onnx")["sha256"] == local_content_key("m.onnx")["sha256"]
+
+
+def test_finetune_reads_untrainable_files_with_the_same_rule(tmp_path):
+    from advisor.finetune import untrainable_reason
+
+    assert "onnx file" in untrainable_reason("local:/nowhere/m.onnx?modality=audio")
+    assert "tflite file" in untrainable_reason("not-here/m.tflite")  # a bare path is local, existing or not
+    assert untrainable_reason("timm:resnet18") is None and untrainable_reason("resnet18") is None
+    assert "onnx runtime" in untrainable_reason("pkg:paraphrase-MiniLM-L3-v2", "onnx")
