@@ -7,7 +7,7 @@ import hashlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -341,10 +341,14 @@ def _group_column(table: Table, req: ReadRequest) -> str | None:
 
 
 def _media_dataset(
-    req: ReadRequest, layout: str, candidates, fp_extra: dict[str, str] | None = None
+    req: ReadRequest,
+    layout: str,
+    candidates: Sequence[tuple[str, str | None, str | None, FoundFile]],
+    fp_extra: dict[str, str] | None = None,
 ) -> Dataset:
     """Header-check candidate (id, label, split, FoundFile) media items and build the Dataset."""
     kind = req.modality
+    assert kind is not None, "the layout detection sets the modality before a media reader runs"
     skipped = req.skipped
     ok: list[tuple[str, str | None, str | None, FoundFile]] = []
     for sid, label, split, f in candidates:
@@ -359,7 +363,7 @@ def _media_dataset(
             if skip is not None:
                 skipped.append(skip)
                 bad.add(sid)
-            else:
+            elif meta is not None:
                 info[sid] = meta
     samples = [
         Sample(sid, label, f.path, None, split, req.groups.get(sid))
@@ -562,7 +566,7 @@ def read_textfolder(req: ReadRequest) -> Dataset:
         root=req.root,
         modality="text",
         samples=samples,
-        classes=sort_classes(s.label for s in samples),
+        classes=sort_classes(s.label for s in samples if s.label is not None),
         skipped=req.skipped,
         fingerprint=compute_fingerprint("text", "textfolder", records),
         layout="textfolder",
@@ -621,8 +625,9 @@ def read_manifest(req: ReadRequest) -> Dataset:
                 req.skipped.append(SkippedItem(where, f"empty {label_col!r} value", "missing-label"))
                 continue
             split = file_split
-            if split_col and (row.get(split_col) or "").strip():
-                split = SPLIT_ALIASES.get(row[split_col].strip().lower(), row[split_col].strip().lower())
+            split_value = (row.get(split_col) or "").strip().lower() if split_col else ""
+            if split_value:
+                split = SPLIT_ALIASES.get(split_value, split_value)
             dup = _duplicate_row(seen, (st.st_dev, st.st_ino), table.path.name, n, label)
             if dup is not None:
                 req.skipped.append(SkippedItem(where, f"{raw!r} {dup}", "duplicate"))
@@ -643,8 +648,9 @@ def read_manifest(req: ReadRequest) -> Dataset:
             kinds[kind] += 1
             cands.append((sid, label or None, split, f))
             extra[sid] = raw
-            if group_col and (row.get(group_col) or "").strip():
-                req.groups[sid] = row[group_col].strip()
+            group = (row.get(group_col) or "").strip() if group_col else ""
+            if group:
+                req.groups[sid] = group
     if outside:
         req.note(
             f"{len(outside)} manifest path(s) point outside the manifest's folder (absolute, ~ or ..): "

@@ -34,7 +34,7 @@ class Table:
 
     path: Path
     columns: list[str]
-    rows: list[tuple[int, dict[str, str]]]  # (0-based data row number, row)
+    rows: list[tuple[int, dict[str, str | None]]]  # (0-based data row number, row); None: a JSON null/NaN
     skipped: list[SkippedItem] = field(default_factory=list)
     encoding: str = "utf-8"
 
