@@ -8,7 +8,8 @@ Schema ``advisor.recommend`` version ``SCHEMA_VERSION`` (results.json, ``--forma
     advisor_version   package version that made it
     dataset           {name, root, modality, fingerprint, n_samples, n_classes, classes, layout,
                        n_skipped, subsample: {n, max_per_class, seed, ids_hash}, profile: {...} | null}
-    config            the run config (every option of the command; see RunConfig in advisor.recommend.run)
+    config            the run config (every option of the command; see RunConfig in advisor.recommend.config),
+                      plus offline_effective (bool) and task_effective (the task that ran, advisor.tasks)
     hardware          hardware fingerprint (advisor.bench.hardware_fingerprint) or a minimal one
     versions          {python, torch, timm, transformers, numpy, sklearn, advisor}
     weights           the ranking-combination weights used (provisional; see advisor.recommend.ranking)
