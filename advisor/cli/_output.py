@@ -118,11 +118,6 @@ class Output:
         error(message, hint)
 
 
-def emit(data: Any, fmt: OutputFormat | str, human: Callable[[Any], None] | None = None) -> None:
-    """`Output(fmt).result(data, human)`."""
-    Output(fmt).result(data, human)
-
-
 def warn(message: str) -> None:
     """A warning line on stderr."""
     stderr_console().print(f"[yellow]warning:[/] {safe(message)}", highlight=False)

@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from advisor import __version__
-from advisor.cli._output import INTERRUPTED, error, stderr_console, strip_control
+from advisor.cli._output import INTERRUPTED, Output, stderr_console, strip_control
 from advisor.cli.options import DEBUG_META_KEY
 from advisor.errors import AdvisorError
 
@@ -41,7 +41,7 @@ class AdvisorGroup(TyperGroup):
         except AdvisorError as e:
             if _debugging(ctx):
                 raise
-            error(e.message, hint=e.hint)
+            Output.error(e.message, hint=e.hint)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             if _debugging(ctx):

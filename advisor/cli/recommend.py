@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from advisor.cli._output import Output, OutputFormat, safe, stderr_console, stdout_console, strip_control
+from advisor.cli._output import Output, OutputFormat, safe, stdout_console, strip_control
 from advisor.cli.options import (
     AdvisorCommand,
     BatchSizeOpt,
@@ -333,8 +333,7 @@ def _progress_fn(out: Output) -> Callable[[str], None] | None:
     """Progress lines on stderr for people (or whenever stderr is a terminal); none for piped JSON."""
     if not out.human and not sys.stderr.isatty():
         return None
-    err = stderr_console()
-    return lambda msg: err.print(f"[dim]{safe(msg)}[/]", highlight=False)
+    return out.note
 
 
 def report_command(
