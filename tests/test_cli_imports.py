@@ -19,7 +19,14 @@ print(",".join(heavy) or "none")
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["catalog", "list", "--limit", "2"], ["catalog", "show", "timm:resnet18.a1_in1k"]]
+    "args",
+    [
+        ["--help"],
+        ["catalog", "list", "--limit", "2"],
+        ["catalog", "show", "timm:resnet18.a1_in1k"],
+        *([cmd, "--help"] for cmd in ("recommend", "features", "finetune", "bench", "score", "report")),
+        ["data", "profile", "--help"],
+    ],
 )
 def test_light_commands_do_not_import_torch(args):
     out = subprocess.run(
