@@ -251,7 +251,7 @@ def recommend(
     if config is not None and (data is not None or demo or options):
         raise UsageError("give either a RunConfig or the data and options, not both")
     cfg = config if config is not None else run_config(data, demo=demo, **options)
-    return run(cfg, progress_fn=progress_fn)  # type: ignore[no-any-return]
+    return run(cfg, progress_fn=progress_fn)
 
 
 def report(run_dir: str | Path, *, rewrite: bool = False) -> RecommendResults:

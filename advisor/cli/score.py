@@ -22,7 +22,7 @@ def _score_names_epilog() -> str:
 class _ScoreCommand(AdvisorCommand):
     """`advisor score` whose help epilog lists every registered score, computed lazily."""
 
-    @property  # type: ignore[override]
+    @property
     def epilog(self) -> str:
         return _score_names_epilog()
 
