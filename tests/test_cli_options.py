@@ -284,3 +284,14 @@ def test_the_error_boundary_is_in_one_place():
             ):
                 catches[f.name] = catches.get(f.name, 0) + 1
     assert catches == {"main.py": 1}
+
+
+def test_every_deprecated_spelling_points_at_an_option_of_its_command():
+    from advisor.cli.options import DEPRECATED
+
+    by_command: dict[str, set[str]] = {}
+    for cmd, _p, opts in _visible_options(typer.main.get_command(app)):
+        by_command.setdefault(cmd.split()[-1], set()).update(opts)
+    for name, aliases in DEPRECATED.items():
+        for old, new in aliases.items():
+            assert new in by_command[name] and old not in by_command[name], (name, old, new)
