@@ -295,3 +295,29 @@ def test_every_deprecated_spelling_points_at_an_option_of_its_command():
     for name, aliases in DEPRECATED.items():
         for old, new in aliases.items():
             assert new in by_command[name] and old not in by_command[name], (name, old, new)
+
+
+def test_bench_options_reach_the_bench_config(monkeypatch):
+    from advisor.bench.runner import BenchConfig
+
+    seen = _capture(monkeypatch, "bench")
+    args = [
+        "bench",
+        "timm:test_vit",
+        "--no-flops",
+        "-b",
+        "1, 4",
+        "--precision",
+        "fp32,bf16",
+        "--threads",
+        "2",
+    ]
+    r = runner.invoke(app, [*args, "--min-repeats", "5", "--channels-last"])
+    assert r.exit_code == 2, r.output
+    models, cfg = seen["args"]
+    assert models == ["timm:test_vit"] and seen == {"args": seen["args"], "store": True, "reuse": False}
+    want = BenchConfig(
+        batch_sizes=(1, 4), precision=("fp32", "bf16"), threads=2, min_repeats=5, channels_last=True,
+        count_flops=False,
+    )  # fmt: skip
+    assert cfg == want

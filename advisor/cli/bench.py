@@ -56,7 +56,7 @@ def bench(
     min_repeats: Annotated[int, typer.Option(help="Minimum timed calls per batch size.")] = 10,
     warmup: Annotated[int, typer.Option(help="Untimed warm-up calls.")] = 3,
     pretrained: PretrainedOpt = False,  # timing does not need the published weights
-    flops: Annotated[
+    count_flops: Annotated[
         bool, typer.Option("--flops/--no-flops", help="Count GMACs and compare with published.")
     ] = True,
     find_max_batch: Annotated[
@@ -72,29 +72,19 @@ def bench(
     fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Benchmark each MODEL with the same settings; figures carry the settings and hardware that made them."""
+    import dataclasses
+
     from advisor.api import bench as run_bench
     from advisor.bench.runner import BenchConfig
     from advisor.paths import cache_dir
 
+    given = dict(locals())  # the `BenchConfig` fields among the parameters build the config
+    given |= {
+        "batch_sizes": parse_int_list(batch_sizes, "--batch-sizes"),
+        "precision": tuple(p for p in precision.replace(" ", "").split(",") if p),
+    }
     config = BenchConfig(
-        device=device,
-        batch_sizes=parse_int_list(batch_sizes, "--batch-sizes"),
-        precision=tuple(p for p in precision.replace(" ", "").split(",") if p),
-        channels_last=channels_last,
-        compile=compile,
-        compile_mode=compile_mode,
-        threads=threads,
-        tf32=tf32,
-        input_size=input_size,
-        seq_len=seq_len,
-        clip_seconds=clip_seconds,
-        min_time=min_time,
-        max_time=max_time,
-        min_repeats=min_repeats,
-        warmup=warmup,
-        pretrained=pretrained,
-        count_flops=flops,
-        find_max_batch=find_max_batch,
+        **{f.name: given[f.name] for f in dataclasses.fields(BenchConfig) if f.name in given}
     )
     results = [r.to_dict() for r in run_bench(models, config, store=store, reuse=reuse)]
     data = {"results": results, "store": str(cache_dir() / "bench.sqlite") if store else None}
