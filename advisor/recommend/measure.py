@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from advisor.recommend.config import RunConfig
+from advisor.recommend.records import BenchRecord
 from advisor.recommend.results import CandidateResult
 
 
@@ -37,7 +38,7 @@ def _bench_config(cfg: RunConfig) -> Any:
     )
 
 
-def _bench_summary(measured: Any, cfg: RunConfig) -> dict[str, Any]:
+def _bench_summary(measured: Any, cfg: RunConfig) -> BenchRecord:
     """The ``bench`` field of a candidate from a `reliability.Measured` (figure, reliability, provenance).
 
     ``peak_memory_mb`` = fp32 weights + the peak working memory of the timed forward passes (GPU: peak allocated
@@ -60,7 +61,7 @@ def _bench_summary(measured: Any, cfg: RunConfig) -> dict[str, Any]:
     peak = None if w_mb is None and work is None else float(w_mb or 0.0) + float(work or 0.0)
     gm = res.get("gmacs")
     rel = measured.reliability
-    return {
+    out: BenchRecord = {
         "batch_size": rec.get("batch_size") if rec and rec.get("batch_size") else cfg.latency_batch_size,
         "latency_ms_p50": lat.get("p50_ms"),
         "latency_ms_p90": lat.get("p90_ms"),
@@ -84,6 +85,7 @@ def _bench_summary(measured: Any, cfg: RunConfig) -> dict[str, Any]:
         "remeasure_rounds": measured.rounds,
         "warnings": list((rec or {}).get("warnings") or []) + list(res.get("warnings") or []),
     }
+    return out
 
 
 def _bench(
@@ -93,7 +95,7 @@ def _bench(
     on_error: Callable[[str, BaseException], None] | None = None,
     say: Callable[[str], None] | None = None,
     **hooks: Any,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, BenchRecord]:
     """Latency/memory of every candidate at the stated batch size via advisor.bench (random weights).
 
     Reuses a stored figure only when it was reliable and measured with the same settings (threads, batch size,

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor.errors import ResultsError
+from advisor.recommend.records import BenchRecord, PredictedRecord, ProbeRecord, ScoreRecord
 
 SCHEMA_NAME = "advisor.recommend"
 SCHEMA_VERSION = 1
@@ -103,11 +104,11 @@ class CandidateResult:
     pretrain_data: str | None = None
     imagenet_top1: float | None = None
     feature_dim: int | None = None
-    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    scores: dict[str, ScoreRecord] = field(default_factory=dict)
     domain: dict[str, Any] = field(default_factory=dict)
-    predicted: dict[str, Any] = field(default_factory=dict)
-    probe: dict[str, Any] | None = None
-    bench: dict[str, Any] | None = None
+    predicted: PredictedRecord = field(default_factory=lambda: PredictedRecord())
+    probe: ProbeRecord | None = None
+    bench: BenchRecord | None = None
     pareto: bool = False
     tie_group: int | None = None
     reasons: list[str] = field(default_factory=list)
@@ -128,10 +129,12 @@ class CandidateResult:
         return None if not self.bench else self.bench.get("peak_memory_mb")
 
     def to_dict(self) -> dict[str, Any]:
+        """The stored candidate object of the schema (its typed records are plain JSON objects)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CandidateResult:
+        """Rebuild from a stored candidate object (keys this version does not know are ignored)."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 

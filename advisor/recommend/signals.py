@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+
+from advisor.recommend.records import ScoreRecord
 
 
 def domain_signals(
@@ -51,11 +53,11 @@ def domain_signals(
     return out
 
 
-def _score_dict(r: Any) -> dict[str, Any]:
+def _score_dict(r: Any) -> ScoreRecord:
     d = dataclasses.asdict(r) if dataclasses.is_dataclass(r) and not isinstance(r, type) else dict(r)
     if d.get("ci") is not None:
         d["ci"] = list(d["ci"])
-    return d
+    return cast(ScoreRecord, d)
 
 
 def _logits(fs: Any) -> np.ndarray | None:

@@ -14,6 +14,7 @@ import numpy as np
 
 from advisor.errors import AdvisorError, DatasetError, UsageError
 from advisor.recommend.config import CACHE_VERSION
+from advisor.recommend.records import ScoreRecord
 from advisor.recommend.signals import _logits, _score_dict, domain_signals
 from advisor.recommend.store import _cache_get, _cache_put, feature_key
 
@@ -78,7 +79,7 @@ class CandidateOutcome:
     messages: list[str] = field(default_factory=list)  # progress lines
     feature_key: str | None = None
     feature_dim: int | None = None
-    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    scores: dict[str, ScoreRecord] = field(default_factory=dict)
     domain: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     cached: dict[str, bool] = field(default_factory=dict)

@@ -48,10 +48,11 @@ def params_m(n: int | None) -> str:
 
 def latency_cell(c: CandidateResult) -> str:
     b = c.bench
-    if not b or b.get("latency_ms_p50") is None:
+    lat = b.get("latency_ms_p50") if b else None
+    if not b or lat is None:
         return "-"
     # "?": the figure is unreliable (large spread or busy machine); the notes say why.
-    return fmt_ms(b["latency_ms_p50"]) + (" ?" if b.get("reliable") is False else "")
+    return fmt_ms(lat) + (" ?" if b.get("reliable") is False else "")
 
 
 def fmt_ms(ms: float) -> str:
@@ -453,9 +454,9 @@ def plot_accuracy_vs_latency(r: RecommendResults) -> str:
 
 def plot_score_agreement(r: RecommendResults) -> str:
     pts = [
-        Point(c.predicted["score"], 100 * c.probe_accuracy, c.model_id, highlight=c.rank == 1)
+        Point(score, 100 * c.probe_accuracy, c.model_id, highlight=c.rank == 1)
         for c in r.candidates
-        if c.probe_accuracy is not None and c.predicted.get("score") is not None
+        if c.probe_accuracy is not None and (score := c.predicted.get("score")) is not None
     ]
     note = None
     if len(pts) >= 3:

@@ -54,8 +54,9 @@ class ClassificationTask:
         """Applicable transferability scores, source-head confidence, published ImageNet top-1 (images), size."""
         out: dict[str, Signal] = {}
         for name, s in candidate.scores.items():
-            if s.get("applicable", True) and s.get("value") is not None:
-                out[name] = (float(s["value"]), bool(s.get("higher_is_better", True)))
+            value = s.get("value")
+            if s.get("applicable", True) and value is not None:
+                out[name] = (float(value), bool(s.get("higher_is_better", True)))
         if candidate.domain.get("source_confidence") is not None:
             out["domain_confidence"] = (candidate.domain["source_confidence"], None)
         if candidate.imagenet_top1 is not None and modality == "image":

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from advisor.errors import AdvisorError
 from advisor.recommend.config import CACHE_VERSION, ProgressFn
 from advisor.recommend.protocol import _probe_inputs, _probe_inputs_key
+from advisor.recommend.records import ProbeRecord
 from advisor.recommend.results import CandidateResult
 from advisor.recommend.state import RunState
 from advisor.recommend.store import _cache_get, _cache_put
@@ -62,7 +63,7 @@ def _floor_probe(state: RunState, bid: str, cr: CandidateResult) -> dict[str, An
             cr.error = f"floor not computed: {e.message}"
             return None
         _cache_put("baseline", bkey, cached)
-    cr.probe = cached
+    cr.probe = cast(ProbeRecord, cached)
     return cached
 
 

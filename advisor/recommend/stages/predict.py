@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from advisor.recommend.config import ProgressFn
 from advisor.recommend.ranking import combine
+from advisor.recommend.records import PredictedRecord
 from advisor.recommend.state import RunState
 
 
@@ -20,7 +23,6 @@ def predict(state: RunState, say: ProgressFn) -> RunState:
     preds = combine(signals, hib, method=state.cfg.combine)
     for m in state.alive:
         p = preds.get(m)
-        state.results[m].predicted = (
-            p.to_dict() if p else {"score": None, "rank": None, "uncertainty": None, "signals": {}}
-        )
+        unscored: PredictedRecord = {"score": None, "rank": None, "uncertainty": None, "signals": {}}
+        state.results[m].predicted = cast(PredictedRecord, p.to_dict()) if p else unscored
     return state

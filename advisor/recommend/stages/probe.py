@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import numpy as np
 
 from advisor.errors import AdvisorError
 from advisor.recommend.config import CACHE_VERSION, DEFAULT_SHORTLIST, ProgressFn
 from advisor.recommend.protocol import _probe_inputs, _probe_inputs_key
+from advisor.recommend.records import ProbeRecord
 from advisor.recommend.state import RunState
 from advisor.recommend.store import _cache_get, _cache_put
 
@@ -62,6 +64,6 @@ def _probe_one(state: RunState, m: str) -> None:
         # the probe drops unlabelled rows and keeps the order: align predictions with their sample ids
         lab = labels >= 0
         state.oof[m] = ([str(fs.ids[j]) for j in np.flatnonzero(lab)], labels[lab], pr.oof_pred)
-    cr.probe = pr.to_dict()
+    cr.probe = cast(ProbeRecord, pr.to_dict())
     cr.stage = "probe"
     cr.timings["probe"] = pr.seconds

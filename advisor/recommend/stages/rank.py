@@ -8,6 +8,7 @@ from advisor.recommend.config import ProgressFn
 from advisor.recommend.plan import _device_kind
 from advisor.recommend.ranking import PairedCandidate, paired_tie_groups, pareto_front
 from advisor.recommend.reasons import build_reasons
+from advisor.recommend.records import ProbeRecord
 from advisor.recommend.results import CandidateResult
 from advisor.recommend.state import RunState
 
@@ -23,7 +24,7 @@ def rank(state: RunState, say: ProgressFn) -> RunState:
             PairedCandidate(
                 c.model_id,
                 _probe(c)["accuracy"],
-                tuple(_probe(c)["accuracy_ci"]),
+                _ci(c),
                 *(state.oof[c.model_id] if c.model_id in state.oof else (None, None, None)),
             )
             for c in probed
@@ -58,9 +59,14 @@ def rank(state: RunState, say: ProgressFn) -> RunState:
     return state
 
 
-def _probe(c: CandidateResult) -> dict:
+def _probe(c: CandidateResult) -> ProbeRecord:
     assert c.probe is not None
     return c.probe
+
+
+def _ci(c: CandidateResult) -> tuple[float, float]:
+    lo, hi = _probe(c)["accuracy_ci"]
+    return (lo, hi)
 
 
 def _rank_key(c: CandidateResult) -> tuple[float, float, int]:
