@@ -95,3 +95,13 @@ def test_task_contract(name, folder):
         assert fx.shape[0] == len(kept) == len(ds.samples)
     sections = task.report_sections()
     assert sections and all(isinstance(s, str) and s for s in sections)
+
+
+def test_cli_task_option_reaches_the_config(folder):
+    from typer.testing import CliRunner
+
+    from advisor.cli.main import app
+
+    r = CliRunner().invoke(app, ["recommend", str(folder), "--task", "clasification", "--dry-run"])
+    assert r.exit_code == 2
+    assert "unknown task 'clasification'" in r.output and "did you mean classification?" in r.output
