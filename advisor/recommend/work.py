@@ -123,15 +123,21 @@ def run_with_deadline(fn: Callable[[], R], seconds: float | None) -> R:
 
 
 def _deadline_by_alarm(fn: Callable[[], R], seconds: float) -> R:
+    done = False
+
     def on_alarm(signum: int, frame: Any) -> None:
-        raise CandidateTimeout(seconds)
+        if not done:  # an alarm landing after `fn` returned must not break the clean-up below
+            raise CandidateTimeout(seconds)
 
     started = time.monotonic()
     old_handler = signal.signal(signal.SIGALRM, on_alarm)
     old_delay, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        return fn()
+        value = fn()
+        done = True
+        return value
     finally:
+        done = True
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old_handler)
         if old_delay > 0:  # someone else's timer was running: re-arm what is left of it
