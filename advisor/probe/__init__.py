@@ -119,36 +119,26 @@ def linear_probe(
     tdtype = torch.float64 if dtype == "float64" else torch.float32
 
     n = len(y_all)
-    # Small problems on CPU run single-threaded: each L-BFGS step is dozens of tiny ops, and a second intra-op
-    # thread only adds synchronisation (measured 27x slower with 2 threads on a busy 2-core machine for
-    # 400 x 768 x 10). Large problems keep torch's thread count.
-    small = dev.type == "cpu" and n * x_all.shape[1] * n_classes < SMALL_PROBLEM
-    with num_threads(1 if small else None):
-        pred, chosen, curves, fold_acc, iters, k_in_used = _outer_folds(
-            x_all,
-            y_all,
-            g_all,
-            splits,
-            grid,
-            n_classes,
-            inner_folds=inner_folds,
-            seed=seed,
-            dev=dev,
-            tdtype=tdtype,
-            max_iter=max_iter,
-            tol=tol,
-        )
+    pred, chosen, curves, fold_acc, iters, k_in_used = _outer_folds(
+        x_all,
+        y_all,
+        g_all,
+        splits,
+        grid,
+        n_classes,
+        inner_folds=inner_folds,
+        seed=seed,
+        dev=dev,
+        tdtype=tdtype,
+        max_iter=max_iter,
+        tol=tol,
+    )
     ev = np.sort(np.concatenate([te for _, te in splits]))  # the evaluated samples (all of them under CV)
-    votes = np.bincount(np.asarray(chosen), minlength=len(grid))
-    best_idx = int(np.argmax(votes))  # first maximum = the stronger regularisation on a tie
-    edge = len(grid) > 1 and any(b in (0, len(grid) - 1) for b in chosen)
     return ProbeResult(
         **_oof_metrics(y_all[ev], pred[ev], n_classes, n_boot, seed),
-        best_l2=1.0 / (grid[best_idx] * n),
-        best_c=grid[best_idx],
+        **_selection(grid, chosen, curves, n),
         seconds=time.perf_counter() - t0,
         fold_accuracy=fold_acc,
-        cv_accuracy=_mean_curve(curves),
         c_grid=grid,
         folds=len(splits),
         n_samples=n,
@@ -158,12 +148,9 @@ def linear_probe(
         device=str(dev),
         dtype=dtype,
         oof_pred=[int(p) for p in pred],
-        chosen_c=[grid[b] for b in chosen],
-        c_at_grid_edge=bool(edge),
         inner_folds=k_in_used,
         selection="nested-cv",
         accuracy_ci_method="wilson",
-        notes=_edge_notes(grid, chosen, len(splits)) if edge else [],
         protocol=protocol,
         n_eval=len(ev),
     )
@@ -197,29 +184,36 @@ def _outer_folds(
     fold_acc: list[float] = []
     iters = 0
     k_in_used = 0
-    for f, (tr, te) in enumerate(splits):
-        best, curve, it, k_in = select_c(
-            x_all[tr],
-            y_all[tr],
-            grid,
-            n_classes,
-            inner_folds=inner_folds,
-            seed=inner_seed(seed, f),
-            dev=dev,
-            tdtype=tdtype,
-            max_iter=max_iter,
-            tol=tol,
-            groups=None if g_all is None else g_all[tr],
-        )
-        iters += it
-        k_in_used = max(k_in_used, k_in)
-        # refit on the whole outer-train part, warm-started along the grid up to the chosen C
-        oof, _, it = _sweep(x_all, y_all, [(tr, te)], grid[: best + 1], n_classes, dev, tdtype, max_iter, tol)
-        iters += it
-        pred[te] = oof[-1, te]
-        chosen.append(best)
-        curves.append(curve)
-        fold_acc.append(float((pred[te] == y_all[te]).mean()))
+    # Small problems on CPU run single-threaded: each L-BFGS step is dozens of tiny ops, and a second intra-op
+    # thread only adds synchronisation (measured 27x slower with 2 threads on a busy 2-core machine for
+    # 400 x 768 x 10). Large problems keep torch's thread count.
+    small = dev.type == "cpu" and n * x_all.shape[1] * n_classes < SMALL_PROBLEM
+    with num_threads(1 if small else None):
+        for f, (tr, te) in enumerate(splits):
+            best, curve, it, k_in = select_c(
+                x_all[tr],
+                y_all[tr],
+                grid,
+                n_classes,
+                inner_folds=inner_folds,
+                seed=inner_seed(seed, f),
+                dev=dev,
+                tdtype=tdtype,
+                max_iter=max_iter,
+                tol=tol,
+                groups=None if g_all is None else g_all[tr],
+            )
+            iters += it
+            k_in_used = max(k_in_used, k_in)
+            # refit on the whole outer-train part, warm-started along the grid up to the chosen C
+            oof, _, it = _sweep(
+                x_all, y_all, [(tr, te)], grid[: best + 1], n_classes, dev, tdtype, max_iter, tol
+            )
+            iters += it
+            pred[te] = oof[-1, te]
+            chosen.append(best)
+            curves.append(curve)
+            fold_acc.append(float((pred[te] == y_all[te]).mean()))
     return pred, chosen, curves, fold_acc, iters, k_in_used
 
 
@@ -286,6 +280,21 @@ def _oof_metrics(
         "macro_f1": macro_f1_score(y_ev, p_ev, n_classes),
         "macro_f1_ci": f1_ci,
         "per_class_accuracy": per_class,
+    }
+
+
+def _selection(grid: list[float], chosen: list[int], curves: list[np.ndarray], n: int) -> dict[str, Any]:
+    """The C-selection fields of a `ProbeResult`: the majority C (ties: the stronger), per-fold choices, edge flag."""
+    votes = np.bincount(np.asarray(chosen), minlength=len(grid))
+    best_idx = int(np.argmax(votes))  # first maximum = the stronger regularisation on a tie
+    edge = len(grid) > 1 and any(b in (0, len(grid) - 1) for b in chosen)
+    return {
+        "best_l2": 1.0 / (grid[best_idx] * n),
+        "best_c": grid[best_idx],
+        "cv_accuracy": _mean_curve(curves),
+        "chosen_c": [grid[b] for b in chosen],
+        "c_at_grid_edge": bool(edge),
+        "notes": _edge_notes(grid, chosen, len(chosen)) if edge else [],
     }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -49,6 +49,34 @@ def _fmt(v: float) -> str:
     if abs(v) >= 1:
         return f"{v:.3g}"
     return f"{v:.2g}"
+
+
+def _point_marks(
+    p: Point, sx: Callable[[float], float], sy: Callable[[float], float], mid_x: float
+) -> list[str]:
+    """SVG elements of one scatter point: its error bar (when it has an interval), the dot and its label."""
+    out: list[str] = []
+    color = PALETTE[1] if p.highlight else PALETTE[p.group % len(PALETTE)] if p.group else PALETTE[0]
+    r = 6 if p.highlight else 4.5
+    if p.y_low is not None and p.y_high is not None:
+        X = sx(p.x)
+        out.append(
+            f'<path d="M{X:.1f},{sy(p.y_low):.1f} L{X:.1f},{sy(p.y_high):.1f} M{X - 4:.1f},{sy(p.y_low):.1f} '
+            f'L{X + 4:.1f},{sy(p.y_low):.1f} M{X - 4:.1f},{sy(p.y_high):.1f} L{X + 4:.1f},{sy(p.y_high):.1f}" '
+            f'stroke="{color}" stroke-opacity="0.6" fill="none"/>'
+        )
+    out.append(
+        f'<circle cx="{sx(p.x):.1f}" cy="{sy(p.y):.1f}" r="{r}" fill="{color}" fill-opacity="0.8">'
+        f"<title>{escape(p.label)}: ({_fmt(p.x)}, {_fmt(p.y)})</title></circle>"
+    )
+    if p.label:
+        right_half = sx(p.x) > mid_x  # label on the inner side so it stays inside the plot
+        lx, anchor = (sx(p.x) - 7, "end") if right_half else (sx(p.x) + 7, "start")
+        out.append(
+            f'<text x="{lx:.1f}" y="{sy(p.y) - 6:.1f}" text-anchor="{anchor}" fill="#374151">'
+            f"{escape(p.label)}</text>"
+        )
+    return out
 
 
 def scatter(
@@ -135,26 +163,7 @@ def scatter(
             d.append(f"L{sx(xb):.1f},{sy(ya):.1f} L{sx(xb):.1f},{sy(yb):.1f}")
         parts.append(f'<path d="{" ".join(d)}" fill="none" stroke="{PALETTE[1]}" stroke-width="1.5"/>')
     for p in pts:
-        color = PALETTE[1] if p.highlight else PALETTE[p.group % len(PALETTE)] if p.group else PALETTE[0]
-        r = 6 if p.highlight else 4.5
-        if p.y_low is not None and p.y_high is not None:
-            X = sx(p.x)
-            parts.append(
-                f'<path d="M{X:.1f},{sy(p.y_low):.1f} L{X:.1f},{sy(p.y_high):.1f} M{X - 4:.1f},{sy(p.y_low):.1f} '
-                f'L{X + 4:.1f},{sy(p.y_low):.1f} M{X - 4:.1f},{sy(p.y_high):.1f} L{X + 4:.1f},{sy(p.y_high):.1f}" '
-                f'stroke="{color}" stroke-opacity="0.6" fill="none"/>'
-            )
-        parts.append(
-            f'<circle cx="{sx(p.x):.1f}" cy="{sy(p.y):.1f}" r="{r}" fill="{color}" fill-opacity="0.8">'
-            f"<title>{escape(p.label)}: ({_fmt(p.x)}, {_fmt(p.y)})</title></circle>"
-        )
-        if p.label:
-            right_half = sx(p.x) > ml + pw / 2  # label on the inner side so it stays inside the plot
-            lx, anchor = (sx(p.x) - 7, "end") if right_half else (sx(p.x) + 7, "start")
-            parts.append(
-                f'<text x="{lx:.1f}" y="{sy(p.y) - 6:.1f}" text-anchor="{anchor}" fill="#374151">'
-                f"{escape(p.label)}</text>"
-            )
+        parts.extend(_point_marks(p, sx, sy, ml + pw / 2))
     if note:
         parts.append(f'<text x="{ml + 6}" y="{mt + 14}" fill="#374151">{escape(note)}</text>')
     parts.append("</svg>")
