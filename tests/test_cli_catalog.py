@@ -25,6 +25,9 @@ def test_list_audio_json_has_speech_families_with_params():
     assert all(e["modality"] == "audio" for e in data["entries"])
     for e in data["entries"]:
         if e["family"] in ("wav2vec2", "whisper", "hubert"):
+            if e["n_params"] is None:  # a leaderboard row that gives no size: unknown, never guessed
+                assert e["provenance"][:1] == ["open-asr-leaderboard"] and e["n_params_source"] is None
+                continue
             assert e["n_params"] > 1_000_000
 
 

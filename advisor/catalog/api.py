@@ -9,7 +9,7 @@ from typing import Any
 
 from advisor.catalog.licenses import POLICIES
 from advisor.catalog.schema import MODALITIES, SOURCES, TASKS, CatalogEntry
-from advisor.catalog.store import Filters, load_catalog, sort_entries
+from advisor.catalog.store import METRIC_KEYS, Filters, load_catalog, sort_entries
 from advisor.errors import UsageError
 
 
@@ -34,6 +34,8 @@ def list_entries(
     probeable: bool | None = None,
     sort: str = "id",
     descending: bool = False,
+    min_metric: tuple[str, float] | None = None,
+    max_metric: tuple[str, float] | None = None,
 ) -> list[CatalogEntry]:
     """Catalog entries matching the filters, sorted (unknown values last).
 
@@ -44,6 +46,9 @@ def list_entries(
     _check_choice(task, TASKS, "--task")
     _check_choice(source, SOURCES, "--source")
     _check_choice(license, POLICIES, "--license")
+    for opt, bound in (("--min", min_metric), ("--max", max_metric)):
+        if bound is not None:
+            _check_choice(bound[0], METRIC_KEYS, opt)
     filters = Filters(
         modality=modality,
         task=task,
@@ -53,6 +58,8 @@ def list_entries(
         max_gmacs=max_gmacs,
         license=license,
         probeable=probeable,
+        min_metric=min_metric,
+        max_metric=max_metric,
     )
     return sort_entries(load_catalog().filter(filters), sort, descending)
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from advisor.catalog.licenses import normalize_license
 from advisor.catalog.schema import CatalogEntry, Metric
+from advisor.catalog.sources_merge import merge_published_sources
 
 CATALOG_DIR = Path(__file__).resolve().parents[2] / "catalog"
 CURATED_FILE = Path(__file__).resolve().parents[2] / "catalog" / "curated.json"
@@ -85,7 +86,7 @@ def locate_sources(sources: Path | str | None) -> dict[str, Path]:
         raise UsageError(f"--sources {str(root)!r} is not a folder", hint=f"DIR: {need}")
     found: dict[str, Path] = {}
     for p in sorted(root.rglob("*")):
-        if p.is_file() and (p.suffix == ".csv" or p.name.endswith("SOURCE.md")):
+        if p.is_file() and (p.suffix in (".csv", ".jsonl", ".json") or p.name.endswith("SOURCE.md")):
             found.setdefault(p.name, p)
     missing = [n for n in REQUIRED_SOURCES if n not in found]
     if missing:
@@ -602,7 +603,7 @@ def build_catalog(
     entries = timm_entries(sources, count_params=count_params, progress=progress)
     entries += torchvision_entries(sources, count_params=count_params)
     entries += curated_entries(curated, count_params=count_params)
-    return entries
+    return merge_published_sources(entries, sources)  # MTEB, Open ASR Leaderboard, OpenCLIP when present
 
 
 def write_catalog(entries: list[CatalogEntry], path: Path) -> Path:

@@ -59,6 +59,13 @@ def normalize_license(raw: str | None) -> tuple[str | None, str]:
     return f"LicenseRef-{raw.strip()}", "unknown"
 
 
+COMMERCIAL_NOTE = (
+    "--license commercial keeps weights usable commercially without copyleft obligations: copyleft (GPL, AGPL, "
+    "LGPL, MPL, CC-BY-SA), non-commercial and unknown licenses are excluded"
+)
+
+
 def commercial_ok(license_class: str) -> bool:
-    """Whether weights of this class may be used commercially (copyleft: yes, with obligations; unknown: no)."""
-    return license_class in ("permissive", "copyleft")
+    """Whether weights of this class may be used commercially without copyleft obligations (`COMMERCIAL_NOTE`):
+    permissive only; copyleft (GPL/AGPL...) carries obligations, unknown is never assumed to allow it."""
+    return license_class == "permissive"

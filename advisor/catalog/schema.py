@@ -61,6 +61,9 @@ class Metric:
         value: the number as published (percent where the source uses percent).
         source: where the number comes from (file or URL), so it can be checked.
         resolution: evaluation input size where it matters.
+        split: the evaluation split where the source names one (e.g. ``test``).
+        protocol: how the figure was made where it is not the usual top-1 (e.g. ``few-shot logistic-regression
+            probe``, ``zero-shot``, ``A100 RTFx``).
     """
 
     dataset: str
@@ -68,9 +71,16 @@ class Metric:
     value: float
     source: str
     resolution: int | None = None
+    split: str | None = None
+    protocol: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The on-disk form; `split` and `protocol` only when set (older records have neither)."""
+        d = dataclasses.asdict(self)
+        for k in ("split", "protocol"):
+            if d[k] is None:
+                del d[k]
+        return d
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,11 @@ class CatalogEntry:
     probeable: bool = False  # can the advisor extract features from it in this install
     probe_note: str | None = None  # why not probeable (or how it loads)
     tags: tuple[str, ...] = field(default_factory=tuple)
+    revision: str | None = None  # the upstream revision (commit) the published figures were made with
+    release_date: str | None = None  # ISO date as the source gives it
+    languages: tuple[str, ...] = field(default_factory=tuple)  # e.g. ("eng-Latn",), as the source gives them
+    loader: dict[str, Any] | None = None  # loader settings a source records (framework, similarity, prompts)
+    provenance: tuple[str, ...] = field(default_factory=tuple)  # the sources merged into this entry
 
     def __post_init__(self) -> None:
         problems = []
@@ -162,11 +177,24 @@ class CatalogEntry:
     def imagenet_top1(self) -> float | None:
         return self.metric("imagenet-1k", "top1")
 
+    @property
+    def mteb_classification(self) -> float | None:
+        """Mean MTEB classification score (percent) over the tasks the source has for this entry's modality."""
+        return self.metric("mteb-classification", "mean")
+
+    @property
+    def wer(self) -> float | None:
+        """Average English short-form WER (percent) on the Open ASR Leaderboard."""
+        return self.metric("open-asr-en-shortform", "wer")
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the on-disk form)."""
         d = dataclasses.asdict(self)
         d["input_size"] = list(self.input_size) if self.input_size else None
         d["tags"] = list(self.tags)
+        d["metrics"] = [m.to_dict() for m in self.metrics]
+        d["languages"] = list(self.languages)
+        d["provenance"] = list(self.provenance)
         return d
 
     @classmethod
@@ -181,4 +209,6 @@ class CatalogEntry:
         if d.get("input_size") is not None:
             d["input_size"] = tuple(int(x) for x in d["input_size"])
         d["tags"] = tuple(d.get("tags") or ())
+        d["languages"] = tuple(d.get("languages") or ())
+        d["provenance"] = tuple(d.get("provenance") or ())
         return cls(**d)

@@ -18,7 +18,14 @@ from advisor.models.ids import ModelId
 CATALOG_FILE = "catalog.jsonl"
 LOCAL_ENV = "ADVISOR_CATALOG_EXTRA"  # optional path to a JSONL of the user's own entries (local: ids)
 
-SORT_KEYS = ("id", "n_params", "gmacs", "top1", "file_mb", "year")
+SORT_KEYS = ("id", "n_params", "gmacs", "top1", "mteb", "wer", "file_mb", "year")
+# Published figures a filter or sort can name: top1 (ImageNet-1k, %), mteb (MTEB classification mean, %), wer (%).
+METRIC_KEYS = ("top1", "mteb", "wer")
+
+
+def published_metric(e: CatalogEntry, key: str) -> float | None:
+    """The entry's published figure for one of METRIC_KEYS, or None."""
+    return {"top1": e.imagenet_top1, "mteb": e.mteb_classification, "wer": e.wer}[key]
 
 
 def _bare_name(model_id: str) -> str:
@@ -92,6 +99,8 @@ class Filters:
     license: str = "any"  # any | permissive | commercial
     probeable: bool | None = None
     pretrain: str | None = None
+    min_metric: tuple[str, float] | None = None  # (one of METRIC_KEYS, lower bound); unknown values fail
+    max_metric: tuple[str, float] | None = None  # (one of METRIC_KEYS, upper bound), e.g. ("wer", 10.0)
 
     def accepts(self, e: CatalogEntry) -> bool:
         if self.modality and e.modality != self.modality:
@@ -114,6 +123,11 @@ class Filters:
             return False
         if self.pretrain and (e.pretrain_data or "").lower() != self.pretrain.lower():
             return False
+        for bound, sign in ((self.min_metric, 1), (self.max_metric, -1)):
+            if bound is not None:
+                v = published_metric(e, bound[0])
+                if v is None or sign * (v - bound[1]) < 0:
+                    return False
         return True
 
 
@@ -147,6 +161,12 @@ class Catalog:
             hits = [e for e in self._by_id.values() if e.name == model_id]
             if len(hits) == 1:
                 return hits[0]
+        src, _, name = model_id.partition(":")
+        if src in ("timm", "torchvision") and name and "." not in name:  # an untagged id: its default tag
+            tagged = [e for e in self._by_id.values() if e.source == src and e.architecture == name]
+            default = [e for e in tagged if "default" in e.tags]
+            if len(default) == 1:
+                return default[0]
         raise CatalogEntryNotFound(f"no catalog entry {model_id!r}", hint=self._suggest(model_id))
 
     def _suggest(self, model_id: str) -> str:
@@ -172,17 +192,14 @@ class Catalog:
         return [e for e in self if filters.accepts(e)]
 
     def search(self, text: str, limit: int | None = None) -> list[CatalogEntry]:
-        """Entries whose id, family, architecture, task, pretraining data or tags contain every word of `text`."""
+        """Entries whose id, family, architecture, task, pretraining data or tags match every word of `text`,
+        best first (normalised, word-boundary ranking: `advisor.catalog.search.rank`)."""
         words = [w.lower() for w in text.split() if w]
         if not words:
             raise UsageError("empty search text", hint="e.g. `advisor catalog search convnext in22k`")
-        out = []
-        for e in self:
-            hay = " ".join(
-                [e.id, e.family, e.architecture, e.task, e.modality, e.pretrain_data or "", *e.tags]
-            ).lower()
-            if all(w in hay for w in words):
-                out.append(e)
+        from advisor.catalog.search import rank
+
+        out = rank(self, text)
         return out[:limit] if limit else out
 
 
@@ -192,7 +209,7 @@ def sort_entries(entries: Sequence[CatalogEntry], key: str, descending: bool = F
         raise UsageError(f"unknown sort key {key!r}", hint=f"use one of {', '.join(SORT_KEYS)}")
 
     def value(e: CatalogEntry):
-        return e.imagenet_top1 if key == "top1" else getattr(e, key)
+        return published_metric(e, key) if key in METRIC_KEYS else getattr(e, key)
 
     known = [e for e in entries if value(e) is not None]
     unknown = [e for e in entries if value(e) is None]

@@ -56,12 +56,22 @@ def _entries_table(entries: list, title: str) -> None:
         header_style="bold",
         box=box.HEAVY_HEAD if level else box.SIMPLE_HEAD,
     )
+    # Published-figure columns by what is shown: ImageNet top-1 for images, MTEB classification mean for text and
+    # audio encoders, WER for speech recognisers.
+    shown = {e.modality for e in entries if e.modality in ("image", "text", "audio")}
+    shown |= {"asr" for e in entries if e.task == "speech-recognition"}
     columns: list[tuple[str, dict[str, Any]]] = [
         ("id", dict(no_wrap=level > 0, overflow="fold")),
         ("params", dict(justify="right", no_wrap=True)),
         ("GMACs", dict(justify="right", no_wrap=True)),
         *([("input", dict(justify="right", no_wrap=True))] if level else []),
-        ("IN-1k top-1 %" if level == 2 else "top-1 %", dict(justify="right", no_wrap=True)),
+        *(
+            [("IN-1k top-1 %" if level == 2 else "top-1 %", dict(justify="right", no_wrap=True))]
+            if "image" in shown or not shown
+            else []
+        ),
+        *([("MTEB cls %", dict(justify="right", no_wrap=True))] if shown & {"text", "audio"} else []),
+        *([("WER %", dict(justify="right", no_wrap=True))] if "asr" in shown else []),
         ("license", dict(no_wrap=True, overflow="ellipsis", max_width=16 if level == 2 else 12)),
         *([("probe", dict(justify="center", no_wrap=True))] if level else []),
         *([("task", dict(overflow="ellipsis", max_width=22))] if level == 2 else []),
@@ -86,6 +96,8 @@ def _entries_table(entries: list, title: str) -> None:
             "GMACs": _fmt(e.gmacs, ".2f"),
             "input": size,
             "top-1 %": _fmt(e.imagenet_top1, ".2f"),
+            "MTEB cls %": _fmt(e.mteb_classification, ".2f"),
+            "WER %": _fmt(e.wer, ".2f"),
             "license": f"[{style}]{safe(lic)}[/]" if style else safe(lic),
             "probe": "[green]✓[/]" if e.probeable else "[dim]—[/]",
             "task": safe(e.task),
@@ -116,7 +128,21 @@ def list_cmd(
             "--probeable/--not-probeable", help="only entries advisor can (not) extract features from"
         ),
     ] = None,
-    sort: Annotated[str, typer.Option(help="id | n_params | gmacs | top1 | file_mb | year")] = "id",
+    sort: Annotated[
+        str, typer.Option(help="id | n_params | gmacs | top1 | mteb | wer | file_mb | year")
+    ] = "id",
+    min_metric: Annotated[
+        str | None,
+        typer.Option(
+            "--min",
+            help="lower bound on a published figure, KEY=VALUE: top1 (ImageNet-1k %), mteb (MTEB classification "
+            "mean %), wer (%), e.g. --min mteb=60; entries without that figure are left out",
+        ),
+    ] = None,
+    max_metric: Annotated[
+        str | None,
+        typer.Option("--max", help="upper bound on a published figure, KEY=VALUE, e.g. --max wer=8"),
+    ] = None,
     desc: Annotated[bool, typer.Option("--desc", help="sort descending")] = False,
     limit: Annotated[
         int | None, typer.Option(help="show at most this many (default: 50 in a table, all in JSON)")
@@ -137,8 +163,28 @@ def list_cmd(
         probeable=probeable,
         sort=sort,
         descending=desc,
+        min_metric=_bound(min_metric, "--min"),
+        max_metric=_bound(max_metric, "--max"),
     )
-    _emit_entries(entries, Output(fmt), limit, {}, "catalog entries")
+    out = Output(fmt)
+    _emit_entries(entries, out, limit, {}, "catalog entries")
+    if license is LicenseChoice.commercial and out.human:
+        from advisor.catalog.licenses import COMMERCIAL_NOTE
+
+        out.note(COMMERCIAL_NOTE)
+
+
+def _bound(text: str | None, option: str) -> tuple[str, float] | None:
+    """`KEY=VALUE` of --min/--max as (key, number)."""
+    if text is None:
+        return None
+    from advisor.errors import UsageError
+
+    key, _, value = text.partition("=")
+    try:
+        return key.strip().lower(), float(value)
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not KEY=VALUE", hint=f"e.g. {option} mteb=60") from None
 
 
 def _emit_entries(
@@ -202,6 +248,19 @@ def _show_human(e: CatalogEntry) -> None:
             ("yes" if e.probeable else "no") + (f" — {safe(e.probe_note)}" if e.probe_note else ""),
         ),
         ("tags", safe(", ".join(e.tags) or "—")),
+        *([("revision", safe(e.revision))] if e.revision else []),
+        *([("release date", safe(e.release_date))] if e.release_date else []),
+        *(
+            [("languages", safe(", ".join(e.languages[:12]) + (" …" if len(e.languages) > 12 else "")))]
+            if e.languages
+            else []
+        ),
+        *(
+            [("loader (source)", safe(", ".join(f"{k}: {v}" for k, v in e.loader.items())))]
+            if e.loader
+            else []
+        ),
+        *([("sources merged", safe(", ".join(e.provenance)))] if e.provenance else []),
     ]
     for k, v in rows:
         t.add_row(k, v)
@@ -209,10 +268,13 @@ def _show_human(e: CatalogEntry) -> None:
     con.print(t)
     if e.metrics:
         mt = Table(title="published metrics", title_justify="left", header_style="bold")
-        for col in ("dataset", "metric", "value", "res px", "source"):
+        for col in ("dataset", "metric", "value", "res px", "split / protocol", "source"):
             mt.add_column(col, overflow="fold")
         for m in e.metrics:
-            mt.add_row(safe(m.dataset), safe(m.name), f"{m.value:.3f}", _fmt(m.resolution), safe(m.source))
+            how = " / ".join(x for x in (m.split, m.protocol) if x) or "—"
+            mt.add_row(
+                safe(m.dataset), safe(m.name), f"{m.value:.3f}", _fmt(m.resolution), safe(how), safe(m.source)
+            )
         con.print(mt)
 
 

@@ -130,7 +130,14 @@ class LicenseChoice(str, enum.Enum):
     commercial = "commercial"
 
 
-LicenseOpt = Annotated[LicenseChoice, typer.Option("--license", help="any | permissive | commercial.")]
+LicenseOpt = Annotated[
+    LicenseChoice,
+    typer.Option(
+        "--license",
+        help="any | permissive | commercial (commercial use without copyleft obligations: GPL/AGPL and other "
+        "copyleft, non-commercial and unknown licenses excluded).",
+    ),
+]
 
 # The dataset options: one declaration each, gathered into a `DatasetSpec` by the command.
 ModalityOpt = Annotated[

@@ -91,5 +91,6 @@ def test_license_normalisation(raw, spdx, cls):
 
 
 def test_commercial_policy():
-    assert commercial_ok("permissive") and commercial_ok("copyleft")
+    assert commercial_ok("permissive")
+    assert not commercial_ok("copyleft")  # GPL/AGPL: commercial use with copyleft obligations is excluded
     assert not commercial_ok("non-commercial") and not commercial_ok("unknown")

@@ -1,0 +1,234 @@
+"""Catalog entries from MTEB's ModelMeta records and its published classification-like results (no torch)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from advisor.catalog.licenses import normalize_license
+from advisor.catalog.schema import CatalogEntry, Metric
+
+log = logging.getLogger(__name__)
+
+MTEB_METAS = "model-metas.jsonl"
+MTEB_RESULTS = "results-classification-like.jsonl"
+MTEB_TASKS = "tasks.json"
+# ModelMeta.model_type values whose weights are not a single-vector encoder the advisor can probe.
+DROPPED_TYPES = frozenset({"cross-encoder", "late-interaction", "sparse"})
+PROBE_PROTOCOL = "few-shot logistic-regression probe"
+# Protocol of each MTEB task type (mteb/abstasks/*): what the published number measures.
+TYPE_PROTOCOL = {
+    "Classification": PROBE_PROTOCOL,
+    "AudioClassification": PROBE_PROTOCOL,
+    "ImageClassification": PROBE_PROTOCOL,
+    "MultilabelClassification": "few-shot multilabel probe (k-NN on frozen embeddings)",
+    "AudioMultilabelClassification": "few-shot multilabel probe (k-NN on frozen embeddings)",
+    "Clustering": "k-means clustering of frozen embeddings (v-measure)",
+    "AudioClustering": "k-means clustering of frozen embeddings (v-measure)",
+    "ZeroShotClassification": "zero-shot (text prompts)",
+    "AudioZeroshotClassification": "zero-shot (text prompts)",
+}
+# The task type whose mean is the entry's `mteb-classification` prior, by the entry's modality.
+MEAN_TYPE = {"text": "Classification", "audio": "AudioClassification", "image": "ImageClassification"}
+_FAMILY_SKIP = {"all", "multi", "paraphrase", "sentence", "multilingual", "static"}
+
+
+def _version(s: str | None) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", s or ""))
+
+
+def _source_text(path: Path) -> str:
+    src = path.parent / "SOURCE.md"
+    return src.read_text(encoding="utf-8") if src.is_file() else ""
+
+
+def mteb_versions(tables: dict[str, Path]) -> tuple[str, str]:
+    """(mteb package version of the ModelMeta records, results repository commit) from the SOURCE.md beside them."""
+    text = _source_text(tables[MTEB_METAS])
+    ver = re.search(r"mteb==([0-9][0-9.]*[0-9])", text)
+    commit = re.search(r"embeddings-benchmark/results` at commit `([0-9a-f]{7,40})`", text)
+    return (ver.group(1) if ver else "unknown"), (commit.group(1)[:7] if commit else "unknown-commit")
+
+
+def family_of_hf(name: str) -> str:
+    """A family for a Hugging Face id: the first word of the repo name that is not a generic prefix."""
+    base = name.split("/")[-1].lower()
+    for tok in re.split(r"[-_.\s]+", base):
+        word = re.match(r"[a-z][a-z0-9]*", tok)
+        if word and word.group(0) not in _FAMILY_SKIP and len(word.group(0)) > 1:
+            return word.group(0)
+    return base
+
+
+def _modality_task(modalities: list[str]) -> tuple[str, str]:
+    """The entry's modality and task from ModelMeta.modalities (stated rule, see catalog/README.md)."""
+    m = set(modalities)
+    if m == {"text"}:
+        return "text", "text-encoder"
+    if "audio" in m and m <= {"audio", "text"}:
+        return "audio", "audio-feature-extraction"
+    if "image" in m and m <= {"image", "text"}:
+        return "image", "image-feature-extraction"
+    if m == {"video"}:
+        return "video", "video-classification"
+    return "multimodal", "text-encoder" if "text" in m else "image-feature-extraction"
+
+
+def _probeable(modality: str, frameworks: list[str]) -> tuple[bool, str]:
+    hf = any(f in ("Transformers", "Sentence Transformers") for f in frameworks)
+    if modality in ("text", "audio") and hf:
+        return True, (
+            "Hugging Face weights (needs network once, then cached); advisor pools as its hf: loader does "
+            "(text: mean over the attention mask, no prompt), MTEB's figure used the model's own loader"
+        )
+    if modality == "image" and hf:
+        return True, "Hugging Face weights; advisor's hf: image loader (pooler output or mean over tokens)"
+    return False, f"MTEB loads it through its own wrapper (framework: {', '.join(frameworks) or 'unknown'})"
+
+
+def read_metas(tables: dict[str, Path]) -> list[dict[str, Any]]:
+    """The ModelMeta records kept: open weights, not cross-encoder / late-interaction / sparse; sorted by name."""
+    rows = []
+    with open(tables[MTEB_METAS], encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                rows.append(json.loads(line))
+    kept = [
+        r
+        for r in rows
+        if r.get("open_weights") is True
+        and "/" in (r.get("name") or "")
+        and not set(r.get("model_type") or ()) & DROPPED_TYPES
+    ]
+    return sorted(kept, key=lambda r: r["name"])
+
+
+def read_results(tables: dict[str, Path], commit: str) -> dict[str, list[tuple[str, Metric, str]]]:
+    """Per model name: (task type, Metric, revision) for one row per task.
+
+    Rule per (model, task): the row with the highest mteb_version, then the lexically greatest revision; the
+    metas' revision is preferred by `mteb_metrics` when a model has rows for it.
+    """
+    best: dict[tuple[str, str, str], dict[str, Any]] = {}
+    with open(tables[MTEB_RESULTS], encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            key = (r["model"], r["revision"] or "", r["task"])
+            old = best.get(key)
+            if old is None or _version(r["mteb_version"]) > _version(old["mteb_version"]):
+                best[key] = r
+    out: dict[str, list[tuple[str, Metric, str]]] = defaultdict(list)
+    for (model, rev, _task), r in sorted(best.items()):
+        path = r["source"].rsplit(":", 1)[-1]
+        out[model].append(
+            (
+                r["type"],
+                Metric(
+                    dataset=r["task"],
+                    name=r["main_metric"],
+                    value=round(float(r["main_score"]) * 100, 4),
+                    source=f"embeddings-benchmark/results@{commit} {path}",
+                    split=r["split"],
+                    protocol=TYPE_PROTOCOL.get(r["type"], r["type"]),
+                ),
+                rev,
+            )
+        )
+    return out
+
+
+def mteb_metrics(
+    rows: list[tuple[str, Metric, str]], revision: str | None, modality: str, commit: str
+) -> list[Metric]:
+    """The metrics of one model: its rows at `revision` when there are any, else at the latest revision per task
+    (the greatest revision string); plus the `mteb-classification` mean for the modality's classification type."""
+    at_rev = [x for x in rows if x[2] == revision]
+    chosen: dict[str, tuple[str, Metric]] = {}
+    for typ, m, _rev in at_rev or sorted(rows, key=lambda x: x[2]):
+        chosen[m.dataset] = (typ, m)
+    # Per-task figures kept in the entry: the probe-protocol classification types (clustering and zero-shot rows
+    # are read but left out, to keep the catalog small enough to load fast).
+    metrics = [m for _, (typ, m) in sorted(chosen.items()) if TYPE_PROTOCOL.get(typ) == PROBE_PROTOCOL]
+    mean_type = MEAN_TYPE.get(modality)
+    vals = [m.value for typ, m in chosen.values() if typ == mean_type]
+    if vals:
+        metrics.insert(
+            0,
+            Metric(
+                dataset="mteb-classification",
+                name="mean",
+                value=round(sum(vals) / len(vals), 2),
+                source=f"embeddings-benchmark/results@{commit}: mean of {len(vals)} MTEB {mean_type} tasks",
+                split="test",
+                protocol=PROBE_PROTOCOL,
+            ),
+        )
+    return metrics
+
+
+def mteb_entries(tables: dict[str, Path]) -> list[CatalogEntry]:
+    """One entry per kept ModelMeta record (`read_metas`), with its published results as metrics."""
+    version, commit = mteb_versions(tables)
+    results = read_results(tables, commit) if MTEB_RESULTS in tables else {}
+    out = []
+    for r in read_metas(tables):
+        name = r["name"]
+        modality, task = _modality_task(r.get("modalities") or ["text"])
+        frameworks = list(r.get("framework") or [])
+        probeable, note = _probeable(modality, frameworks)
+        spdx, lclass = normalize_license(r.get("license"))
+        n = r.get("n_parameters")
+        max_tok = r.get("max_tokens")
+        loader = {
+            k: v
+            for k, v in {
+                "framework": frameworks or None,
+                "similarity_fn": r.get("similarity_fn_name"),
+                "use_instructions": r.get("use_instructions"),
+                "model_type": r.get("model_type"),
+                "extra_requirements": r.get("extra_requirements_groups"),
+                "pooling_prompts": "not in the source table (MTEB keeps them in its loader code)",
+            }.items()
+            if v is not None
+        }
+        date = r.get("release_date")
+        out.append(
+            CatalogEntry(
+                id=f"hf:{name}",
+                source="hf",
+                source_id=name,
+                family=family_of_hf(name),
+                architecture=(r.get("adapted_from") or name).split("/")[-1],
+                modality=modality,
+                task=task,
+                n_params=int(n) if n else None,
+                n_params_source=f"published: mteb {version} ModelMeta.n_parameters (may be rounded)"
+                if n
+                else None,
+                max_seq_len=int(max_tok)
+                if max_tok and math.isfinite(max_tok) and modality == "text"
+                else None,
+                feature_dim=int(r["embed_dim"]) if isinstance(r.get("embed_dim"), int) else None,
+                license=spdx,
+                license_raw=r.get("license"),
+                license_class=lclass,
+                metrics=tuple(mteb_metrics(results.get(name, []), r.get("revision"), modality, commit)),
+                year=int(date[:4]) if date and re.match(r"\d{4}", date) else None,
+                probeable=probeable,
+                probe_note=note,
+                revision=r.get("revision"),
+                release_date=date,
+                languages=tuple(r.get("languages") or ()),
+                loader=loader,
+                provenance=(f"mteb {version} ModelMeta",),
+            )
+        )
+    log.info("mteb: %d entries from %s", len(out), tables[MTEB_METAS])
+    return out
