@@ -12,6 +12,9 @@ predicts the outer-test part, which the selection never saw. The reported accura
 these out-of-fold predictions: accuracy with a 95 % Wilson interval (non-zero width at 0 % and 100 %), macro-F1
 with a percentile bootstrap over samples. The chosen C per fold is recorded, and flagged when it lies on the
 grid's edge (the optimum may lie outside the grid).
+
+Layout: `result` (the `ProbeResult` record), `folds` (fold assignments), `stats` (F1 and intervals), `fit`
+(the L-BFGS solver and the warm-started sweeps); this module runs the nested CV and re-exports them all.
 """
 
 from __future__ import annotations
