@@ -192,11 +192,17 @@ def _bucket(n: int | None) -> int:
     return next(i for i, b in enumerate(SIZE_BUCKETS) if n <= b)
 
 
+def published_prior(e: CatalogEntry) -> float | None:
+    """The published figure candidates are ranked by: ImageNet-1k top-1 for images, else (text and audio
+    encoders) the MTEB classification mean; both percent, None when the catalog has neither."""
+    return e.imagenet_top1 if e.imagenet_top1 is not None else e.mteb_classification
+
+
 def diverse_default(entries: Sequence[CatalogEntry], k: int) -> list[CatalogEntry]:
     """Pick up to `k` entries covering sizes, families and pretraining sources, best published accuracy first.
 
     Round-robin over size buckets; within a bucket prefer (a) a pretraining source not yet picked, (b) a family
-    not yet picked, (c) higher published ImageNet top-1, (d) fewer parameters.
+    not yet picked, (c) higher published prior (`published_prior`), (d) fewer parameters.
     """
     by_bucket: dict[int, list[CatalogEntry]] = {}
     for e in entries:
@@ -213,7 +219,7 @@ def diverse_default(entries: Sequence[CatalogEntry], k: int) -> list[CatalogEntr
                 key=lambda e: (
                     (e.pretrain_data or "?") in seen_pre,
                     e.family in seen_fam,
-                    -(e.imagenet_top1 or 0.0),
+                    -(published_prior(e) or 0.0),
                     e.n_params or 0,
                 )
             )

@@ -63,3 +63,30 @@ def test_published_metric_counts() -> None:
     assert w.wer is not None and any(m.name == "rtfx" and "A100" in (m.protocol or "") for m in w.metrics)
     clip = cat.get("hf:openai/clip-vit-base-patch32")
     assert any(m.name == "zero_shot_acc" and m.protocol.startswith("zero-shot") for m in clip.metrics)
+
+
+def _fake_hf_cache(root: Path, repos: list[str]) -> None:
+    for repo in repos:
+        d = root / ("models--" + repo.replace("/", "--"))
+        (d / "snapshots" / "abc").mkdir(parents=True)
+        (d / "snapshots" / "abc" / "config.json").write_text("{}")
+        (d / "refs").mkdir()
+        (d / "refs" / "main").write_text("abc")
+
+
+def test_offline_text_candidates_are_only_local_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The catalog grew by hundreds of hf: text entries; offline selection still takes only weights on disk.
+    from huggingface_hub import constants
+
+    from advisor.recommend.candidates import Constraints, select_candidates
+
+    local = ["sentence-transformers/all-MiniLM-L6-v2", "BAAI/bge-small-en-v1.5"]
+    _fake_hf_cache(tmp_path, local)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    cands, _ = select_candidates("text", Constraints(offline=True), load_catalog())
+    hf = sorted(c.model_id for c in cands if c.model_id.startswith("hf:"))
+    assert hf == sorted(f"hf:{r}" for r in local)
+    assert all(c.available for c in cands)
