@@ -7,8 +7,10 @@ from typing import Any, cast
 import numpy as np
 
 from advisor.errors import AdvisorError
+from advisor.probe import ProbeResult
 from advisor.recommend.config import CACHE_VERSION, ProgressFn
 from advisor.recommend.protocol import _probe_inputs, _probe_inputs_key
+from advisor.recommend.ranking import PairedCandidate, _aligned_correct, mcnemar_exact
 from advisor.recommend.records import ProbeRecord
 from advisor.recommend.results import CandidateResult
 from advisor.recommend.state import RunState
@@ -23,14 +25,17 @@ def probe_floors(state: RunState, say: ProgressFn) -> RunState:
         say(f"floor: {bid}")
         cr = CandidateResult(model_id=bid, status="baseline", stage="probe", source="baseline")
         state.results[bid] = cr
-        rec = _floor_probe(state, bid, cr)
-        if rec is not None:
-            _compare_with_winner(state, bid, cr, rec)
+        got = _floor_probe(state, bid, cr)
+        if got is not None:
+            _compare_with_winner(state, bid, cr, *got)
     return state
 
 
-def _floor_probe(state: RunState, bid: str, cr: CandidateResult) -> dict[str, Any] | None:
-    """The floor's probe record (cached), or None when its features cannot be computed (error recorded)."""
+def _floor_probe(
+    state: RunState, bid: str, cr: CandidateResult
+) -> tuple[dict[str, Any], PairedCandidate] | None:
+    """The floor's probe record (cached) and its out-of-fold predictions for the paired test, or None when
+    its features cannot be computed (error recorded)."""
     from advisor.io import stable_hash
     from advisor.probe import PROBE_VERSION
 
@@ -48,6 +53,8 @@ def _floor_probe(state: RunState, bid: str, cr: CandidateResult) -> dict[str, An
         }
     )
     cached = _cache_get("baseline", bkey)
+    if cached is not None and "oof_ids" not in cached:
+        cached = None  # written before floors kept their predictions: recompute (floors are cheap)
     cr.cached["probe"] = cached is not None
     if cached is None:
         task = state.get_task()
@@ -56,19 +63,35 @@ def _floor_probe(state: RunState, bid: str, cr: CandidateResult) -> dict[str, An
             x, kept = task.floor_features(bid, samples)
             y = np.array([label_of.get(samples[i].label, -1) for i in kept], dtype=np.int64)
             bkw = _probe_inputs([samples[i].id for i in kept], protocol)
-            cached = task.evaluate(
-                x, y, folds=cfg.folds, seed=cfg.seed, device=state.probe_device, **bkw
-            ).to_dict()
+            pr = task.evaluate(x, y, folds=cfg.folds, seed=cfg.seed, device=state.probe_device, **bkw)
         except AdvisorError as e:
             cr.error = f"floor not computed: {e.message}"
             return None
+        lab = y >= 0  # the probe drops unlabelled rows and keeps the order
+        cached = pr.to_dict(include_predictions=True)
+        cached["oof_ids"] = [samples[kept[j]].id for j in np.flatnonzero(lab)]
+        cached["oof_y"] = [int(v) for v in y[lab]]
         _cache_put("baseline", bkey, cached)
-    cr.probe = cast(ProbeRecord, cached)
-    return cached
+    rec = ProbeResult.from_dict({k: v for k, v in cached.items() if k not in ("oof_ids", "oof_y")}).to_dict()
+    cr.probe = cast(ProbeRecord, rec)
+    paired = PairedCandidate(
+        bid,
+        rec["accuracy"],
+        tuple(rec["accuracy_ci"]),
+        cached["oof_ids"],
+        cached["oof_y"],
+        cached.get("oof_pred"),
+    )
+    return rec, paired
 
 
-def _compare_with_winner(state: RunState, bid: str, cr: CandidateResult, rec: dict[str, Any]) -> None:
-    """The floor's reason line, and a headline/note when the best candidate does not clearly beat it."""
+def _compare_with_winner(
+    state: RunState, bid: str, cr: CandidateResult, rec: dict[str, Any], floor: PairedCandidate
+) -> None:
+    """The floor's reason line, and a headline/note when the best candidate does not clearly beat it.
+
+    "Clearly" is an exact McNemar test on the predictions both made on the same samples (as for the tie
+    groups); without shared predictions it falls back to whether the 95 % intervals overlap."""
     from advisor.recommend.baselines import BASELINES
 
     lo, hi = rec["accuracy_ci"]
@@ -80,19 +103,34 @@ def _compare_with_winner(state: RunState, bid: str, cr: CandidateResult, rec: di
         return
     best = state.probed[0]
     bp = best.probe or {}
+    separated, how = _separated(state, best, bp, floor, lo, hi)
     if rec["accuracy"] >= bp["accuracy"]:
-        w_acc, w_hi = bp["accuracy"], bp["accuracy_ci"][1]
-        clearly = w_hi < lo
         state.floor_headlines.append(
             f"no candidate beats the no-pretraining floor {bid}: {100 * rec['accuracy']:.1f} % vs "
-            f"{100 * w_acc:.1f} % for the best model {best.model_id}"
-            + (" (non-overlapping 95 % intervals)" if clearly else " (overlapping 95 % intervals)")
+            f"{100 * bp['accuracy']:.1f} % for the best model {best.model_id}"
+            + (f" (significantly, {how})" if separated else f" (not significantly, {how})")
             + "; consider the floor's features, or more data, before any pretrained model"
         )
         state.notes.append(state.floor_headlines[-1])
-    elif bp["accuracy_ci"][0] <= hi:
+    elif not separated:
         state.notes.append(
             f"the winner {best.model_id} is not significantly better than the {bid} floor "
-            f"({100 * bp['accuracy']:.1f} % vs {100 * rec['accuracy']:.1f} %, overlapping "
-            "95 % intervals): on this much data the pretrained features' advantage is not established"
+            f"({100 * bp['accuracy']:.1f} % vs {100 * rec['accuracy']:.1f} %, {how}): on this much data "
+            "the pretrained features' advantage is not established"
         )
+
+
+def _separated(
+    state: RunState, best: CandidateResult, bp: Any, floor: PairedCandidate, lo: float, hi: float
+) -> tuple[bool, str]:
+    """Whether the winner and the floor differ at the 5 % level, and the test that said so (for the text)."""
+    ids, y, pred = state.oof.get(best.model_id, (None, None, None))
+    labels = None if y is None else [int(v) for v in y]
+    pair = _aligned_correct(PairedCandidate(best.model_id, bp["accuracy"], None, ids, labels, pred), floor)
+    if pair is None:
+        w_lo, w_hi = bp["accuracy_ci"]
+        return (w_hi < lo or hi < w_lo), "95 % intervals " + (
+            "apart" if (w_hi < lo or hi < w_lo) else "overlap"
+        )
+    p, _, _ = mcnemar_exact(*pair)
+    return p < 0.05, f"exact McNemar p = {p:.2g} on {len(pair[0])} shared samples"
