@@ -51,7 +51,7 @@ def mteb_versions(tables: dict[str, Path]) -> tuple[str, str]:
     """(mteb package version of the ModelMeta records, results repository commit) from the SOURCE.md beside them."""
     text = _source_text(tables[MTEB_METAS])
     ver = re.search(r"mteb==([0-9][0-9.]*[0-9])", text)
-    commit = re.search(r"embeddings-benchmark/results` at commit `([0-9a-f]{7,40})`", text)
+    commit = re.search(r"embeddings-benchmark/results`? at commit `([0-9a-f]{7,40})`", text)
     return (ver.group(1) if ver else "unknown"), (commit.group(1)[:7] if commit else "unknown-commit")
 
 

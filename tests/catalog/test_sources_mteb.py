@@ -17,7 +17,7 @@ from advisor.catalog.sources_mteb import (
 
 SOURCE_MD = (
     "- From the PyPI package `mteb==2.26.24` (Apache-2.0)\n"
-    "- From the public repository github.com/embeddings-benchmark/results` at commit "
+    "- From the public repository github.com/embeddings-benchmark/results at commit "
     "`f4cc6c8b365a3c779dbc708d6affe0b0355b2ddf`\n"
 )
 
