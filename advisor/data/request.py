@@ -1,0 +1,90 @@
+"""The dataset-reader registry: `ReadRequest` (what a reader gets), `register_reader` and `get_reader`."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from advisor.data.scan import FoundFile
+from advisor.data.tables import Table, find_column
+from advisor.data.types import SPLIT_ALIASES, Dataset, SkippedItem
+from advisor.errors import DatasetError
+
+EXPECTED_HINT = (
+    "expected class subfolders of images or audio (cat/001.jpg), train/ and val/ folders of those, "
+    "a flat folder of images, a CSV/JSONL with text,label columns (or a folder with train.csv/test.csv), "
+    "or a CSV/JSONL manifest with path,label columns"
+)
+
+
+@dataclass
+class ReadRequest:
+    """Everything a reader needs: the root, what the scan found, and the user's options."""
+
+    root: Path
+    modality: str | None
+    text_column: str | None
+    label_column: str | None
+    check_headers: bool
+    group_column: str | None = None
+    groups: dict[str, str] = field(default_factory=dict)  # sample id -> group (tables with group_column)
+    files: list[FoundFile] = field(default_factory=list)
+    skipped: list[SkippedItem] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # -> Dataset.notes (logged as warnings too)
+
+    def note(self, text: str) -> None:
+        """Record a fact the user should know about how the data was read, and log it once as a warning."""
+        self.notes.append(text)
+        logging.getLogger("advisor.data.readers").warning("%s", text)
+
+    def note_encodings(self) -> None:
+        """A note for each table that was not UTF-8 and was decoded as Windows-1252."""
+        for t in self.tables:
+            if "1252" in t.encoding:
+                self.note(f"{t.path}: not UTF-8; decoded as Windows-1252/Latin-1 ({t.encoding})")
+
+
+Reader = Callable[[ReadRequest], Dataset]
+READERS: dict[str, Reader] = {}
+
+
+def register_reader(name: str) -> Callable[[Reader], Reader]:
+    """Decorator: add a dataset reader (a layout) under `name`. A duplicate name raises ValueError."""
+
+    def deco(fn: Reader) -> Reader:
+        if name in READERS:
+            raise ValueError(f"dataset reader {name!r} is already registered")
+        READERS[name] = fn
+        return fn
+
+    return deco
+
+
+def get_reader(name: str) -> Reader:
+    """The reader registered as `name`.
+
+    Raises:
+        DatasetError: no such reader (the message lists close names).
+    """
+    if name not in READERS:
+        close = difflib.get_close_matches(name, list(READERS), n=3)
+        hint = (
+            f"did you mean {', '.join(close)}?" if close else f"known layouts: {', '.join(sorted(READERS))}"
+        )
+        raise DatasetError(f"unknown dataset layout {name!r}", hint=hint)
+    return READERS[name]
+
+
+def _split_of(stem: str) -> str | None:
+    return SPLIT_ALIASES.get(stem.lower())
+
+
+def _group_column(table: Table, req: ReadRequest) -> str | None:
+    """The table's group column when --group-column is given (it must exist)."""
+    if req.group_column is None:
+        return None
+    return find_column(table.columns, req.group_column, (), "group", table.path, "--group-column")
