@@ -1,14 +1,23 @@
-"""Readers of media folders: class subfolders (optionally per split), flat folders, and class folders of text files."""
+"""Readers of media datasets: class subfolders (optionally per split), flat folders, and manifests of paths."""
 
 from __future__ import annotations
 
-import hashlib
 import os
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from advisor.data.request import ReadRequest, _split_of, register_reader
-from advisor.data.scan import FoundFile, _utf8_name, check_headers, is_doc_file
+from advisor.data.request import ReadRequest, _group_column, _split_of, register_reader
+from advisor.data.scan import FoundFile, _utf8_name, check_headers, is_doc_file, kind_from_ext, sniff_kind
+from advisor.data.tables import (
+    LABEL_COLUMNS,
+    PATH_COLUMNS,
+    SPLIT_COLUMNS,
+    Table,
+    find_column,
+    looks_like_paths,
+    read_table,
+)
 from advisor.data.types import (
     SPLIT_ALIASES,
     Dataset,
@@ -176,66 +185,142 @@ def _read_folder(req: ReadRequest, split_layout: bool) -> Dataset:
     return ds
 
 
-@register_reader("textfolder")
-def read_textfolder(req: ReadRequest) -> Dataset:
-    """Class subfolders of ``.txt`` files, one sample per file (optionally under train/ val/ test/, as aclImdb)."""
-    from advisor.data.tables import decode_text_file
-
-    txt = [f for f in req.files if f.path.suffix.lower() == ".txt"]
-    deep = [f.rel.split("/") for f in txt]
-    tops = {p[0] for p in deep if len(p) > 1}
-    split_layout = bool(tops) and all(_split_of(t) for t in tops) and any(len(p) > 2 for p in deep)
-    samples: list[Sample] = []
-    records = []
-    populated: dict[str, set[str]] = {}
-    legacy: list[Path] = []  # files decoded as Windows-1252: one warning for all of them
-    for f in req.files:
-        parts = f.rel.split("/")
-        if f.path.suffix.lower() != ".txt":
-            skip = _other_file_skip(f, "text", len(parts) == 1)
-            if skip is not None and f.kind != "table":
-                req.skipped.append(skip)
-            continue
-        split, rest = (
-            (_split_of(parts[0]), parts[1:]) if split_layout and _split_of(parts[0]) else (None, parts)
-        )
-        if len(rest) < 2:
-            if len(parts) > 1:  # a notes file directly inside train/ is not a sample
-                req.skipped.append(
-                    SkippedItem(str(f.path), "not inside a class folder (label unknown)", "misplaced")
-                )
-            continue
-        try:
-            text = decode_text_file(f.path, legacy=legacy)
-        except DatasetError as e:
-            req.skipped.append(SkippedItem(str(f.path), e.message.split(": ", 1)[-1], "bad-encoding"))
-            continue
-        if not text.strip():
-            req.skipped.append(SkippedItem(str(f.path), "empty text file", "empty-text"))
-            continue
-        samples.append(Sample(f.rel, rest[0], f.path, text, split))
-        records.append(
-            (f.rel, rest[0], split, hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest())
-        )
-        populated.setdefault(parts[0] if split else "", set()).add(rest[0])
-    if legacy:
-        req.note(
-            f"{len(legacy)} text file(s) under {req.root} are not UTF-8: decoded as Windows-1252 (Latin-1); "
-            f"first: {legacy[0]}"
-        )
-    samples.sort(key=lambda s: id_sort_key(s.id))
-    for base in sorted(populated) if split_layout else [""]:
-        already = {s.path for s in req.skipped}
-        req.skipped.extend(
-            _empty_class_dirs(req.root / base if base else req.root, populated.get(base, set()), already)
-        )
-    return Dataset(
-        root=req.root,
-        modality="text",
-        samples=samples,
-        classes=sort_classes(s.label for s in samples if s.label is not None),
-        skipped=req.skipped,
-        fingerprint=compute_fingerprint("text", "textfolder", records),
-        layout="textfolder",
-        notes=req.notes,
+def _manifest_path_column(table: Table) -> str:
+    lower = {c.lower(): c for c in table.columns}
+    for name in PATH_COLUMNS:
+        if name in lower and looks_like_paths([r.get(lower[name]) or "" for _, r in table.rows[:50]]):
+            return lower[name]
+    for name in PATH_COLUMNS:
+        if name in lower:
+            return lower[name]
+    raise DatasetError(
+        f"{table.path}: no path column (columns: {', '.join(table.columns)})",
+        hint=f"a manifest needs a column named one of: {', '.join(PATH_COLUMNS[:5])}",
     )
+
+
+@register_reader("manifest")
+def read_manifest(req: ReadRequest) -> Dataset:
+    """CSV/TSV/JSONL manifest(s) with a path column (relative to the manifest), optional label and split."""
+    if not req.tables:
+        req.tables = [read_table(req.root)]
+    req.note_encodings()
+    multi = len(req.tables) > 1
+    order = {"train": 0, "val": 1, "test": 2}  # a file listed in two splits is kept in the first of these
+    req.tables.sort(key=lambda t: (order.get(_split_of(t.path.stem) or "", 3), t.path.name))
+    cands = []
+    extra: dict[str, str] = {}
+    kinds: Counter = Counter()
+    seen: dict[tuple[int, int], tuple[str, int, str | None]] = {}  # file (dev, inode) -> first row listing it
+    outside: list[str] = []
+    for table in req.tables:
+        req.skipped.extend(table.skipped)
+        path_col = _manifest_path_column(table)
+        label_col = find_column(
+            table.columns, req.label_column, LABEL_COLUMNS, "label", table.path, "--label-column"
+        )
+        split_col = find_column(table.columns, None, SPLIT_COLUMNS, "split", table.path, "")
+        group_col = _group_column(table, req)
+        file_split = _split_of(table.path.stem) if multi else None
+        base_dir = table.path.parent
+        for n, row in table.rows:
+            where = f"{table.path}:row {n}"
+            raw = (row.get(path_col) or "").strip()
+            if not raw:
+                req.skipped.append(SkippedItem(where, f"empty {path_col!r} value", "bad-row"))
+                continue
+            p = Path(raw).expanduser()
+            p = p if p.is_absolute() else base_dir / p
+            if _outside(raw, p, base_dir):
+                outside.append(f"{table.path.name} row {n}: {raw!r}")
+            try:
+                st = p.stat()
+            except OSError:
+                req.skipped.append(
+                    SkippedItem(
+                        str(p), f"listed in {table.path.name} (row {n}) but not found", "missing-file"
+                    )
+                )
+                continue
+            if not p.is_file():
+                req.skipped.append(SkippedItem(str(p), "not a regular file", "not-regular-file"))
+                continue
+            label = (row.get(label_col) or "").strip() if label_col else None
+            if label_col and not label:
+                req.skipped.append(SkippedItem(where, f"empty {label_col!r} value", "missing-label"))
+                continue
+            split = file_split
+            split_value = (row.get(split_col) or "").strip().lower() if split_col else ""
+            if split_value:
+                split = SPLIT_ALIASES.get(split_value, split_value)
+            dup = _duplicate_row(seen, (st.st_dev, st.st_ino), table.path.name, n, label)
+            if dup is not None:
+                req.skipped.append(SkippedItem(where, f"{raw!r} {dup}", "duplicate"))
+                continue
+            kind = kind_from_ext(p)
+            if kind not in ("image", "audio") and st.st_size:
+                try:
+                    with open(p, "rb") as fh:
+                        kind = sniff_kind(fh.read(16))
+                except OSError:
+                    kind = None
+            sid = (
+                f"{file_split}:row:{n}"
+                if multi and file_split
+                else (f"{table.path.stem}:row:{n}" if multi else f"row:{n}")
+            )
+            f = FoundFile(raw, p, st.st_size, st.st_mtime_ns, kind)
+            kinds[kind] += 1
+            cands.append((sid, label or None, split, f))
+            extra[sid] = raw
+            group = (row.get(group_col) or "").strip() if group_col else ""
+            if group:
+                req.groups[sid] = group
+    if outside:
+        req.note(
+            f"{len(outside)} manifest path(s) point outside the manifest's folder (absolute, ~ or ..): "
+            f"{'; '.join(outside[:3])}{'; ...' if len(outside) > 3 else ''}; they are read as listed: "
+            "check that the manifest comes from a source you trust"
+        )
+    if req.modality is None:
+        media = Counter({k: v for k, v in kinds.items() if k in ("image", "audio")})
+        req.modality = media.most_common(1)[0][0] if media else "image"
+    kind = req.modality
+    keep = []
+    for c in cands:
+        f = c[3]
+        if f.kind is not None and f.kind != kind and f.size:
+            req.skipped.append(
+                SkippedItem(str(f.path), f"{f.kind} file in a {kind} dataset", "other-modality")
+            )
+        else:
+            keep.append(c)
+    return _media_dataset(req, "manifest", keep, fp_extra=extra)
+
+
+def _outside(raw: str, path: Path, base_dir: Path) -> bool:
+    """True when a manifest entry leaves the manifest's folder: absolute, ``~``, or ``..`` climbing out."""
+    if raw.startswith("~") or Path(raw).is_absolute():
+        return True
+    return not Path(os.path.normpath(path)).is_relative_to(os.path.normpath(base_dir))
+
+
+def _duplicate_row(
+    seen: dict[tuple[int, int], tuple[str, int, str | None]],
+    key: tuple[int, int],
+    table: str,
+    n: int,
+    label: str | None,
+) -> str | None:
+    """Why this row repeats an earlier one (the same file, by device and inode: ``a.png``, ``./a.png`` and a
+    link to it are one file), or None for the first row listing the file, which is remembered."""
+    if key not in seen:
+        seen[key] = (table, n, label)
+        return None
+    t0, n0, label0 = seen[key]
+    first = f"row {n0}" if t0 == table else f"{t0} row {n0}"
+    if label0 != label:
+        return (
+            f"is the file of {first} with another label ({label0!r}, here {label!r}); only the first is kept"
+        )
+    return f"repeats {first} (the same file); counted once"

@@ -7,25 +7,25 @@ from collections import Counter
 from pathlib import Path
 
 # the reader modules register their layouts on import
-from advisor.data import read_media, read_tables  # noqa: F401
+from advisor.data import read_media, read_text  # noqa: F401
 from advisor.data.read_media import (  # noqa: F401  (re-exported)
+    _duplicate_row,
     _empty_class_dirs,
+    _manifest_path_column,
     _media_dataset,
     _other_file_skip,
+    _outside,
     _read_folder,
     read_flat,
     read_imagefolder,
-    read_split_imagefolder,
-    read_textfolder,
-)
-from advisor.data.read_tables import (  # noqa: F401  (re-exported)
-    _duplicate_row,
-    _manifest_path_column,
-    _outside,
-    _read_text,
     read_manifest,
+    read_split_imagefolder,
+)
+from advisor.data.read_text import (  # noqa: F401  (re-exported)
+    _read_text,
     read_split_tables,
     read_text_table,
+    read_textfolder,
 )
 from advisor.data.request import (  # noqa: F401  (re-exported)
     EXPECTED_HINT,
