@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from advisor.data.scan import _short, max_image_pixels
+from advisor.data.scan import _short, check_pixels, max_image_pixels, open_error
 from advisor.data.types import Dataset, Sample, SkipItem
 from advisor.errors import DatasetError
 
@@ -82,13 +82,7 @@ def load_image(sample: Sample | str | os.PathLike, *, min_side: int | None = Non
             im = Image.open(path)
         with im:
             w, h = im.size
-            if w * h > limit:
-                raise SkipItem(
-                    path,
-                    f"image too large: {w}x{h} = {w * h / 1e6:.0f} Mpx > {limit / 1e6:.0f} Mpx limit "
-                    "(decompression-bomb guard; raise $ADVISOR_MAX_IMAGE_PIXELS to accept it)",
-                    "too-large",
-                )
+            check_pixels(path, w, h, limit)
             if min_side is not None and im.format == "JPEG" and min(w, h) >= 2 * min_side:
                 scale = min(w, h) / min_side
                 im.draft("RGB", (max(1, int(w / scale)), max(1, int(h / scale))))
@@ -98,12 +92,8 @@ def load_image(sample: Sample | str | os.PathLike, *, min_side: int | None = Non
             return out.copy() if out is im else out  # `im` is closed on leaving the block
     except SkipItem:
         raise
-    except FileNotFoundError:
-        raise SkipItem(
-            path, "file not found (deleted after the dataset was scanned?)", "missing-file"
-        ) from None
-    except PermissionError as e:
-        raise SkipItem(path, f"permission denied: {e.strerror or e}", "unreadable") from None
+    except (FileNotFoundError, PermissionError) as e:
+        raise open_error(path, e) from None
     except Image.DecompressionBombError as e:
         raise SkipItem(path, f"image too large (decompression-bomb guard): {e}", "too-large") from None
     except MemoryError:
@@ -236,12 +226,8 @@ def load_audio(
             sr = int(fh.samplerate)
             frames = -1 if max_seconds is None else max(1, int(math.ceil(max_seconds * sr)))
             data = fh.read(frames=frames, dtype="float32", always_2d=True)
-    except FileNotFoundError:
-        raise SkipItem(
-            path, "file not found (deleted after the dataset was scanned?)", "missing-file"
-        ) from None
-    except PermissionError as e:
-        raise SkipItem(path, f"permission denied: {e.strerror or e}", "unreadable") from None
+    except (FileNotFoundError, PermissionError) as e:
+        raise open_error(path, e) from None
     except MemoryError:
         raise SkipItem(path, "not enough memory to decode this clip", "too-large") from None
     except Exception as e:  # noqa: BLE001 - libsndfile errors: corrupt/truncated/unsupported

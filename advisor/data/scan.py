@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from advisor.data.types import SkippedItem
+from advisor.data.types import SkipItem, SkippedItem
 
 IMAGE_EXTS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
@@ -199,6 +199,28 @@ def sniff_unknown(files: list[FoundFile]) -> None:
                 pass
 
 
+def check_pixels(path: Path, w: int, h: int, limit: int) -> None:
+    """The decompression-bomb guard: an image of `w` x `h` pixels must not exceed `limit` pixels.
+
+    Raises:
+        SkipItem: the image is over the limit (code ``too-large``).
+    """
+    if w * h > limit:
+        raise SkipItem(
+            path,
+            f"image too large: {w}x{h} = {w * h / 1e6:.0f} Mpx > {limit / 1e6:.0f} Mpx limit "
+            "(decompression-bomb guard; raise $ADVISOR_MAX_IMAGE_PIXELS to accept it)",
+            "too-large",
+        )
+
+
+def open_error(path: Path, e: OSError) -> SkipItem:
+    """The `SkipItem` for a media file that vanished since the scan or that may not be read."""
+    if isinstance(e, FileNotFoundError):
+        return SkipItem(path, "file not found (deleted after the dataset was scanned?)", "missing-file")
+    return SkipItem(path, f"permission denied: {e.strerror or e}", "unreadable")
+
+
 def check_image_header(path: Path) -> dict[str, Any]:
     """Open an image lazily (header only, no pixel decode) and return width, height, mode, format.
 
@@ -224,13 +246,7 @@ def check_image_header(path: Path) -> dict[str, Any]:
         raise SkipItem(path, f"not a readable image: {_short(e, path)}", "corrupt") from None
     if w <= 0 or h <= 0:
         raise SkipItem(path, f"image has an empty size {w}x{h}", "corrupt")
-    if w * h > limit:
-        raise SkipItem(
-            path,
-            f"image too large: {w}x{h} = {w * h / 1e6:.0f} Mpx > {limit / 1e6:.0f} Mpx limit "
-            "(decompression-bomb guard; raise $ADVISOR_MAX_IMAGE_PIXELS to accept it)",
-            "too-large",
-        )
+    check_pixels(path, w, h, limit)
     return info
 
 
