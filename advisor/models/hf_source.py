@@ -506,6 +506,22 @@ def load_hf_model(
     return audio_model_from_hf(model, fe, model_id=model_id, pretrained=pretrained, revision=revision)
 
 
+def load_hf_folder(folder: Path, req: LoadRequest) -> LoadedModel:
+    """Load a folder written by ``save_pretrained`` (offline, no download) for the request `req`.
+
+    Raises:
+        ModelLoadError: the folder's config or weights cannot be loaded.
+    """
+    return load_hf_model(
+        str(folder),
+        model_id=req.model_id,
+        pretrained=req.pretrained,
+        offline=True,
+        trust_remote_code=req.trust_remote_code,
+        params=req.params,
+    )
+
+
 @register_source("hf")
 def load_hf(req: LoadRequest) -> LoadedModel:
     """Load ``hf:<org>/<name>[@revision]`` or ``hf:/local/dir`` (see module docstring)."""
@@ -517,14 +533,7 @@ def load_hf(req: LoadRequest) -> LoadedModel:
                 f"{req.model_id}: {local} is not a folder saved with save_pretrained (no config.json)",
                 hint="point at the folder that holds config.json and the weights",
             )
-        return load_hf_model(
-            str(local),
-            model_id=req.model_id,
-            pretrained=req.pretrained,
-            offline=True,
-            trust_remote_code=req.trust_remote_code,
-            params=req.params,
-        )
+        return load_hf_folder(local, req)
     mid = req.mid or ModelId.parse(req.model_id)
     repo = mid.name
     revision: str | None = mid.tag or req.params.get("revision") or None

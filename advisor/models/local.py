@@ -93,16 +93,9 @@ def load_local(req: LoadRequest) -> LoadedModel:
         )
     if path.is_dir():
         if (path / "config.json").is_file():
-            from advisor.models.hf_source import load_hf_model
+            from advisor.models.hf_source import load_hf_folder
 
-            return load_hf_model(
-                str(path),
-                model_id=req.model_id,
-                pretrained=req.pretrained,
-                offline=True,
-                trust_remote_code=req.trust_remote_code,
-                params=req.params,
-            )
+            return load_hf_folder(path, req)
         raise ModelLoadError(
             f"{path} is a folder without config.json",
             hint="point at a model file or a save_pretrained folder",
