@@ -122,17 +122,8 @@ def walk_files(root: Path) -> tuple[list[FoundFile], list[SkippedItem]]:
             if d.startswith(".") or d.lower() in IGNORED_DIRS:
                 continue
             full = os.path.join(dirpath, d)
-            if not _utf8_name(d):
-                skipped.append(
-                    SkippedItem(_printable(full), "folder name is not valid UTF-8; rename it", "bad-filename")
-                )
-                continue
-            try:
-                dst = os.stat(full)
-            except OSError as e:
-                skipped.append(
-                    SkippedItem(full, f"broken link or unreadable folder: {e.strerror or e}", "unreadable")
-                )
+            dst = _stat_entry(full, d, "folder", skipped)
+            if dst is None:
                 continue
             key = (dst.st_dev, dst.st_ino)
             if key in visited:
@@ -151,19 +142,8 @@ def walk_files(root: Path) -> tuple[list[FoundFile], list[SkippedItem]]:
             if name.startswith("."):
                 continue
             full = os.path.join(dirpath, name)
-            if not _utf8_name(name):
-                # ids become cache keys and JSON: refuse names that cannot be encoded rather than fail later
-                skipped.append(
-                    SkippedItem(_printable(full), "file name is not valid UTF-8; rename it", "bad-filename")
-                )
-                continue
-            try:
-                fst = os.stat(full)
-            except OSError as e:
-                reason = (
-                    "broken or looping symlink" if os.path.islink(full) else f"cannot stat: {e.strerror or e}"
-                )
-                skipped.append(SkippedItem(full, reason, "unreadable"))
+            fst = _stat_entry(full, name, "file", skipped)
+            if fst is None:
                 continue
             if not stat.S_ISREG(fst.st_mode):
                 skipped.append(
@@ -174,6 +154,28 @@ def walk_files(root: Path) -> tuple[list[FoundFile], list[SkippedItem]]:
             files.append(FoundFile(rel, Path(full), fst.st_size, fst.st_mtime_ns, kind_from_ext(name)))
     files.sort(key=lambda f: f.rel)
     return files, skipped
+
+
+def _stat_entry(full: str, name: str, what: str, skipped: list[SkippedItem]) -> os.stat_result | None:
+    """`os.stat` of a walked `what` (``"file"`` or ``"folder"``), or None after recording in `skipped` why it
+    is left out: a name that is not valid UTF-8 (ids become cache keys and JSON: refuse names that cannot be
+    encoded rather than fail later), or a broken link / unreadable entry."""
+    if not _utf8_name(name):
+        skipped.append(
+            SkippedItem(_printable(full), f"{what} name is not valid UTF-8; rename it", "bad-filename")
+        )
+        return None
+    try:
+        return os.stat(full)
+    except OSError as e:
+        if what == "folder":
+            reason = f"broken link or unreadable folder: {e.strerror or e}"
+        elif os.path.islink(full):
+            reason = "broken or looping symlink"
+        else:
+            reason = f"cannot stat: {e.strerror or e}"
+        skipped.append(SkippedItem(full, reason, "unreadable"))
+        return None
 
 
 def _utf8_name(name: str) -> bool:
