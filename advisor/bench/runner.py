@@ -52,21 +52,25 @@ def _load(load: Loader, model_id: str, device: str, pretrained: bool) -> tuple[A
     except WeightsUnavailableOffline as e:
         if not pretrained:
             raise
-        try:
-            return load(model_id, device=device, pretrained=False), (
-                f"weights unavailable ({e.message}); timed with random initialisation instead"
-            )
-        except ModelLoadError:
-            raise e from None
+        note = f"weights unavailable ({e.message}); timed with random initialisation instead"
+        return _load_instead(load, model_id, device, e, pretrained=False, note=note)
     except ModelLoadError as e:
         if pretrained:
             raise
-        try:
-            return load(model_id, device=device, pretrained=True), (
-                f"no random-initialisation variant ({e.message}); timed with the real weights"
-            )
-        except ModelLoadError:
-            raise e from None
+        note = f"no random-initialisation variant ({e.message}); timed with the real weights"
+        return _load_instead(load, model_id, device, e, pretrained=True, note=note)
+
+
+def _load_instead(
+    load: Loader, model_id: str, device: str, first: Exception, *, pretrained: bool, note: str
+) -> tuple[Any, str | None]:
+    """Load the other variant (`pretrained`) with `note` saying why; re-raise `first` when that fails too."""
+    from advisor.errors import ModelLoadError
+
+    try:
+        return load(model_id, device=device, pretrained=pretrained), note
+    except ModelLoadError:
+        raise first from None
 
 
 def _resolve_device(device: str) -> str:
