@@ -7,6 +7,7 @@ reachable as ``advisor.profile``, ``advisor.features``, ``advisor.score``, ``adv
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -316,7 +317,9 @@ def finetune(
     if config is not None and settings:
         raise UsageError("give either a FinetuneConfig or its fields as keyword arguments, not both")
     cfg = config if config is not None else FinetuneConfig(**settings)
-    spec = DatasetSpec.of(data)
+    spec = DatasetSpec.of(data, group_column=cfg.group_column)  # the reader fills Sample.group from it
+    if spec.group_column is not None and cfg.group_column is None and cfg.group_pattern is None:
+        cfg = dataclasses.replace(cfg, group_column=spec.group_column)  # a spec's groups are honoured too
     out_dir = Path(out) if out is not None else default_finetune_dir(spec.path, model, cfg.unfreeze, cfg.seed)
     return _finetune(
         spec.load(),

@@ -13,6 +13,7 @@ from advisor.cli.options import (
     DataOpt,
     DeviceOpt,
     FormatOpt,
+    GroupPatternOpt,
     MaxPerClassOpt,
     ModelOpt,
     OfflineOpt,
@@ -224,7 +225,7 @@ _Resume = Annotated[
 ]
 
 
-@dataset_options(DataOpt, "modality", "text_column", "label_column")
+@dataset_options(DataOpt, "modality", "text_column", "label_column", "group_column")
 def finetune_command(
     dataset: DatasetSpec,
     model: ModelOpt,
@@ -241,6 +242,7 @@ def finetune_command(
     max_per_class: MaxPerClassOpt = None,
     augment: _Augment = None,
     seed: _Seed = 0,
+    group_pattern: GroupPatternOpt = None,
     num_workers: WorkersOpt = 0,
     out: _Out = None,
     resume: _Resume = False,
@@ -255,7 +257,7 @@ def finetune_command(
     from advisor.api import finetune
     from advisor.finetune import FinetuneConfig
 
-    given = dict(locals())  # the `FinetuneConfig` fields among the parameters build the config
+    given = dict(locals()) | {"group_column": dataset.group_column}  # the `FinetuneConfig` fields build it
     cfg = FinetuneConfig(
         **{f.name: given[f.name] for f in dataclasses.fields(FinetuneConfig) if f.name in given}
     )

@@ -154,6 +154,13 @@ GroupColumnOpt = Annotated[
     str | None,
     typer.Option("--group-column", help="Table/manifest column with each sample's group (speaker, patient): group-aware folds."),
 ]  # fmt: skip
+GroupPatternOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--group-pattern",
+        help="Regex on file names whose first group (else the match) is the sample's group.",
+    ),
+]
 
 
 def split_list(values: str | list[str] | None) -> tuple[str, ...]:

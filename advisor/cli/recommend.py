@@ -16,6 +16,7 @@ from advisor.cli.options import (
     DeviceOpt,
     FormatOpt,
     GroupColumnOpt,
+    GroupPatternOpt,
     LabelColumnOpt,
     LicenseChoice,
     LicenseOpt,
@@ -95,13 +96,6 @@ _Baselines = Annotated[
     bool, typer.Option("--baselines/--no-baselines", help="Probe no-pretraining floors for reference.")
 ]
 _Combine = Annotated[CombineChoice, typer.Option("--combine", help="zscore | rank combination of signals.")]
-_GroupPattern = Annotated[
-    str | None,
-    typer.Option(
-        "--group-pattern",
-        help="Regex on file names whose first group (else the match) is the sample's group.",
-    ),
-]
 _CandidateTimeout = Annotated[
     float | None,
     typer.Option(
@@ -270,7 +264,7 @@ def recommend_command(
     label_column: LabelColumnOpt = None,
     split: SplitOpt = None,
     group_column: GroupColumnOpt = None,
-    group_pattern: _GroupPattern = None,
+    group_pattern: GroupPatternOpt = None,
     batch_size: BatchSizeOpt = 32,
     candidate_timeout_s: _CandidateTimeout = None,
     finetune_top: _FinetuneTop = 0,

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from advisor.errors import UsageError
 
 Precision = Literal["auto", "fp32", "bf16"]
-SplitSource = Literal["dataset", "stratified"]
+SplitSource = Literal["dataset", "group-held-out", "stratified"]
 StopReason = Literal["completed", "early_stopping", "budget"]
 
 _UNFREEZE_RE = re.compile(r"^(head|all|last-(\d+))$")
@@ -83,6 +83,10 @@ class FinetuneConfig:
         precision: ``auto`` = bf16 autocast on CUDA, fp32 elsewhere.
         num_workers: DataLoader worker processes for decoding/preprocessing (0 = in-process).
         seed: seeds the split, shuffling, augmentation, head initialisation and dropout.
+        group_column: table/manifest column with each sample's group (speaker, patient); without a given
+            train/val split, validation then holds out whole groups (none on both sides).
+        group_pattern: the same from a regex on file names (its first group, else the match); not with
+            ``group_column``.
     """
 
     unfreeze: str = "head"
@@ -103,6 +107,8 @@ class FinetuneConfig:
     precision: Precision = "auto"
     num_workers: int = 0
     seed: int = 0
+    group_column: str | None = None
+    group_pattern: str | None = None
 
     def __post_init__(self) -> None:
         for name, value in mode_defaults(self.unfreeze).items():
@@ -130,6 +136,10 @@ class FinetuneConfig:
             (self.grad_clip is None or self.grad_clip > 0, "grad clip must be > 0"),
             (self.precision in ("auto", "fp32", "bf16"), "precision must be auto, fp32 or bf16"),
             (isinstance(self.num_workers, int) and self.num_workers >= 0, "workers must be >= 0"),
+            (
+                self.group_column is None or self.group_pattern is None,
+                "give either a group column or a group pattern, not both",
+            ),
         ]
         for ok, msg in checks:
             if not ok:
@@ -158,14 +168,19 @@ class FinetuneConfig:
         return parse_unfreeze(self.unfreeze)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready copy of every field."""
-        return dataclasses.asdict(self)
+        """A JSON-ready copy of every field; the group options only when set, so the records (and the cache
+        keys built from them) of runs without groups are as they were before those options existed."""
+        d = dataclasses.asdict(self)
+        for k in ("group_column", "group_pattern"):
+            if d[k] is None:
+                d.pop(k)
+        return d
 
     def training_key(self) -> dict[str, Any]:
         """The fields that change the trajectory of training; a resumed run must match these exactly.
 
         The budget and the worker count are left out: they change when a run stops or how fast, not what an
-        epoch computes.
+        epoch computes (unset group options are absent, see `to_dict`: runs stored before them still resume).
         """
         d = self.to_dict()
         for k in ("budget_minutes", "num_workers"):
@@ -197,7 +212,9 @@ class FinetuneResult:
     """What a fine-tuning run produced, with the provenance to trace each number.
 
     ``val_accuracy`` is that of the best epoch (the kept checkpoint); ``val_accuracy_ci`` is its 95 % Wilson
-    interval over ``n_val`` validation items.
+    interval over ``n_val`` validation items. ``val_split`` says how validation was held out (``dataset``,
+    ``group-held-out`` or ``stratified``); ``groups`` gives, for a group-held-out split, the group option and the
+    number of groups on each side (``{"by", "train", "val", "val_groups"}``), else None.
     """
 
     model_id: str
@@ -236,6 +253,8 @@ class FinetuneResult:
     notes: list[str] = field(default_factory=list)
     pretrained: bool = True
     model_revision: str | None = None
+    val_split: str | None = None
+    groups: dict[str, Any] | None = None
     schema_version: int = 1
 
     def to_dict(self) -> dict[str, Any]:

@@ -27,10 +27,15 @@ class CheckOptions(Protocol):
     def seed(self) -> int: ...
     @property
     def offline(self) -> bool: ...
+    @property
+    def group_column(self) -> str | None: ...
+    @property
+    def group_pattern(self) -> str | None: ...
 
 
 PROTOCOL_NOTE = (
-    "fine-tune: held-out stratified validation split of the whole dataset (or its own train/val split); "
+    "fine-tune: held-out stratified (with groups: whole groups held out) validation split of the whole dataset "
+    "(or its own train/val split); "
     "probe: the recommend run's evaluation protocol on the subsample"
 )
 
@@ -71,6 +76,8 @@ def finetune_check(
             budget_minutes=cfg.finetune_budget_minutes,
             device=cfg.device,
             seed=cfg.seed,
+            group_column=cfg.group_column,
+            group_pattern=cfg.group_pattern,
         )
         try:
             entry |= _run_one(dataset, c, ft_cfg, offline=cfg.offline)

@@ -222,8 +222,8 @@ def next_command(
     """The shell command that carries the advice out, quoted so that it runs as printed.
 
     ``unfreeze=None`` (a source that cannot be fine-tuned) gives the frozen-features command
-    (``advisor features``); otherwise ``advisor finetune`` with that ``--unfreeze`` and the dataset options of
-    the recommend run, so it reads the same data the same way.
+    (``advisor features``); otherwise ``advisor finetune`` with that ``--unfreeze`` and the dataset and group
+    options of the recommend run, so it reads the same data the same way and validates on held-out groups.
     """
     q = shlex.quote
     data_opts = [f"--data {q(str(opts.data))}"]
@@ -240,6 +240,9 @@ def next_command(
         )
     budget = opts.finetune_budget_minutes if opts.finetune_budget_minutes is not None else opts.budget_minutes
     parts = ["advisor finetune", *data_opts, f"--model {q(model_id)}", f"--unfreeze {q(unfreeze)}"]
+    for flag, value in (("--group-column", opts.group_column), ("--group-pattern", opts.group_pattern)):
+        if value is not None:  # finetune then holds whole groups out for validation, as the probes did
+            parts.append(f"{flag} {q(str(value))}")
     if budget is not None:
         parts.append(f"--budget {budget:g}")
     return " ".join([*parts, *extra])
@@ -262,7 +265,7 @@ def build_advice(
             a runtime `advisor finetune` refuses makes the advice frozen features.
 
     Returns:
-        The `advise_strategy` record plus ``next_command`` and, where they apply, ``notes``.
+        The `advise_strategy` record plus ``next_command``.
     """
     from advisor.finetune import untrainable_reason
 
@@ -284,20 +287,7 @@ def build_advice(
     )
     advice["evidence"]["samples_per_class_counted_on"] = counted_on
     advice["next_command"] = next_command(opts, w.model_id, None if untrainable else advice["unfreeze"])
-    notes = _caveats(dataset, opts, untrainable)
-    if notes:
-        advice["notes"] = notes
     return advice
-
-
-def _caveats(dataset: Dataset, opts: AdviceOptions, untrainable: str | None) -> list[str]:
-    has_given_split = count_per_class(dataset)[1] == "train split"
-    if untrainable is None and (opts.group_column or opts.group_pattern) and not has_given_split:
-        return [
-            "advisor finetune holds out a stratified validation split that ignores the groups, so its "
-            "validation accuracy can be optimistic; give the data a train/val split by group to compare fairly"
-        ]
-    return []
 
 
 def _check_of(checks: Sequence[Mapping[str, Any]], model_id: str | None) -> Mapping[str, Any] | None:
