@@ -12,6 +12,7 @@ from advisor.data.scan import FoundFile
 from advisor.data.tables import Table, find_column
 from advisor.data.types import SPLIT_ALIASES, Dataset, SkippedItem
 from advisor.errors import DatasetError
+from advisor.registry import add_unique
 
 EXPECTED_HINT = (
     "expected class subfolders of images or audio (cat/001.jpg), train/ and val/ folders of those, "
@@ -56,9 +57,7 @@ def register_reader(name: str) -> Callable[[Reader], Reader]:
     """Decorator: add a dataset reader (a layout) under `name`. A duplicate name raises ValueError."""
 
     def deco(fn: Reader) -> Reader:
-        if name in READERS:
-            raise ValueError(f"dataset reader {name!r} is already registered")
-        READERS[name] = fn
+        add_unique(READERS, name, fn, "dataset reader")
         return fn
 
     return deco

@@ -35,6 +35,7 @@ from typing import Any
 from advisor.errors import CatalogEntryNotFound, ModelLoadError
 from advisor.models.base import ExampleSpec, LoadedModel, LoadRequest
 from advisor.models.registry import register_source
+from advisor.registry import add_unique
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,7 @@ def register_package(name: str, *, pip: str, modality: str, arg: str | None = No
     """Decorator: register a ``pkg:<name>`` loader ``fn(req, spec) -> LoadedModel``; duplicates raise."""
 
     def deco(fn: Callable[[LoadRequest, PackagedModel], LoadedModel]):
-        if name in PACKAGES:
-            raise ValueError(f"packaged model {name!r} is already registered")
-        PACKAGES[name] = PackagedModel(name, pip, modality, fn, arg)
+        add_unique(PACKAGES, name, PackagedModel(name, pip, modality, fn, arg), "packaged model")
         return fn
 
     return deco

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from advisor.errors import CatalogEntryNotFound, ModelLoadError, UsageError
 from advisor.models.base import LoadedModel, LoadRequest
 from advisor.models.ids import ModelId
+from advisor.registry import add_unique
 
 SourceLoader = Callable[[LoadRequest], LoadedModel]
 
@@ -55,9 +56,7 @@ def register_source(name: str) -> Callable[[SourceLoader], SourceLoader]:
     """
 
     def deco(fn: SourceLoader) -> SourceLoader:
-        if name in SOURCES:
-            raise ValueError(f"model source {name!r} is already registered")
-        SOURCES[name] = fn
+        add_unique(SOURCES, name, fn, "model source")
         return fn
 
     return deco

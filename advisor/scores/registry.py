@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from advisor.errors import ScoreError, UsageError
+from advisor.registry import add_unique
 
 NEEDS = ("features", "labels", "probs")
 
@@ -74,10 +75,9 @@ def register_scorer(
         raise ValueError(f"unknown needs {bad} for scorer {name!r}; choose from {NEEDS}")
 
     def deco(fn: Callable[..., float]) -> Callable[..., float]:
-        if name in _REGISTRY:
-            raise ValueError(f"scorer {name!r} is already registered")
         doc = (fn.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = ScorerSpec(name, fn, higher_is_better, tuple(needs), doc[0] if doc else "")
+        spec = ScorerSpec(name, fn, higher_is_better, tuple(needs), doc[0] if doc else "")
+        add_unique(_REGISTRY, name, spec, "scorer")
         return fn
 
     return deco

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from advisor.errors import UsageError
+from advisor.registry import add_unique
 
 T = TypeVar("T")
 
@@ -33,9 +34,7 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is already registered")
 
         def add(o: T) -> T:
-            if name in self._entries:
-                raise ValueError(f"{self.kind} {name!r} is already registered")
-            self._entries[name] = o
+            add_unique(self._entries, name, o, self.kind)
             return o
 
         if obj is not None:
