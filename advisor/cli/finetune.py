@@ -171,6 +171,13 @@ def _render(result: dict[str, Any]) -> None:
         f"{safe(result['device'])} {safe(result['precision'])}, micro-batch {result['micro_batch_size']} x "
         f"{result['grad_accum_steps']} accumulation, peak memory = {result['peak_memory_kind']}"
     )
+    groups = result.get("groups")
+    if groups:
+        console.print(
+            f"validation holds out {groups['val']} of {groups['train'] + groups['val']} groups "
+            f"({safe(groups['by'])}): {safe(', '.join(groups['val_groups']))}",
+            highlight=False,
+        )
     for note in result["notes"]:
         console.print(f"note: {safe(note)}", highlight=False)
     if result["checkpoint"]:
@@ -202,7 +209,11 @@ _Patience = Annotated[
     int, typer.Option("--patience", help="Early stopping: epochs without val-accuracy gain (0 = off).")
 ]
 _ValFraction = Annotated[
-    float, typer.Option("--val-fraction", help="Held out per class when the data has no val split.")
+    float,
+    typer.Option(
+        "--val-fraction",
+        help="Held out per class (with a group option: in whole groups) when the data has no val split.",
+    ),
 ]
 _Augment = Annotated[
     bool | None,

@@ -247,3 +247,17 @@ def test_api_honours_groups_from_the_config_or_the_spec(tmp_path):
         )
         assert res.val_split == "group-held-out" and res.groups is not None
         assert res.groups["train"] + res.groups["val"] == len(SPEAKERS)
+
+
+def test_cli_human_output_names_the_held_out_groups(tmp_path, fake_model):
+    data = _grouped_csv(tmp_path)
+    args = [a for a in _args(data, tmp_path / "run", "--group-pattern", "x") if a not in ("--format", "json")]
+    bad = CliRunner().invoke(app, [*args, "--group-column", "speaker"])
+    assert bad.exit_code == 2 and "not both" in bad.output and "Traceback" not in bad.output
+    args = [
+        a for a in _args(data, tmp_path / "run", "--group-column", "speaker") if a not in ("--format", "json")
+    ]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "group-held-out split" in r.output
+    assert "validation holds out 1 of 6 groups (--group-column speaker):" in " ".join(r.output.split())
