@@ -78,8 +78,9 @@ def finetune_rows(r: RecommendResults) -> tuple[list[str], list[list[str]]]:
     rows = []
     for ft in (r.advice or {}).get("finetune_check") or []:
         if ft.get("status") != "done":
+            word = "not fine-tuned" if ft.get("status") == "skipped" else "failed"
             rows.append(
-                [ft["model_id"], str(ft.get("unfreeze")), "-", "-", "-", f"failed: {ft.get('error')}"]
+                [ft["model_id"], str(ft.get("unfreeze")), "-", "-", "-", f"{word}: {ft.get('error')}"]
             )
             continue
 

@@ -157,3 +157,18 @@ def test_report_cli_rerenders_without_recompute(tmp_path):
     assert res.exit_code == 0 and (tmp_path / "run" / "report.html").is_file()
     res = runner.invoke(app, ["report", str(tmp_path / "nope")])
     assert res.exit_code != 0 and "results.json" in res.output
+
+
+def test_finetune_rows_say_not_fine_tuned_for_a_skipped_candidate_and_failed_for_a_failure():
+    """An untrainable candidate (ONNX) that --finetune-top skipped is not shown as a failure."""
+    from advisor.report.render import finetune_rows
+
+    r = _results()
+    r.advice = dict(r.advice or {})
+    r.advice["finetune_check"] = [
+        {"model_id": "local:m.onnx", "unfreeze": "last-1", "status": "skipped", "error": "an ONNX graph"},
+        {"model_id": "timm:x", "unfreeze": "last-1", "status": "failed", "error": "out of memory"},
+    ]
+    _, rows = finetune_rows(r)
+    assert rows[0][-1] == "not fine-tuned: an ONNX graph"
+    assert rows[1][-1] == "failed: out of memory"
