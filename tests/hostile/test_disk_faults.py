@@ -168,7 +168,9 @@ def test_features_with_a_chmod_read_only_cache(data, monkeypatch):
     _cache().chmod(0o500)
     try:
         r = CliRunner().invoke(_app(), ["features", "--data", str(data), *FEATURES])
-        _error_line(r, str(_cache()), "permission denied", "ADVISOR_CACHE_DIR")
+        # _error_line asserts: non-zero exit, no traceback, exactly one Error: line (+ hint) holding each text
+        err, hint = _error_line(r, str(_cache()), "permission denied", "ADVISOR_CACHE_DIR")
+        assert str(_cache()) in err and "ADVISOR_CACHE_DIR" in hint
     finally:
         _cache().chmod(0o700)
 
@@ -229,7 +231,9 @@ def test_recommend_with_a_full_disk_under_the_run_dir(data, tiny_model, monkeypa
 def test_bench_store_that_cannot_be_opened(monkeypatch):
     (_cache() / "bench.sqlite").mkdir(parents=True)  # sqlite cannot open a folder: a real fault, root or not
     r = CliRunner().invoke(_app(), ["bench", MODEL, "--batch-sizes", "1", *FAST_BENCH])
-    _error_line(r, str(_cache() / "bench.sqlite"), "ADVISOR_CACHE_DIR")
+    # _error_line asserts: non-zero exit, no traceback, exactly one Error: line (+ hint) holding each text
+    err, hint = _error_line(r, str(_cache() / "bench.sqlite"), "ADVISOR_CACHE_DIR")
+    assert str(_cache() / "bench.sqlite") in err and "ADVISOR_CACHE_DIR" in hint
 
 
 def test_bench_store_on_a_full_disk(monkeypatch):
@@ -259,7 +263,9 @@ def test_bench_store_on_a_full_disk(monkeypatch):
 
     monkeypatch.setattr(store_mod.sqlite3, "connect", FullDisk)
     r = CliRunner().invoke(_app(), ["bench", MODEL, "--batch-sizes", "1", *FAST_BENCH])
-    _error_line(r, "bench.sqlite", "database or disk is full", "free disk space")
+    # _error_line asserts: non-zero exit, no traceback, exactly one Error: line (+ hint) holding each text
+    err, hint = _error_line(r, "bench.sqlite", "database or disk is full", "free disk space")
+    assert "database or disk is full" in err and "free disk space" in hint
 
 
 # ------------------------------------------------------------------------------------------------ library
