@@ -202,15 +202,13 @@ class TrainingRun:
                 return self.task.backbone(*batch)
         return self.task.backbone(*batch)
 
-    def _fill_train_cache(self) -> None:
-        task = self.task
-        rows: dict[int, int] = {}
-        feats: list[torch.Tensor] = []
-        labels: list[torch.Tensor] = []
-        batches = index_batches(len(task.train.items), max(1, self.st.micro))
+    def _backbone_outputs(self, split: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """(features as float32, labels, item indices) per micro-batch of `split`, in order, without gradients
+        or augmentation; items that fail to load are added to ``skipped``."""
+        batches = index_batches(len(split.items), max(1, self.st.micro))
         loader = make_loader(
-            task,
-            task.train,
+            self.task,
+            split,
             batches,
             seed=self.config.seed,
             epoch=0,
@@ -219,16 +217,23 @@ class TrainingRun:
         )
         with torch.no_grad():
             for got, bad in loader:
-                self.skipped.update(task.train.ids[i] for i in bad)
+                self.skipped.update(split.ids[i] for i in bad)
                 if got is None:
                     continue
                 batch, y, idx = got
                 with self.autocast:
-                    f = task.backbone(*self.to_dev(batch))
-                for i in idx.tolist():
-                    rows[i] = len(rows)
-                feats.append(f.float())
-                labels.append(y)
+                    f = self.task.backbone(*self.to_dev(batch))
+                yield f.float(), y, idx
+
+    def _fill_train_cache(self) -> None:
+        rows: dict[int, int] = {}
+        feats: list[torch.Tensor] = []
+        labels: list[torch.Tensor] = []
+        for f, y, idx in self._backbone_outputs(self.task.train):
+            for i in idx.tolist():
+                rows[i] = len(rows)
+            feats.append(f)
+            labels.append(y)
         self.train_cache.update(
             rows=rows,
             feats=torch.cat(feats) if feats else None,
@@ -253,26 +258,7 @@ class TrainingRun:
         """Validation (features, labels) chunks; computed once when the backbone is frozen."""
         if self.val_feat_cache is not None:
             return self.val_feat_cache
-        task, chunks = self.task, []
-        batches = index_batches(len(task.val.items), max(1, self.st.micro))
-        loader = make_loader(
-            task,
-            task.val,
-            batches,
-            seed=self.config.seed,
-            epoch=0,
-            augment=False,
-            workers=self.config.num_workers,
-        )
-        with torch.no_grad():
-            for got, bad in loader:
-                self.skipped.update(task.val.ids[i] for i in bad)
-                if got is None:
-                    continue
-                batch, y, _ = got
-                with self.autocast:
-                    f = task.backbone(*self.to_dev(batch))
-                chunks.append((f.float(), y.to(self.device)))
+        chunks = [(f, y.to(self.device)) for f, y, _ in self._backbone_outputs(self.task.val)]
         if self.plan.frozen_backbone:
             self.val_feat_cache = chunks
         return chunks
