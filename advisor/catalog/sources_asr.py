@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from advisor.catalog.schema import CatalogEntry, Metric
-from advisor.catalog.sources_mteb import family_of_hf
+from advisor.catalog.sources_mteb import hf_entry
 
 ASR_SHORT = "en_shortform.csv"
 ASR_LONG = "en_longform.csv"
@@ -91,11 +91,8 @@ def asr_entries(tables: dict[str, Path]) -> list[CatalogEntry]:
         size = _num(r.get("Model size (B)"))
         probeable = bool(_PROBEABLE.search(name))
         out.append(
-            CatalogEntry(
-                id=f"hf:{name}",
-                source="hf",
-                source_id=name,
-                family=family_of_hf(name),
+            hf_entry(
+                name,
                 architecture=name.split("/")[-1],
                 modality="audio",
                 task="speech-recognition",

@@ -65,6 +65,11 @@ def family_of_hf(name: str) -> str:
     return base
 
 
+def hf_entry(name: str, **fields: Any) -> CatalogEntry:
+    """The catalog entry of the Hugging Face repo `name` (id, source, source id and family filled in)."""
+    return CatalogEntry(id=f"hf:{name}", source="hf", source_id=name, family=family_of_hf(name), **fields)
+
+
 def _modality_task(modalities: list[str]) -> tuple[str, str]:
     """The entry's modality and task from ModelMeta.modalities (stated rule, see catalog/README.md)."""
     m = set(modalities)
@@ -200,11 +205,8 @@ def mteb_entries(tables: dict[str, Path]) -> list[CatalogEntry]:
         }
         date = r.get("release_date")
         out.append(
-            CatalogEntry(
-                id=f"hf:{name}",
-                source="hf",
-                source_id=name,
-                family=family_of_hf(name),
+            hf_entry(
+                name,
                 architecture=(r.get("adapted_from") or name).split("/")[-1],
                 modality=modality,
                 task=task,
