@@ -70,6 +70,10 @@ class DenseSample:
         mask_path: segmentation: the index mask (``P``/``L`` PNG: pixel value = class index, `ignore_index` =
             not scored); None for detection.
         split: ``train``/``val``/``test`` when the dataset provides splits, else None.
+        areas: ``(N,)`` float object areas from the annotation (COCO ``area``: the segment's area for polygons),
+            used by the COCO small/medium/large split; None: the box area.
+        source_id: the image's id in the source annotations (COCO ``image_id``), for predictions keyed by it;
+            None when the format has none.
     """
 
     id: str
@@ -81,6 +85,8 @@ class DenseSample:
     crowd: np.ndarray | None = None
     mask_path: Path | None = None
     split: str | None = None
+    areas: np.ndarray | None = None
+    source_id: int | str | None = None
 
     @property
     def n_objects(self) -> int:
@@ -108,6 +114,11 @@ class DenseDataset:
         ignore_index: segmentation: mask value not scored (255 by default, as VOC); None for detection.
         warnings: counted, named problems (see `DenseWarning`).
         skipped: ``(path, reason)`` of images left out.
+        category_ids: COCO: the source category id of each class (index = class id), for predictions given in
+            the source id space; None for other formats.
+        mask_values: segmentation: raw mask value → class index where the stored values are not the indices
+            (binary 0/255 masks: ``{0: 0, 255: 1}``); empty when the values are the class indices. Read masks
+            with `read_mask`, which applies it.
     """
 
     root: Path
@@ -118,6 +129,8 @@ class DenseDataset:
     ignore_index: int | None = None
     warnings: list[DenseWarning] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    category_ids: list[int] | None = None
+    mask_values: dict[int, int] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -132,6 +145,24 @@ class DenseDataset:
             for c in s.labels[keep]:
                 counts[self.classes[int(c)]] += 1
         return counts
+
+    def read_mask(self, sample: DenseSample) -> np.ndarray:
+        """Segmentation: the ``(H, W)`` int64 class-index mask of `sample`: palette indices as stored (never via
+        RGB), `mask_values` applied (values it does not list become `ignore_index`)."""
+        from PIL import Image
+
+        if sample.mask_path is None:
+            raise ValueError(f"sample {sample.id} has no mask")
+        with Image.open(sample.mask_path) as im:
+            keep = im.mode in ("P", "L", "I", "I;16")
+            raw = np.asarray(im if keep else im.convert("L")).astype(np.int64)
+        if not self.mask_values:
+            return raw
+        fill = 255 if self.ignore_index is None else self.ignore_index
+        lut = np.full(max(int(raw.max()), *self.mask_values) + 1, fill, dtype=np.int64)
+        for value, index in self.mask_values.items():
+            lut[value] = index
+        return lut[raw]
 
     def fingerprint(self) -> str:
         """A content fingerprint: ids, file sizes/mtimes and annotations (changes when any input changes)."""

@@ -1,0 +1,331 @@
+"""COCO detection metrics (mAP, AP50/75, AP by object size, AR, per-class AP, PR curves) through faster-coco-eval.
+
+Ground truth is a `DenseDataset`, predictions are `Detections` per sample id. Both are written as COCO dicts with
+image, category and annotation ids re-indexed from 1: pycocotools and faster-coco-eval treat a matched ground-truth
+id of 0 as "unmatched" (the labelme COCO export starts its annotation ids at 0, which silently lowers mAP), and a
+category id of 0 is a background class in some exports. Crowd boxes (``iscrowd``) are honoured as COCO does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from advisor.dense.types import MEDIUM_AREA, SMALL_AREA, DenseDataset, Detections
+from advisor.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DetectionMetrics", "coco_inputs", "detection_metrics"]
+
+MAX_DETS = (1, 10, 100)
+RECALL_GRID: tuple[float, ...] = tuple(float(x) for x in np.linspace(0.0, 1.0, 101))
+# faster-coco-eval stats order for bbox with maxDets (1, 10, 100)
+_STAT_NAMES = (
+    "map",
+    "map50",
+    "map75",
+    "map_small",
+    "map_medium",
+    "map_large",
+    "ar1",
+    "ar10",
+    "ar100",
+    "ar_small",
+    "ar_medium",
+    "ar_large",
+)
+
+
+@dataclass
+class DetectionMetrics:
+    """COCO box metrics of one set of predictions against a ground-truth dataset.
+
+    Every metric is in [0, 1], or None where COCO has nothing to average (no ground truth in that size range or
+    class: COCO's ``-1``).
+
+    Attributes:
+        map: AP averaged over IoU .50:.05:.95 (COCO "mAP").
+        map50, map75: AP at IoU .50 and .75.
+        map_small, map_medium, map_large: AP of objects with area < 32², 32²..96², > 96².
+        ar1, ar10, ar100: recall with at most 1, 10, 100 detections per image (IoU .50:.95 mean).
+        ar_small, ar_medium, ar_large: AR@100 by object size.
+        per_class_ap: class name -> AP (IoU .50:.95); None for a class without ground truth.
+        per_class_ap50: class name -> AP at IoU .50.
+        pr_curves: class name -> ``{"precision_50": [...101], "precision": [...101]}``: precision at each point of
+            `recall_grid`, at IoU .50 and averaged over IoU .50:.95 (maxDets 100, all sizes); classes without
+            ground truth are left out.
+        recall_grid: the 101 recall points (0, 0.01, ..., 1).
+        n_images, n_gt, n_crowd, n_predictions: what was evaluated.
+        protocol: one line saying exactly how the numbers were computed.
+        notes: counted, named remarks (predictions dropped, ids re-indexed, ...).
+    """
+
+    map: float | None
+    map50: float | None
+    map75: float | None
+    map_small: float | None
+    map_medium: float | None
+    map_large: float | None
+    ar1: float | None
+    ar10: float | None
+    ar100: float | None
+    ar_small: float | None
+    ar_medium: float | None
+    ar_large: float | None
+    per_class_ap: dict[str, float | None]
+    per_class_ap50: dict[str, float | None]
+    pr_curves: dict[str, dict[str, list[float]]]
+    n_images: int
+    n_gt: int
+    n_crowd: int
+    n_predictions: int
+    protocol: str
+    notes: list[str] = field(default_factory=list)
+    recall_grid: tuple[float, ...] = RECALL_GRID
+
+    def summary(self) -> dict[str, float | None]:
+        """The twelve COCO numbers, by name."""
+        return {name: getattr(self, name) for name in _STAT_NAMES}
+
+    def to_dict(self, *, curves: bool = True) -> dict[str, Any]:
+        """JSON-able form (``curves=False`` leaves the PR curves out)."""
+        out: dict[str, Any] = {"task": "detection", **self.summary()}
+        out.update(
+            per_class_ap=dict(self.per_class_ap),
+            per_class_ap50=dict(self.per_class_ap50),
+            n_images=self.n_images,
+            n_gt=self.n_gt,
+            n_crowd=self.n_crowd,
+            n_predictions=self.n_predictions,
+            protocol=self.protocol,
+            notes=list(self.notes),
+        )
+        if curves:
+            out["recall_grid"] = list(self.recall_grid)
+            out["pr_curves"] = {k: dict(v) for k, v in self.pr_curves.items()}
+        return out
+
+
+def _xywh(boxes: np.ndarray) -> np.ndarray:
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
+
+
+def _gt_dict(gt: DenseDataset) -> tuple[dict[str, Any], int, int]:
+    """The ground truth as a COCO dict (ids from 1), the number of boxes and of crowd boxes."""
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
+    n_crowd = 0
+    for i, s in enumerate(gt.samples, start=1):
+        images.append({"id": i, "file_name": s.id, "width": int(s.width), "height": int(s.height)})
+        crowd = s.crowd_mask()
+        areas = s.areas
+        for j, (box, label) in enumerate(zip(_xywh(s.boxes), s.labels, strict=True)):
+            w, h = float(box[2]), float(box[3])
+            area = float(areas[j]) if areas is not None else w * h
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i,
+                    "category_id": int(label) + 1,
+                    "bbox": [float(box[0]), float(box[1]), w, h],
+                    "area": area,
+                    "iscrowd": int(bool(crowd[j])),
+                }
+            )
+            n_crowd += int(bool(crowd[j]))
+    cats = [{"id": c + 1, "name": name} for c, name in enumerate(gt.classes)]
+    return {"images": images, "annotations": anns, "categories": cats}, len(anns), n_crowd
+
+
+def _map_labels(labels: np.ndarray, class_map: Mapping[int, int | None] | None, n: int) -> np.ndarray:
+    """Prediction labels in the ground truth's class indices; -1 for labels that map to no class."""
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    if class_map is not None:
+        mapped = [class_map.get(int(v)) for v in labels]
+        labels = np.array([-1 if m is None else int(m) for m in mapped], dtype=np.int64)
+    return np.where((labels >= 0) & (labels < n), labels, -1)
+
+
+def _results(
+    gt: DenseDataset,
+    preds: Mapping[str, Detections],
+    class_map: Mapping[int, int | None] | None,
+    notes: list[str],
+) -> list[dict[str, Any]]:
+    """Predictions as a COCO results list (image ids as in `_gt_dict`); unknown images/classes are counted."""
+    index = {s.id: i for i, s in enumerate(gt.samples, start=1)}
+    unknown = [k for k in preds if k not in index]
+    if unknown:
+        notes.append(
+            f"{len(unknown)} prediction image(s) not in the ground truth, ignored (e.g. {', '.join(unknown[:3])})"
+        )
+    out: list[dict[str, Any]] = []
+    unmapped = 0
+    for sid, det in preds.items():
+        if sid not in index or len(det) == 0:
+            continue
+        labels = _map_labels(det.labels, class_map, gt.num_classes)
+        scores = np.asarray(det.scores, dtype=np.float64).reshape(-1)
+        for box, label, score in zip(_xywh(det.boxes), labels, scores, strict=True):
+            if label < 0:
+                unmapped += 1
+                continue
+            out.append(
+                {
+                    "image_id": index[sid],
+                    "category_id": int(label) + 1,
+                    "bbox": [float(v) for v in box],
+                    "score": float(score),
+                }
+            )
+    if unmapped:
+        notes.append(f"{unmapped} prediction(s) with a class outside the ground truth's classes, ignored")
+    return out
+
+
+def coco_inputs(
+    gt: DenseDataset,
+    preds: Mapping[str, Detections],
+    *,
+    class_map: Mapping[int, int | None] | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+    """The COCO ground-truth dict and results list `detection_metrics` evaluates (ids re-indexed from 1).
+
+    Args:
+        gt: detection ground truth.
+        preds: sample id -> detections (labels in the ground truth's class indices, or mapped by `class_map`).
+        class_map: prediction label -> ground-truth class index (None: drop that prediction).
+
+    Returns:
+        ``(gt_dict, results, notes)``; any COCO evaluator (pycocotools too) can read the first two.
+    """
+    notes: list[str] = []
+    gt_dict, _, _ = _gt_dict(gt)
+    return gt_dict, _results(gt, preds, class_map, notes), notes
+
+
+def _stat(value: float) -> float | None:
+    return None if value < 0 or not np.isfinite(value) else float(value)
+
+
+def _per_class(
+    precision: np.ndarray, classes: list[str]
+) -> tuple[dict[str, float | None], dict[str, float | None], dict[str, dict[str, list[float]]]]:
+    """Per-class AP, AP50 and PR curves from COCO's precision array ``[T, R, K, A, M]`` (area all, maxDets 100)."""
+    ap: dict[str, float | None] = {}
+    ap50: dict[str, float | None] = {}
+    curves: dict[str, dict[str, list[float]]] = {}
+    for k, name in enumerate(classes):
+        p = precision[:, :, k, 0, -1]  # [T, R]
+        if not (p > -1).any():
+            ap[name] = ap50[name] = None
+            continue
+        ap[name] = float(np.mean(p[p > -1]))
+        ap50[name] = float(np.mean(p[0][p[0] > -1]))
+        curves[name] = {
+            "precision_50": [float(v) for v in p[0]],
+            "precision": [float(v) for v in p.mean(axis=0)],
+        }
+    return ap, ap50, curves
+
+
+def _protocol(version: str, area_source: str) -> str:
+    return (
+        f"COCO bbox (faster-coco-eval {version}): AP over IoU .50:.05:.95, 101-point interpolated precision, "
+        f"maxDets {'/'.join(map(str, MAX_DETS))}, sizes small < {int(SMALL_AREA)} <= medium < {int(MEDIUM_AREA)} "
+        f"<= large px² by {area_source}; iscrowd honoured; image, category and annotation ids re-indexed from 1"
+    )
+
+
+def _evaluate(gt_dict: dict[str, Any], results: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Run faster-coco-eval; returns (stats[12], precision[T,R,K,A,M])."""
+    from faster_coco_eval import COCO, COCOeval_faster
+
+    coco_gt = COCO(gt_dict, print_function=log.debug)
+    coco_dt = coco_gt.loadRes(results) if results else _empty_results(coco_gt)
+    ev = COCOeval_faster(coco_gt, coco_dt, iouType="bbox", print_function=log.debug)
+    ev.params.maxDets = list(MAX_DETS)
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    return np.asarray(ev.stats, dtype=np.float64)[: len(_STAT_NAMES)], np.asarray(ev.eval["precision"])
+
+
+def _empty_results(coco_gt: Any) -> Any:
+    return coco_gt.loadRes([])
+
+
+def detection_metrics(
+    gt: DenseDataset,
+    preds: Mapping[str, Detections],
+    *,
+    class_map: Mapping[int, int | None] | None = None,
+    iou_type: str = "bbox",
+) -> DetectionMetrics:
+    """COCO box metrics of `preds` against `gt`, by faster-coco-eval.
+
+    Args:
+        gt: detection ground truth (`DenseDataset` with task ``detection``).
+        preds: sample id (`DenseSample.id`) -> detections; images without an entry have no predictions.
+        class_map: prediction label -> ground-truth class index (None drops it); default: labels are already
+            ground-truth class indices.
+        iou_type: ``bbox`` (mask AP is not computed here yet).
+
+    Returns:
+        The metrics, with the protocol used and notes on anything ignored.
+
+    Raises:
+        UsageError: an unsupported `iou_type`, or ground truth that is not a detection dataset.
+    """
+    try:
+        import faster_coco_eval
+    except ImportError:
+        raise UsageError(
+            "COCO detection metrics need faster-coco-eval, which is not installed",
+            hint="pip install 'faster-coco-eval==1.8.0' (or the advisor[dense] extra)",
+        ) from None
+    if iou_type != "bbox":
+        raise UsageError(f"iou_type {iou_type!r} is not supported", hint="use iou_type='bbox'")
+    if gt.task != "detection":
+        raise UsageError(
+            f"{gt.root}: ground truth is a {gt.task} dataset, not detection",
+            hint="use the segmentation metrics for mask data",
+        )
+    notes: list[str] = []
+    gt_dict, n_gt, n_crowd = _gt_dict(gt)
+    results = _results(gt, preds, class_map, notes)
+    if n_gt == 0:
+        notes.append("the ground truth has no boxes: every metric is undefined")
+    has_areas = any(s.areas is not None for s in gt.samples)
+    stats, precision = _evaluate(gt_dict, results)
+    v = {name: _stat(float(x)) for name, x in zip(_STAT_NAMES, stats, strict=True)}
+    ap, ap50, curves = _per_class(precision, gt.classes)
+    return DetectionMetrics(
+        map=v["map"],
+        map50=v["map50"],
+        map75=v["map75"],
+        map_small=v["map_small"],
+        map_medium=v["map_medium"],
+        map_large=v["map_large"],
+        ar1=v["ar1"],
+        ar10=v["ar10"],
+        ar100=v["ar100"],
+        ar_small=v["ar_small"],
+        ar_medium=v["ar_medium"],
+        ar_large=v["ar_large"],
+        per_class_ap=ap,
+        per_class_ap50=ap50,
+        pr_curves=curves,
+        n_images=len(gt.samples),
+        n_gt=n_gt,
+        n_crowd=n_crowd,
+        n_predictions=len(results),
+        protocol=_protocol(faster_coco_eval.__version__, "annotation area" if has_areas else "box area"),
+        notes=notes,
+    )

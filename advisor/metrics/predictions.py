@@ -1,0 +1,316 @@
+"""Reading prediction files for `advisor metrics`: COCO results JSON, YOLO txt folders, index-mask folders.
+
+Predictions are matched to ground-truth samples by image: a COCO ``image_id`` is the ground-truth COCO file's
+image id (when the ground truth is a COCO JSON) or a file name; YOLO txt and mask files by file stem. Bad input
+raises `DatasetError` with one line naming the file; predictions for images not in the ground truth are counted
+in the notes and ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from advisor.dense.types import DenseDataset, Detections, normalise_class_name
+from advisor.errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "MASK_SUFFIXES",
+    "DetectionPredictions",
+    "MaskPredictions",
+    "coco_tables",
+    "read_coco_results",
+    "read_detection_predictions",
+    "read_mask_predictions",
+    "read_yolo_predictions",
+]
+
+MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
+_MAX_JSON_BYTES = 2_000_000_000
+
+
+@dataclass
+class DetectionPredictions:
+    """Detections per ground-truth sample id, the format they were read from and notes on what was ignored."""
+
+    detections: dict[str, Detections]
+    format: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MaskPredictions:
+    """Predicted index-mask files per ground-truth sample id."""
+
+    masks: dict[str, Path]
+    format: str = "mask-folder"
+    notes: list[str] = field(default_factory=list)
+
+
+class _ImageIndex:
+    """Resolves an image reference (sample id, relative path, file name or stem) to a ground-truth sample id."""
+
+    def __init__(self, gt: DenseDataset) -> None:
+        self.ids = {s.id for s in gt.samples}
+        self.by_key: dict[str, str | None] = {}
+        for s in gt.samples:
+            p = PurePosixPath(s.id)
+            for key in (p.name, p.stem, Path(s.path).name, Path(s.path).stem):
+                # a name shared by two samples is ambiguous: it matches nothing
+                self.by_key[key] = s.id if self.by_key.get(key, s.id) == s.id else None
+
+    def resolve(self, ref: str) -> str | None:
+        """The sample id `ref` names, or None."""
+        if ref in self.ids:
+            return ref
+        p = PurePosixPath(ref.replace("\\", "/"))
+        for key in (p.name, p.stem):
+            found = self.by_key.get(key)
+            if found is not None:
+                return found
+        return None
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        if path.stat().st_size > _MAX_JSON_BYTES:
+            raise DatasetError(f"{path}: {path.stat().st_size} bytes is too large to read as JSON")
+        with path.open("rb") as f:
+            return json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DatasetError(
+            f"{path}: not readable as JSON ({e.__class__.__name__}: {e})", hint="check the file"
+        ) from None
+
+
+def coco_tables(path: Path) -> tuple[dict[int, str], dict[int, str]] | None:
+    """A COCO ground-truth file's ``image id -> file_name`` and ``category id -> name``; None when `path` is
+    not a COCO JSON file (or folder holding one under ``annotations/``)."""
+    path = Path(path)
+    if path.is_dir():
+        found = sorted((path / "annotations").glob("*.json")) or sorted(path.glob("*.json"))
+        if len(found) != 1:
+            return None
+        path = found[0]
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return None
+    data = _load_json(path)
+    if not isinstance(data, dict) or "images" not in data:
+        return None
+    try:
+        images = {int(im["id"]): str(im["file_name"]) for im in data["images"]}
+        cats = {int(c["id"]): str(c["name"]) for c in data.get("categories", [])}
+    except (KeyError, TypeError, ValueError):
+        raise DatasetError(f"{path}: COCO images/categories need 'id' and 'file_name'/'name'") from None
+    return images, cats
+
+
+def _category_resolver(
+    gt: DenseDataset, tables: tuple[dict[int, str], dict[int, str]] | None, notes: list[str]
+) -> dict[int, int]:
+    """COCO results ``category_id`` -> ground-truth class index."""
+    if tables is not None and tables[1]:
+        names = {normalise_class_name(n): i for i, n in enumerate(gt.classes)}
+        return {
+            cid: names[normalise_class_name(n)]
+            for cid, n in tables[1].items()
+            if normalise_class_name(n) in names
+        }
+    notes.append(f"category_id read as 1 + the class index in {gt.classes} (the ground truth is not COCO)")
+    return {i + 1: i for i in range(gt.num_classes)}
+
+
+def _coco_row(path: Path, i: int, row: Any) -> tuple[Any, Any, list[float], float]:
+    try:
+        bbox = [float(v) for v in row["bbox"]]
+        if len(bbox) != 4:
+            raise ValueError("bbox needs 4 numbers")
+        return row["image_id"], row.get("category_id", row.get("category_name")), bbox, float(row["score"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise DatasetError(
+            f"{path}: result {i} is not a COCO detection ({e.__class__.__name__}: {e})",
+            hint="each result needs image_id, category_id, bbox [x, y, w, h] and score",
+        ) from None
+
+
+def read_coco_results(path: Path, gt: DenseDataset, *, gt_path: Path | None = None) -> DetectionPredictions:
+    """A COCO results JSON (a list of ``{image_id, category_id, bbox: [x, y, w, h], score}``).
+
+    Args:
+        path: the results file.
+        gt: the ground truth the predictions are for.
+        gt_path: the ground-truth path; when it is a COCO JSON, integer image and category ids are its ids.
+
+    Raises:
+        DatasetError: the file is not a COCO results list.
+    """
+    path = Path(path)
+    data = _load_json(path)
+    if isinstance(data, dict) and isinstance(data.get("annotations"), list):
+        data = data["annotations"]
+    if not isinstance(data, list):
+        raise DatasetError(f"{path}: a COCO results file is a JSON list of detections", hint="check the file")
+    notes: list[str] = []
+    tables = coco_tables(gt_path) if gt_path is not None else None
+    cats = _category_resolver(gt, tables, notes)
+    by_name = {normalise_class_name(n): i for i, n in enumerate(gt.classes)}
+    index = _ImageIndex(gt)
+    rows: dict[str, list[tuple[list[float], float, int]]] = {}
+    missing: set[str] = set()
+    dropped = 0
+    for i, row in enumerate(data):
+        image, cat, bbox, score = _coco_row(path, i, row)
+        ref = tables[0].get(int(image)) if tables is not None and isinstance(image, int) else str(image)
+        sid = index.resolve(ref) if ref is not None else None
+        label = by_name.get(normalise_class_name(cat)) if isinstance(cat, str) else cats.get(int(cat))
+        if sid is None:
+            missing.add(str(image))
+            continue
+        if label is None:
+            dropped += 1
+            continue
+        x, y, w, h = bbox
+        rows.setdefault(sid, []).append(([x, y, x + w, y + h], score, label))
+    _note_unmatched(notes, missing, "image id(s)")
+    if dropped:
+        notes.append(f"{dropped} result(s) with a category not in the ground truth, ignored")
+    return DetectionPredictions({k: _detections(v) for k, v in rows.items()}, "coco-results", notes)
+
+
+def _detections(rows: list[tuple[list[float], float, int]]) -> Detections:
+    return Detections(
+        boxes=np.array([r[0] for r in rows], dtype=np.float32).reshape(-1, 4),
+        scores=np.array([r[1] for r in rows], dtype=np.float32),
+        labels=np.array([r[2] for r in rows], dtype=np.int64),
+    )
+
+
+def _note_unmatched(notes: list[str], missing: set[str], what: str) -> None:
+    if missing:
+        examples = ", ".join(sorted(missing)[:3])
+        notes.append(f"{len(missing)} {what} not in the ground truth, ignored (e.g. {examples})")
+
+
+def _yolo_file(path: Path, width: int, height: int) -> tuple[list[tuple[list[float], float, int]], bool]:
+    """One YOLO txt file's rows in absolute xyxy; and whether any row lacked a confidence."""
+    rows, no_conf = [], False
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{path}: not readable ({e.__class__.__name__})") from None
+    for n, line in enumerate(text.splitlines(), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) not in (5, 6):
+            raise DatasetError(
+                f"{path}:{n}: expected 'class cx cy w h conf' (normalised), got {len(parts)} values",
+                hint="YOLO predictions are saved with save_txt=True, save_conf=True",
+            )
+        try:
+            cls = int(float(parts[0]))
+            cx, cy, w, h = (float(v) for v in parts[1:5])
+            conf = float(parts[5]) if len(parts) == 6 else 1.0
+        except ValueError:
+            raise DatasetError(f"{path}:{n}: not numbers: {line.strip()[:80]!r}") from None
+        no_conf |= len(parts) == 5
+        box = [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height]
+        rows.append((box, conf, cls))
+    return rows, no_conf
+
+
+def read_yolo_predictions(folder: Path, gt: DenseDataset) -> DetectionPredictions:
+    """A folder of YOLO txt predictions (``class cx cy w h conf`` normalised; one file per image, same stem).
+
+    Image sizes come from the ground truth; class ids are ground-truth class indices.
+
+    Raises:
+        DatasetError: a file or line that is not YOLO predictions (named).
+    """
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*.txt") if p.name != "classes.txt")
+    index = _ImageIndex(gt)
+    sizes = {s.id: (s.width, s.height) for s in gt.samples}
+    out: dict[str, Detections] = {}
+    missing: set[str] = set()
+    no_conf = 0
+    for f in files:
+        sid = index.resolve(f.relative_to(folder).as_posix())
+        if sid is None:
+            missing.add(f.name)
+            continue
+        rows, lacked = _yolo_file(f, *sizes[sid])
+        no_conf += int(lacked)
+        bad = [r for r in rows if not 0 <= r[2] < gt.num_classes]
+        if bad:
+            raise DatasetError(
+                f"{f}: class {bad[0][2]} is not one of the {gt.num_classes} ground-truth classes",
+                hint=f"YOLO class ids are 0-based indices into {gt.classes}",
+            )
+        out[sid] = _detections(rows)
+    notes: list[str] = []
+    _note_unmatched(notes, missing, "prediction file(s)")
+    if no_conf:
+        notes.append(
+            f"{no_conf} file(s) without a confidence column: score 1.0 (AP then depends on file order)"
+        )
+    return DetectionPredictions(out, "yolo-txt", notes)
+
+
+def read_detection_predictions(
+    path: Path, gt: DenseDataset, *, gt_path: Path | None = None
+) -> DetectionPredictions:
+    """Detections from a COCO results JSON file or a YOLO txt folder.
+
+    Raises:
+        DatasetError: the path is neither (named), or its content is not valid.
+    """
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".json":
+        return read_coco_results(path, gt, gt_path=gt_path)
+    if path.is_dir() and any(path.rglob("*.txt")):
+        return read_yolo_predictions(path, gt)
+    raise DatasetError(
+        f"{path}: not a prediction file or folder",
+        hint="give a COCO results .json or a folder of YOLO .txt files (class cx cy w h conf)",
+    )
+
+
+def read_mask_predictions(folder: Path, gt: DenseDataset) -> MaskPredictions:
+    """A folder of predicted index masks (PNG, value = class index), one per image with the image's stem.
+
+    Raises:
+        DatasetError: the folder holds no mask files.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: not a folder of predicted masks", hint="give a folder of index PNGs")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in MASK_SUFFIXES and p.is_file())
+    if not files:
+        raise DatasetError(f"{folder}: no mask files ({', '.join(MASK_SUFFIXES)})", hint="give index PNGs")
+    index = _ImageIndex(gt)
+    out: dict[str, Path] = {}
+    missing: set[str] = set()
+    for f in files:
+        sid = index.resolve(f.relative_to(folder).as_posix())
+        if sid is None:
+            missing.add(f.name)
+        else:
+            out[sid] = f
+    notes: list[str] = []
+    _note_unmatched(notes, missing, "mask file(s)")
+    return MaskPredictions(out, notes=notes)
+
+
+def class_map_from_names(pred_classes: list[str], gt_classes: list[str]) -> Mapping[int, int | None]:
+    """Prediction label -> ground-truth class index by normalised name (None where the name is not shared)."""
+    names = {normalise_class_name(n): i for i, n in enumerate(gt_classes)}
+    return {i: names.get(normalise_class_name(n)) for i, n in enumerate(pred_classes)}
