@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from advisor.data.request import ReadRequest, _group_column, _split_of, register_reader
-from advisor.data.scan import FoundFile, _utf8_name, check_headers, is_doc_file, kind_from_ext, sniff_kind
+from advisor.data.scan import FoundFile, check_headers, is_doc_file, kind_from_ext, sniff_kind
 from advisor.data.tables import (
     LABEL_COLUMNS,
     PATH_COLUMNS,
     SPLIT_COLUMNS,
     Table,
     find_column,
+    is_utf8,
     looks_like_paths,
     read_table,
 )
@@ -102,7 +103,7 @@ def _empty_class_dirs(base: Path, populated: set[str], already: set[str]) -> lis
     except OSError:
         return out
     for e in entries:
-        if e.name.startswith(".") or e.name.lower() in ("__macosx", "__pycache__") or not _utf8_name(e.name):
+        if e.name.startswith(".") or e.name.lower() in ("__macosx", "__pycache__") or not is_utf8(e.name):
             continue  # hidden, or already reported by the walk
         try:
             is_dir = e.is_dir()

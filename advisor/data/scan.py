@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from advisor.data.tables import is_utf8
 from advisor.data.types import SkipItem, SkippedItem
 
 IMAGE_EXTS = frozenset(
@@ -160,7 +161,7 @@ def _stat_entry(full: str, name: str, what: str, skipped: list[SkippedItem]) -> 
     """`os.stat` of a walked `what` (``"file"`` or ``"folder"``), or None after recording in `skipped` why it
     is left out: a name that is not valid UTF-8 (ids become cache keys and JSON: refuse names that cannot be
     encoded rather than fail later), or a broken link / unreadable entry."""
-    if not _utf8_name(name):
+    if not is_utf8(name):
         skipped.append(
             SkippedItem(_printable(full), f"{what} name is not valid UTF-8; rename it", "bad-filename")
         )
@@ -176,14 +177,6 @@ def _stat_entry(full: str, name: str, what: str, skipped: list[SkippedItem]) -> 
             reason = f"cannot stat: {e.strerror or e}"
         skipped.append(SkippedItem(full, reason, "unreadable"))
         return None
-
-
-def _utf8_name(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
 
 
 def _printable(path: str) -> str:

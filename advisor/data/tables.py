@@ -76,9 +76,9 @@ def _decode(path: Path, data: bytes, *, warn: bool = True) -> tuple[str, str]:
         except UnicodeDecodeError:
             continue
     lines = data.splitlines()
-    bad = [i + 1 for i, line in enumerate(lines) if not _is_utf8(line)]
+    bad = [i + 1 for i, line in enumerate(lines) if not is_utf8(line)]
     where = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
-    if any(not line.isascii() and _is_utf8(line) for line in lines):
+    if any(not line.isascii() and is_utf8(line) for line in lines):
         enc = f"utf-8, with {len(bad)} of {len(lines)} lines in windows-1252: line {where}"
     else:
         enc = "windows-1252"
@@ -87,12 +87,34 @@ def _decode(path: Path, data: bytes, *, warn: bool = True) -> tuple[str, str]:
     return data.decode("utf-8", errors="advisor-cp1252").lstrip("\ufeff"), enc
 
 
-def _is_utf8(b: bytes) -> bool:
+def is_utf8(value: str | bytes) -> bool:
+    """Whether `value` is valid UTF-8: bytes that decode, or a name that encodes (no lone surrogates standing
+    for undecodable bytes)."""
     try:
-        b.decode("utf-8")
+        if isinstance(value, str):
+            value.encode("utf-8")
+        else:
+            value.decode("utf-8")
         return True
-    except UnicodeDecodeError:
+    except UnicodeError:
         return False
+
+
+def _read_bytes(path: Path, *, hint: str = "make the file readable", name_permission: bool = False) -> bytes:
+    """The bytes of `path`.
+
+    Raises:
+        DatasetError: unreadable, with `hint`; with `name_permission`, a permission denial says so (and its hint
+            is always "make the file readable").
+    """
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        if name_permission and isinstance(e, PermissionError):
+            raise DatasetError(
+                f"{path}: permission denied ({e.strerror})", hint="make the file readable"
+            ) from None
+        raise DatasetError(f"{path}: cannot read ({e.strerror or e})", hint=hint) from None
 
 
 def decode_text_file(path: Path, *, legacy: list[Path] | None = None) -> str:
@@ -106,13 +128,7 @@ def decode_text_file(path: Path, *, legacy: list[Path] | None = None) -> str:
     Raises:
         DatasetError: unreadable or binary.
     """
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise DatasetError(
-            f"{path}: cannot read ({e.strerror or e})", hint="make the file readable"
-        ) from None
-    text, enc = _decode(path, data, warn=legacy is None)
+    text, enc = _decode(path, _read_bytes(path), warn=legacy is None)
     if legacy is not None and "1252" in enc:
         legacy.append(path)
     return text
@@ -128,14 +144,7 @@ def read_table(path: Path) -> Table:
     Raises:
         DatasetError: unreadable, binary or empty.
     """
-    try:
-        data = path.read_bytes()
-    except PermissionError as e:
-        raise DatasetError(
-            f"{path}: permission denied ({e.strerror})", hint="make the file readable"
-        ) from None
-    except OSError as e:
-        raise DatasetError(f"{path}: cannot read ({e.strerror or e})", hint="check the path") from None
+    data = _read_bytes(path, hint="check the path", name_permission=True)
     if not data.strip():
         raise DatasetError(f"{path}: the file is empty", hint="pass a table with a header row and data rows")
     text, enc = _decode(path, data, warn=False)  # the reader notes the encoding (Dataset.notes)
