@@ -1,0 +1,168 @@
+"""Read detection / segmentation datasets: find the format (`detect_dense`) and read it (`load_dense`).
+
+Formats (``DenseDataset.format``): ``coco`` (COCO instances JSON), ``yolo`` (txt labels + ``data.yaml``), ``voc``
+(Pascal VOC XML), ``csv`` (one row per box), ``hf-metadata`` (imagefolder ``metadata.jsonl`` with ``objects``) —
+detection; ``mask-folder`` (images + index PNG masks, VOC ``SegmentationClass`` included) — segmentation. The
+readers are in ``readers_coco``, ``readers_voc``, ``readers_yolo`` and ``readers_masks``; none decodes an image
+(sizes come from the annotations or the file headers). Problems are counted, named `DenseWarning` records on the
+dataset; input that cannot be read at all is a one-line `DatasetError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from advisor.dense.readers_coco import coco_files, hf_metadata_files, looks_like_coco, looks_like_hf_objects
+from advisor.dense.readers_masks import mask_pairs
+from advisor.dense.readers_voc import csv_columns, is_voc, read_csv_header
+from advisor.dense.readers_yolo import yolo_pairs
+from advisor.dense.types import DENSE_TASKS, DenseDataset
+from advisor.errors import DatasetError, UsageError
+
+log = logging.getLogger(__name__)
+
+FORMATS: tuple[str, ...] = ("coco", "yolo", "voc", "csv", "hf-metadata", "mask-folder")
+_MAX_DESCEND = 3
+
+
+def _csv_file(path: Path) -> Path | None:
+    if path.is_file():
+        return (
+            path if path.suffix.lower() in (".csv", ".tsv") and csv_columns(read_csv_header(path)) else None
+        )
+    if not path.is_dir():
+        return None
+    tables = sorted(p for p in path.iterdir() if p.suffix.lower() in (".csv", ".tsv") and p.is_file())
+    boxes = [t for t in tables if csv_columns(read_csv_header(t))]
+    return boxes[0] if len(boxes) == 1 else None
+
+
+def _detect_here(path: Path) -> tuple[str, str] | None:
+    """The (task, format) of `path` itself, without descending."""
+    if any(looks_like_coco(f) for f in coco_files(path)):
+        return ("detection", "coco")
+    if path.is_file():
+        if _csv_file(path):
+            return ("detection", "csv")
+        return (
+            ("detection", "yolo") if path.suffix.lower() in (".yaml", ".yml") and yolo_pairs(path) else None
+        )
+    if not path.is_dir():
+        return None
+    if is_voc(path):
+        return ("detection", "voc")
+    if any(looks_like_hf_objects(f) for f in hf_metadata_files(path)):
+        return ("detection", "hf-metadata")
+    if yolo_pairs(path):
+        return ("detection", "yolo")
+    if mask_pairs(path):
+        return ("segmentation", "mask-folder")
+    if _csv_file(path):
+        return ("detection", "csv")
+    return None
+
+
+def _resolve(path: Path) -> tuple[Path, tuple[str, str]] | None:
+    """`path` or the folder a few single-subfolder levels below it (``bccd/BCCD``) that holds dense data."""
+    here = path
+    for _ in range(_MAX_DESCEND + 1):
+        try:
+            found = _detect_here(here)
+        except (OSError, DatasetError) as e:
+            log.debug("dense detection at %s failed: %s", here, e)
+            return None
+        if found is not None:
+            return here, found
+        if not here.is_dir():
+            return None
+        subs = [p for p in here.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))]
+        if len(subs) != 1:
+            return None
+        here = subs[0]
+    return None
+
+
+def detect_dense(path: str | Path) -> tuple[str, str] | None:
+    """``(task, format)`` when `path` looks like detection/segmentation data, else None (classification folders,
+    tables). Cheap: file names, the first bytes of JSON/CSV files, no image decoding. Descends through folders
+    that hold a single subfolder (``bccd/`` → ``bccd/BCCD/``)."""
+    got = _resolve(Path(path).expanduser())
+    return None if got is None else got[1]
+
+
+def _reader(fmt: str) -> Callable[..., DenseDataset]:
+    from advisor.dense import readers_coco, readers_masks, readers_voc, readers_yolo
+
+    return {
+        "coco": readers_coco.read_coco, "yolo": readers_yolo.read_yolo, "voc": readers_voc.read_voc,
+        "csv": readers_voc.read_box_csv, "hf-metadata": readers_coco.read_hf_metadata,
+        "mask-folder": readers_masks.read_mask_folder,
+    }[fmt]  # fmt: skip
+
+
+def _check_args(task: str | None, format: str | None) -> None:
+    if task is not None and task not in DENSE_TASKS:
+        raise UsageError(f"unknown dense task {task!r}", hint="use --task detection or --task segmentation")
+    if format is not None and format not in FORMATS:
+        raise UsageError(f"unknown dense format {format!r}", hint=f"use one of: {', '.join(FORMATS)}")
+
+
+def load_dense(
+    path: str | Path, *, task: str | None = None, format: str | None = None, ignore_index: int | None = 255,
+    split: str | None = None, classes: Sequence[str] | None = None, binary_masks: bool | None = None,
+) -> DenseDataset:  # fmt: skip
+    """Read a detection or segmentation dataset.
+
+    Args:
+        path: the dataset folder, or its annotation file (COCO ``.json``, box ``.csv``, YOLO ``data.yaml``).
+        task: ``detection`` or ``segmentation``; None: from the format found.
+        format: one of `FORMATS`; None: detected (`detect_dense`).
+        ignore_index: segmentation: the mask value not scored (VOC: 255).
+        split: keep only the images of this split (``train``/``val``/``test``).
+        classes: the class names (index = class id); objects of other classes are dropped (``unknown-class``).
+        binary_masks: masks holding only 0 and 255: True/None read 255 as foreground, False as `ignore_index`.
+
+    Raises:
+        DatasetError: no dense data at `path`, the task does not fit the data, or the annotations are unreadable.
+        UsageError: an unknown task or format.
+    """
+    _check_args(task, format)
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DatasetError(f"dataset path not found: {p}", hint="check the path")
+    got = _resolve(p)
+    root, (found_task, found_fmt) = got if got is not None else (p, ("", ""))
+    fmt = format or found_fmt
+    if not fmt:
+        raise DatasetError(
+            f"no detection/segmentation data found at {p}",
+            hint="expected COCO JSON, YOLO labels/, VOC Annotations/, a box CSV, metadata.jsonl, or images/ + masks/",
+        )
+    want = task or found_task or ("segmentation" if fmt == "mask-folder" else "detection")
+    if want == "segmentation" and format is None and fmt != "mask-folder" and mask_pairs(root):
+        fmt = "mask-folder"  # a VOC tree with both Annotations/ and SegmentationClass/
+    if (want == "segmentation") != (fmt == "mask-folder"):
+        raise DatasetError(
+            f"{root} holds {fmt} {found_task or 'data'}, not {want} data",
+            hint="semantic segmentation needs images/ + index-PNG masks/; boxes and polygons are read as detection",
+        )
+    kwargs = {"ignore_index": ignore_index, "binary_masks": binary_masks} if fmt == "mask-folder" else {}
+    ds = _reader(fmt)(root, classes=classes, **kwargs)
+    ds = replace(ds, root=p)
+    return _keep_split(ds, split)
+
+
+def _keep_split(ds: DenseDataset, split: str | None) -> DenseDataset:
+    if split is None:
+        return ds
+    kept = [s for s in ds.samples if s.split == split]
+    if not kept:
+        have = sorted({s.split for s in ds.samples if s.split})
+        raise DatasetError(
+            f"no images of split {split!r} in {ds.root}",
+            hint=f"splits found: {', '.join(have)}" if have else "this dataset has no splits; drop --split",
+        )
+    return replace(ds, samples=kept)
