@@ -474,36 +474,26 @@ def load_hf_model(
         ) from e
     model.eval()
     modality = params.get("modality") or infer_modality(config)
+    ident: dict[str, Any] = {"model_id": model_id, "pretrained": pretrained, "revision": revision}
     if modality == "text":
         from transformers import AutoTokenizer
 
-        tok = _load_optional(AutoTokenizer, source, **kw)
         return text_model_from_hf(
             model,
-            tok,
-            model_id=model_id,
-            pretrained=pretrained,
-            revision=revision,
+            _load_optional(AutoTokenizer, source, **kw),
             pooling=params.get("pooling", "mean"),
             normalize=_truthy(params.get("normalize")),
             max_length=int(params["max_length"]) if "max_length" in params else None,
+            **ident,
         )
     if modality == "image":
         from transformers import AutoImageProcessor
 
         proc = _load_optional(AutoImageProcessor, source, **kw)
-        return image_model_from_hf(
-            model,
-            proc,
-            model_id=model_id,
-            pretrained=pretrained,
-            revision=revision,
-            pooling=params.get("pooling", "auto"),
-        )
+        return image_model_from_hf(model, proc, pooling=params.get("pooling", "auto"), **ident)
     from transformers import AutoFeatureExtractor
 
-    fe = _load_optional(AutoFeatureExtractor, source, **kw)
-    return audio_model_from_hf(model, fe, model_id=model_id, pretrained=pretrained, revision=revision)
+    return audio_model_from_hf(model, _load_optional(AutoFeatureExtractor, source, **kw), **ident)
 
 
 def load_hf_folder(folder: Path, req: LoadRequest) -> LoadedModel:
