@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -84,12 +84,8 @@ class Prediction:
     rank: int | None = None
 
     def to_dict(self) -> dict:
-        return {
-            "score": self.score,
-            "uncertainty": self.uncertainty,
-            "rank": self.rank,
-            "signals": self.signals,
-        }
+        # the stored key order (not the field order)
+        return {k: getattr(self, k) for k in ("score", "uncertainty", "rank", "signals")}
 
 
 def combine(
@@ -248,15 +244,7 @@ class TieResult:
     discordant: tuple[int, int] | None = None  # (leader right only, candidate right only)
 
     def to_dict(self) -> dict:
-        return {
-            "group": self.group,
-            "leader": self.leader,
-            "method": self.method,
-            "p_value": self.p_value,
-            "p_holm": self.p_holm,
-            "n_shared": self.n_shared,
-            "discordant": list(self.discordant) if self.discordant else None,
-        }
+        return asdict(self) | {"discordant": list(self.discordant) if self.discordant else None}
 
 
 def _aligned_correct(a: PairedCandidate, b: PairedCandidate) -> tuple[np.ndarray, np.ndarray] | None:
