@@ -6,8 +6,9 @@ The public API is one function per CLI command, defined in `advisor.api`::
     advisor.score("feats.npz")               advisor.bench(["timm:resnet18.a1_in1k"], batch_sizes=(1, 8))
     advisor.recommend(data, device="cpu")    advisor.finetune(data, "timm:resnet18.a1_in1k", epochs=3)
     advisor.report("advisor-runs/RUN")       advisor.catalog("convnext in22k", max_params=30e6)
+    advisor.metrics("detection", "gt.json", "predictions.json")
 
-``features``, ``bench``, ``recommend``, ``finetune``, ``report`` and ``catalog`` are also the names of subpackages
+``features``, ``bench``, ``recommend``, ``finetune``, ``report``, ``catalog`` and ``metrics`` are also the names of subpackages
 (``advisor.bench.runner`` ...). Python sets a subpackage as an attribute of ``advisor`` once it is imported, so
 those names are the subpackages themselves, made callable: calling one runs its `advisor.api` function. The
 package is import-light: torch, timm and transformers load only when a function that needs them runs.
@@ -29,6 +30,7 @@ __all__ = [
     "catalog",
     "features",
     "finetune",
+    "metrics",
     "profile",
     "recommend",
     "report",
@@ -36,7 +38,7 @@ __all__ = [
 ]
 
 # API functions whose name is also a module of this package; the rest are plain functions of advisor.api.
-_MODULE_NAMES = frozenset({"features", "bench", "recommend", "finetune", "report", "catalog"})
+_MODULE_NAMES = frozenset({"features", "bench", "recommend", "finetune", "report", "catalog", "metrics"})
 _FUNCTION_NAMES = frozenset({"profile", "score", "sample", "DatasetSpec"})
 
 

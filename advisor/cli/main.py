@@ -71,6 +71,7 @@ COMMAND_MODULES = (
     "advisor.cli.bench",
     "advisor.cli.recommend",
     "advisor.cli.finetune",
+    "advisor.cli.metrics",
 )
 
 

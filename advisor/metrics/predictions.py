@@ -26,7 +26,7 @@ __all__ = [
     "MASK_SUFFIXES",
     "DetectionPredictions",
     "MaskPredictions",
-    "coco_tables",
+    "class_map_from_names",
     "read_coco_results",
     "read_detection_predictions",
     "read_mask_predictions",
@@ -61,11 +61,18 @@ class _ImageIndex:
     def __init__(self, gt: DenseDataset) -> None:
         self.ids = {s.id for s in gt.samples}
         self.by_key: dict[str, str | None] = {}
+        self.by_source: dict[Any, str] = {s.source_id: s.id for s in gt.samples if s.source_id is not None}
         for s in gt.samples:
             p = PurePosixPath(s.id)
             for key in (p.name, p.stem, Path(s.path).name, Path(s.path).stem):
                 # a name shared by two samples is ambiguous: it matches nothing
                 self.by_key[key] = s.id if self.by_key.get(key, s.id) == s.id else None
+
+    def resolve_image_id(self, image: Any) -> str | None:
+        """A COCO ``image_id``: the source id of a sample (`DenseSample.source_id`), else a file reference."""
+        if image in self.by_source:
+            return self.by_source[image]
+        return self.resolve(str(image))
 
     def resolve(self, ref: str) -> str | None:
         """The sample id `ref` names, or None."""
@@ -91,40 +98,14 @@ def _load_json(path: Path) -> Any:
         ) from None
 
 
-def coco_tables(path: Path) -> tuple[dict[int, str], dict[int, str]] | None:
-    """A COCO ground-truth file's ``image id -> file_name`` and ``category id -> name``; None when `path` is
-    not a COCO JSON file (or folder holding one under ``annotations/``)."""
-    path = Path(path)
-    if path.is_dir():
-        found = sorted((path / "annotations").glob("*.json")) or sorted(path.glob("*.json"))
-        if len(found) != 1:
-            return None
-        path = found[0]
-    if path.suffix.lower() != ".json" or not path.is_file():
-        return None
-    data = _load_json(path)
-    if not isinstance(data, dict) or "images" not in data:
-        return None
-    try:
-        images = {int(im["id"]): str(im["file_name"]) for im in data["images"]}
-        cats = {int(c["id"]): str(c["name"]) for c in data.get("categories", [])}
-    except (KeyError, TypeError, ValueError):
-        raise DatasetError(f"{path}: COCO images/categories need 'id' and 'file_name'/'name'") from None
-    return images, cats
-
-
-def _category_resolver(
-    gt: DenseDataset, tables: tuple[dict[int, str], dict[int, str]] | None, notes: list[str]
-) -> dict[int, int]:
-    """COCO results ``category_id`` -> ground-truth class index."""
-    if tables is not None and tables[1]:
-        names = {normalise_class_name(n): i for i, n in enumerate(gt.classes)}
-        return {
-            cid: names[normalise_class_name(n)]
-            for cid, n in tables[1].items()
-            if normalise_class_name(n) in names
-        }
-    notes.append(f"category_id read as 1 + the class index in {gt.classes} (the ground truth is not COCO)")
+def _category_resolver(gt: DenseDataset, notes: list[str]) -> dict[int, int]:
+    """COCO results ``category_id`` -> ground-truth class index: the source COCO category ids when the ground
+    truth is COCO (`DenseDataset.category_ids`), else 1 + the class index (noted)."""
+    if gt.category_ids:
+        return {int(cid): i for i, cid in enumerate(gt.category_ids) if cid is not None and cid >= 0}
+    notes.append(
+        f"category_id read as 1 + the class index in {gt.classes} (the ground truth has no COCO ids)"
+    )
     return {i + 1: i for i in range(gt.num_classes)}
 
 
@@ -133,7 +114,10 @@ def _coco_row(path: Path, i: int, row: Any) -> tuple[Any, Any, list[float], floa
         bbox = [float(v) for v in row["bbox"]]
         if len(bbox) != 4:
             raise ValueError("bbox needs 4 numbers")
-        return row["image_id"], row.get("category_id", row.get("category_name")), bbox, float(row["score"])
+        image = row["image_id"]
+        if not isinstance(image, int | str) or isinstance(image, bool):
+            raise ValueError("image_id must be a number or a file name")
+        return image, row.get("category_id", row.get("category_name")), bbox, float(row["score"])
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise DatasetError(
             f"{path}: result {i} is not a COCO detection ({e.__class__.__name__}: {e})",
@@ -141,16 +125,15 @@ def _coco_row(path: Path, i: int, row: Any) -> tuple[Any, Any, list[float], floa
         ) from None
 
 
-def read_coco_results(path: Path, gt: DenseDataset, *, gt_path: Path | None = None) -> DetectionPredictions:
+def read_coco_results(path: Path, gt: DenseDataset) -> DetectionPredictions:
     """A COCO results JSON (a list of ``{image_id, category_id, bbox: [x, y, w, h], score}``).
 
-    Args:
-        path: the results file.
-        gt: the ground truth the predictions are for.
-        gt_path: the ground-truth path; when it is a COCO JSON, integer image and category ids are its ids.
+    ``image_id`` is the ground truth's COCO image id (`DenseSample.source_id`) or a file name / path / stem;
+    ``category_id`` the ground truth's COCO category id (or 1 + class index when it has none); a
+    ``category_name`` field is matched by name instead.
 
     Raises:
-        DatasetError: the file is not a COCO results list.
+        DatasetError: the file is not a COCO results list (named).
     """
     path = Path(path)
     data = _load_json(path)
@@ -159,8 +142,7 @@ def read_coco_results(path: Path, gt: DenseDataset, *, gt_path: Path | None = No
     if not isinstance(data, list):
         raise DatasetError(f"{path}: a COCO results file is a JSON list of detections", hint="check the file")
     notes: list[str] = []
-    tables = coco_tables(gt_path) if gt_path is not None else None
-    cats = _category_resolver(gt, tables, notes)
+    cats = _category_resolver(gt, notes)
     by_name = {normalise_class_name(n): i for i, n in enumerate(gt.classes)}
     index = _ImageIndex(gt)
     rows: dict[str, list[tuple[list[float], float, int]]] = {}
@@ -168,9 +150,8 @@ def read_coco_results(path: Path, gt: DenseDataset, *, gt_path: Path | None = No
     dropped = 0
     for i, row in enumerate(data):
         image, cat, bbox, score = _coco_row(path, i, row)
-        ref = tables[0].get(int(image)) if tables is not None and isinstance(image, int) else str(image)
-        sid = index.resolve(ref) if ref is not None else None
-        label = by_name.get(normalise_class_name(cat)) if isinstance(cat, str) else cats.get(int(cat))
+        sid = index.resolve_image_id(image)
+        label = by_name.get(normalise_class_name(cat)) if isinstance(cat, str) else _int_or_none(cats, cat)
         if sid is None:
             missing.add(str(image))
             continue
@@ -183,6 +164,13 @@ def read_coco_results(path: Path, gt: DenseDataset, *, gt_path: Path | None = No
     if dropped:
         notes.append(f"{dropped} result(s) with a category not in the ground truth, ignored")
     return DetectionPredictions({k: _detections(v) for k, v in rows.items()}, "coco-results", notes)
+
+
+def _int_or_none(table: dict[int, int], value: Any) -> int | None:
+    try:
+        return table.get(int(value))
+    except (TypeError, ValueError):
+        return None
 
 
 def _detections(rows: list[tuple[list[float], float, int]]) -> Detections:
@@ -265,9 +253,7 @@ def read_yolo_predictions(folder: Path, gt: DenseDataset) -> DetectionPrediction
     return DetectionPredictions(out, "yolo-txt", notes)
 
 
-def read_detection_predictions(
-    path: Path, gt: DenseDataset, *, gt_path: Path | None = None
-) -> DetectionPredictions:
+def read_detection_predictions(path: Path, gt: DenseDataset) -> DetectionPredictions:
     """Detections from a COCO results JSON file or a YOLO txt folder.
 
     Raises:
@@ -275,7 +261,7 @@ def read_detection_predictions(
     """
     path = Path(path)
     if path.is_file() and path.suffix.lower() == ".json":
-        return read_coco_results(path, gt, gt_path=gt_path)
+        return read_coco_results(path, gt)
     if path.is_dir() and any(path.rglob("*.txt")):
         return read_yolo_predictions(path, gt)
     raise DatasetError(

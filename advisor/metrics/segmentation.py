@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from advisor.dense.types import DenseDataset
+from advisor.dense.types import DenseDataset, DenseSample
 from advisor.errors import DatasetError, UsageError
 
 __all__ = ["SegmentationConfusion", "SegmentationMetrics", "read_index_mask", "segmentation_metrics"]
@@ -241,18 +241,21 @@ def segmentation_metrics(
     )
     conf = SegmentationConfusion(gt.num_classes, ignore, list(gt.classes))
     unpredicted: list[str] = []
-    unlabelled = 0
+    unlabelled = remapped = 0
     for s in gt.samples:
         if s.mask_path is None:
             unlabelled += 1
             continue
-        target = read_index_mask(s.mask_path)
+        target = _read_target(gt, s)
         pred = preds.get(s.id)
         if pred is None:
             unpredicted.append(s.id)
             conf.update_unpredicted(target)
             continue
         arr = read_index_mask(pred) if isinstance(pred, Path) else np.asarray(pred)
+        if isinstance(pred, Path) and gt.mask_values and _stored_like_gt(arr, gt.mask_values):
+            arr = _apply_values(arr, gt.mask_values)
+            remapped += 1
         if arr.shape != target.shape:
             where = pred if isinstance(pred, Path) else s.id
             raise DatasetError(
@@ -267,6 +270,11 @@ def segmentation_metrics(
             f"{len(unpredicted)} image(s) without a predicted mask, every pixel counted wrong "
             f"(e.g. {', '.join(unpredicted[:3])})"
         )
+    if remapped:
+        values = ", ".join(f"{k} -> {v}" for k, v in sorted(gt.mask_values.items()))
+        notes.append(
+            f"{remapped} predicted mask(s) stored like the ground truth, values mapped as it is ({values})"
+        )
     if unlabelled:
         notes.append(f"{unlabelled} image(s) without a ground-truth mask, not scored")
     if conf.n_target_undeclared:
@@ -274,3 +282,29 @@ def segmentation_metrics(
             f"{conf.n_target_undeclared} ground-truth pixel(s) with a value that is no class, not scored"
         )
     return conf.result(notes=notes)
+
+
+def _read_target(gt: DenseDataset, sample: DenseSample) -> np.ndarray:
+    try:
+        return gt.read_mask(sample)
+    except (OSError, ValueError) as e:
+        raise DatasetError(
+            f"{sample.mask_path}: not readable as an index mask ({e.__class__.__name__})"
+        ) from None
+
+
+def _stored_like_gt(mask: np.ndarray, mask_values: dict[int, int]) -> bool:
+    """A predicted mask whose values are all raw ground-truth values (e.g. 0/255 binary masks)."""
+    values = np.unique(mask)
+    return (
+        bool(values.size)
+        and set(values.tolist()) <= set(mask_values)
+        and int(values.max()) >= len(mask_values)
+    )
+
+
+def _apply_values(mask: np.ndarray, mask_values: dict[int, int]) -> np.ndarray:
+    lut = np.full(max(int(mask.max()), *mask_values) + 1, -1, dtype=np.int64)
+    for value, index in mask_values.items():
+        lut[value] = index
+    return lut[mask]
