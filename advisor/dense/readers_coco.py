@@ -205,8 +205,11 @@ def _sample(
         labels.append(cls)
         crowd.append(bool(a.get("iscrowd", 0)))
         area = a.get("area")
-        areas.append(float(area) if isinstance(area, int | float) and area > 0 else bw * bh)
+        areas.append(float(area) if isinstance(area, int | float) and area > 0 else np.nan)
     boxes, keep = clean_boxes(np.asarray(rows, dtype=np.float32), w, h, wlog, name)
+    area_arr = np.asarray(areas, dtype=np.float64)
+    missing = np.isnan(area_arr)  # no annotated area: the (clipped) box area
+    area_arr[missing] = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))[missing]
     if not len(anns):
         wlog.add("unlabelled-image", name)
     crowd_arr = np.asarray(crowd, dtype=bool)[keep]
@@ -214,7 +217,7 @@ def _sample(
     return DenseSample(
         id=rel_id(path, root), path=path.resolve(), width=w, height=h, boxes=boxes[keep],
         labels=labels_array(labels)[keep] if labels else labels_array([]), crowd=crowd_arr,
-        split=split, areas=np.asarray(areas, dtype=np.float64)[keep], source_id=img.get("id"),
+        split=split, areas=area_arr[keep], source_id=img.get("id"),
     )  # fmt: skip
 
 
