@@ -14,7 +14,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,18 @@ def to_jsonable(obj: Any) -> Any:
 def dumps(obj: Any) -> str:
     """Serialise `obj` as indented JSON with the conversions of `to_jsonable`."""
     return json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False)
+
+
+def field_names(cls: Any) -> set[str]:
+    """The field names of the dataclass `cls` (the keys its ``from_dict`` reads)."""
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def check_fields(cls: Any, d: Mapping[str, Any], error: Callable[[list[str]], Exception]) -> None:
+    """Raise ``error(unknown keys, sorted)`` when the dict `d` has keys that are not fields of the dataclass `cls`."""
+    unknown = sorted(set(d) - field_names(cls))
+    if unknown:
+        raise error(unknown)
 
 
 def storage_error(path: str | Path, exc: OSError) -> StorageError:

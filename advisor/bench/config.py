@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advisor.errors import UsageError
+from advisor.io import field_names
 
 SCHEMA_VERSION = 1
 PRECISIONS = ("fp32", "fp16", "bf16", "amp_fp16", "amp_bf16")
@@ -107,7 +108,7 @@ class BenchConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BenchConfig:
         """The config a `to_dict` wrote (unknown keys ignored, lists back to tuples)."""
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = field_names(cls)
         kw: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names}
         return cls(**kw)
 
@@ -205,7 +206,7 @@ class BenchResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BenchResult:
         """The result a `to_dict` wrote (unknown keys ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = field_names(cls)
         kw = {k: v for k, v in d.items() if k in names}
         kw["records"] = [BatchRecord(**r) for r in d.get("records", [])]
         return cls(**kw)

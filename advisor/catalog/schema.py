@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from advisor.errors import CatalogError
+from advisor.io import check_fields
 from advisor.models.ids import ModelId
 
 Modality = Literal["image", "text", "audio", "multimodal", "video"]
@@ -200,10 +201,9 @@ class CatalogEntry:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CatalogEntry:
         """Build and validate an entry from its on-disk dict; unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        extra = set(d) - known
-        if extra:
-            raise CatalogError(f"catalog entry {d.get('id')!r} has unknown fields: {sorted(extra)}")
+        check_fields(
+            cls, d, lambda extra: CatalogError(f"catalog entry {d.get('id')!r} has unknown fields: {extra}")
+        )
         d = dict(d)
         d["metrics"] = tuple(Metric(**m) for m in d.get("metrics") or ())
         if d.get("input_size") is not None:

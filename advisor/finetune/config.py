@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from advisor.errors import UsageError
+from advisor.io import field_names
 
 Precision = Literal["auto", "fp32", "bf16"]
 SplitSource = Literal["dataset", "group-held-out", "stratified"]
@@ -269,5 +270,5 @@ class FinetuneResult:
         d = dict(d)
         d["history"] = [EpochRecord(**h) for h in d.get("history", [])]
         d["val_accuracy_ci"] = tuple(d["val_accuracy_ci"])
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = field_names(cls)
         return cls(**{k: v for k, v in d.items() if k in names})

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor.errors import ResultsError
+from advisor.io import field_names
 from advisor.recommend.records import BenchRecord, PredictedRecord, ProbeRecord, ScoreRecord
 
 SCHEMA_NAME = "advisor.recommend"
@@ -135,7 +136,7 @@ class CandidateResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CandidateResult:
         """Rebuild from a stored candidate object (keys this version does not know are ignored)."""
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = field_names(cls)
         return cls(**{k: v for k, v in d.items() if k in known})
 
 

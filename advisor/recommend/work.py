@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from advisor.errors import AdvisorError, DatasetError, UsageError
+from advisor.io import check_fields, field_names
 from advisor.recommend.config import CACHE_VERSION
 from advisor.recommend.records import ScoreRecord
 from advisor.recommend.signals import _logits, _score_dict, domain_signals
@@ -57,10 +58,9 @@ class CandidateSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CandidateSpec:
         """Rebuild from `to_dict`. Raises UsageError on unknown or missing fields."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise UsageError(f"candidate spec has unknown field(s): {', '.join(sorted(unknown))}")
+        check_fields(
+            cls, d, lambda unknown: UsageError(f"candidate spec has unknown field(s): {', '.join(unknown)}")
+        )
         try:
             return cls(**(d | {"sample_ids": tuple(d["sample_ids"]), "scores": tuple(d.get("scores") or ())}))
         except (KeyError, TypeError) as e:
@@ -92,7 +92,7 @@ class CandidateOutcome:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CandidateOutcome:
         """Rebuild from `to_dict` (``features`` None)."""
-        names = {f.name for f in dataclasses.fields(cls)} - {"features"}
+        names = field_names(cls) - {"features"}
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
