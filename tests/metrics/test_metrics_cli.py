@@ -228,3 +228,19 @@ def test_membrane_labels_as_predictions_score_one(tmp_path):
     out = _json(["metrics", "segmentation", str(train), str(train / "label")])
     assert out["metrics"]["miou"] == pytest.approx(1.0) and out["metrics"]["n_images"] == 30
     assert out["metrics"]["present_classes"] == ["background", "foreground"]
+
+
+def test_public_api_function_and_light_import(tmp_path):
+    import subprocess
+    import sys
+
+    import advisor
+
+    gt_path, raw, results, _ = _write_coco(tmp_path)
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    report = advisor.metrics("detection", gt_path, tmp_path / "results.json")
+    assert report.metrics.map == pytest.approx(float(_reference(raw, results)[0]), abs=1e-4)
+    assert report.protocol.startswith("COCO bbox") and report.to_dict()["task"] == "detection"
+    code = "import sys, advisor.metrics; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
