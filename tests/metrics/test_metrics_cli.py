@@ -244,3 +244,12 @@ def test_public_api_function_and_light_import(tmp_path):
     code = "import sys, advisor.metrics; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_segmentation_human_output_and_unmatched_masks(tmp_path):
+    gt_root, pred_dir, _ = _write_masks(tmp_path)
+    Image.fromarray(np.zeros((24, 32), np.uint8), mode="L").save(pred_dir / "stranger.png")
+    res = runner.invoke(app, ["metrics", "segmentation", str(gt_root), str(pred_dir)])
+    assert res.exit_code == 0, res.output
+    assert "mIoU" in res.stdout and "protocol: confusion matrix accumulated over 4 image(s)" in res.stdout
+    assert "1 mask file(s) not in the ground truth, ignored (e.g. stranger.png)" in res.output
