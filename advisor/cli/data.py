@@ -49,13 +49,30 @@ def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")
 
 
+_ProfileTask = Annotated[
+    str | None,
+    typer.Option(
+        "--task", help="classification, detection or segmentation (default: detected from the data)."
+    ),
+]
+_ProfileIgnoreIndex = Annotated[
+    int, typer.Option("--ignore-index", help="Segmentation: the mask value not scored (default 255, as VOC).")
+]
+
+
 @data_app.command("profile", cls=AdvisorCommand)
 @dataset_options(PathArg, name="path")
-def profile_cmd(dataset: DatasetSpec, fmt: FormatOpt = OutputFormat.human) -> None:
-    """Profile a dataset: counts per class, imbalance, image sizes / text lengths / clip durations, skips."""
+def profile_cmd(
+    dataset: DatasetSpec,
+    task: _ProfileTask = None,
+    ignore_index: _ProfileIgnoreIndex = 255,
+    fmt: FormatOpt = OutputFormat.human,
+) -> None:
+    """Profile a dataset: counts per class, imbalance, image sizes / text lengths / clip durations, skips;
+    detection/segmentation data: objects per class, object sizes, pixel shares and counted warnings."""
     from advisor.api import profile
 
-    Output(fmt).result(profile(dataset), _render_profile)
+    Output(fmt).result(profile(dataset, task=task, ignore_index=ignore_index), _render_profile)
 
 
 @data_app.command("sample", cls=AdvisorCommand)
@@ -94,6 +111,10 @@ def _stat_row(name: str, s: dict | None) -> list[str]:
 def _render_profile(p) -> None:
     from rich.table import Table
 
+    if isinstance(p, dict):  # detection / segmentation (advisor.dense.profile)
+        from advisor.cli.data_dense import render_dense_profile
+
+        return render_dense_profile(p)
     con = stdout_console()
     rows = [
         ("path", p.root),

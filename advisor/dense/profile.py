@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -162,3 +163,24 @@ def profile_dense(ds: DenseDataset, *, max_masks: int = MAX_PROFILE_MASKS) -> di
     out["n_skipped"] = len(ds.skipped)
     out["skipped"] = [{"path": p, "reason": r} for p, r in ds.skipped[:MAX_LISTED_SKIPS]]
     return out
+
+
+def profile_if_dense(
+    path: str | Path, *, task: str | None = None, modality: str | None = None, split: str | None = None,
+    ignore_index: int | None = 255,
+) -> dict[str, Any] | None:  # fmt: skip
+    """The dense profile of `path` when it holds detection/segmentation data (or `task` names one), else None.
+
+    ``task="classification"`` or a non-image `modality` always gives None (the classification profile applies).
+
+    Raises:
+        DatasetError: `task` is dense but the data cannot be read as it.
+    """
+    from advisor.dense.readers import detect_dense, load_dense
+    from advisor.dense.types import DENSE_TASKS
+
+    if task not in (None, *DENSE_TASKS) or modality not in (None, "image"):
+        return None
+    if task is None and detect_dense(path) is None:
+        return None
+    return profile_dense(load_dense(path, task=task, split=split, ignore_index=ignore_index))

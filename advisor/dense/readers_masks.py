@@ -111,7 +111,7 @@ def _scan_values(paths: list[Path], wlog: WarningLog) -> tuple[set[int], set[str
 
 def _classes(
     root: Path, mask_dir: Path, values: set[int], modes: set[str], ignore_index: int | None,
-    binary_masks: bool | None, wlog: WarningLog,
+    binary_masks: bool | None, n_masks: int, wlog: WarningLog,
 ) -> tuple[list[str], dict[int, int]]:  # fmt: skip
     """Class names and the raw value → index map (binary 0/255 masks)."""
     f = find_file([root / n for n in NAMES_FILES] + [mask_dir.parent / n for n in NAMES_FILES])
@@ -119,8 +119,8 @@ def _classes(
         return read_names_file(f), {}
     binary = values <= {0, 255} and 255 in values and "P" not in modes
     if binary and binary_masks is not False:
-        wlog.add("binary-mask-255", None)
-        wlog.note("binary-mask-255", "masks hold only 0 and 255: " + _BINARY_NOTE)
+        wlog.add("binary-mask-255", None, n_masks)
+        wlog.note("binary-mask-255", "{n} masks hold only 0 and 255: " + _BINARY_NOTE)
         return ["background", "foreground"], {0: 0, 255: 1}
     if values <= {0, 1}:
         return ["background", "foreground"], {}
@@ -131,7 +131,8 @@ def _classes(
 
 
 _BINARY_NOTE = (
-    "read as binary, 0 = background, 255 = foreground (not ignore); binary_masks=False reads 255 as ignore"
+    "read as binary, 0 = background, 255 = foreground (not ignore); "
+    "load_dense(..., binary_masks=False) reads 255 as ignore"
 )
 
 
@@ -175,7 +176,7 @@ def read_mask_folder(
     if classes is not None:
         names = list(classes)
     else:
-        names, lut = _classes(path, pairs[0][1], values, modes, ignore_index, binary_masks, wlog)
+        names, lut = _classes(path, pairs[0][1], values, modes, ignore_index, binary_masks, len(found), wlog)
     bad = _undeclared(values, len(names), ignore_index, lut)
     if bad:
         wlog.add("mask-value-undeclared", ", ".join(map(str, bad[:8])), len(bad))

@@ -162,7 +162,7 @@ def test_binary_0_255_masks_read_as_two_classes(tmp_path: Path) -> None:
     root = syn.write_masks(tmp_path / "seg", binary=True)
     ds = load_dense(root)
     assert ds.classes == ["background", "foreground"] and ds.mask_values == {0: 0, 255: 1}
-    assert _codes(ds) == {"binary-mask-255": 1}
+    assert _codes(ds) == {"binary-mask-255": 3}
     m = ds.read_mask(ds.samples[0])
     assert set(np.unique(m).tolist()) == {0, 1} and m[:, -1].tolist() == [1] * syn.H
     ignored = load_dense(root, binary_masks=False)
