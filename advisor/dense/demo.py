@@ -54,7 +54,7 @@ def _paste(canvas: np.ndarray, inst: np.ndarray, item: np.ndarray, k: int, rng: 
 
     scale = rng.uniform(1.0, 2.5)
     size = int(round(28 * scale))
-    grey = np.asarray(Image.fromarray(item).resize((size, size), Image.BILINEAR), dtype=np.float64)
+    grey = np.asarray(Image.fromarray(item).resize((size, size), Image.Resampling.BILINEAR), dtype=np.float64)
     x0, y0 = int(rng.integers(0, CANVAS - size + 1)), int(rng.integers(0, CANVAS - size + 1))
     alpha = (grey / 255.0)[..., None]
     tint = rng.uniform(0.6, 1.0, size=3) * 255.0
@@ -99,7 +99,8 @@ def _write(root: Path, task: str) -> None:
     (root / "images").mkdir(parents=True)
     if task == "segmentation":
         (root / "masks").mkdir()
-    images, anns = [], []
+    images: list[dict] = []
+    anns: list[dict] = []
     for i in range(N_IMAGES):
         img, mask, objects = _scene(items, rng)
         name = f"scene-{i:03d}.png"

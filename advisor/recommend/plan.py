@@ -18,7 +18,7 @@ from advisor.recommend.config import (
 )
 
 if TYPE_CHECKING:
-    from advisor.tasks import Task
+    from advisor.tasks import FeatureTask
 
 
 def _device_kind(device: str) -> str:
@@ -45,7 +45,7 @@ def _subsample_size(n_total: int, n_classes: int, max_per_class: int | None, max
 
 
 def make_plan(
-    cfg: RunConfig, dataset: Any, *, offline: bool, catalog: Any = None, task: Task | None = None
+    cfg: RunConfig, dataset: Any, *, offline: bool, catalog: Any = None, task: FeatureTask | None = None
 ) -> tuple[Plan, list[Candidate], dict[str, Any]]:
     """Choose candidates, the subsample and the shortlist size under `cfg` (and its budget).
 
@@ -62,7 +62,9 @@ def make_plan(
     if task is None:
         from advisor.tasks import DEFAULT_TASK, get_task
 
-        task = get_task(cfg.task or DEFAULT_TASK)
+        found = get_task(cfg.task or DEFAULT_TASK)
+        assert isinstance(found, FeatureTask), f"task {found.name} does not run the feature stages"
+        task = found
     cands, excluded = task.select_candidates(dataset.modality, cfg.constraints(offline=offline), catalog)
     budget_s = cfg.budget_minutes * 60 if cfg.budget_minutes else None
 

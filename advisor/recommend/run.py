@@ -20,11 +20,9 @@ candidate):
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from advisor.errors import UsageError
 from advisor.recommend.config import (
     CACHE_VERSION,
     DECODE_S,
@@ -61,6 +59,9 @@ from advisor.recommend.work import (
     SerialExecutor,
     evaluate_candidate,
 )
+
+if TYPE_CHECKING:
+    from advisor.dense.results import DenseResults
 
 __all__ = [
     "CACHE_VERSION",
@@ -114,7 +115,7 @@ __all__ = [
 
 def recommend(
     data: str | Path | None = None, *, progress_fn: ProgressFn | None = None, **options: Any
-) -> RecommendResults | Plan:
+) -> RecommendResults | Plan | DenseResults:
     """Rank pretrained models for a labelled dataset: the library behind `advisor recommend`.
 
     Args:
@@ -124,38 +125,20 @@ def recommend(
             max_memory_mb, license, models, offline, budget_minutes, max_candidates, shortlist, max_per_class,
             max_samples, scores, folds, seed, bench, combine, batch_size, out, dry_run, progress, task,
             candidate_timeout_s), and
-            ``demo=True`` for the bundled Fashion-MNIST sample (offline, packaged models, CPU by default).
+            ``demo=True`` for the bundled Fashion-MNIST sample (offline, packaged models, CPU by default),
+            ``demo="detection"`` / ``"segmentation"`` for the generated dense demos.
 
     Returns:
-        `RecommendResults` (or a `Plan` when ``dry_run=True``). With ``out`` set (default "auto") the run directory
+        `RecommendResults` (`DenseResults` for dense tasks; a `Plan` when ``dry_run=True``). With ``out`` set (default "auto") the run directory
         is written (results.json, results.csv, report.md, report.html).
 
     Raises:
         DatasetError, UsageError: bad data or options. Candidates that fail to load are recorded, not raised.
     """
-    if options.pop("demo", False):
-        from advisor.demo import demo_dataset_path
+    from advisor.api import run_config
 
-        data = demo_dataset_path()
-        options.setdefault("offline", True)
-        if options.get("device", "auto") == "auto":
-            options["device"] = "cpu"
-    if data is None:
-        raise UsageError("no dataset given", hint="pass a dataset path, or --demo for the bundled sample")
-    for k in ("models", "scores"):
-        if k in options and options[k] is not None and not isinstance(options[k], tuple):
-            v = options[k]
-            options[k] = tuple(v.split(",")) if isinstance(v, str) else tuple(v)
-    known = {f.name for f in dataclasses.fields(RunConfig)}
-    unknown = set(options) - known
-    if unknown:
-        raise UsageError(f"unknown recommend option(s): {', '.join(sorted(unknown))}")
-    cfg = RunConfig(data=str(data), **{k: v for k, v in options.items() if v is not None or k == "out"})
+    cfg = run_config(data, demo=options.pop("demo", False), **options)
     return run(cfg, progress_fn=progress_fn)
-
-
-def _silent(msg: str) -> None:
-    return None
 
 
 def run(
@@ -164,8 +147,12 @@ def run(
     progress_fn: ProgressFn | None = None,
     catalog: Any = None,
     executor: Executor | None = None,
-) -> RecommendResults | Plan:
-    """Execute a recommend run for `cfg` (see `recommend`): each stage of `STAGES` in turn over one `RunState`.
+) -> RecommendResults | Plan | DenseResults:
+    """Execute a recommend run for `cfg` (see `recommend`) through its task's stages.
+
+    The task is ``cfg.task`` or the one detected from the data (`advisor.tasks.detect_task`). Classification runs
+    `advisor.recommend.stages.STAGES` over one `RunState`; detection and segmentation run
+    `advisor.dense.pipeline.STAGES` over a `DenseRunState`.
 
     Args:
         cfg: the run's options.
@@ -174,15 +161,9 @@ def run(
         executor: runs each candidate's features + scores (default `SerialExecutor`: in this process, in order).
 
     Returns:
-        The `RecommendResults`, or the `Plan` when ``cfg.dry_run``.
+        The `RecommendResults` (`DenseResults` for dense tasks), or the `Plan` when ``cfg.dry_run``.
     """
-    from advisor.recommend.stages import STAGES
-    from advisor.recommend.state import RunState
+    from advisor.tasks import detect_task, get_task
 
-    say = progress_fn or _silent
-    state = RunState(cfg, catalog=catalog, executor=executor or SerialExecutor())
-    for stage in STAGES:
-        state = stage(state, say)
-        if state.stop:
-            break
-    return state.output()
+    task = get_task(cfg.task or detect_task(cfg.data))
+    return task.run(cfg, progress_fn=progress_fn, catalog=catalog, executor=executor)  # type: ignore[no-any-return]

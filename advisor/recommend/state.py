@@ -12,7 +12,7 @@ from advisor.recommend.candidates import Candidate
 from advisor.recommend.config import Plan, RunConfig
 from advisor.recommend.results import CandidateResult, RecommendResults
 from advisor.recommend.work import Executor, SerialExecutor
-from advisor.tasks import Task
+from advisor.tasks import FeatureTask
 
 
 @dataclass
@@ -31,7 +31,7 @@ class RunState:
     notes: list[str] = field(default_factory=list)
     stop: bool = False  # a stage ended the run early (``--dry-run``): `output` is the plan
     # plan
-    task: Task | None = None
+    task: FeatureTask | None = None
     dataset: Any = None
     offline: bool = False
     plan: Plan | None = None
@@ -73,7 +73,7 @@ class RunState:
 
         return "cpu" if _device_kind(self.cfg.device) == "cpu" else self.cfg.device
 
-    def get_task(self) -> Task:
+    def get_task(self) -> FeatureTask:
         """The run's task (set by the plan stage)."""
         assert self.task is not None, "the plan stage did not run"
         return self.task

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from advisor.tasks.base import Signal, Task
+from advisor.tasks.base import FeatureTask, Signal, Task
 from advisor.tasks.registry import Registry
 
-__all__ = ["DEFAULT_TASK", "TASKS", "Registry", "Signal", "Task", "detect_task", "get_task", "task_names"]
+__all__ = [
+    "DEFAULT_TASK",
+    "TASKS",
+    "FeatureTask",
+    "Registry",
+    "Signal",
+    "Task",
+    "detect_task",
+    "get_task",
+    "task_names",
+]
 
 TASKS: Registry[Task] = Registry("task")
 TASKS.register("classification", "advisor.tasks.classification:TASK")
+TASKS.register("detection", "advisor.tasks.dense:DETECTION")
+TASKS.register("segmentation", "advisor.tasks.dense:SEGMENTATION")
 
 DEFAULT_TASK = "classification"  # the fallback when no other task recognises the data
 

@@ -1,4 +1,10 @@
-"""The `Task` extension point: what a task (classification, next detection/segmentation) plugs into recommend."""
+"""The `Task` extension point: what a task (classification, detection, segmentation) plugs into recommend.
+
+`Task` is what every task supplies: detection of its data, its dataset reader, its own list of stages (`run`) and
+the report sections its results fill. `FeatureTask` adds the hooks of the frozen-feature classification stages
+(`advisor.recommend.stages`): candidate filter, signals, evaluation and floors. Detection and segmentation run their
+own stages (`advisor.dense.pipeline`) over their own run state.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +43,21 @@ class Task(Protocol):
         """The dataset reader: the run's dataset from `cfg` (path and reader options)."""
         ...
 
+    def run(
+        self, cfg: RunConfig, *, progress_fn: Any = None, catalog: Any = None, executor: Any = None
+    ) -> Any:
+        """The task's stages over one run state: its results record (or the plan of a dry run)."""
+        ...
+
+    def report_sections(self) -> tuple[str, ...]:
+        """The titles of the report sections this task's results fill (markdown/HTML reports)."""
+        ...
+
+
+@runtime_checkable
+class FeatureTask(Task, Protocol):
+    """A task run by the frozen-feature stages of `advisor.recommend.stages` (today: classification)."""
+
     def select_candidates(
         self, modality: str, constraints: Constraints, catalog: Any = None
     ) -> tuple[list[Candidate], list[Exclusion]]:
@@ -59,8 +80,4 @@ class Task(Protocol):
 
     def floor_features(self, floor_id: str, samples: Sequence[Any]) -> tuple[np.ndarray, list[int]]:
         """Features of a floor on `samples` and the indices of the samples that yielded them."""
-        ...
-
-    def report_sections(self) -> tuple[str, ...]:
-        """The titles of the report sections this task's results fill (markdown/HTML reports)."""
         ...

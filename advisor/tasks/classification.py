@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from advisor.recommend.results import CandidateResult
 
 
+def _silent(msg: str) -> None:
+    return None
+
+
 class ClassificationTask:
     """Today's recommend pipeline as a task: every reader of `advisor.data`, linear probes, raw-input floors."""
 
@@ -41,6 +45,23 @@ class ClassificationTask:
             split=cfg.split,
             group_column=cfg.group_column,
         )
+
+    def run(
+        self, cfg: RunConfig, *, progress_fn: Any = None, catalog: Any = None, executor: Any = None
+    ) -> Any:
+        """The stages of `advisor.recommend.stages.STAGES` in turn over one `RunState`."""
+        from advisor.recommend.stages import STAGES
+        from advisor.recommend.state import RunState
+        from advisor.recommend.work import SerialExecutor
+
+        say = progress_fn or _silent
+        state = RunState(cfg, catalog=catalog, executor=executor or SerialExecutor())
+        state.task = self
+        for stage in STAGES:
+            state = stage(state, say)
+            if state.stop:
+                break
+        return state.output()
 
     def select_candidates(
         self, modality: str, constraints: Constraints, catalog: Any = None

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from advisor.errors import UsageError
-from advisor.tasks import TASKS, Registry, Task, detect_task, get_task, task_names
+from advisor.tasks import TASKS, FeatureTask, Registry, Task, detect_task, get_task, task_names
 
 
 def test_registry_refuses_duplicates_and_suggests_on_a_miss():
@@ -67,17 +67,72 @@ def test_classification_is_detected_for_a_class_folder(folder):
     assert detect_task(folder) == "classification"
 
 
+def _coco_folder(root):
+    import json
+
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    images, anns = [], []
+    for i in range(3):
+        Image.fromarray(np.full((32, 40, 3), 60 * i, dtype=np.uint8)).save(root / "images" / f"{i}.png")
+        images.append({"id": i + 1, "file_name": f"{i}.png", "width": 40, "height": 32})
+        anns.append(
+            {"id": i + 1, "image_id": i + 1, "category_id": 1 + i % 2, "bbox": [2, 2, 10, 8], "iscrowd": 0}
+        )
+    cats = [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]
+    (root / "annotations.json").write_text(
+        json.dumps({"images": images, "annotations": anns, "categories": cats})
+    )
+    return root
+
+
+def _mask_folder(root):
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((16, 16, 3), 50 * i, dtype=np.uint8)).save(root / "images" / f"{i}.png")
+        m = np.zeros((16, 16), dtype=np.uint8)
+        m[4:10, 4:10] = 1 + i % 2
+        Image.fromarray(m, mode="L").save(root / "masks" / f"{i}.png")
+    (root / "classes.txt").write_text("background\ncat\ndog\n")
+    return root
+
+
 @pytest.mark.parametrize("name", TASKS.names())
-def test_task_contract(name, folder):
+def test_task_contract(name, folder, tmp_path_factory):
+    """Every task: the core protocol, recognition of its own data (and not of the others'), its reader."""
+    from advisor.recommend.run import RunConfig
+
+    task = get_task(name)
+    assert isinstance(task, Task) and task.name == name and task.summary
+    own = {
+        "classification": folder,
+        "detection": _coco_folder(tmp_path_factory.mktemp("det")),
+        "segmentation": _mask_folder(tmp_path_factory.mktemp("seg")),
+    }
+    assert set(own) == set(TASKS.names())  # a new task adds its example here
+    assert detect_task(own[name]) == name
+    ds = task.load_dataset(RunConfig(data=str(own[name])))
+    assert len(ds.samples) == (12 if name == "classification" else 3) and len(ds.classes) >= 2
+    sections = task.report_sections()
+    assert sections and all(isinstance(s, str) and s for s in sections)
+    assert callable(task.run)
+
+
+@pytest.mark.parametrize("name", [n for n in TASKS.names() if isinstance(get_task(n), FeatureTask)])
+def test_feature_task_contract(name, folder):
+    """Tasks run by the frozen-feature stages: candidate filter, signals, evaluation and floors."""
     from advisor.recommend.candidates import Candidate, Constraints, Exclusion
     from advisor.recommend.results import CandidateResult
     from advisor.recommend.run import RunConfig
 
     task = get_task(name)
-    assert isinstance(task, Task) and task.name == name and task.summary
-    assert isinstance(task.detect(folder), bool)
+    assert isinstance(task, FeatureTask)
     ds = task.load_dataset(RunConfig(data=str(folder)))
-    assert len(ds.samples) == 12 and len(ds.classes) == 3 and ds.fingerprint and ds.modality
+    assert ds.fingerprint and ds.modality
     cands, excluded = task.select_candidates(ds.modality, Constraints(offline=True))
     assert all(isinstance(c, Candidate) for c in cands) and all(isinstance(x, Exclusion) for x in excluded)
     cr = CandidateResult("m", scores={"s": {"value": 0.5, "higher_is_better": False}}, n_params=10**6)
@@ -93,8 +148,6 @@ def test_task_contract(name, folder):
     for f in floors:
         fx, kept = task.floor_features(f, ds.samples)
         assert fx.shape[0] == len(kept) == len(ds.samples)
-    sections = task.report_sections()
-    assert sections and all(isinstance(s, str) and s for s in sections)
 
 
 def test_cli_task_option_reaches_the_config(folder):

@@ -14,11 +14,14 @@ from advisor.recommend.state import RunState
 
 def plan_stage(state: RunState, say: ProgressFn) -> RunState:
     """Load the dataset, choose candidates/subsample/shortlist (`make_plan`); with ``--dry-run`` stop there."""
-    from advisor.tasks import detect_task, get_task
+    from advisor.tasks import FeatureTask, detect_task, get_task
 
     cfg = state.cfg
     t0 = time.perf_counter()
-    state.task = get_task(cfg.task or detect_task(cfg.data))
+    if state.task is None:
+        task = get_task(cfg.task or detect_task(cfg.data))
+        assert isinstance(task, FeatureTask), f"task {task.name} does not run the feature stages"
+        state.task = task
     dataset = state.dataset = state.task.load_dataset(cfg)
     if len(dataset.classes) < 2:
         raise UsageError(f"{cfg.data}: recommend needs labelled data with at least 2 classes")

@@ -1,0 +1,126 @@
+"""The rows of a dense run's ladder, and their latency at the working size.
+
+Rows (`advisor.dense.results` roles):
+- zero-shot: pretrained dense models (`advisor.dense.models.dense_candidates`) whose label set shares classes with
+  the data (`advisor.dense.labels.match_classes`) and whose weights can be had (offline: the packaged ones);
+- architecture: detector/segmenter architectures without usable weights here, timed at the working size only;
+- backbone: pretrained image models from the catalog (the classification candidate filter, same constraints),
+  ranked by the proxies, each with its random-init twin; and the raw-pixel floor.
+
+``--models`` names the rows instead: dense ids (``torchvision:…``, ``smp:…``, ``pkg:centerface``…) become zero-shot
+or architecture rows by the same rules, any other image model a backbone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from advisor.dense.labels import match_classes
+from advisor.dense.results import (
+    ROLE_ARCH,
+    ROLE_BACKBONE,
+    ROLE_FLOOR,
+    ROLE_TWIN,
+    ROLE_ZERO_SHOT,
+    DenseCandidate,
+)
+
+if TYPE_CHECKING:
+    from advisor.recommend.config import RunConfig
+
+log = logging.getLogger(__name__)
+
+RAW_FLOOR_ID = "raw-pixels"
+TWIN_SUFFIX = " (random init)"
+DEFAULT_BACKBONES = 3
+MAX_ARCHITECTURES = 4
+
+
+def twin_id(model_id: str) -> str:
+    """The row id of `model_id`'s random-init twin."""
+    return model_id + TWIN_SUFFIX
+
+
+def base_id(row_id: str) -> str:
+    """The model id a row loads (a twin's id without its suffix)."""
+    return row_id[: -len(TWIN_SUFFIX)] if row_id.endswith(TWIN_SUFFIX) else row_id
+
+
+def _dense_rows(
+    task: str, classes: Sequence[str], cfg: RunConfig, wanted: set[str] | None
+) -> list[DenseCandidate]:
+    """Zero-shot and architecture rows from the dense model list."""
+    from advisor.dense.models import dense_candidates
+
+    rows: list[DenseCandidate] = []
+    n_arch = 0
+    for info in dense_candidates(task, license=None if cfg.license == "any" else cfg.license):
+        if wanted is not None and info.model_id not in wanted:
+            continue
+        shared = match_classes(classes, info.classes)
+        offline_ok = bool(info.pretrained_available_offline)
+        common = {
+            "label_set": info.label_set,
+            "license": info.license,
+            "input_size": list(info.input_size) if info.input_size else None,
+        }
+        if shared and (offline_ok or not cfg.offline):
+            rows.append(DenseCandidate(info.model_id, ROLE_ZERO_SHOT, **common))
+        elif info.model_id.startswith(("torchvision:", "smp:")) and (
+            wanted is not None or n_arch < MAX_ARCHITECTURES
+        ):
+            n_arch += 1
+            why = "label set shares no class with the data" if not shared else "weights not reachable offline"
+            rows.append(DenseCandidate(info.model_id, ROLE_ARCH, pretrained=False, reasons=[why], **common))
+    return rows
+
+
+def _backbone_ids(cfg: RunConfig, catalog: Any, wanted: set[str] | None) -> list[str]:
+    """Pretrained image backbones: the named ones, else the classification filter's best few."""
+    if wanted is not None:
+        from advisor.dense.models import is_dense_model_id
+
+        return [m for m in cfg.models if not is_dense_model_id(m)]
+    from advisor.recommend.candidates import select_candidates
+
+    cands, _excluded = select_candidates("image", cfg.constraints(), catalog)
+    n = cfg.max_candidates or DEFAULT_BACKBONES
+    return [c.model_id for c in cands[:n]]
+
+
+def choose_rows(
+    task: str, classes: Sequence[str], cfg: RunConfig, *, catalog: Any = None
+) -> list[DenseCandidate]:
+    """Every row of the ladder for a dense run on data with `classes` under `cfg`'s constraints."""
+    wanted = set(cfg.models) if cfg.models else None
+    rows = _dense_rows(task, classes, cfg, wanted)
+    for mid in _backbone_ids(cfg, catalog, wanted):
+        rows.append(DenseCandidate(mid, ROLE_BACKBONE))
+        rows.append(DenseCandidate(twin_id(mid), ROLE_TWIN, pretrained=False))
+    if cfg.baselines:
+        rows.append(DenseCandidate(RAW_FLOOR_ID, ROLE_FLOOR, pretrained=False))
+    return rows
+
+
+def measure_row_latency(row: DenseCandidate, size: tuple[int, int], *, device: str, repeats: int) -> None:
+    """Fill ``row.latency`` (p50/p90 ms per image at `size`, pre/post-processing included) or ``row.error``."""
+    from advisor.dense.latency import measure_backbone_latency, measure_dense_latency
+    from advisor.errors import AdvisorError
+
+    try:
+        if row.role in (ROLE_BACKBONE, ROLE_TWIN):
+            row.latency = measure_backbone_latency(
+                base_id(row.model_id), size, pretrained=row.pretrained, device=device, repeats=repeats
+            )
+        else:
+            from advisor.dense.models import load_dense_model
+
+            model = load_dense_model(row.model_id, pretrained=row.role == ROLE_ZERO_SHOT, device=device)
+            row.n_params = getattr(model, "n_params", None)
+            row.latency = measure_dense_latency(model, size, repeats=repeats)
+    except (AdvisorError, RuntimeError, ValueError, OSError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        row.error = f"could not be timed: {msg}"
+        log.info("%s: %s", row.model_id, msg)

@@ -1,0 +1,172 @@
+"""The verdict of a dense run: rank each rung, mark ties, choose the route, and say why in plain lines.
+
+Routes (what the user should do next):
+- ``zero-shot``: a pretrained model covers every class of the data; use it as is (its mAP/mIoU on the sample is a
+  measured figure, not a proxy);
+- ``fine-tune-head``: a pretrained model covers some classes; fine-tune its head on the data's classes;
+- ``new-head``: no label set overlaps; put a new detection head / decoder on the best backbone by the proxy.
+
+Ties among backbones come from the paired exact McNemar test on the crop probe's shared out-of-fold predictions
+(`advisor.recommend.ranking.paired_tie_groups`, Holm-corrected), else from interval overlap; a backbone is called
+best only when the evidence separates it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from advisor.dense.results import (
+    ROLE_ARCH,
+    ROLE_BACKBONE,
+    ROLE_FLOOR,
+    ROLE_TWIN,
+    ROLE_ZERO_SHOT,
+    DenseCandidate,
+)
+from advisor.dense.types import DenseDataset
+
+if TYPE_CHECKING:
+    from advisor.recommend.config import RunConfig
+
+
+def _rank_proxies(rows: Sequence[DenseCandidate]) -> list[DenseCandidate]:
+    """Backbones by proxy value (best first), with ``rank`` and ``tied_with_best`` set."""
+    from advisor.recommend.ranking import PairedCandidate, paired_tie_groups
+
+    scored = [r for r in rows if r.role == ROLE_BACKBONE and r.proxy_value is not None and not r.error]
+    scored.sort(key=lambda r: -(r.proxy_value or 0.0))
+    if not scored:
+        return []
+    cands = []
+    for r in scored:
+        p = r.proxy or {}
+        ci = tuple(p["ci"]) if p.get("ci") else None
+        cands.append(
+            PairedCandidate(
+                model_id=r.model_id,
+                accuracy=float(r.proxy_value or 0.0),
+                ci=ci,  # type: ignore[arg-type]
+                ids=p.get("oof_ids"),
+                y=p.get("oof_y"),
+                pred=p.get("oof_pred"),
+            )
+        )
+    ties = paired_tie_groups(cands)
+    for i, r in enumerate(scored, start=1):
+        r.rank = i
+        t = ties[r.model_id]
+        r.tied_with_best = i > 1 and t.group == 1
+        if i > 1:
+            r.proxy = dict(r.proxy or {}) | {"tie_test": t.to_dict()}
+    return scored
+
+
+def _floor_lines(rows: Sequence[DenseCandidate], best: DenseCandidate | None) -> list[str]:
+    """What the floors say about the best backbone (the note when a floor wins)."""
+    lines: list[str] = []
+    if best is None or best.proxy_value is None:
+        return lines
+    for r in rows:
+        if r.role not in (ROLE_FLOOR, ROLE_TWIN) or r.proxy_value is None:
+            continue
+        if r.proxy_value >= best.proxy_value:
+            lines.append(
+                f"the {r.role} {r.model_id} scores {r.proxy_value:.3f} >= the best pretrained backbone "
+                f"{best.model_id} ({best.proxy_value:.3f}): pretraining shows no advantage on this proxy"
+            )
+        else:
+            lines.append(
+                f"{best.model_id} beats the {r.role} {r.model_id} ({best.proxy_value:.3f} vs {r.proxy_value:.3f})"
+            )
+    return lines
+
+
+def _zero_shot(
+    rows: Sequence[DenseCandidate], n_classes: int
+) -> tuple[DenseCandidate | None, list[DenseCandidate]]:
+    zs = [r for r in rows if r.role == ROLE_ZERO_SHOT and r.zero_shot_value is not None and not r.error]
+    zs.sort(key=lambda r: (-int((r.zero_shot or {}).get("classes_matched", 0)), -(r.zero_shot_value or 0.0)))
+    for i, r in enumerate(zs, start=1):
+        r.rank = r.rank or i
+    return (zs[0] if zs else None), zs
+
+
+def _fastest_arch(rows: Sequence[DenseCandidate]) -> DenseCandidate | None:
+    arch = [r for r in rows if r.role == ROLE_ARCH and r.latency_ms is not None and not r.error]
+    return min(arch, key=lambda r: r.latency_ms or 0.0) if arch else None
+
+
+def _next_command(cfg: RunConfig, task: str, ids: Sequence[str], n_images: int) -> str:
+    """A rerun on more images for the tied or leading models (what would separate them)."""
+    parts = ["advisor", "recommend", "--task", task, "--data", cfg.data, "--models", ",".join(ids)]
+    parts += ["--max-samples", str(max(2 * n_images, n_images + 100))]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def decide(rows: list[DenseCandidate], ds: DenseDataset, cfg: RunConfig, notes: list[str]) -> dict[str, Any]:
+    """The verdict record: route, headline, the best of each rung, reasons, next command (sets row ranks)."""
+    metric = "mAP" if ds.task == "detection" else "mIoU"
+    n_cls = len([c for c in ds.classes if c.lower() not in ("background", "_background_")])
+    best_zs, zs = _zero_shot(rows, n_cls)
+    ranked = _rank_proxies(rows)
+    best_bb = ranked[0] if ranked else None
+    reasons = _floor_lines(rows, best_bb)
+    arch = _fastest_arch(rows)
+    if arch is not None:
+        reasons.append(
+            f"fastest architecture timed here: {arch.model_id} at p50 {arch.latency_ms:.1f} ms per image "
+            "(pre/post-processing included)"
+        )
+    matched = int((best_zs.zero_shot or {}).get("classes_matched", 0)) if best_zs else 0
+    if best_zs is not None and matched >= n_cls:
+        route = "zero-shot"
+        headline = (
+            f"use {best_zs.model_id} as is: {metric} {best_zs.zero_shot_value:.3f} on your sample, all {n_cls} "
+            "classes covered by its label set (measured, not a proxy)"
+        )
+        winner = best_zs.model_id
+    elif best_zs is not None and matched > 0:
+        route = "fine-tune-head"
+        headline = (
+            f"fine-tune the head of {best_zs.model_id}: its label set covers {matched} of {n_cls} classes "
+            f"({metric} {best_zs.zero_shot_value:.3f} on those)"
+        )
+        winner = best_zs.model_id
+    elif best_bb is not None:
+        route = "new-head"
+        tied = [r.model_id for r in ranked if r.tied_with_best]
+        what = "crop-probe accuracy" if ds.task == "detection" else "pixel-probe mIoU"
+        head = "a detection head" if ds.task == "detection" else "a segmentation decoder"
+        if tied:
+            headline = (
+                f"train {head} on one of {best_bb.model_id}, {', '.join(tied)}: tied by the proxy ({what} "
+                f"{best_bb.proxy_value:.3f}); no label set of a pretrained {ds.task} model overlaps your classes"
+            )
+        else:
+            headline = (
+                f"train {head} on {best_bb.model_id}: best {what} {best_bb.proxy_value:.3f} (a proxy, not "
+                f"{metric}); no label set of a pretrained {ds.task} model overlaps your classes"
+            )
+        winner = best_bb.model_id
+    else:
+        route, headline, winner = "none", "no candidate could be measured; see the notes", None
+    ids = [winner] if winner else []
+    ids += [r.model_id for r in ranked if r.tied_with_best]
+    n_imgs = len(ds.samples)
+    return {
+        "route": route,
+        "headline": headline,
+        "winner": winner,
+        "metric": metric,
+        "best_zero_shot": best_zs.model_id if best_zs else None,
+        "best_backbone": best_bb.model_id if best_bb else None,
+        "tied_with_best": [r.model_id for r in ranked if r.tied_with_best],
+        "zero_shot_order": [r.model_id for r in zs],
+        "proxy_order": [r.model_id for r in ranked],
+        "reasons": reasons,
+        "next_command": _next_command(cfg, ds.task, ids, min(n_imgs, cfg.max_samples or n_imgs))
+        if ids
+        else None,
+    }

@@ -1,0 +1,288 @@
+"""Renderers of a `DenseResults` (detection / segmentation): markdown, CSV, JSON and a single-file HTML report.
+
+Pure functions of the stored results. Every user-supplied string (paths, class names, model ids) is escaped for
+the output it goes to (`md_text`, `html.escape`, `csv_cell`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from advisor.dense.results import ROLE_ARCH, ROLE_ZERO_SHOT, DenseCandidate, DenseResults
+from advisor.report.boxes import examples_html
+from advisor.report.render import _CSS, _html_table, _md_table, csv_cell, md_code, md_text
+from advisor.report.svg import Point, hbars, scatter
+
+DENSE_FILES = {"json": "results.json", "md": "report.md", "csv": "results.csv", "html": "report.html"}
+
+
+def _f(v: Any, fmt: str = "{:.3f}") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return fmt.format(v)
+
+
+def _ci(p: dict[str, Any] | None) -> str:
+    ci = (p or {}).get("ci")
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-"
+
+
+def _lat(c: DenseCandidate) -> str:
+    lat = c.latency or {}
+    if lat.get("p50_ms") is None:
+        return "-"
+    flag = " (unreliable)" if lat.get("unreliable") else ""
+    return f"{lat['p50_ms']:.1f}{flag}"
+
+
+def proxy_rows(r: DenseResults) -> tuple[list[str], list[list[str]]]:
+    """The proxy rung: backbones, twins and floors, best first."""
+    what = "crop-probe acc" if r.task == "detection" else "pixel-probe mIoU"
+    header = ["#", "model", "role", what, "95% CI", "tied with #1", "items", "p50 ms"]
+    rows = []
+    for c in r.proxy_ranked:
+        p = c.proxy or {}
+        rows.append(
+            [
+                str(c.rank or ""),
+                c.model_id,
+                c.role,
+                _f(c.proxy_value),
+                _ci(p),
+                "yes" if c.tied_with_best else "",
+                str(p.get("n_items", "-")),
+                _lat(c),
+            ]
+        )
+    return header, rows
+
+
+def zero_shot_rows(r: DenseResults) -> tuple[list[str], list[list[str]]]:
+    """The zero-shot rung: pretrained dense models with their measured metric on the shared classes."""
+    metric = "mAP" if r.task == "detection" else "mIoU"
+    header = [
+        "model",
+        "label set",
+        metric,
+        "AP50" if r.task == "detection" else "pixel acc",
+        "classes",
+        "p50 ms",
+    ]
+    rows = []
+    for c in r.zero_shot_ranked:
+        z = c.zero_shot or {}
+        second = z.get("map50") if r.task == "detection" else z.get("pixel_accuracy")
+        rows.append(
+            [
+                c.model_id,
+                c.label_set or "-",
+                _f(c.zero_shot_value),
+                _f(second),
+                f"{z.get('classes_matched', 0)}/{z.get('classes_total', '?')}",
+                _lat(c),
+            ]
+        )
+    return header, rows
+
+
+def other_rows(r: DenseResults) -> tuple[list[str], list[list[str]]]:
+    """Architectures timed, zero-shot models without overlap, and failed rows."""
+    header = ["model", "role", "license", "p50 ms", "note"]
+    rows = []
+    for c in r.candidates:
+        if c.proxy_value is not None or c.zero_shot_value is not None:
+            continue
+        note = c.error or "; ".join(c.reasons) or ("timed only" if c.role == ROLE_ARCH else "")
+        rows.append([c.model_id, c.role, c.license or "-", _lat(c), note])
+    return header, rows
+
+
+def per_class_rows(r: DenseResults) -> tuple[list[str], list[list[str]]]:
+    """Per-class AP (detection) or IoU (segmentation) of the zero-shot models."""
+    key = "per_class_ap" if r.task == "detection" else "per_class_iou"
+    zs = [c for c in r.zero_shot_ranked if (c.zero_shot or {}).get(key)]
+    classes = sorted({k for c in zs for k in (c.zero_shot or {})[key]})
+    header = ["class", *[c.model_id for c in zs]]
+    rows = [[k, *[_f((c.zero_shot or {})[key].get(k)) for c in zs]] for k in classes]
+    return header, rows
+
+
+def render_dense_markdown(r: DenseResults) -> str:
+    """The markdown report."""
+    v = r.verdict
+    out = [f"# advisor recommend ({r.task}): {md_text(Path(str(r.dataset.get('path', ''))).name)}", ""]
+    out += [f"**Verdict ({md_text(v.get('route', '-'))})**: {md_text(v.get('headline', '-'))}", ""]
+    for line in v.get("reasons", []):
+        out.append(f"- {md_text(line)}")
+    if v.get("next_command"):
+        out += ["", f"Next: {md_code(v['next_command'])}"]
+    ds = r.dataset
+    out += [
+        "",
+        "## Data",
+        f"{ds.get('images')} images ({md_text(ds.get('format'))}), classes: "
+        f"{md_text(', '.join(ds.get('classes', [])))}; sample: {md_text((ds.get('sampling') or {}).get('how', '-'))};"
+        f" working size {ds.get('working_size')}.",
+    ]
+    for w in ds.get("warnings", []):
+        out.append(f"- warning {md_text(w['code'])} ×{w['count']}: {md_text(w['message'])}")
+    sections = [
+        ("Zero-shot (measured metric on your sample)", zero_shot_rows(r)),
+        ("Frozen-feature proxies (a proxy, not the task metric)", proxy_rows(r)),
+        ("Per-class figures of the zero-shot models", per_class_rows(r)),
+        ("Other rows", other_rows(r)),
+    ]
+    for title, (header, rows) in sections:
+        if rows:
+            out += ["", f"## {title}", "", _md_table(header, rows)]
+    out += ["", "## What each rung measured"]
+    out += [f"- **{md_text(k)}**: {md_text(t)}" for k, t in r.rungs.items()]
+    if r.notes:
+        out += ["", "## Notes"] + [f"- {md_text(n)}" for n in r.notes]
+    total = r.timings.get("total_s")
+    out += ["", f"Run: {_f(total, '{:.1f}')} s on {md_text(r.hardware.get('cpu_model', '?'))}.", ""]
+    return "\n".join(out)
+
+
+def render_dense_csv(r: DenseResults) -> str:
+    """One row per candidate: role, rung figures, latency, error."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    cols = [
+        "model_id",
+        "role",
+        "rank",
+        "tied_with_best",
+        "proxy",
+        "proxy_ci_low",
+        "proxy_ci_high",
+        "zero_shot",
+    ]
+    cols += ["classes_matched", "p50_ms", "license", "error"]
+    w.writerow(cols)
+    for c in r.candidates:
+        ci = (c.proxy or {}).get("ci") or (None, None)
+        row = [c.model_id, c.role, c.rank, c.tied_with_best, c.proxy_value, ci[0], ci[1], c.zero_shot_value]
+        row += [(c.zero_shot or {}).get("classes_matched"), c.latency_ms, c.license, c.error]
+        w.writerow([csv_cell(x) for x in row])
+    return buf.getvalue()
+
+
+def _plots(r: DenseResults) -> list[str]:
+    out = []
+    pts = [
+        Point(c.latency_ms, c.proxy_value, c.model_id, highlight=c.rank == 1)
+        for c in r.proxy_ranked
+        if c.latency_ms is not None and c.proxy_value is not None
+    ]
+    if pts:
+        what = "crop-probe accuracy" if r.task == "detection" else "pixel-probe mIoU"
+        out.append(
+            scatter(pts, title=f"{what} vs latency at the working size", x_label="p50 ms per image (log)",
+                    y_label=what, log_x=True)
+        )  # fmt: skip
+    zs = [
+        Point(c.latency_ms, c.zero_shot_value, c.model_id)
+        for c in r.zero_shot_ranked
+        if c.latency_ms is not None and c.zero_shot_value is not None
+    ]
+    if zs:
+        metric = "mAP" if r.task == "detection" else "mIoU"
+        out.append(scatter(zs, title=f"zero-shot {metric} vs latency", x_label="p50 ms (log)", y_label=metric,
+                           log_x=True))  # fmt: skip
+    for c in r.zero_shot_ranked:
+        curves = (c.zero_shot or {}).get("pr_curves") or {}
+        for cls, curve in list(curves.items())[:6]:
+            rec, prec = curve.get("recall") or [], curve.get("precision") or []
+            cpts = [
+                Point(float(x), float(y), "")
+                for x, y in zip(rec, prec, strict=False)
+                if y is not None and y >= 0
+            ]
+            if cpts:
+                out.append(scatter(cpts, title=f"PR curve (IoU .50): {c.model_id}, {cls}", x_label="recall",
+                                   y_label="precision"))  # fmt: skip
+    lat = [(c.model_id, c.latency_ms) for c in r.candidates if c.latency_ms is not None]
+    if lat:
+        out.append(hbars(sorted(lat, key=lambda t: t[1]), title="latency p50 per image (ms)", x_label="ms"))
+    return out
+
+
+def render_dense_html(r: DenseResults) -> str:
+    """A single self-contained HTML file (inline CSS and SVG; no scripts, no external links)."""
+    name = escape(Path(str(r.dataset.get("path", ""))).name)
+    v = r.verdict
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>advisor recommend ({escape(r.task)}): {name}</title><style>{_CSS}</style></head><body>",
+        f"<h1>advisor recommend ({escape(r.task)}): {name}</h1>",
+        f"<p><strong>Verdict ({escape(str(v.get('route', '-')))}): {escape(str(v.get('headline', '-')))}</strong></p>",
+    ]
+    if v.get("reasons"):
+        parts.append("<ul>" + "".join(f"<li>{escape(str(x))}</li>" for x in v["reasons"]) + "</ul>")
+    if v.get("next_command"):
+        parts.append(f"<p>Next: <code>{escape(str(v['next_command']))}</code></p>")
+    for w in r.dataset.get("warnings", []):
+        parts.append(
+            f"<p>warning {escape(str(w['code']))} ×{int(w['count'])}: {escape(str(w['message']))}</p>"
+        )
+    for title, (header, rows) in (
+        ("Zero-shot (measured metric on your sample)", zero_shot_rows(r)),
+        ("Frozen-feature proxies (a proxy, not the task metric)", proxy_rows(r)),
+        ("Per-class figures of the zero-shot models", per_class_rows(r)),
+        ("Other rows", other_rows(r)),
+    ):
+        if rows:
+            parts += [f"<h2>{escape(title)}</h2>", _html_table(header, rows)]
+    parts += [f"<h2>Plots</h2>{''.join(_plots(r))}"]
+    figs = [examples_html(c.model_id, (c.zero_shot or {}).get("examples") or []) for c in r.zero_shot_ranked]
+    if any(figs):
+        parts += ["<h2>Zero-shot predictions on sample images</h2>", *figs]
+    parts.append("<h2>What each rung measured</h2><ul>")
+    parts += [f"<li><b>{escape(k)}</b>: {escape(t)}</li>" for k, t in r.rungs.items()]
+    parts.append("</ul>")
+    if r.notes:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{escape(n)}</li>" for n in r.notes) + "</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def render_dense(r: DenseResults, fmt: str) -> str:
+    """`r` in ``md``, ``csv``, ``json`` or ``html``."""
+    if fmt == "md":
+        return render_dense_markdown(r)
+    if fmt == "csv":
+        return render_dense_csv(r)
+    if fmt == "html":
+        return render_dense_html(r)
+    from advisor.io import dumps
+
+    return dumps(r.to_dict())
+
+
+def write_dense_dir(r: DenseResults, out_dir: str | Path) -> dict[str, Path]:
+    """Write results.json, results.csv, report.md and report.html atomically into `out_dir`."""
+    from advisor.io import atomic_write_text, storage_error
+
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise storage_error(out, e) from e
+    written = {fmt: atomic_write_text(out / name, render_dense(r, fmt)) for fmt, name in DENSE_FILES.items()}
+    r.run_dir = str(out)
+    return written
+
+
+def load_dense_results(path: str | Path) -> DenseResults:
+    """A `DenseResults` from a results.json."""
+    return DenseResults.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+__all__ = ["DENSE_FILES", "load_dense_results", "render_dense", "write_dense_dir", "ROLE_ZERO_SHOT"]

@@ -1,0 +1,175 @@
+"""The generated dense demos, class-name matching across label sets, and the dense verdict rules."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from advisor.dense.labels import COCO80, VOC20, canonical, match_classes, unmatched
+from advisor.dense.results import (
+    ROLE_BACKBONE,
+    ROLE_FLOOR,
+    ROLE_TWIN,
+    ROLE_ZERO_SHOT,
+    DenseCandidate,
+    DenseResults,
+)
+from advisor.dense.types import DenseDataset, DenseSample
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADVISOR_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_detection_demo_is_deterministic_coco_with_boxes_inside_the_canvas(cache):
+    from advisor.dense.demo import CANVAS, DEMO_CLASSES, N_IMAGES, dense_demo_path
+
+    root = dense_demo_path("detection")
+    doc = json.loads((root / "annotations.json").read_text())
+    assert len(doc["images"]) == N_IMAGES == len(list((root / "images").glob("*.png")))
+    assert [c["name"] for c in doc["categories"]] == list(DEMO_CLASSES)
+    for a in doc["annotations"]:
+        x, y, w, h = a["bbox"]
+        assert 0 <= x and 0 <= y and w >= 4 and h >= 4 and x + w <= CANVAS and y + h <= CANVAS
+    per_class = np.bincount([a["category_id"] for a in doc["annotations"]], minlength=4)[1:]
+    assert per_class.min() >= 30  # every class well represented
+    first = (root / "images" / "scene-000.png").read_bytes()
+    import shutil
+
+    shutil.rmtree(root)
+    assert (dense_demo_path("detection") / "images" / "scene-000.png").read_bytes() == first
+
+
+def test_segmentation_demo_masks_hold_only_declared_class_indices(cache):
+    from PIL import Image
+
+    from advisor.dense.demo import DEMO_CLASSES, dense_demo_path
+
+    root = dense_demo_path("segmentation")
+    classes = (root / "classes.txt").read_text().split()
+    assert classes == ["background", *DEMO_CLASSES]
+    seen: set[int] = set()
+    for p in sorted((root / "masks").glob("*.png"))[:20]:
+        m = np.asarray(Image.open(p))
+        assert m.shape == (160, 160)
+        seen |= set(np.unique(m).tolist())
+    assert seen == {0, 1, 2, 3}
+
+
+def test_demo_refuses_an_unknown_task(cache):
+    from advisor.dense.demo import dense_demo_path
+    from advisor.errors import UsageError
+
+    with pytest.raises(UsageError, match="no demo for task 'keypoints'"):
+        dense_demo_path("keypoints")
+
+
+def test_label_matching_across_voc_and_coco_spellings():
+    mapping = match_classes(["Aeroplane", "tv_monitor", "sofa", "people", "RBC", "background"], COCO80)
+    assert {i: COCO80[j] for i, j in mapping.items()} == {0: "airplane", 1: "tv", 2: "couch", 3: "person"}
+    assert unmatched(
+        ["Aeroplane", "RBC", "background"], match_classes(["Aeroplane", "RBC", "background"], COCO80)
+    ) == ["RBC"]
+    assert len(match_classes(list(VOC20), COCO80)) == 20  # every VOC class has a COCO name
+    assert canonical("Faces") == "face" and canonical("bus") == "bus"  # plural dropped, short words kept
+
+
+def _row(mid, role, value=None, ci=None, zs=None, matched=0, oof=None):
+    r = DenseCandidate(mid, role, pretrained=role not in (ROLE_TWIN, ROLE_FLOOR))
+    if value is not None:
+        r.proxy = {"value": value, "ci": list(ci) if ci else None}
+        if oof is not None:
+            r.proxy |= {"oof_ids": [str(i) for i in range(len(oof[0]))], "oof_y": oof[0], "oof_pred": oof[1]}
+    if zs is not None:
+        r.zero_shot = {"value": zs, "classes_matched": matched, "classes_total": 2}
+    return r
+
+
+def _ds(task="detection"):
+    s = DenseSample("a.png", path=__import__("pathlib").Path("a.png"), width=10, height=10)
+    return DenseDataset(__import__("pathlib").Path("/data"), task, "coco", ["cat", "dog"], [s])
+
+
+def test_verdict_new_head_route_separates_a_clearly_better_backbone_and_reports_floors():
+    from advisor.dense.verdict import decide
+    from advisor.recommend.config import RunConfig
+
+    y = [i % 2 for i in range(200)]
+    good = y  # always right
+    bad = [1 - v if i % 3 == 0 else v for i, v in enumerate(y)]  # wrong on a third
+    rows = [
+        _row("pkg:a", ROLE_BACKBONE, 1.0, (0.98, 1.0), oof=(y, good)),
+        _row("pkg:b", ROLE_BACKBONE, 0.66, (0.6, 0.72), oof=(y, bad)),
+        _row("pkg:a (random init)", ROLE_TWIN, 0.5, (0.43, 0.57)),
+        _row("raw-pixels", ROLE_FLOOR, 0.55, (0.48, 0.62)),
+    ]
+    v = decide(rows, _ds(), RunConfig(data="/data"), [])
+    assert v["route"] == "new-head" and v["winner"] == "pkg:a" and v["tied_with_best"] == []
+    assert rows[0].rank == 1 and rows[1].rank == 2 and rows[1].proxy["tie_test"]["method"] == "mcnemar-holm"
+    assert any("beats the raw-pixel floor raw-pixels" in line for line in v["reasons"])
+    assert "--models pkg:a" in v["next_command"]
+
+
+def test_verdict_calls_a_tie_when_the_paired_test_cannot_separate_and_says_when_a_floor_wins():
+    from advisor.dense.verdict import decide
+    from advisor.recommend.config import RunConfig
+
+    y = [i % 2 for i in range(40)]
+    a = [v if i != 0 else 1 - v for i, v in enumerate(y)]
+    b = [v if i != 1 else 1 - v for i, v in enumerate(y)]
+    rows = [
+        _row("pkg:a", ROLE_BACKBONE, 0.975, (0.87, 0.99), oof=(y, a)),
+        _row("pkg:b", ROLE_BACKBONE, 0.975, (0.87, 0.99), oof=(y, b)),
+        _row("raw-pixels", ROLE_FLOOR, 0.99, (0.9, 1.0)),
+    ]
+    v = decide(rows, _ds(), RunConfig(data="/data"), [])
+    assert (
+        v["route"] == "new-head" and v["tied_with_best"] == ["pkg:b"] and "tied by the proxy" in v["headline"]
+    )
+    assert any("pretraining shows no advantage" in line for line in v["reasons"])
+
+
+def test_verdict_prefers_full_label_coverage_zero_shot_then_partial_fine_tune():
+    from advisor.dense.verdict import decide
+    from advisor.recommend.config import RunConfig
+
+    rows = [
+        _row("pkg:face", ROLE_ZERO_SHOT, zs=0.8, matched=2),
+        _row("pkg:x", ROLE_BACKBONE, 0.9, (0.8, 0.95)),
+    ]
+    v = decide(rows, _ds(), RunConfig(data="/data"), [])
+    assert v["route"] == "zero-shot" and v["winner"] == "pkg:face" and "mAP 0.800" in v["headline"]
+    rows = [_row("pkg:face", ROLE_ZERO_SHOT, zs=0.8, matched=1)]
+    v = decide(rows, _ds("segmentation"), RunConfig(data="/data"), [])
+    assert (
+        v["route"] == "fine-tune-head"
+        and "covers 1 of 2 classes" in v["headline"]
+        and "mIoU" in v["headline"]
+    )
+
+
+def test_dense_results_round_trip_and_reports_escape_user_strings(tmp_path):
+    from advisor.report.dense import load_dense_results, render_dense, write_dense_dir
+
+    evil = "<script>x</script>|=cmd"
+    r = DenseResults(
+        task="detection",
+        dataset={"path": f"/d/{evil}", "format": "coco", "classes": [evil], "images": 1, "warnings": []},
+        config={},
+        candidates=[_row("=HYPERLINK(1)", ROLE_BACKBONE, 0.5, (0.4, 0.6))],
+        verdict={"route": "new-head", "headline": evil, "reasons": [evil], "next_command": None},
+    )
+    paths = write_dense_dir(r, tmp_path / "run")
+    back = load_dense_results(paths["json"])
+    assert back.to_dict() == r.to_dict() | {"run_dir": None}
+    assert back.candidates[0].proxy_value == 0.5 and r.run_dir == str(tmp_path / "run")
+    html = render_dense(r, "html")
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    md = render_dense(r, "md")
+    assert "<script>" not in md
+    csv_text = render_dense(r, "csv")
+    assert "\n'=HYPERLINK(1)," in csv_text  # a formula-looking cell is neutralised
