@@ -19,7 +19,7 @@ from advisor.dense.readers_coco import coco_files, hf_metadata_files, looks_like
 from advisor.dense.readers_masks import mask_pairs
 from advisor.dense.readers_voc import csv_columns, is_voc, read_csv_header
 from advisor.dense.readers_yolo import yolo_pairs
-from advisor.dense.types import DENSE_TASKS, DenseDataset
+from advisor.dense.types import DENSE_TASKS, DenseDataset, DenseWarning
 from advisor.errors import DatasetError, UsageError
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,23 @@ def load_dense(
     kwargs = {"ignore_index": ignore_index, "binary_masks": binary_masks} if fmt == "mask-folder" else {}
     ds = _reader(fmt)(root, classes=classes, **kwargs)
     ds = replace(ds, root=p)
-    return _keep_split(ds, split)
+    return _keep_split(_dedupe(ds), split)
+
+
+def _dedupe(ds: DenseDataset) -> DenseDataset:
+    """The first of the samples that share an id (an image listed twice); the others counted and dropped."""
+    seen: set[str] = set()
+    kept, dupes = [], []
+    for s in ds.samples:
+        (dupes if s.id in seen else kept).append(s)
+        seen.add(s.id)
+    if not dupes:
+        return ds
+    warning = DenseWarning(
+        "duplicate-image", len(dupes), f"{len(dupes)} images listed more than once: the first listing kept",
+        tuple(dict.fromkeys(s.id for s in dupes))[:5],
+    )  # fmt: skip
+    return replace(ds, samples=kept, warnings=[*ds.warnings, warning])
 
 
 def _keep_split(ds: DenseDataset, split: str | None) -> DenseDataset:

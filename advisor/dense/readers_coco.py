@@ -50,13 +50,18 @@ def coco_files(path: Path) -> list[Path]:
 
 
 def looks_like_coco(file: Path, max_bytes: int = 1 << 20) -> bool:
-    """Cheap check: the start of the file is a JSON object naming ``images`` and ``annotations``."""
+    """Cheap check: the start of the file is a JSON object naming ``images`` and ``annotations`` (a file larger
+    than `max_bytes` whose start names ``images`` and ``file_name`` also counts: large COCO files list every
+    image before the first annotation)."""
     try:
         with file.open("rb") as f:
-            head = f.read(max_bytes).decode("utf-8", errors="replace")
+            raw = f.read(max_bytes)
     except OSError:
         return False
-    return head.lstrip().startswith("{") and '"images"' in head and '"annotations"' in head
+    head = raw.decode("utf-8", errors="replace")
+    if not head.lstrip().startswith("{") or '"images"' not in head:
+        return False
+    return '"annotations"' in head or (len(raw) == max_bytes and '"file_name"' in head)
 
 
 def _load_json(file: Path) -> dict[str, Any]:

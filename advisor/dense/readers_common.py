@@ -36,7 +36,6 @@ MESSAGES: dict[str, str] = {
     "missing-image": "{n} annotated images whose file is missing: skipped",
     "unknown-class": "{n} objects of a class not in the class list: dropped",
     "bad-annotation": "{n} annotations that cannot be read: skipped",
-    "duplicate-image": "{n} images annotated more than once: the annotations were merged",
     "unnamed-classes": "{n} classes have no names (no classes file): named by their index",
     "binary-mask-255": (
         "{n} masks hold only 0 and 255: read as binary, 0 = background, 255 = foreground (not ignore); "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import dense_synth as syn
@@ -260,3 +261,54 @@ def test_membrane_binary_masks(shared_assets: Path) -> None:
     assert ds.classes == ["background", "foreground"] and ds.mask_values == {0: 0, 255: 1}
     assert set(np.unique(ds.read_mask(ds.samples[0])).tolist()) == {0, 1}
     assert {(s.width, s.height) for s in ds.samples} == {(512, 512)}
+
+
+def test_large_coco_file_is_recognised_from_its_head(tmp_path: Path) -> None:
+    from advisor.dense.readers_coco import looks_like_coco
+
+    f = tmp_path / "instances_train.json"
+    images = [{"id": i, "file_name": f"{i}.jpg", "width": 10, "height": 10} for i in range(50)]
+    f.write_text(json.dumps({"images": images, "annotations": [], "categories": []}))
+    assert looks_like_coco(f, max_bytes=200)  # "annotations" lies beyond the first 200 bytes
+    (tmp_path / "rows.json").write_text(json.dumps({"images": "x" * 400}))
+    assert not looks_like_coco(tmp_path / "rows.json", max_bytes=200)
+
+
+def test_an_image_listed_twice_is_kept_once(tmp_path: Path) -> None:
+    root = syn.write_coco(tmp_path / "coco")
+    doc = json.loads((root / "annotations.json").read_text())
+    doc["images"].append({"id": 99, "file_name": "a.png", "width": syn.W, "height": syn.H})
+    (root / "annotations.json").write_text(json.dumps(doc))
+    ds = load_dense(root)
+    assert [s.id for s in ds.samples] == ["images/a.png", "images/b.png", "images/c.png"]
+    assert _codes(ds)["duplicate-image"] == 1 and ds.samples[0].source_id == 10
+
+
+def test_yolo_roboflow_split_folders(tmp_path: Path) -> None:
+    root = tmp_path / "rf"
+    for split in ("train", "valid"):
+        syn.write_image(root / split / "images" / "p.jpg")
+        (root / split / "labels").mkdir(parents=True)
+        (root / split / "labels" / "p.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (root / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnc: 1\nnames: ['pill']\n")
+    ds = load_dense(root)
+    assert ds.format == "yolo" and ds.classes == ["pill"]
+    assert sorted((s.id, s.split) for s in ds.samples) == [
+        ("train/images/p.jpg", "train"),
+        ("valid/images/p.jpg", "val"),
+    ]
+
+
+def test_voc_tree_with_segmentation_class(tmp_path: Path) -> None:
+    root = syn.write_voc(tmp_path / "voc")
+    m = np.zeros((syn.H, syn.W), np.uint8)
+    m[10:20, 10:20] = 1
+    (root / "SegmentationClass").mkdir()
+    Image.fromarray(m, mode="L").save(root / "SegmentationClass" / "img0.png")
+    (root / "class_names.txt").write_text("background\nRBC\n")
+    assert detect_dense(root) == ("detection", "voc")
+    seg = load_dense(root, task="segmentation")
+    assert (seg.task, seg.classes, [s.id for s in seg.samples]) == (
+        "segmentation", ["background", "RBC"], ["JPEGImages/img0.jpg"],
+    )  # fmt: skip
+    assert _codes(seg) == {"missing-mask": 1}
