@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from advisor.bench.runner import BenchConfig, BenchResult
     from advisor.catalog.schema import CatalogEntry
     from advisor.data.profile import DatasetProfile
+    from advisor.dense.results import DenseResults
     from advisor.finetune.config import FinetuneConfig, FinetuneResult
+    from advisor.metrics.run import MetricsReport
     from advisor.recommend.results import RecommendResults
     from advisor.recommend.run import Plan, RunConfig
     from advisor.scores.registry import ScoreResult
@@ -35,6 +37,7 @@ __all__ = [
     "default_finetune_dir",
     "features",
     "finetune",
+    "metrics",
     "profile",
     "recommend",
     "report",
@@ -47,19 +50,28 @@ DataLike = str | Path | DatasetSpec
 
 
 # ----------------------------------------------------------------------------------------------- data
-def profile(data: DataLike, **dataset: Any) -> DatasetProfile:
+def profile(data: DataLike, *, ignore_index: int | None = 255, **dataset: Any) -> DatasetProfile | dict[str, Any]:
     """Profile a dataset (`advisor data profile`): counts per class, imbalance, sizes, what was skipped and why.
 
+    Detection/segmentation data (found by `advisor.dense.readers.detect_dense`, or ``task="detection"`` /
+    ``"segmentation"``) gives the dict of `advisor.dense.profile.profile_dense` instead (objects per class, size
+    split, pixel shares, counted warnings); `ignore_index` is the mask value not scored there.
+
     Args:
-        data: a path or a `DatasetSpec`; ``**dataset`` sets its fields (modality, text_column, label_column,
-            split, group_column).
+        data: a path or a `DatasetSpec`; ``**dataset`` sets its fields (modality, task, text_column,
+            label_column, split, group_column).
 
     Raises:
         DatasetError: the path cannot be read as given.
     """
     from advisor.data import profile_dataset
+    from advisor.dense.profile import profile_if_dense
 
-    return profile_dataset(DatasetSpec.of(data, **dataset).load())
+    spec = DatasetSpec.of(data, **dataset)
+    dense = profile_if_dense(
+        spec.path, task=spec.task, modality=spec.modality, split=spec.split, ignore_index=ignore_index
+    )
+    return dense if dense is not None else profile_dataset(spec.load())
 
 
 def sample(
@@ -183,10 +195,11 @@ def bench(
 
 
 # ----------------------------------------------------------------------------------------------- recommend
-def run_config(data: DataLike | None = None, *, demo: bool = False, **options: Any) -> RunConfig:
+def run_config(data: DataLike | None = None, *, demo: bool | str = False, **options: Any) -> RunConfig:
     """The `RunConfig` of a recommend run: `data` (a path or `DatasetSpec`) plus `RunConfig` fields.
 
-    ``demo=True`` uses the bundled Fashion-MNIST sample, offline, on the CPU unless a device is given. ``None``
+    ``demo=True`` uses the bundled Fashion-MNIST sample, offline, on the CPU unless a device is given;
+    ``demo="detection"`` / ``"segmentation"`` the generated dense demos (`advisor.dense.demo`), the same way. ``None``
     values keep the field's default; ``models`` and ``scores`` may be comma-separated strings.
 
     Raises:
@@ -197,10 +210,18 @@ def run_config(data: DataLike | None = None, *, demo: bool = False, **options: A
     from advisor.errors import UsageError
     from advisor.recommend.run import RunConfig
 
-    if demo:
+    if demo in ("detection", "segmentation"):
+        from advisor.dense.demo import dense_demo_path
+
+        data = dense_demo_path(str(demo))
+        options["task"] = str(demo)
+    elif isinstance(demo, str) and demo:
+        raise UsageError(f"no demo {demo!r}", hint="use --demo, --demo detection or --demo segmentation")
+    elif demo:
         from advisor.demo import demo_dataset_path
 
         data = demo_dataset_path()
+    if demo:
         options["offline"] = True
         if options.get("device") in (None, "auto"):
             options["device"] = "cpu"
@@ -227,10 +248,10 @@ def recommend(
     data: DataLike | None = None,
     *,
     config: RunConfig | None = None,
-    demo: bool = False,
+    demo: bool | str = False,
     progress_fn: Callable[[str], None] | None = None,
     **options: Any,
-) -> RecommendResults | Plan:
+) -> RecommendResults | Plan | DenseResults:
     """Rank pretrained models for a labelled dataset on this hardware (`advisor recommend`).
 
     Args:
@@ -330,6 +351,39 @@ def finetune(
         offline=offline,
         pretrained=pretrained,
         callback=callback,
+    )
+
+
+# ----------------------------------------------------------------------------------------------- metrics
+def metrics(
+    task: str,
+    ground_truth: str | Path,
+    predictions: str | Path,
+    *,
+    ignore_index: int | None = None,
+    split: str | None = None,
+    gt_format: str | None = None,
+) -> MetricsReport:
+    """Detection or segmentation metrics of saved predictions against a ground truth (`advisor metrics`).
+
+    Args:
+        task: ``detection`` (COCO box mAP/AR by faster-coco-eval, ids re-indexed from 1, crowd honoured) or
+            ``segmentation`` (mIoU, Dice, pixel accuracy from one accumulated confusion matrix).
+        ground_truth: a dense dataset (COCO JSON, YOLO, VOC, box CSV, metadata.jsonl, images/ + masks/).
+        predictions: a COCO results JSON or YOLO txt folder (detection); an index-mask folder (segmentation).
+        ignore_index: segmentation: the mask value not scored (default 255).
+        split: evaluate only this split; gt_format: force the ground truth's format.
+
+    Returns:
+        A `MetricsReport` (``.metrics``, ``.protocol``, ``.notes``, ``.to_dict()``).
+
+    Raises:
+        DatasetError, UsageError: unreadable inputs (named), no prediction matching the ground truth, bad task.
+    """
+    from advisor.metrics.run import evaluate_predictions
+
+    return evaluate_predictions(
+        task, ground_truth, predictions, ignore_index=ignore_index, split=split, gt_format=gt_format
     )
 
 

@@ -35,11 +35,13 @@ from advisor.cli.options import (
     parse_count,
     split_list,
 )
+from advisor.cli.recommend_dense import render_dense_results
 from advisor.errors import AdvisorError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from advisor.dense.results import DenseResults
     from advisor.recommend.config import Plan
     from advisor.recommend.results import RecommendResults
 
@@ -61,10 +63,24 @@ class ReportFormat(str, enum.Enum):
 _DataArg = Annotated[
     Path | None, typer.Argument(metavar="[DATA]", help="Dataset (same as --data).", show_default=False)
 ]
-_Demo = Annotated[bool, typer.Option("--demo", help="Use the bundled Fashion-MNIST sample (offline, CPU).")]
-_Task = Annotated[
-    str | None, typer.Option("--task", help="classification (default: detected from the data).")
+_Demo = Annotated[
+    bool,
+    typer.Option(
+        "--demo",
+        help="Use the bundled Fashion-MNIST sample (offline, CPU); `--demo detection` / `--demo segmentation`: "
+        "the generated multi-object demos.",
+    ),
 ]
+_Task = Annotated[
+    str | None,
+    typer.Option(
+        "--task", help="classification, detection or segmentation (default: detected from the data)."
+    ),
+]
+_IgnoreIndex = Annotated[
+    int | None, typer.Option("--ignore-index", help="Segmentation: the mask value not scored (default 255).")
+]
+DEMO_TASKS = ("detection", "segmentation")
 _MaxLatency = Annotated[
     float | None, typer.Option("--max-latency-ms", help="Drop models slower than this (ms p50).")
 ]
@@ -235,6 +251,7 @@ def recommend_command(
     data: MaybeDataOpt = None,
     demo: _Demo = False,
     task: _Task = None,
+    ignore_index: _IgnoreIndex = None,
     models: ModelsOpt = None,
     device: DeviceOpt = "auto",
     max_latency_ms: _MaxLatency = None,
@@ -275,17 +292,21 @@ def recommend_command(
     """Rank pretrained models for your labelled data on this hardware, and say how to adapt the winner."""
     options = dict(locals())  # the parameters: `RunConfig` fields, plus the few that `_run_options` converts
     from advisor.api import recommend, run_config
+    from advisor.dense.results import DenseResults
     from advisor.errors import ResultsNotSaved
     from advisor.recommend.results import RecommendResults
 
     if data is not None and data_arg is not None and data != data_arg:
         raise UsageError("the dataset is given twice", hint="use either --data DIR or a positional DIR")
     path = data if data is not None else data_arg
+    demo_arg: bool | str = demo
+    if demo and data is None and data_arg is not None and str(data_arg) in DEMO_TASKS:
+        demo_arg, path = str(data_arg), None  # `--demo detection`: the dense demo, not a dataset folder
     if path is None and not demo:
         raise UsageError(
             "give a dataset with --data DIR, or --demo", hint="e.g. `advisor recommend --data ./my_images`"
         )
-    cfg = run_config(path, demo=demo, **_run_options(options))
+    cfg = run_config(path, demo=demo_arg, **_run_options(options))
     out_ = Output(fmt)
     try:
         res = recommend(config=cfg, progress_fn=_progress_fn(out_))
@@ -293,7 +314,13 @@ def recommend_command(
         if isinstance(e.results, RecommendResults):
             done = e.results
             out_.result(done.to_dict() | {"run_dir": None}, lambda _d: _render_results(done))
+        elif isinstance(e.results, DenseResults):
+            dense = e.results
+            out_.result(dense.to_dict() | {"run_dir": None}, lambda _d: render_dense_results(dense))
         raise
+    if isinstance(res, DenseResults):
+        _show_dense(out_, res)
+        return
     if not isinstance(res, RecommendResults):  # --dry-run: the plan
         plan = res
         out_.result(plan.to_dict(), lambda _d: _render_plan(plan))
@@ -321,6 +348,17 @@ def _run_options(p: dict[str, Any]) -> dict[str, Any]:
         "out": None if p["no_out"] else (str(p["out"]) if p["out"] else "auto"),
         "progress": p["fmt"] == OutputFormat.human,
     }
+
+
+def _show_dense(out: Output, res: DenseResults) -> None:
+    """Print a dense run; no measured row at all is an error (non-zero exit) after the output."""
+    out.result(res.to_dict() | {"run_dir": res.run_dir}, lambda _d: render_dense_results(res))
+    if res.verdict.get("winner") is None:
+        why = "; ".join(f"{c.model_id}: {c.error}" for c in res.candidates if c.error)[:400]
+        raise AdvisorError(
+            f"no {res.task} candidate could be measured ({why or 'no candidates'})",
+            hint="see the notes above; name other models with --models or relax the constraints",
+        )
 
 
 def _progress_fn(out: Output) -> Callable[[str], None] | None:
