@@ -19,7 +19,7 @@ from advisor.dense.readers_coco import coco_files, hf_metadata_files, looks_like
 from advisor.dense.readers_masks import mask_pairs
 from advisor.dense.readers_voc import csv_columns, is_voc, read_csv_header
 from advisor.dense.readers_yolo import yolo_pairs
-from advisor.dense.types import DENSE_TASKS, DenseDataset, DenseWarning
+from advisor.dense.types import DENSE_TASKS, DenseDataset, DenseSample, DenseWarning
 from advisor.errors import DatasetError, UsageError
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,8 @@ def load_dense(
 def _dedupe(ds: DenseDataset) -> DenseDataset:
     """The first of the samples that share an id (an image listed twice); the others counted and dropped."""
     seen: set[str] = set()
-    kept, dupes = [], []
+    kept: list[DenseSample] = []
+    dupes: list[DenseSample] = []
     for s in ds.samples:
         (dupes if s.id in seen else kept).append(s)
         seen.add(s.id)
