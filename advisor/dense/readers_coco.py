@@ -20,7 +20,7 @@ from advisor.dense.readers_common import (
     WarningLog,
     clean_boxes,
     find_file,
-    image_size,
+    header_size,
     labels_array,
     read_names_file,
     rel_id,
@@ -149,8 +149,11 @@ def _read_file(
     """The samples of one COCO file and class index → source category id."""
     doc = _load_json(file)
     anns = [a for a in doc.get("annotations") or [] if isinstance(a, dict)]
-    used = {a.get("category_id") for a in anns}
-    cats = _categories(doc, {u for u in used if isinstance(u, int)}, file, wlog)
+    junk = [a for a in anns if not isinstance(a.get("image_id"), int | str)]
+    wlog.add("bad-annotation", f"{file.name}: annotations without an image_id", len(junk))
+    anns = [a for a in anns if isinstance(a.get("image_id"), int | str)]
+    used = {a["category_id"] for a in anns if isinstance(a.get("category_id"), int)}
+    cats = _categories(doc, used, file, wlog)
     cat_to_class: dict[int, int | None] = {cid: table.index(name) for cid, name in cats}
     source_ids = {idx: cid for cid, idx in cat_to_class.items() if idx is not None}
     if any(a.get("id") == 0 for a in anns):
@@ -161,6 +164,9 @@ def _read_file(
     split = split_of(file.stem) or split_of(file.parent.name)
     samples = []
     for img in doc["images"]:
+        if not isinstance(img, dict):
+            wlog.add("bad-annotation", f"{file.name}: image entry {img!r:.40}")
+            continue
         s = _sample(img, by_image.pop(img.get("id"), []), file, root, cat_to_class, wlog, split)
         if s is not None:
             samples.append(s)
@@ -194,12 +200,16 @@ def _sample(
     except (TypeError, ValueError):
         w = h = 0
     if w <= 0 or h <= 0:
-        w, h = image_size(path)
+        size = header_size(path, wlog)
+        if size is None:
+            return None
+        w, h = size
     rows, labels, crowd, areas = [], [], [], []
     for a in anns:
         where = f"{name}#{a.get('id')}"
         box = _ann_box(a, wlog, where)
-        cls = cat_to_class.get(a.get("category_id"))  # type: ignore[arg-type]
+        cid = a.get("category_id")
+        cls = cat_to_class.get(cid) if isinstance(cid, int) else None
         if box is None:
             continue
         if cls is None:
@@ -290,7 +300,10 @@ def _hf_record(
     if path is None:
         wlog.skip("missing-image", str(base / name), "image file not found (listed in metadata.jsonl)")
         return None
-    w, h = image_size(path)
+    size = header_size(path, wlog)
+    if size is None:
+        return None
+    w, h = size
     bboxes, cats = _objects(rec)
     rows, labels = [], []
     for bb, c in zip(bboxes, cats, strict=False):

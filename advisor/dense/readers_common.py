@@ -45,6 +45,7 @@ MESSAGES: dict[str, str] = {
     "mask-size-mismatch": "{n} masks differ in size from their image: skipped",
     "rgb-mask": "{n} masks are RGB colour images, not index PNGs (P or L): skipped",
     "missing-mask": "{n} images without a mask: skipped (segmentation needs one per image)",
+    "unreadable-image": "{n} image files whose header cannot be read: skipped",
 }
 
 
@@ -114,6 +115,15 @@ def clean_boxes(
         wlog.add("degenerate-box", where, int(gone.sum()))
         keep &= ~gone
     return b, keep
+
+
+def header_size(path: Path, wlog: WarningLog) -> tuple[int, int] | None:
+    """``(width, height)`` from the header, or None with a counted ``unreadable-image`` skip."""
+    try:
+        return image_size(path)
+    except DatasetError as e:
+        wlog.skip("unreadable-image", str(path), e.message)
+        return None
 
 
 def image_size(path: Path) -> tuple[int, int]:

@@ -21,7 +21,7 @@ from advisor.dense.readers_common import (
     MASK_EXTS,
     WarningLog,
     find_file,
-    image_size,
+    header_size,
     images_in,
     read_names_file,
     rel_id,
@@ -189,9 +189,12 @@ def read_mask_folder(
 
 
 def _sample(img: Path, mask: Path, root: Path, split: str | None, wlog: WarningLog) -> DenseSample | None:
-    w, h = image_size(img)
-    if image_size(mask) != (w, h):
-        wlog.skip("mask-size-mismatch", str(mask), f"mask {image_size(mask)} vs image {(w, h)}")
+    size, mask_size = header_size(img, wlog), header_size(mask, wlog)
+    if size is None or mask_size is None:
+        return None
+    w, h = size
+    if mask_size != size:
+        wlog.skip("mask-size-mismatch", str(mask), f"mask {mask_size} vs image {size}")
         return None
     return DenseSample(
         id=rel_id(img, root), path=img.resolve(), width=w, height=h, mask_path=mask.resolve(), split=split

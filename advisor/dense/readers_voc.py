@@ -22,7 +22,7 @@ from advisor.dense.readers_common import (
     WarningLog,
     clean_boxes,
     find_file,
-    image_size,
+    header_size,
     labels_array,
     rel_id,
 )
@@ -80,17 +80,23 @@ def _voc_sample(
     if path is None:
         wlog.skip("missing-image", str(xml), "its image is not in JPEGImages/")
         return None
-    size = doc.find("size")
+    size_el = doc.find("size")
     try:
-        w, h = int(_num(size, "width")), int(_num(size, "height"))
+        w, h = int(_num(size_el, "width")), int(_num(size_el, "height"))
     except ValueError:
         w = h = 0
     if w <= 0 or h <= 0:
-        w, h = image_size(path)
+        size = header_size(path, wlog)
+        if size is None:
+            return None
+        w, h = size
     rows, labels, crowd = [], [], []
     for obj in doc.findall("object"):
         idx = table.index(_text(obj, "name") or "")
         bb = obj.find("bndbox")
+        if bb is None:
+            wlog.add("bad-annotation", f"{xml.name}: an object without <bndbox>")
+            continue
         if idx is None:
             wlog.add("unknown-class", f"{xml.name}: {_text(obj, 'name')!r}")
             continue
@@ -218,7 +224,10 @@ def _csv_sample(
     if path is None:
         wlog.skip("missing-image", str(base / name), f"image file not found (listed in {file.name})")
         return None
-    w, h = image_size(path)
+    size = header_size(path, wlog)
+    if size is None:
+        return None
+    w, h = size
     box_cols = [str(c) for c in spec["box"]]  # type: ignore[attr-defined]
     boxes, labels = [], []
     for row in rows:

@@ -20,7 +20,7 @@ from advisor.dense.readers_common import (
     WarningLog,
     clean_boxes,
     find_file,
-    image_size,
+    header_size,
     images_in,
     labels_array,
     read_names_file,
@@ -137,12 +137,25 @@ def _parse_line(line: str, w: int, h: int, wlog: WarningLog, where: str) -> tupl
     return None
 
 
+def _label_lines(label: Path, wlog: WarningLog) -> list[str]:
+    if not label.is_file():
+        return []
+    try:
+        return label.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        wlog.add("bad-annotation", label.name)
+        return []
+
+
 def _yolo_sample(
     img: Path, label: Path, root: Path, n_classes: int | None, wlog: WarningLog, split: str | None
-) -> DenseSample:
-    w, h = image_size(img)
+) -> DenseSample | None:
+    size = header_size(img, wlog)
+    if size is None:
+        return None
+    w, h = size
     rows, labels = [], []
-    lines = label.read_text(encoding="utf-8", errors="replace").splitlines() if label.is_file() else []
+    lines = _label_lines(label, wlog)
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -188,7 +201,9 @@ def read_yolo(path: Path, *, classes: Sequence[str] | None = None) -> DenseDatas
                 wlog.skip("missing-image", str(lab), "label file without an image")
         for img in imgs:
             label = lab_dir / img.relative_to(img_dir).with_suffix(".txt")
-            samples.append(_yolo_sample(img, label, root, len(names) if names else None, wlog, split))
+            s = _yolo_sample(img, label, root, len(names) if names else None, wlog, split)
+            if s is not None:
+                samples.append(s)
     if not names:
         top = max((int(s.labels.max()) for s in samples if len(s.labels)), default=-1)
         names = [str(i) for i in range(top + 1)]

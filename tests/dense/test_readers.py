@@ -312,3 +312,27 @@ def test_voc_tree_with_segmentation_class(tmp_path: Path) -> None:
         "segmentation", ["background", "RBC"], ["JPEGImages/img0.jpg"],
     )  # fmt: skip
     assert _codes(seg) == {"missing-mask": 1}
+
+
+def test_a_corrupt_image_is_a_counted_skip(tmp_path: Path) -> None:
+    root = syn.write_yolo(tmp_path / "yolo")
+    (root / "images" / "train" / "a.png").write_bytes(b"not a png")
+    ds = load_dense(root)
+    assert sorted(s.id for s in ds.samples) == ["images/train/b.png", "images/val/c.png"]
+    assert _codes(ds)["unreadable-image"] == 1
+    assert any(p.endswith("a.png") and "cannot read the image header" in r for p, r in ds.skipped)
+
+
+def test_voc_object_without_box_and_coco_junk_entries(tmp_path: Path) -> None:
+    root = syn.write_voc(tmp_path / "voc")
+    (root / "Annotations" / "img1.xml").write_text(
+        "<annotation><filename>img1.jpg</filename><object><name>RBC</name></object></annotation>"
+    )
+    assert _codes(load_dense(root))["bad-annotation"] == 2  # broken.xml and the object without <bndbox>
+    coco = syn.write_coco(tmp_path / "coco")
+    doc = json.loads((coco / "annotations.json").read_text())
+    doc["images"].append("junk")
+    doc["annotations"].append({"id": 50, "image_id": 12, "category_id": [1], "bbox": [1, 1, 2, 2]})
+    (coco / "annotations.json").write_text(json.dumps(doc))
+    ds = load_dense(coco)
+    assert _codes(ds)["bad-annotation"] == 1 and _codes(ds)["unknown-class"] == 1
