@@ -151,8 +151,12 @@ def load_dense(
         )
     kwargs = {"ignore_index": ignore_index, "binary_masks": binary_masks} if fmt == "mask-folder" else {}
     ds = _reader(fmt)(root, classes=classes, **kwargs)
-    ds = replace(ds, root=p)
-    return _keep_split(_dedupe(ds), split)
+    ds = _keep_split(_dedupe(replace(ds, root=p)), split)
+    log.info(
+        "read %s (%s, %s): %d images, %d classes, %d kinds of warning", p, ds.task, ds.format, len(ds.samples),
+        ds.num_classes, len(ds.warnings),
+    )  # fmt: skip
+    return ds
 
 
 def _dedupe(ds: DenseDataset) -> DenseDataset:

@@ -221,7 +221,13 @@ def test_classification_data_is_not_dense(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------------------------- real assets
 @pytest.mark.assets
-def test_bccd_voc(shared_assets: Path) -> None:
+def test_bccd_voc(shared_assets: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import ImageFile
+
+    def refuse(self, *a, **k):
+        raise AssertionError("an image was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)  # sizes come from the XML, no pixel is read
     ds = load_dense(asset_or_skip(shared_assets, "detection/bccd/BCCD"))
     assert ds.format == "voc" and len(ds.samples) == 364
     assert {(s.width, s.height) for s in ds.samples} == {(640, 480)}
