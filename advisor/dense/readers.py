@@ -11,11 +11,12 @@ dataset; input that cannot be read at all is a one-line `DatasetError`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from advisor.dense.readers_coco import coco_files, hf_metadata_files, looks_like_coco, looks_like_hf_objects
+from advisor.dense.readers_common import DENSE_READERS
 from advisor.dense.readers_masks import mask_pairs
 from advisor.dense.readers_voc import csv_columns, is_voc, read_csv_header
 from advisor.dense.readers_yolo import yolo_pairs
@@ -24,7 +25,7 @@ from advisor.errors import DatasetError, UsageError
 
 log = logging.getLogger(__name__)
 
-FORMATS: tuple[str, ...] = ("coco", "yolo", "voc", "csv", "hf-metadata", "mask-folder")
+FORMATS: tuple[str, ...] = tuple(DENSE_READERS)  # the registered readers (see `readers_common.dense_reader`)
 _MAX_DESCEND = 3
 
 
@@ -93,16 +94,6 @@ def detect_dense(path: str | Path) -> tuple[str, str] | None:
     return None if got is None else got[1]
 
 
-def _reader(fmt: str) -> Callable[..., DenseDataset]:
-    from advisor.dense import readers_coco, readers_masks, readers_voc, readers_yolo
-
-    return {
-        "coco": readers_coco.read_coco, "yolo": readers_yolo.read_yolo, "voc": readers_voc.read_voc,
-        "csv": readers_voc.read_box_csv, "hf-metadata": readers_coco.read_hf_metadata,
-        "mask-folder": readers_masks.read_mask_folder,
-    }[fmt]  # fmt: skip
-
-
 def _check_args(task: str | None, format: str | None) -> None:
     if task is not None and task not in DENSE_TASKS:
         raise UsageError(f"unknown dense task {task!r}", hint="use --task detection or --task segmentation")
@@ -150,7 +141,7 @@ def load_dense(
             hint="semantic segmentation needs images/ + index-PNG masks/; boxes and polygons are read as detection",
         )
     kwargs = {"ignore_index": ignore_index, "binary_masks": binary_masks} if fmt == "mask-folder" else {}
-    ds = _reader(fmt)(root, classes=classes, **kwargs)
+    ds = DENSE_READERS[fmt](root, classes=classes, **kwargs)
     ds = _keep_split(_dedupe(replace(ds, root=p)), split)
     log.info(
         "read %s (%s, %s): %d images, %d classes, %d kinds of warning", p, ds.task, ds.format, len(ds.samples),

@@ -19,6 +19,7 @@ from advisor.dense.readers_common import (
     ClassTable,
     WarningLog,
     clean_boxes,
+    dense_reader,
     find_file,
     header_size,
     labels_array,
@@ -236,6 +237,7 @@ def _sample(
     )  # fmt: skip
 
 
+@dense_reader("coco")
 def read_coco(path: Path, *, classes: Sequence[str] | None = None) -> DenseDataset:
     """Read COCO instances JSON (one file, or a folder of them: one per split) as a detection dataset.
 
@@ -325,6 +327,7 @@ def _hf_record(
     )  # fmt: skip
 
 
+@dense_reader("hf-metadata")
 def read_hf_metadata(path: Path, *, classes: Sequence[str] | None = None) -> DenseDataset:
     """Read a Hugging Face imagefolder whose ``metadata.jsonl`` has ``objects`` (``bbox`` as COCO ``x, y, w, h``;
     ``categories`` as ints (names from ``classes.txt`` or `classes`) or as names).

@@ -7,14 +7,15 @@ only the header until the pixels are asked for).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from advisor.dense.types import DenseWarning, class_index, empty_boxes, empty_labels
+from advisor.dense.types import DenseDataset, DenseWarning, class_index, empty_boxes, empty_labels
 from advisor.errors import DatasetError
+from advisor.registry import add_unique
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,25 @@ IMAGE_EXTS: frozenset[str] = frozenset(
 )
 MASK_EXTS: frozenset[str] = frozenset({".png", ".bmp", ".tif", ".tiff", ".gif"})
 MAX_EXAMPLES = 5
+
+DenseReader = Callable[..., DenseDataset]
+# format name -> reader(root, *, classes=None, ...); filled by `dense_reader` in the readers_* modules
+DENSE_READERS: dict[str, DenseReader] = {}
+
+
+def dense_reader(name: str) -> Callable[[DenseReader], DenseReader]:
+    """Register a dense reader under the format `name` (``DenseDataset.format``).
+
+    Raises:
+        ValueError: `name` is already registered.
+    """
+
+    def add(fn: DenseReader) -> DenseReader:
+        add_unique(DENSE_READERS, name, fn, "dense reader")
+        return fn
+
+    return add
+
 
 # code -> one line saying what it is and what advisor did; "{n}" is the count
 MESSAGES: dict[str, str] = {

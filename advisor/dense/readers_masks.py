@@ -20,6 +20,7 @@ import numpy as np
 from advisor.dense.readers_common import (
     MASK_EXTS,
     WarningLog,
+    dense_reader,
     find_file,
     header_size,
     images_in,
@@ -141,6 +142,7 @@ def _undeclared(values: set[int], n_classes: int, ignore_index: int | None, lut:
     return sorted(v for v in values if v not in known and v != ignore_index)
 
 
+@dense_reader("mask-folder")
 def read_mask_folder(
     path: Path, *, classes: Sequence[str] | None = None, ignore_index: int | None = 255,
     binary_masks: bool | None = None,

@@ -21,6 +21,7 @@ from advisor.dense.readers_common import (
     ClassTable,
     WarningLog,
     clean_boxes,
+    dense_reader,
     find_file,
     header_size,
     labels_array,
@@ -115,6 +116,7 @@ def _voc_sample(
     )  # fmt: skip
 
 
+@dense_reader("voc")
 def read_voc(path: Path, *, classes: Sequence[str] | None = None) -> DenseDataset:
     """Read a Pascal VOC detection folder (``Annotations/``, ``JPEGImages/``, optional ``ImageSets/Main``).
 
@@ -182,6 +184,7 @@ def read_csv_header(file: Path) -> list[str]:
     return next(csv.reader([line], delimiter="\t" if file.suffix.lower() == ".tsv" else ","), [])
 
 
+@dense_reader("csv")
 def read_box_csv(file: Path, *, classes: Sequence[str] | None = None) -> DenseDataset:
     """Read a box CSV (one row per box; image paths relative to the CSV's folder or its ``images/``).
 

@@ -19,6 +19,7 @@ import numpy as np
 from advisor.dense.readers_common import (
     WarningLog,
     clean_boxes,
+    dense_reader,
     find_file,
     header_size,
     images_in,
@@ -177,6 +178,7 @@ def _yolo_sample(
     )  # fmt: skip
 
 
+@dense_reader("yolo")
 def read_yolo(path: Path, *, classes: Sequence[str] | None = None) -> DenseDataset:
     """Read a YOLO txt dataset (see the module docstring for the layouts).
 

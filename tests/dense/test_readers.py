@@ -342,3 +342,14 @@ def test_voc_object_without_box_and_coco_junk_entries(tmp_path: Path) -> None:
     (coco / "annotations.json").write_text(json.dumps(doc))
     ds = load_dense(coco)
     assert _codes(ds)["bad-annotation"] == 1 and _codes(ds)["unknown-class"] == 1
+
+
+def test_every_format_has_one_registered_reader() -> None:
+    from advisor.dense.readers import FORMATS
+    from advisor.dense.readers_common import dense_reader
+
+    assert sorted(FORMATS) == ["coco", "csv", "hf-metadata", "mask-folder", "voc", "yolo"]
+    with pytest.raises(ValueError, match="dense reader 'coco' is already registered"):
+        dense_reader("coco")(lambda root, **kw: None)  # type: ignore[arg-type,return-value]
+    with pytest.raises(UsageError, match="unknown dense format"):
+        load_dense(".", format="kitti")
