@@ -223,7 +223,9 @@ def _csv_sample(
     wlog: WarningLog,
 ) -> DenseSample | None:
     base = file.parent
-    path = find_file([base / name, base / "images" / name, base / "JPEGImages" / name]) if name else None
+    dirs = (base, base / "images", base / "JPEGImages")
+    cands = [d / name for d in dirs] + [d / f"{name}{ext}" for d in dirs for ext in (".jpg", ".png", ".jpeg")]
+    path = find_file(cands) if name else None  # Kaggle-style image_id columns have no extension
     if path is None:
         wlog.skip("missing-image", str(base / name), f"image file not found (listed in {file.name})")
         return None

@@ -353,3 +353,11 @@ def test_every_format_has_one_registered_reader() -> None:
         dense_reader("coco")(lambda root, **kw: None)  # type: ignore[arg-type,return-value]
     with pytest.raises(UsageError, match="unknown dense format"):
         load_dense(".", format="kitti")
+
+
+def test_box_csv_image_ids_without_extension(tmp_path: Path) -> None:
+    syn.write_image(tmp_path / "images" / "w1.jpg")
+    (tmp_path / "train.csv").write_text("image_id,x,y,w,h,label\nw1,1,2,10,10,wheat\n")
+    ds = load_dense(tmp_path / "train.csv")
+    assert [s.id for s in ds.samples] == ["images/w1.jpg"] and ds.classes == ["wheat"]
+    np.testing.assert_array_equal(ds.samples[0].boxes, [[1, 2, 11, 12]])
