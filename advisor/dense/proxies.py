@@ -433,7 +433,9 @@ def pixel_probe(
     x, y = np.concatenate(items.x), np.concatenate(items.y)
     image, rep = np.concatenate(items.image), np.concatenate(items.repeat)
     runs = [
-        _pixel_repeat(x, y, image, rep == r, ds, seed=seed + r, folds=folds, device=device)
+        _pixel_repeat(
+            x, y, image, rep == r, ds, seed=seed + r, folds=folds, device=device, skipped=items.skipped
+        )
         for r in range(repeats)
     ]
     pred = np.full(len(y), -1, dtype=np.int64)
@@ -481,12 +483,14 @@ def _pixel_repeat(
     seed: int,
     folds: int,
     device: str,
+    skipped: dict[str, int],
 ) -> tuple[np.ndarray, Any, Any]:
-    """One repeat: the probe grouped by image on the pixels `sel`; ``(out-of-fold predictions, metrics, probe)``."""
+    """One repeat: the probe grouped by image on the pixels `sel`; ``(out-of-fold predictions, metrics, probe)``.
+
+    Pixels of a class sampled fewer than twice are left out (counted in `skipped` as ``rare-class``)."""
     from advisor.probe import linear_probe
 
     xs, ys, gs = x[sel], y[sel], image[sel]
-    skipped: dict[str, int] = {}
     keep = _drop_rare(ys, skipped)
     groups = [ds.samples[int(g)].id for g in gs[keep]]
     _check_probeable("pixel probe", ys[keep], groups)

@@ -247,3 +247,16 @@ def test_pixel_features_raw_floor_values():
 def test_allocate_water_fills():
     assert pdata.allocate(np.array([1, 10, 10]), 9).tolist() == [1, 4, 4]
     assert pdata.allocate(np.array([2, 3]), 100).tolist() == [2, 3]
+
+
+def test_pixel_probe_counts_mask_size_mismatch(seg, tmp_path):
+    s0 = seg.samples[0]
+    small = tmp_path / "small_mask.png"
+    Image.new("L", (32, 32), 1).save(small)
+    bad = DenseSample(id=s0.id, path=s0.path, width=s0.width, height=s0.height, mask_path=small)
+    ds = DenseDataset(
+        seg.root, "segmentation", "demo", seg.classes, [bad, *seg.samples[1:]], ignore_index=255
+    )
+    r = pixel_probe(RAW_PIXELS, ds, pixels_per_image=24, repeats=1, seed=0, scores=())
+    assert r.skipped == {"mask-size-mismatch": 1}
+    assert r.n_groups == len(seg.samples) - 1 and r.n_items == 24 * (len(seg.samples) - 1)
