@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RAW_FLOOR_ID = "raw-pixels"
+RAW_FLOOR_ID = "floor:raw-pixel"  # = advisor.dense.proxies.RAW_PIXELS
 TWIN_SUFFIX = " (random init)"
 DEFAULT_BACKBONES = 3
 MAX_ARCHITECTURES = 4
@@ -80,9 +80,10 @@ def _dense_rows(
 def _backbone_ids(cfg: RunConfig, catalog: Any, wanted: set[str] | None) -> list[str]:
     """Pretrained image backbones: the named ones, else the classification filter's best few."""
     if wanted is not None:
-        from advisor.dense.models import is_dense_model_id
+        from advisor.dense.models import dense_candidates
 
-        return [m for m in cfg.models if not is_dense_model_id(m)]
+        dense = {c.model_id for task in ("detection", "segmentation") for c in dense_candidates(task)}
+        return [m for m in cfg.models if m not in dense and not m.startswith("smp:")]
     from advisor.recommend.candidates import select_candidates
 
     cands, _excluded = select_candidates("image", cfg.constraints(), catalog)
@@ -106,7 +107,7 @@ def choose_rows(
 
 def measure_row_latency(row: DenseCandidate, size: tuple[int, int], *, device: str, repeats: int) -> None:
     """Fill ``row.latency`` (p50/p90 ms per image at `size`, pre/post-processing included) or ``row.error``."""
-    from advisor.dense.latency import measure_backbone_latency, measure_dense_latency
+    from advisor.dense.backbone_latency import measure_backbone_latency
     from advisor.errors import AdvisorError
 
     try:
@@ -115,6 +116,7 @@ def measure_row_latency(row: DenseCandidate, size: tuple[int, int], *, device: s
                 base_id(row.model_id), size, pretrained=row.pretrained, device=device, repeats=repeats
             )
         else:
+            from advisor.dense.latency import measure_dense_latency
             from advisor.dense.models import load_dense_model
 
             model = load_dense_model(row.model_id, pretrained=row.role == ROLE_ZERO_SHOT, device=device)

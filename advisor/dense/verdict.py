@@ -63,24 +63,57 @@ def _rank_proxies(rows: Sequence[DenseCandidate]) -> list[DenseCandidate]:
     return scored
 
 
-def _floor_lines(rows: Sequence[DenseCandidate], best: DenseCandidate | None) -> list[str]:
-    """What the floors say about the best backbone (the note when a floor wins)."""
+def _paired(a: DenseCandidate, b: DenseCandidate) -> float | None:
+    """Exact McNemar p-value of `a` vs `b` on their shared out-of-fold crop predictions (None: not paired)."""
+    from advisor.recommend.ranking import PairedCandidate, _aligned_correct, mcnemar_exact
+
+    def pc(r: DenseCandidate) -> PairedCandidate:
+        p = r.proxy or {}
+        return PairedCandidate(
+            r.model_id, float(r.proxy_value or 0.0), None, p.get("oof_ids"), p.get("oof_y"), p.get("oof_pred")
+        )
+
+    al = _aligned_correct(pc(a), pc(b))
+    return None if al is None else mcnemar_exact(al[0], al[1])[0]
+
+
+def _separated(best: DenseCandidate, other: DenseCandidate, alpha: float = 0.05) -> tuple[bool, str]:
+    """Whether `best` is better than `other` by the paired test (else by disjoint intervals), and how it was told."""
+    p = _paired(best, other)
+    if p is not None:
+        return p < alpha, f"paired exact McNemar p = {p:.3g}"
+    lo = ((best.proxy or {}).get("ci") or [best.proxy_value])[0]
+    hi = ((other.proxy or {}).get("ci") or [None, other.proxy_value])[-1]
+    sep = lo is not None and hi is not None and float(lo) > float(hi)
+    return sep, "95% intervals " + ("disjoint" if sep else "overlap")
+
+
+def _floor_lines(rows: Sequence[DenseCandidate], best: DenseCandidate | None) -> tuple[list[str], bool]:
+    """What the floors say about the best backbone, and whether every floor is separated from it."""
     lines: list[str] = []
+    all_separated = True
     if best is None or best.proxy_value is None:
-        return lines
+        return lines, False
     for r in rows:
         if r.role not in (ROLE_FLOOR, ROLE_TWIN) or r.proxy_value is None:
             continue
+        sep, how = _separated(best, r)
+        all_separated &= sep and best.proxy_value > r.proxy_value
         if r.proxy_value >= best.proxy_value:
             lines.append(
                 f"the {r.role} {r.model_id} scores {r.proxy_value:.3f} >= the best pretrained backbone "
                 f"{best.model_id} ({best.proxy_value:.3f}): pretraining shows no advantage on this proxy"
             )
+        elif sep:
+            lines.append(
+                f"{best.model_id} beats the {r.role} {r.model_id}: {best.proxy_value:.3f} vs {r.proxy_value:.3f} ({how})"
+            )
         else:
             lines.append(
-                f"{best.model_id} beats the {r.role} {r.model_id} ({best.proxy_value:.3f} vs {r.proxy_value:.3f})"
+                f"{best.model_id} is not significantly better than the {r.role} {r.model_id}: "
+                f"{best.proxy_value:.3f} vs {r.proxy_value:.3f} ({how}); more images would tell"
             )
-    return lines
+    return lines, all_separated
 
 
 def _zero_shot(
@@ -112,7 +145,7 @@ def decide(rows: list[DenseCandidate], ds: DenseDataset, cfg: RunConfig, notes: 
     best_zs, zs = _zero_shot(rows, n_cls)
     ranked = _rank_proxies(rows)
     best_bb = ranked[0] if ranked else None
-    reasons = _floor_lines(rows, best_bb)
+    reasons, floors_separated = _floor_lines(rows, best_bb)
     arch = _fastest_arch(rows)
     if arch is not None:
         reasons.append(
@@ -155,6 +188,10 @@ def decide(rows: list[DenseCandidate], ds: DenseDataset, cfg: RunConfig, notes: 
     ids = [winner] if winner else []
     ids += [r.model_id for r in ranked if r.tied_with_best]
     n_imgs = len(ds.samples)
+    unsure = route == "new-head" and (len(ids) > 1 or not floors_separated)
+    next_command = (
+        _next_command(cfg, ds.task, ids, min(n_imgs, cfg.max_samples or n_imgs)) if unsure else None
+    )
     return {
         "route": route,
         "headline": headline,
@@ -166,7 +203,6 @@ def decide(rows: list[DenseCandidate], ds: DenseDataset, cfg: RunConfig, notes: 
         "zero_shot_order": [r.model_id for r in zs],
         "proxy_order": [r.model_id for r in ranked],
         "reasons": reasons,
-        "next_command": _next_command(cfg, ds.task, ids, min(n_imgs, cfg.max_samples or n_imgs))
-        if ids
-        else None,
+        "next_command": next_command,
+        "next_why": "more images, to separate the tied or floor-level rows" if next_command else None,
     }

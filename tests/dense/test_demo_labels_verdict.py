@@ -110,8 +110,8 @@ def test_verdict_new_head_route_separates_a_clearly_better_backbone_and_reports_
     v = decide(rows, _ds(), RunConfig(data="/data"), [])
     assert v["route"] == "new-head" and v["winner"] == "pkg:a" and v["tied_with_best"] == []
     assert rows[0].rank == 1 and rows[1].rank == 2 and rows[1].proxy["tie_test"]["method"] == "mcnemar-holm"
-    assert any("beats the raw-pixel floor raw-pixels" in line for line in v["reasons"])
-    assert "--models pkg:a" in v["next_command"]
+    assert "pkg:a beats the raw-pixel floor raw-pixels: 1.000 vs 0.550 (95% intervals disjoint)" in v["reasons"]
+    assert v["next_command"] is None  # separated from the other backbone and from both floors: nothing to rerun
 
 
 def test_verdict_calls_a_tie_when_the_paired_test_cannot_separate_and_says_when_a_floor_wins():
@@ -131,6 +131,7 @@ def test_verdict_calls_a_tie_when_the_paired_test_cannot_separate_and_says_when_
         v["route"] == "new-head" and v["tied_with_best"] == ["pkg:b"] and "tied by the proxy" in v["headline"]
     )
     assert any("pretraining shows no advantage" in line for line in v["reasons"])
+    assert "--models pkg:a,pkg:b --max-samples 101" in v["next_command"]  # tied: more images would separate
 
 
 def test_verdict_prefers_full_label_coverage_zero_shot_then_partial_fine_tune():

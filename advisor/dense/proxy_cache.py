@@ -1,0 +1,66 @@
+"""The proxy rung of a dense run, cached by content.
+
+A proxy figure is a pure function of the model (id and whether its weights are pretrained), the data (fingerprint
+of the annotations and files, the sampled image ids), the proxy's settings and the seed; its cache key is the hash of
+exactly those (`advisor.io.stable_hash`), so a changed input is never served from the cache. Entries are JSON,
+written atomically; a damaged entry is deleted and recomputed (`advisor.cache.Cache`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from advisor.dense.candidates import RAW_FLOOR_ID, base_id
+from advisor.dense.results import DenseCandidate
+from advisor.dense.types import DenseDataset
+
+PROXY_VERSION = 1
+MAX_CROPS = 600  # detection: ground-truth box crops probed per model
+PIXELS_PER_IMAGE = 256  # segmentation: pixels sampled per image and repeat
+
+
+def proxy_settings(task: str) -> dict[str, Any]:
+    """The settings a proxy of `task` runs with (part of its cache key)."""
+    if task == "detection":
+        return {"kind": "crop-probe", "max_crops": MAX_CROPS}
+    return {"kind": "pixel-probe", "pixels_per_image": PIXELS_PER_IMAGE}
+
+
+def compute_proxy(row: DenseCandidate, sample: DenseDataset, *, seed: int, device: str) -> dict[str, Any]:
+    """The proxy of one row on `sample` (uncached): crop probe for detection, pixel probe for segmentation."""
+    from advisor.dense.proxies import RAW_PIXELS, crop_probe, pixel_probe
+
+    settings = proxy_settings(sample.task)
+    model = RAW_PIXELS if row.model_id == RAW_FLOOR_ID else base_id(row.model_id)
+    kw: dict[str, Any] = {"seed": seed, "device": device, "pretrained": row.pretrained}
+    if sample.task == "detection":
+        res = crop_probe(model, sample, max_crops=settings["max_crops"], **kw)
+    else:
+        res = pixel_probe(model, sample, pixels_per_image=settings["pixels_per_image"], **kw)
+    out: dict[str, Any] = res.to_dict()
+    return out
+
+
+def cached_proxy(row: DenseCandidate, sample: DenseDataset, *, seed: int, device: str) -> dict[str, Any]:
+    """`compute_proxy`, served from ``cache_dir("dense-proxies")`` when the same inputs were measured before."""
+    from advisor.cache import Cache
+    from advisor.io import stable_hash
+
+    key = stable_hash(
+        {
+            "v": PROXY_VERSION,
+            "model": base_id(row.model_id),
+            "pretrained": row.pretrained,
+            "data": sample.fingerprint(),
+            "ids": [s.id for s in sample.samples],
+            "settings": proxy_settings(sample.task),
+            "seed": seed,
+        }
+    )
+    cache = Cache("dense-proxies", suffix=".json")
+    hit = cache.get_json(key)
+    if isinstance(hit, dict) and hit.get("value") is not None:
+        return hit | {"cached": True}
+    rec = compute_proxy(row, sample, seed=seed, device=device)
+    cache.put_json(key, rec)
+    return rec
