@@ -11,6 +11,16 @@ if TYPE_CHECKING:
     from advisor.data.types import Dataset
 
 
+# The keyword arguments of `advisor.data.load_dataset` that say how to read a dataset; a `DatasetSpec`, a run config
+# and a candidate's work order all carry them under these names.
+READER_OPTIONS = ("modality", "text_column", "label_column", "split", "group_column")
+
+
+def reader_options(obj: Any) -> dict[str, Any]:
+    """The `READER_OPTIONS` attributes of `obj` (a `DatasetSpec`, `RunConfig`, `CandidateSpec`) as keyword arguments."""
+    return {k: getattr(obj, k) for k in READER_OPTIONS}
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """Where a dataset is and how to read it; ``None`` means *detect from the data*.
@@ -51,13 +61,7 @@ class DatasetSpec:
 
     def reader_options(self) -> dict[str, Any]:
         """The keyword arguments of `advisor.data.load_dataset` this spec sets (``task`` is not a reader option)."""
-        return {
-            "modality": self.modality,
-            "text_column": self.text_column,
-            "label_column": self.label_column,
-            "split": self.split,
-            "group_column": self.group_column,
-        }
+        return reader_options(self)
 
     def load(self) -> Dataset:
         """Read the dataset (see `advisor.data.load_dataset`).

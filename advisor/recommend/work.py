@@ -12,6 +12,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from advisor.data.spec import reader_options
 from advisor.errors import AdvisorError, DatasetError, UsageError
 from advisor.io import check_fields, field_names
 from advisor.recommend.config import CACHE_VERSION
@@ -195,14 +196,7 @@ def load_context(spec: CandidateSpec) -> WorkContext:
     from advisor.recommend.config import RunConfig
     from advisor.tasks import get_task
 
-    cfg = RunConfig(
-        data=spec.data_path,
-        modality=spec.modality,
-        text_column=spec.text_column,
-        label_column=spec.label_column,
-        split=spec.split,
-        group_column=spec.group_column,
-    )
+    cfg = RunConfig(data=spec.data_path, **reader_options(spec))
     dataset = get_task(spec.task).load_dataset(cfg)
     if dataset.fingerprint != spec.dataset_fingerprint:
         raise DatasetError(

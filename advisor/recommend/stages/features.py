@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from advisor.data.spec import reader_options
 from advisor.models.ids import model_source
 from advisor.recommend.candidates import Candidate
 from advisor.recommend.config import ProgressFn
@@ -23,11 +24,7 @@ def candidate_spec(state: RunState, model_id: str) -> CandidateSpec:
         sample_ids=tuple(s.id for s in state.samples),
         ids_hash=state.ids_hash,
         task=state.get_task().name,
-        modality=cfg.modality,
-        text_column=cfg.text_column,
-        label_column=cfg.label_column,
-        split=cfg.split,
-        group_column=cfg.group_column,
+        **reader_options(cfg),
         device=cfg.device,
         batch_size=cfg.batch_size,
         offline=state.offline,
