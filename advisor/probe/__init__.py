@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from advisor.errors import UsageError
-from advisor.probe.fit import INNER_PATIENCE, _mean_curve, _sweep, fit_logreg, select_c
+from advisor.probe.fit import INNER_PATIENCE, Solver, _mean_curve, _sweep, fit_logreg, select_c
 from advisor.probe.fit import _inner_curve as _inner_curve
 from advisor.probe.folds import effective_folds, group_folds, inner_seed, stratified_folds
 from advisor.probe.result import PROBE_VERSION, ProbeResult
@@ -44,6 +44,7 @@ __all__ = [
     "INNER_PATIENCE",
     "PROBE_VERSION",
     "SMALL_PROBLEM",
+    "Solver",
     "ProbeResult",
     "bootstrap_ci",
     "effective_folds",
@@ -118,8 +119,9 @@ def linear_probe(
         raise UsageError(f"inner_folds must be at least 2, got {inner_folds}")
     grid = sorted(float(c) for c in (c_grid if c_grid is not None else DEFAULT_C_GRID))
     splits, protocol = _outer_splits(y_all, g_all, t_all, folds, seed)
-    dev = resolve_device(device)
-    tdtype = torch.float64 if dtype == "float64" else torch.float32
+    solver = Solver(
+        resolve_device(device), torch.float64 if dtype == "float64" else torch.float32, max_iter, tol
+    )
 
     n = len(y_all)
     pred, chosen, curves, fold_acc, iters, k_in_used = _outer_folds(
@@ -131,10 +133,7 @@ def linear_probe(
         n_classes,
         inner_folds=inner_folds,
         seed=seed,
-        dev=dev,
-        tdtype=tdtype,
-        max_iter=max_iter,
-        tol=tol,
+        solver=solver,
     )
     ev = np.sort(np.concatenate([te for _, te in splits]))  # the evaluated samples (all of them under CV)
     return ProbeResult(
@@ -148,7 +147,7 @@ def linear_probe(
         n_classes=n_classes,
         n_features=int(x_all.shape[1]),
         iterations=iters,
-        device=str(dev),
+        device=str(solver.dev),
         dtype=dtype,
         oof_pred=[int(p) for p in pred],
         inner_folds=k_in_used,
@@ -169,10 +168,7 @@ def _outer_folds(
     *,
     inner_folds: int,
     seed: int,
-    dev: Any,
-    tdtype: Any,
-    max_iter: int,
-    tol: float,
+    solver: Solver,
 ) -> tuple[np.ndarray, list[int], list[np.ndarray], list[float], int, int]:
     """Per outer fold: C by inner CV on the outer-train part (`select_c`), refit there, predict the outer-test part.
 
@@ -190,7 +186,7 @@ def _outer_folds(
     # Small problems on CPU run single-threaded: each L-BFGS step is dozens of tiny ops, and a second intra-op
     # thread only adds synchronisation (measured 27x slower with 2 threads on a busy 2-core machine for
     # 400 x 768 x 10). Large problems keep torch's thread count.
-    small = dev.type == "cpu" and n * x_all.shape[1] * n_classes < SMALL_PROBLEM
+    small = solver.dev.type == "cpu" and n * x_all.shape[1] * n_classes < SMALL_PROBLEM
     with num_threads(1 if small else None):
         for f, (tr, te) in enumerate(splits):
             best, curve, it, k_in = select_c(
@@ -200,18 +196,13 @@ def _outer_folds(
                 n_classes,
                 inner_folds=inner_folds,
                 seed=inner_seed(seed, f),
-                dev=dev,
-                tdtype=tdtype,
-                max_iter=max_iter,
-                tol=tol,
+                solver=solver,
                 groups=None if g_all is None else g_all[tr],
             )
             iters += it
             k_in_used = max(k_in_used, k_in)
             # refit on the whole outer-train part, warm-started along the grid up to the chosen C
-            oof, _, it = _sweep(
-                x_all, y_all, [(tr, te)], grid[: best + 1], n_classes, dev, tdtype, max_iter, tol
-            )
+            oof, _, it = _sweep(x_all, y_all, [(tr, te)], grid[: best + 1], n_classes, *solver)
             iters += it
             pred[te] = oof[-1, te]
             chosen.append(best)

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from advisor.probe.folds import effective_folds, group_folds, stratified_folds
 
 INNER_PATIENCE = 2  # grid points without improvement after which the inner sweep stops (see _inner_curve)
+
+
+class Solver(NamedTuple):
+    """The L-BFGS settings every fit of one probe shares, in the positional order of `_sweep`/`_inner_curve`."""
+
+    dev: Any  # torch.device
+    tdtype: Any  # torch dtype
+    max_iter: int
+    tol: float
 
 
 def fit_logreg(
@@ -83,10 +92,7 @@ def select_c(
     *,
     inner_folds: int,
     seed: int,
-    dev: Any,
-    tdtype: Any,
-    max_iter: int,
-    tol: float,
+    solver: Solver,
     groups: np.ndarray | None = None,
 ) -> tuple[int, np.ndarray, int, int]:
     """Choose C by stratified inner CV on (outer-train) data only (group K-fold when `groups` are given and
@@ -102,7 +108,7 @@ def select_c(
     else:
         k_in = effective_folds(y_tr, inner_folds)
         splits = stratified_folds(y_tr, k_in, seed)
-    curve, iters = _inner_curve(x_tr, y_tr, splits, grid, n_classes, dev, tdtype, max_iter, tol)
+    curve, iters = _inner_curve(x_tr, y_tr, splits, grid, n_classes, *solver)
     best = int(np.flatnonzero(curve >= np.nanmax(curve) - 1e-12)[0])
     return best, curve, iters, k_in
 
