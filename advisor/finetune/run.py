@@ -247,6 +247,23 @@ def _train_task(
     )
 
 
+# The `TrainOutcome` fields a `FinetuneResult` keeps as they are, under the same names.
+_FROM_OUTCOME = (
+    "epochs_planned",
+    "best_epoch",
+    "stopped_reason",
+    "total_seconds",
+    "peak_memory_mb",
+    "peak_memory_kind",
+    "device",
+    "precision",
+    "micro_batch_size",
+    "grad_accum_steps",
+    "resumed_from_epoch",
+    "history",
+)
+
+
 def _result(
     dataset: Dataset,
     model: LoadedModel,
@@ -274,33 +291,22 @@ def _result(
         unfreeze=config.unfreeze,
         trainable_params=count_params(module, trainable_only=True) + count_params(out.head),
         total_params=count_params(module) + count_params(out.head),
-        epochs_planned=out.epochs_planned,
         epochs_run=len(out.history),
-        best_epoch=out.best_epoch,
-        stopped_reason=out.stopped_reason,
         val_accuracy=out.best_val_accuracy,
         val_accuracy_ci=wilson_interval(out.best_val_correct, out.best_val_n),
         val_loss=out.best_val_loss,
         per_class_accuracy=dict(zip(classes, out.per_class_accuracy, strict=False)),
         seconds_per_epoch=sum(full) / max(1, len(full)),
-        total_seconds=out.total_seconds,
-        peak_memory_mb=out.peak_memory_mb,
-        peak_memory_kind=out.peak_memory_kind,
-        device=out.device,
-        precision=out.precision,
-        micro_batch_size=out.micro_batch_size,
-        grad_accum_steps=out.grad_accum_steps,
-        resumed_from_epoch=out.resumed_from_epoch,
         checkpoint=str(out.checkpoint) if out.checkpoint else None,
         out_dir=str(out_dir) if out_dir is not None else None,
         config=config.to_dict(),
         seed=config.seed,
         dataset_fingerprint=getattr(dataset, "fingerprint", None),
         versions=library_versions(),
-        history=out.history,
         notes=notes + out.notes,
         pretrained=bool(getattr(model, "pretrained", True)),
         model_revision=getattr(model, "revision", None),
+        **{k: getattr(out, k) for k in _FROM_OUTCOME},
     )
 
 
