@@ -36,15 +36,9 @@ class ClassificationTask:
     def load_dataset(self, cfg: RunConfig) -> Any:
         """`advisor.data.load_dataset` with the run's reader options."""
         from advisor.data import load_dataset
+        from advisor.data.spec import reader_options
 
-        return load_dataset(
-            cfg.data,
-            modality=cfg.modality,
-            text_column=cfg.text_column,
-            label_column=cfg.label_column,
-            split=cfg.split,
-            group_column=cfg.group_column,
-        )
+        return load_dataset(cfg.data, **reader_options(cfg))
 
     def run(
         self, cfg: RunConfig, *, progress_fn: Any = None, catalog: Any = None, executor: Any = None
