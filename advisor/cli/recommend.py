@@ -300,8 +300,13 @@ def recommend_command(
         raise UsageError("the dataset is given twice", hint="use either --data DIR or a positional DIR")
     path = data if data is not None else data_arg
     demo_arg: bool | str = demo
-    if demo and data is None and data_arg is not None and str(data_arg) in DEMO_TASKS:
-        demo_arg, path = str(data_arg), None  # `--demo detection`: the dense demo, not a dataset folder
+    if demo and data_arg is not None:  # `--demo detection`: the dense demo, not a dataset folder
+        if str(data_arg) not in DEMO_TASKS or data is not None:
+            raise UsageError(
+                f"--demo takes no dataset (got {str(data_arg)!r})",
+                hint="use --demo, --demo detection or --demo segmentation",
+            )
+        demo_arg, path = str(data_arg), None
     if path is None and not demo:
         raise UsageError(
             "give a dataset with --data DIR, or --demo", hint="e.g. `advisor recommend --data ./my_images`"

@@ -58,16 +58,19 @@ def latency_record(
 
 
 def measure_backbone_latency(
-    model_id: str, size: tuple[int, int], *, pretrained: bool = True, device: str = "cpu", repeats: int = 10
+    model: Any, size: tuple[int, int], *, pretrained: bool = True, device: str = "cpu", repeats: int = 10
 ) -> dict[str, Any]:
-    """p50/p90 ms per image of `model_id`'s feature pyramid at `size` (width, height), preprocessing included."""
+    """p50/p90 ms per image of a backbone's feature pyramid at `size` (width, height), preprocessing included.
+
+    `model` is a model id (loaded here, with `pretrained`) or an already loaded `LoadedModel`.
+    """
     import torch
     from PIL import Image
 
     from advisor.bench.timing import time_callable
     from advisor.dense.backbones import dense_backbone, feature_maps, image_tensor, load_backbone
 
-    loaded = load_backbone(model_id, pretrained=pretrained, device=device)
+    loaded = load_backbone(model, pretrained=pretrained, device=device)
     bb = dense_backbone(loaded)
     w, h = size
     hw = (max(32, round(h / 32) * 32), max(32, round(w / 32) * 32))

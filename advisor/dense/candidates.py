@@ -49,7 +49,7 @@ def base_id(row_id: str) -> str:
 
 
 def _dense_rows(
-    task: str, classes: Sequence[str], cfg: RunConfig, wanted: set[str] | None
+    task: str, classes: Sequence[str], cfg: RunConfig, wanted: set[str] | None, offline: bool
 ) -> list[DenseCandidate]:
     """Zero-shot and architecture rows from the dense model list."""
     from advisor.dense.models import dense_candidates
@@ -61,12 +61,12 @@ def _dense_rows(
             continue
         shared = match_classes(classes, info.classes)
         offline_ok = bool(info.pretrained_available_offline)
-        common = {
+        common: dict[str, Any] = {
             "label_set": info.label_set,
             "license": info.license,
             "input_size": list(info.input_size) if info.input_size else None,
         }
-        if shared and (offline_ok or not cfg.offline):
+        if shared and (offline_ok or not offline):
             rows.append(DenseCandidate(info.model_id, ROLE_ZERO_SHOT, **common))
         elif info.model_id.startswith(("torchvision:", "smp:")) and (
             wanted is not None or n_arch < MAX_ARCHITECTURES
@@ -77,7 +77,7 @@ def _dense_rows(
     return rows
 
 
-def _backbone_ids(cfg: RunConfig, catalog: Any, wanted: set[str] | None) -> list[str]:
+def _backbone_ids(cfg: RunConfig, catalog: Any, wanted: set[str] | None, offline: bool) -> list[str]:
     """Pretrained image backbones: the named ones, else the classification filter's best few."""
     if wanted is not None:
         from advisor.dense.models import dense_candidates
@@ -86,18 +86,23 @@ def _backbone_ids(cfg: RunConfig, catalog: Any, wanted: set[str] | None) -> list
         return [m for m in cfg.models if m not in dense and not m.startswith("smp:")]
     from advisor.recommend.candidates import select_candidates
 
-    cands, _excluded = select_candidates("image", cfg.constraints(), catalog)
+    cands, _excluded = select_candidates("image", cfg.constraints(offline=offline), catalog)
     n = cfg.max_candidates or DEFAULT_BACKBONES
     return [c.model_id for c in cands[:n]]
 
 
 def choose_rows(
-    task: str, classes: Sequence[str], cfg: RunConfig, *, catalog: Any = None
+    task: str, classes: Sequence[str], cfg: RunConfig, *, catalog: Any = None, offline: bool | None = None
 ) -> list[DenseCandidate]:
-    """Every row of the ladder for a dense run on data with `classes` under `cfg`'s constraints."""
+    """Every row of the ladder for a dense run on data with `classes` under `cfg`'s constraints.
+
+    `offline` (default ``cfg.offline``): only weights that are local count (packaged dense models, cached
+    backbones); detectors whose weights would need the network become timed-only architecture rows.
+    """
+    off = cfg.offline if offline is None else offline
     wanted = set(cfg.models) if cfg.models else None
-    rows = _dense_rows(task, classes, cfg, wanted)
-    for mid in _backbone_ids(cfg, catalog, wanted):
+    rows = _dense_rows(task, classes, cfg, wanted, off)
+    for mid in _backbone_ids(cfg, catalog, wanted, off):
         rows.append(DenseCandidate(mid, ROLE_BACKBONE))
         rows.append(DenseCandidate(twin_id(mid), ROLE_TWIN, pretrained=False))
     if cfg.baselines:
@@ -105,15 +110,40 @@ def choose_rows(
     return rows
 
 
-def measure_row_latency(row: DenseCandidate, size: tuple[int, int], *, device: str, repeats: int) -> None:
+class ModelPool:
+    """The backbones a run has loaded, by (model id, pretrained): loaded once, shared by the latency and proxy
+    stages, dropped by `clear` when the proxies are done."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self._models: dict[tuple[str, bool], Any] = {}
+
+    def get(self, row: DenseCandidate) -> Any:
+        """The loaded backbone of a backbone or twin row."""
+        from advisor.dense.backbones import load_backbone
+
+        key = (base_id(row.model_id), row.pretrained)
+        if key not in self._models:
+            self._models[key] = load_backbone(key[0], pretrained=key[1], device=self.device)
+        return self._models[key]
+
+    def clear(self) -> None:
+        """Forget every loaded model."""
+        self._models.clear()
+
+
+def measure_row_latency(
+    row: DenseCandidate, size: tuple[int, int], *, device: str, repeats: int, pool: ModelPool | None = None
+) -> None:
     """Fill ``row.latency`` (p50/p90 ms per image at `size`, pre/post-processing included) or ``row.error``."""
     from advisor.dense.backbone_latency import measure_backbone_latency
     from advisor.errors import AdvisorError
 
     try:
         if row.role in (ROLE_BACKBONE, ROLE_TWIN):
+            model = pool.get(row) if pool is not None else base_id(row.model_id)
             row.latency = measure_backbone_latency(
-                base_id(row.model_id), size, pretrained=row.pretrained, device=device, repeats=repeats
+                model, size, pretrained=row.pretrained, device=device, repeats=repeats
             )
         else:
             from advisor.dense.latency import measure_dense_latency

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from advisor.dense.results import (
+    ROLE_ARCH,
     ROLE_BACKBONE,
     ROLE_FLOOR,
     ROLE_TWIN,
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str], None]
 
-DEFAULT_DENSE_IMAGES = 120  # images in the subsample without --max-samples
+DEFAULT_DENSE_IMAGES = {"detection": 120, "segmentation": 48}  # images in the subsample without --max-samples
 DEFAULT_BACKBONES = 3  # pretrained backbones probed without --max-candidates
 LATENCY_REPEATS = 10
 
@@ -62,6 +63,7 @@ class DenseRunState:
     sampling: dict[str, Any] = field(default_factory=dict)
     working_size: tuple[int, int] = (320, 320)
     rows: list[DenseCandidate] = field(default_factory=list)
+    pool: Any = None  # advisor.dense.candidates.ModelPool: backbones loaded once for latency and proxies
     verdict: dict[str, Any] = field(default_factory=dict)
     out: DenseResults | None = None
 
@@ -75,6 +77,14 @@ class DenseRunState:
         """The subsample (set by the plan stage)."""
         assert self.sample is not None, "the plan stage did not run"
         return self.sample
+
+    def get_pool(self) -> Any:
+        """The run's `ModelPool` (created on first use)."""
+        if self.pool is None:
+            from advisor.dense.candidates import ModelPool
+
+            self.pool = ModelPool(self.cfg.device)
+        return self.pool
 
     def row(self, model_id: str) -> DenseCandidate:
         """The row of `model_id`."""
@@ -154,10 +164,19 @@ def plan_stage(state: DenseRunState, say: ProgressFn) -> DenseRunState:
     ds = load_dense(cfg.data, task=task, split=cfg.split, ignore_index=_ignore_index(cfg))
     state.dataset = ds
     state.profile = profile_dense(ds)
-    n = cfg.max_samples or DEFAULT_DENSE_IMAGES
+    n = cfg.max_samples or DEFAULT_DENSE_IMAGES[ds.task]
     state.sample, state.sampling = subsample(ds, n, cfg.seed)
     state.working_size = working_size(ds)
-    state.rows = choose_rows(state.task, ds.classes, cfg, catalog=state.catalog)
+    from advisor.recommend.stages.plan import _effective_offline
+
+    offline = _effective_offline(cfg, state.notes)
+    state.rows = choose_rows(state.task, ds.classes, cfg, catalog=state.catalog, offline=offline)
+    shared_none = [r.model_id for r in state.rows if r.role == ROLE_ARCH]
+    if shared_none:
+        state.notes.append(
+            f"timed only (random weights: their label sets share no class with the data, or their weights need the "
+            f"network): {', '.join(shared_none)}"
+        )
     say(
         f"{ds.task} data: {len(ds.samples)} images, {ds.num_classes} classes ({ds.format}); "
         f"sample {state.sampling['images']} images; {len(state.rows)} rows to measure"
@@ -184,7 +203,9 @@ def latency_stage(state: DenseRunState, say: ProgressFn) -> DenseRunState:
         if r.role == ROLE_FLOOR or r.error:
             continue
         say(f"latency: {r.model_id} at {state.working_size[0]}x{state.working_size[1]}")
-        measure_row_latency(r, state.working_size, device=state.cfg.device, repeats=LATENCY_REPEATS)
+        measure_row_latency(
+            r, state.working_size, device=state.cfg.device, repeats=LATENCY_REPEATS, pool=state.get_pool()
+        )
         limit = state.cfg.max_latency_ms
         if limit is not None and r.latency_ms is not None and r.latency_ms > limit and r.role != ROLE_TWIN:
             r.error = f"excluded: p50 {r.latency_ms:.1f} ms > --max-latency-ms {limit:g}"
@@ -221,13 +242,16 @@ def proxy_stage(state: DenseRunState, say: ProgressFn) -> DenseRunState:
             continue
         say(f"proxy: {r.model_id} ({'crop probe' if state.task == 'detection' else 'pixel probe'})")
         try:
-            r.proxy = cached_proxy(r, sample, seed=state.cfg.seed, device=state.cfg.device)
+            r.proxy = cached_proxy(
+                r, sample, seed=state.cfg.seed, device=state.cfg.device, pool=state.get_pool()
+            )
         except Exception as e:  # one row failing never loses the others
             from advisor.errors import AdvisorError
 
             if not isinstance(e, AdvisorError | RuntimeError | ValueError | OSError):
                 raise
             r.error = f"proxy failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+    state.get_pool().clear()
     state.timings["proxy_s"] = time.perf_counter() - t0
     return state
 

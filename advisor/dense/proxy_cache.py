@@ -10,38 +10,60 @@ from __future__ import annotations
 
 from typing import Any
 
-from advisor.dense.candidates import RAW_FLOOR_ID, base_id
+from advisor.dense.candidates import RAW_FLOOR_ID, ModelPool, base_id
 from advisor.dense.results import DenseCandidate
 from advisor.dense.types import DenseDataset
 
 PROXY_VERSION = 1
 MAX_CROPS = 600  # detection: ground-truth box crops probed per model
-PIXELS_PER_IMAGE = 256  # segmentation: pixels sampled per image and repeat
+PIXELS_PER_IMAGE = (
+    96  # segmentation: pixels sampled per image and repeat (stratified by class within the image)
+)
+PIXEL_REPEATS = 2  # segmentation: independent pixel draws, each probed (the value is their mean)
+PIXEL_FOLDS = 3  # segmentation: outer folds over images
 
 
 def proxy_settings(task: str) -> dict[str, Any]:
     """The settings a proxy of `task` runs with (part of its cache key)."""
     if task == "detection":
         return {"kind": "crop-probe", "max_crops": MAX_CROPS}
-    return {"kind": "pixel-probe", "pixels_per_image": PIXELS_PER_IMAGE}
+    return {
+        "kind": "pixel-probe",
+        "pixels_per_image": PIXELS_PER_IMAGE,
+        "repeats": PIXEL_REPEATS,
+        "folds": PIXEL_FOLDS,
+    }
 
 
-def compute_proxy(row: DenseCandidate, sample: DenseDataset, *, seed: int, device: str) -> dict[str, Any]:
+def compute_proxy(
+    row: DenseCandidate, sample: DenseDataset, *, seed: int, device: str, pool: ModelPool | None = None
+) -> dict[str, Any]:
     """The proxy of one row on `sample` (uncached): crop probe for detection, pixel probe for segmentation."""
     from advisor.dense.proxies import RAW_PIXELS, crop_probe, pixel_probe
 
     settings = proxy_settings(sample.task)
-    model = RAW_PIXELS if row.model_id == RAW_FLOOR_ID else base_id(row.model_id)
+    model: Any = RAW_PIXELS if row.model_id == RAW_FLOOR_ID else base_id(row.model_id)
+    if pool is not None and row.model_id != RAW_FLOOR_ID:
+        model = pool.get(row)
     kw: dict[str, Any] = {"seed": seed, "device": device, "pretrained": row.pretrained}
     if sample.task == "detection":
         res = crop_probe(model, sample, max_crops=settings["max_crops"], **kw)
     else:
-        res = pixel_probe(model, sample, pixels_per_image=settings["pixels_per_image"], **kw)
+        res = pixel_probe(
+            model,
+            sample,
+            pixels_per_image=settings["pixels_per_image"],
+            repeats=settings["repeats"],
+            folds=settings["folds"],
+            **kw,
+        )
     out: dict[str, Any] = res.to_dict()
     return out
 
 
-def cached_proxy(row: DenseCandidate, sample: DenseDataset, *, seed: int, device: str) -> dict[str, Any]:
+def cached_proxy(
+    row: DenseCandidate, sample: DenseDataset, *, seed: int, device: str, pool: ModelPool | None = None
+) -> dict[str, Any]:
     """`compute_proxy`, served from ``cache_dir("dense-proxies")`` when the same inputs were measured before."""
     from advisor.cache import Cache
     from advisor.io import stable_hash
@@ -61,6 +83,6 @@ def cached_proxy(row: DenseCandidate, sample: DenseDataset, *, seed: int, device
     hit = cache.get_json(key)
     if isinstance(hit, dict) and hit.get("value") is not None:
         return hit | {"cached": True}
-    rec = compute_proxy(row, sample, seed=seed, device=device)
+    rec = compute_proxy(row, sample, seed=seed, device=device, pool=pool)
     cache.put_json(key, rec)
     return rec

@@ -53,7 +53,12 @@ class DenseWarning:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {"code": self.code, "count": self.count, "message": self.message, "examples": list(self.examples)}
+        return {
+            "code": self.code,
+            "count": self.count,
+            "message": self.message,
+            "examples": list(self.examples),
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,7 +182,9 @@ class DenseDataset:
             h.update(np.ascontiguousarray(s.labels, dtype=np.int64).tobytes())
             if s.mask_path is not None:
                 mt = s.mask_path.stat() if s.mask_path.exists() else None
-                h.update(f"{s.mask_path.name}|{mt.st_size if mt else -1}|{mt.st_mtime_ns if mt else -1}".encode())
+                h.update(
+                    f"{s.mask_path.name}|{mt.st_size if mt else -1}|{mt.st_mtime_ns if mt else -1}".encode()
+                )
         return h.hexdigest()[:16]
 
 

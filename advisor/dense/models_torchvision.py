@@ -1,0 +1,128 @@
+"""torchvision detectors and segmenters as `DenseModel`s (random-init builds offline; pretrained via torch.hub)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from advisor.dense.types import Detections
+from advisor.errors import WeightsUnavailableOffline
+
+if TYPE_CHECKING:
+    from advisor.dense.models import DenseModelInfo
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class TorchvisionDense:
+    """A torchvision detection/segmentation model with its pre/post-processing."""
+
+    def __init__(self, info: DenseModelInfo, net: Any, *, pretrained: bool, size: tuple[int, int]) -> None:
+        self.model_id = info.model_id
+        self.task = info.task
+        self.classes = list(info.classes)
+        self.pretrained = pretrained
+        self.license = info.license
+        self.input_size = size
+        self.net = net.eval()
+        self.n_params = int(sum(p.numel() for p in net.parameters()))
+        self.device = next(net.parameters()).device
+
+    def predict(self, images: Sequence[Any]) -> list[Any]:
+        """Per image: `Detections` (torchvision's own resize, decoding and NMS) or an argmax class map."""
+        import torch
+
+        with torch.inference_mode():
+            if self.task == "detection":
+                return self._detect(images)
+            return [self._segment(im) for im in images]
+
+    def _detect(self, images: Sequence[Any]) -> list[Detections]:
+        import torch
+
+        xs = [
+            torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1).float().div(255).to(self.device)
+            for im in images
+        ]
+        out = []
+        for o in self.net(xs):
+            out.append(
+                Detections(
+                    o["boxes"].cpu().numpy().astype(np.float32),
+                    o["scores"].cpu().numpy().astype(np.float32),
+                    o["labels"].cpu().numpy().astype(np.int64),
+                )
+            )
+        return out
+
+    def _segment(self, im: Any) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+        from PIL import Image
+
+        w, h = self.input_size
+        arr = (
+            np.asarray(im.convert("RGB").resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
+        )
+        x = (
+            torch.from_numpy((arr - IMAGENET_MEAN) / IMAGENET_STD)
+            .permute(2, 0, 1)[None]
+            .float()
+            .to(self.device)
+        )
+        logits = self.net(x)["out"]
+        logits = F.interpolate(logits, size=(im.height, im.width), mode="bilinear", align_corners=False)
+        return logits.argmax(1)[0].cpu().numpy().astype(np.int64)
+
+
+def _build(builder: str, task: str, pretrained: bool, size: tuple[int, int]) -> Any:
+    import torchvision.models.detection as det
+    import torchvision.models.segmentation as seg
+
+    fn = getattr(det if task == "detection" else seg, builder)
+    kw: dict[str, Any] = {}
+    if task == "detection" and not builder.startswith("ssdlite"):
+        kw |= {"min_size": min(size), "max_size": max(size)}
+    if pretrained:
+        return fn(weights="DEFAULT", **kw)
+    n = 91 if task == "detection" else 21
+    return fn(weights=None, weights_backbone=None, num_classes=n, **kw)
+
+
+def load_torchvision_dense(
+    info: DenseModelInfo, *, pretrained: bool, device: str, input_size: tuple[int, int] | None
+) -> TorchvisionDense:
+    """Build ``info``'s torchvision model; pretrained weights from torch.hub's cache or the network."""
+    import torch
+
+    from advisor.models.hub import is_offline, torch_hub_checkpoint
+    from advisor.runtime import resolve_device
+
+    builder = info.model_id.split(":", 1)[1]
+    size = input_size or info.input_size or (320, 320)
+    if pretrained:
+        import torchvision.models.detection as det
+        import torchvision.models.segmentation as seg
+        from torchvision.models import get_model_weights
+
+        del det, seg
+        url = get_model_weights(builder).DEFAULT.url
+        ckpt = torch_hub_checkpoint(url)
+        if not ckpt.exists() and is_offline(None):
+            raise WeightsUnavailableOffline(
+                f"{info.model_id}: weights are not available offline (not cached at {ckpt})",
+                hint=f"run once with network access, or download {url} into {ckpt.parent}",
+            )
+    torch.manual_seed(0)
+    try:
+        net = _build(builder, info.task, pretrained, size)
+    except (OSError, RuntimeError) as e:  # the download failed
+        raise WeightsUnavailableOffline(
+            f"{info.model_id}: could not load weights ({str(e).splitlines()[0][:200]})",
+            hint="check the network, or run once online so the weights are cached",
+        ) from e
+    dev = resolve_device(device)
+    return TorchvisionDense(info, net.to(dev), pretrained=pretrained, size=size)
