@@ -200,7 +200,7 @@ def latency_stage(state: DenseRunState, say: ProgressFn) -> DenseRunState:
         return state
     t0 = time.perf_counter()
     for r in state.rows:
-        if r.role == ROLE_FLOOR or r.error:
+        if r.role in (ROLE_FLOOR, ROLE_TWIN) or r.error:  # a twin is its pretrained model's architecture
             continue
         say(f"latency: {r.model_id} at {state.working_size[0]}x{state.working_size[1]}")
         measure_row_latency(

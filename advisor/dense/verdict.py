@@ -89,29 +89,36 @@ def _separated(best: DenseCandidate, other: DenseCandidate, alpha: float = 0.05)
 
 
 def _floor_lines(rows: Sequence[DenseCandidate], best: DenseCandidate | None) -> tuple[list[str], bool]:
-    """What the floors say about the best backbone, and whether every floor is separated from it."""
+    """What the floors say: each random-init twin against its own pretrained model, the raw-pixel floor against
+    the best backbone; and whether every one of those comparisons is separated by the evidence."""
+    from advisor.dense.candidates import base_id
+
     lines: list[str] = []
     all_separated = True
     if best is None or best.proxy_value is None:
         return lines, False
+    by_id = {r.model_id: r for r in rows}
     for r in rows:
         if r.role not in (ROLE_FLOOR, ROLE_TWIN) or r.proxy_value is None:
             continue
-        sep, how = _separated(best, r)
-        all_separated &= sep and best.proxy_value > r.proxy_value
-        if r.proxy_value >= best.proxy_value:
+        ref = by_id.get(base_id(r.model_id), best) if r.role == ROLE_TWIN else best
+        if ref.proxy_value is None:
+            continue
+        sep, how = _separated(ref, r)
+        all_separated &= sep and ref.proxy_value > r.proxy_value
+        if r.proxy_value >= ref.proxy_value:
             lines.append(
-                f"the {r.role} {r.model_id} scores {r.proxy_value:.3f} >= the best pretrained backbone "
-                f"{best.model_id} ({best.proxy_value:.3f}): pretraining shows no advantage on this proxy"
+                f"the {r.role} {r.model_id} scores {r.proxy_value:.3f} >= {ref.model_id} ({ref.proxy_value:.3f}): "
+                "pretraining shows no advantage on this proxy"
             )
         elif sep:
             lines.append(
-                f"{best.model_id} beats the {r.role} {r.model_id}: {best.proxy_value:.3f} vs {r.proxy_value:.3f} ({how})"
+                f"{ref.model_id} beats the {r.role} {r.model_id}: {ref.proxy_value:.3f} vs {r.proxy_value:.3f} ({how})"
             )
         else:
             lines.append(
-                f"{best.model_id} is not significantly better than the {r.role} {r.model_id}: "
-                f"{best.proxy_value:.3f} vs {r.proxy_value:.3f} ({how}); more images would tell"
+                f"{ref.model_id} is not significantly better than the {r.role} {r.model_id}: "
+                f"{ref.proxy_value:.3f} vs {r.proxy_value:.3f} ({how}); more images would tell"
             )
     return lines, all_separated
 

@@ -111,6 +111,7 @@ def test_verdict_new_head_route_separates_a_clearly_better_backbone_and_reports_
     assert v["route"] == "new-head" and v["winner"] == "pkg:a" and v["tied_with_best"] == []
     assert rows[0].rank == 1 and rows[1].rank == 2 and rows[1].proxy["tie_test"]["method"] == "mcnemar-holm"
     assert "pkg:a beats the raw-pixel floor raw-pixels: 1.000 vs 0.550 (95% intervals disjoint)" in v["reasons"]
+    assert "pkg:a beats the random-init twin pkg:a (random init): 1.000 vs 0.500 (95% intervals disjoint)" in v["reasons"]
     assert v["next_command"] is None  # separated from the other backbone and from both floors: nothing to rerun
 
 
