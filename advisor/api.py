@@ -50,7 +50,9 @@ DataLike = str | Path | DatasetSpec
 
 
 # ----------------------------------------------------------------------------------------------- data
-def profile(data: DataLike, *, ignore_index: int | None = 255, **dataset: Any) -> DatasetProfile | dict[str, Any]:
+def profile(
+    data: DataLike, *, ignore_index: int | None = 255, **dataset: Any
+) -> DatasetProfile | dict[str, Any]:
     """Profile a dataset (`advisor data profile`): counts per class, imbalance, sizes, what was skipped and why.
 
     Detection/segmentation data (found by `advisor.dense.readers.detect_dense`, or ``task="detection"`` /
@@ -276,17 +278,26 @@ def recommend(
     return run(cfg, progress_fn=progress_fn)
 
 
-def report(run_dir: str | Path, *, rewrite: bool = False) -> RecommendResults:
+def report(run_dir: str | Path, *, rewrite: bool = False) -> RecommendResults | DenseResults:
     """A stored recommend run (no recomputation); ``rewrite=True`` re-renders its report files (`advisor report`).
 
-    Render it with `advisor.report.render.render(results, "md" | "csv" | "json" | "html")`.
+    Render it with `advisor.report.render.render(results, "md" | "csv" | "json" | "html")`, or for a detection /
+    segmentation run (a `DenseResults`) with `advisor.report.dense.render_dense`.
 
     Raises:
         ResultsError: the run directory or its results.json is missing or unreadable.
     """
     from advisor.recommend.results import load_results
+    from advisor.report.dense import load_dense_run
     from advisor.report.render import write_run_dir
 
+    dense = load_dense_run(run_dir)
+    if dense is not None:
+        if rewrite:
+            from advisor.report.dense import write_dense_dir
+
+            write_dense_dir(dense, dense.run_dir or run_dir)
+        return dense
     res = load_results(run_dir)
     if rewrite:
         write_run_dir(res, res.run_dir or run_dir)

@@ -388,13 +388,21 @@ def report_command(
 ) -> None:
     """Re-render a stored run (no recomputation): a table, JSON, markdown, CSV or the single-file HTML."""
     from advisor.api import report
+    from advisor.dense.results import DenseResults
+    from advisor.report.dense import render_dense
     from advisor.report.render import render
 
     res = report(run_dir, rewrite=rewrite)
     if fmt in (ReportFormat.human, ReportFormat.json) and out is None:
-        Output(fmt.value).result(res.to_dict(), lambda _d: _render_results(res))
+        if isinstance(res, DenseResults):
+            dense = res
+            Output(fmt.value).result(dense.to_dict(), lambda _d: render_dense_results(dense))
+        else:
+            classified = res
+            Output(fmt.value).result(classified.to_dict(), lambda _d: _render_results(classified))
         return
-    text = render(res, "json" if fmt == ReportFormat.human else fmt.value)
+    kind = "json" if fmt == ReportFormat.human else fmt.value
+    text = render_dense(res, kind) if isinstance(res, DenseResults) else render(res, kind)
     if out is None:
         Output.text(text)
         return

@@ -285,4 +285,21 @@ def load_dense_results(path: str | Path) -> DenseResults:
     return DenseResults.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
+def load_dense_run(run_dir: str | Path) -> DenseResults | None:
+    """The `DenseResults` of a run directory (or its results.json), None when it holds another kind of run."""
+    from advisor.dense.results import DENSE_SCHEMA
+
+    p = Path(run_dir)
+    f = p / DENSE_FILES["json"] if p.is_dir() else p
+    try:
+        d = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # the classification loader says what is wrong
+    if not isinstance(d, dict) or d.get("schema") != DENSE_SCHEMA:
+        return None
+    res = DenseResults.from_dict(d)
+    res.run_dir = str(f.parent)
+    return res
+
+
 __all__ = ["DENSE_FILES", "load_dense_results", "render_dense", "write_dense_dir", "ROLE_ZERO_SHOT"]

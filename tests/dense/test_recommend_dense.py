@@ -46,6 +46,10 @@ def test_detection_demo_through_the_cli_ranks_a_backbone_against_its_twin_and_th
     assert {p.name for p in out.iterdir()} == {"results.json", "results.csv", "report.md", "report.html"}
     html = (out / "report.html").read_text()
     assert "Frozen-feature proxies (a proxy, not the task metric)" in html and "<script" not in html
+    again = _run(["report", str(out), "--format", "md"])  # re-rendered from results.json, nothing recomputed
+    assert again.exit_code == 0 and again.stdout.strip() == (out / "report.md").read_text().strip()
+    shown = _run(["report", str(out)])
+    assert shown.exit_code == 0 and "Verdict (new-head)" in shown.stdout
 
 
 def test_a_rerun_is_served_from_the_cache_and_an_edited_annotation_is_not(cache, tmp_path):
