@@ -27,7 +27,7 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
 
 def render_dense_results(res: DenseResults) -> None:
     """Print the verdict, the data warnings, the zero-shot, proxy and other tables, and the run directory."""
-    from advisor.report.dense import other_rows, per_class_rows, proxy_rows, zero_shot_rows
+    from advisor.report.dense import dense_sections
 
     con = stdout_console()
     v = res.verdict
@@ -40,13 +40,7 @@ def render_dense_results(res: DenseResults) -> None:
         con.print(
             f"[yellow]warning[/] {safe(w['code'])} x{int(w['count'])}: {safe(w['message'])}", highlight=False
         )
-    metric = "mAP" if res.task == "detection" else "mIoU"
-    for title, (header, rows) in (
-        (f"Zero-shot: measured {metric} on your sample", zero_shot_rows(res)),
-        ("Frozen-feature proxies (a proxy, not the task metric)", proxy_rows(res)),
-        ("Per-class figures of the zero-shot models", per_class_rows(res)),
-        ("Other rows", other_rows(res)),
-    ):
+    for title, (header, rows) in dense_sections(res):
         if rows:
             _table(title, header, rows)
     for n in res.notes:

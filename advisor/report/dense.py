@@ -113,6 +113,26 @@ def per_class_rows(r: DenseResults) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def proxy_per_class_rows(r: DenseResults) -> tuple[list[str], list[list[str]]]:
+    """Per-class figures of the proxies (crop probe: out-of-fold recall; pixel probe: IoU), best row first."""
+    rows_by = [c for c in r.proxy_ranked if (c.proxy or {}).get("per_class")]
+    classes = sorted({k for c in rows_by for k in (c.proxy or {})["per_class"]})
+    header = ["class", *[c.model_id for c in rows_by]]
+    rows = [[k, *[_f((c.proxy or {})["per_class"].get(k)) for c in rows_by]] for k in classes]
+    return header, rows
+
+
+def dense_sections(r: DenseResults) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
+    what = "recall of the crop probe" if r.task == "detection" else "IoU of the pixel probe"
+    return [
+        ("Zero-shot (measured metric on your sample)", zero_shot_rows(r)),
+        ("Frozen-feature proxies (a proxy, not the task metric)", proxy_rows(r)),
+        ("Per-class figures of the zero-shot models", per_class_rows(r)),
+        (f"Per-class {what}", proxy_per_class_rows(r)),
+        ("Other rows", other_rows(r)),
+    ]
+
+
 def render_dense_markdown(r: DenseResults) -> str:
     """The markdown report."""
     v = r.verdict
@@ -132,13 +152,7 @@ def render_dense_markdown(r: DenseResults) -> str:
     ]
     for w in ds.get("warnings", []):
         out.append(f"- warning {md_text(w['code'])} ×{w['count']}: {md_text(w['message'])}")
-    sections = [
-        ("Zero-shot (measured metric on your sample)", zero_shot_rows(r)),
-        ("Frozen-feature proxies (a proxy, not the task metric)", proxy_rows(r)),
-        ("Per-class figures of the zero-shot models", per_class_rows(r)),
-        ("Other rows", other_rows(r)),
-    ]
-    for title, (header, rows) in sections:
+    for title, (header, rows) in dense_sections(r):
         if rows:
             out += ["", f"## {title}", "", _md_table(header, rows)]
     out += ["", "## What each rung measured"]
@@ -232,12 +246,7 @@ def render_dense_html(r: DenseResults) -> str:
         parts.append(
             f"<p>warning {escape(str(w['code']))} ×{int(w['count'])}: {escape(str(w['message']))}</p>"
         )
-    for title, (header, rows) in (
-        ("Zero-shot (measured metric on your sample)", zero_shot_rows(r)),
-        ("Frozen-feature proxies (a proxy, not the task metric)", proxy_rows(r)),
-        ("Per-class figures of the zero-shot models", per_class_rows(r)),
-        ("Other rows", other_rows(r)),
-    ):
+    for title, (header, rows) in dense_sections(r):
         if rows:
             parts += [f"<h2>{escape(title)}</h2>", _html_table(header, rows)]
     parts += [f"<h2>Plots</h2>{''.join(_plots(r))}"]
