@@ -18,13 +18,11 @@ import numpy as np
 from advisor.dense.readers_common import (
     ClassTable,
     WarningLog,
-    clean_boxes,
+    box_sample,
     dense_reader,
     find_file,
     header_size,
-    labels_array,
     read_names_file,
-    rel_id,
     split_of,
 )
 from advisor.dense.types import DenseDataset, DenseSample, normalise_class_name
@@ -222,19 +220,21 @@ def _sample(
         crowd.append(bool(a.get("iscrowd", 0)))
         area = a.get("area")
         areas.append(float(area) if isinstance(area, int | float) and area > 0 else np.nan)
-    boxes, keep = clean_boxes(np.asarray(rows, dtype=np.float32), w, h, wlog, name)
-    area_arr = np.asarray(areas, dtype=np.float64)
-    missing = np.isnan(area_arr)  # no annotated area: the (clipped) box area
-    area_arr[missing] = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))[missing]
     if not len(anns):
         wlog.add("unlabelled-image", name)
-    crowd_arr = np.asarray(crowd, dtype=bool)[keep]
-    wlog.add("crowd", name, int(crowd_arr.sum()))
-    return DenseSample(
-        id=rel_id(path, root), path=path.resolve(), width=w, height=h, boxes=boxes[keep],
-        labels=labels_array(labels)[keep] if labels else labels_array([]), crowd=crowd_arr,
-        split=split, areas=area_arr[keep], source_id=img.get("id"),
-    )  # fmt: skip
+    return box_sample(
+        path,
+        root,
+        (w, h),
+        rows,
+        labels,
+        wlog,
+        name,
+        split=split,
+        crowd=crowd,
+        areas=areas,
+        source_id=img.get("id"),
+    )
 
 
 @dense_reader("coco")
@@ -305,7 +305,6 @@ def _hf_record(
     size = header_size(path, wlog)
     if size is None:
         return None
-    w, h = size
     bboxes, cats = _objects(rec)
     rows, labels = [], []
     for bb, c in zip(bboxes, cats, strict=False):
@@ -319,12 +318,7 @@ def _hf_record(
         labels.append(idx)
     if not bboxes:
         wlog.add("unlabelled-image", name)
-    boxes, keep = clean_boxes(np.asarray(rows, dtype=np.float32), w, h, wlog, name)
-    lab = labels_array(labels)
-    return DenseSample(
-        id=rel_id(path, root), path=path.resolve(), width=w, height=h, boxes=boxes[keep],
-        labels=lab[keep] if len(lab) else lab, split=split,
-    )  # fmt: skip
+    return box_sample(path, root, size, rows, labels, wlog, name, split=split)
 
 
 @dense_reader("hf-metadata")

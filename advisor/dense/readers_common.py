@@ -13,7 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from advisor.dense.types import DenseDataset, DenseWarning, class_index, empty_boxes, empty_labels
+from advisor.dense.types import (
+    DenseDataset,
+    DenseSample,
+    DenseWarning,
+    class_index,
+    empty_boxes,
+    empty_labels,
+)
 from advisor.errors import DatasetError
 from advisor.registry import add_unique
 
@@ -197,6 +204,51 @@ def labels_array(values: Iterable[int]) -> np.ndarray:
     """An int64 ``(N,)`` label array."""
     arr = np.asarray(list(values), dtype=np.int64)
     return arr if arr.size else empty_labels()
+
+
+def box_sample(
+    path: Path,
+    root: Path,
+    size: tuple[int, int],
+    rows: Sequence[Sequence[float]],
+    labels: Sequence[int],
+    wlog: WarningLog,
+    where: str,
+    *,
+    split: str | None = None,
+    crowd: Sequence[bool] | None = None,
+    areas: Sequence[float] | None = None,
+    source_id: int | str | None = None,
+) -> DenseSample:
+    """The sample of image `path` with boxes `rows` (xyxy pixels) and their `labels`, the boxes cleaned.
+
+    Args:
+        path: the image file; its id is its path relative to `root`.
+        size: ``(width, height)`` of the image.
+        rows, labels: one box and one class index per object read.
+        wlog: counts what `clean_boxes` drops or clips, and the kept ``crowd`` boxes, under `where`.
+        where: the annotation file / image named in the warning examples.
+        split, source_id: copied to the sample.
+        crowd: per-box crowd flags (None: the format has none).
+        areas: per-box annotated areas, NaN where unknown (then the clipped box area); None: the format has none.
+    """
+    w, h = size
+    boxes, keep = clean_boxes(np.asarray(rows, dtype=np.float32), w, h, wlog, where)
+    lab = labels_array(labels)
+    crowd_arr = None
+    if crowd is not None:
+        crowd_arr = np.asarray(crowd, dtype=bool)[keep]
+        wlog.add("crowd", where, int(crowd_arr.sum()))
+    area_arr = None
+    if areas is not None:
+        area_arr = np.asarray(areas, dtype=np.float64)
+        missing = np.isnan(area_arr)
+        area_arr[missing] = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))[missing]
+        area_arr = area_arr[keep]
+    return DenseSample(
+        id=rel_id(path, root), path=path.resolve(), width=w, height=h, boxes=boxes[keep],
+        labels=lab[keep] if len(lab) else lab, crowd=crowd_arr, split=split, areas=area_arr, source_id=source_id,
+    )  # fmt: skip
 
 
 def images_in(folder: Path, *, recursive: bool = False) -> list[Path]:

@@ -20,12 +20,10 @@ from advisor.dense.readers_common import (
     IMAGE_EXTS,
     ClassTable,
     WarningLog,
-    clean_boxes,
+    box_sample,
     dense_reader,
     find_file,
     header_size,
-    labels_array,
-    rel_id,
 )
 from advisor.dense.types import DenseDataset, DenseSample
 from advisor.errors import DatasetError
@@ -106,14 +104,8 @@ def _voc_sample(
         crowd.append(_text(obj, "difficult") == "1")
     if not rows:
         wlog.add("unlabelled-image", path.name)
-    boxes, keep = clean_boxes(np.asarray(rows, dtype=np.float32), w, h, wlog, xml.name)
-    crowd_arr = np.asarray(crowd, dtype=bool)[keep]
-    wlog.add("crowd", xml.name, int(crowd_arr.sum()))
-    lab = labels_array(labels)
-    return DenseSample(
-        id=rel_id(path, root), path=path.resolve(), width=w, height=h, boxes=boxes[keep],
-        labels=lab[keep] if len(lab) else lab, crowd=crowd_arr, split=splits.get(path.stem, splits.get(xml.stem)),
-    )  # fmt: skip
+    split = splits.get(path.stem, splits.get(xml.stem))
+    return box_sample(path, root, (w, h), rows, labels, wlog, xml.name, split=split, crowd=crowd)
 
 
 @dense_reader("voc")
@@ -232,7 +224,6 @@ def _csv_sample(
     size = header_size(path, wlog)
     if size is None:
         return None
-    w, h = size
     box_cols = [str(c) for c in spec["box"]]  # type: ignore[attr-defined]
     boxes, labels = [], []
     for row in rows:
@@ -252,11 +243,6 @@ def _csv_sample(
         labels.append(idx)
     if not boxes:
         wlog.add("unlabelled-image", name)
-    arr, keep = clean_boxes(np.asarray(boxes, dtype=np.float32), w, h, wlog, name)
-    lab = labels_array(labels)
     split_col = spec.get("split")
     split = rows[0].get(str(split_col)) or None if split_col else None
-    return DenseSample(
-        id=rel_id(path, base), path=path.resolve(), width=w, height=h, boxes=arr[keep],
-        labels=lab[keep] if len(lab) else lab, split=split,
-    )  # fmt: skip
+    return box_sample(path, base, size, boxes, labels, wlog, name, split=split)

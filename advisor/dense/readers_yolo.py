@@ -18,14 +18,12 @@ import numpy as np
 
 from advisor.dense.readers_common import (
     WarningLog,
-    clean_boxes,
+    box_sample,
     dense_reader,
     find_file,
     header_size,
     images_in,
-    labels_array,
     read_names_file,
-    rel_id,
     split_of,
 )
 from advisor.dense.types import DenseDataset, DenseSample
@@ -170,12 +168,7 @@ def _yolo_sample(
         rows.append(got[1])
     if not rows and not any(ln.strip() for ln in lines):
         wlog.add("unlabelled-image", img.name)
-    boxes, keep = clean_boxes(np.asarray(rows, dtype=np.float32), w, h, wlog, label.name)
-    lab = labels_array(labels)
-    return DenseSample(
-        id=rel_id(img, root), path=img.resolve(), width=w, height=h, boxes=boxes[keep],
-        labels=lab[keep] if len(lab) else lab, split=split,
-    )  # fmt: skip
+    return box_sample(img, root, (w, h), rows, labels, wlog, label.name, split=split)
 
 
 @dense_reader("yolo")
