@@ -23,23 +23,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "DatasetSpec",
-    "__version__",
-    "bench",
-    "catalog",
-    "features",
-    "finetune",
-    "metrics",
-    "profile",
-    "recommend",
-    "report",
-    "score",
-]
-
 # API functions whose name is also a module of this package; the rest are plain functions of advisor.api.
 _MODULE_NAMES = frozenset({"features", "bench", "recommend", "finetune", "report", "catalog", "metrics"})
 _FUNCTION_NAMES = frozenset({"profile", "score", "sample", "DatasetSpec"})
+
+__all__ = sorted({"__version__", *_MODULE_NAMES, *_FUNCTION_NAMES})
 
 
 class _CallableModule(types.ModuleType):
