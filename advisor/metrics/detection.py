@@ -8,6 +8,7 @@ category id of 0 is a background class in some exports. Crowd boxes (``iscrowd``
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -94,20 +95,12 @@ class DetectionMetrics:
 
     def to_dict(self, *, curves: bool = True) -> dict[str, Any]:
         """JSON-able form (``curves=False`` leaves the PR curves out)."""
-        out: dict[str, Any] = {"task": "detection", **self.summary()}
-        out.update(
-            per_class_ap=dict(self.per_class_ap),
-            per_class_ap50=dict(self.per_class_ap50),
-            n_images=self.n_images,
-            n_gt=self.n_gt,
-            n_crowd=self.n_crowd,
-            n_predictions=self.n_predictions,
-            protocol=self.protocol,
-            notes=list(self.notes),
-        )
+        fields = dataclasses.asdict(self)  # field order: the summary first, curves moved last
+        pr_curves, recall_grid = fields.pop("pr_curves"), fields.pop("recall_grid")
+        out: dict[str, Any] = {"task": "detection", **fields}
         if curves:
-            out["recall_grid"] = list(self.recall_grid)
-            out["pr_curves"] = {k: dict(v) for k, v in self.pr_curves.items()}
+            out["recall_grid"] = list(recall_grid)
+            out["pr_curves"] = pr_curves
         return out
 
 
@@ -304,21 +297,10 @@ def detection_metrics(
         notes.append("the ground truth has no boxes: every metric is undefined")
     has_areas = any(s.areas is not None for s in gt.samples)
     stats, precision = _evaluate(gt_dict, results)
-    v = {name: _stat(float(x)) for name, x in zip(_STAT_NAMES, stats, strict=True)}
+    summary: dict[str, Any] = {name: _stat(float(x)) for name, x in zip(_STAT_NAMES, stats, strict=True)}
     ap, ap50, curves = _per_class(precision, gt.classes)
     return DetectionMetrics(
-        map=v["map"],
-        map50=v["map50"],
-        map75=v["map75"],
-        map_small=v["map_small"],
-        map_medium=v["map_medium"],
-        map_large=v["map_large"],
-        ar1=v["ar1"],
-        ar10=v["ar10"],
-        ar100=v["ar100"],
-        ar_small=v["ar_small"],
-        ar_medium=v["ar_medium"],
-        ar_large=v["ar_large"],
+        **summary,
         per_class_ap=ap,
         per_class_ap50=ap50,
         pr_curves=curves,
