@@ -152,6 +152,11 @@ def measure_row_latency(
             model = load_dense_model(row.model_id, pretrained=row.role == ROLE_ZERO_SHOT, device=device)
             row.n_params = getattr(model, "n_params", None)
             row.latency = measure_dense_latency(model, size, repeats=repeats)
+            if not model.pretrained and model.task == "detection":
+                row.reasons.append(
+                    "timed with random weights: their many low-score boxes can make decoding and NMS slower than "
+                    "with trained weights"
+                )
     except (AdvisorError, RuntimeError, ValueError, OSError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         row.error = f"could not be timed: {msg}"

@@ -262,7 +262,7 @@ def verdict_stage(state: DenseRunState, say: ProgressFn) -> DenseRunState:
     from advisor.dense.verdict import decide
 
     assert state.dataset is not None
-    state.verdict = decide(state.rows, state.dataset, state.cfg, state.notes)
+    state.verdict = decide(state.rows, state.dataset, state.cfg, state.notes, len(state.get_sample().samples))
     return state
 
 

@@ -138,15 +138,27 @@ def _fastest_arch(rows: Sequence[DenseCandidate]) -> DenseCandidate | None:
     return min(arch, key=lambda r: r.latency_ms or 0.0) if arch else None
 
 
-def _next_command(cfg: RunConfig, task: str, ids: Sequence[str], n_images: int) -> str:
-    """A rerun on more images for the tied or leading models (what would separate them)."""
+def _next_command(cfg: RunConfig, task: str, ids: Sequence[str], n_sampled: int, n_total: int) -> str | None:
+    """A rerun on more images for the tied or leading models (what would separate them); None when the sample
+    already held every image."""
+    if n_sampled >= n_total:
+        return None
     parts = ["advisor", "recommend", "--task", task, "--data", cfg.data, "--models", ",".join(ids)]
-    parts += ["--max-samples", str(max(2 * n_images, n_images + 100))]
+    parts += ["--max-samples", str(min(n_total, max(2 * n_sampled, n_sampled + 100)))]
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def decide(rows: list[DenseCandidate], ds: DenseDataset, cfg: RunConfig, notes: list[str]) -> dict[str, Any]:
-    """The verdict record: route, headline, the best of each rung, reasons, next command (sets row ranks)."""
+def decide(
+    rows: list[DenseCandidate],
+    ds: DenseDataset,
+    cfg: RunConfig,
+    notes: list[str],
+    n_sampled: int | None = None,
+) -> dict[str, Any]:
+    """The verdict record: route, headline, the best of each rung, reasons, next command (sets row ranks).
+
+    `n_sampled`: images the figures were measured on (default: all of `ds`).
+    """
     metric = "mAP" if ds.task == "detection" else "mIoU"
     n_cls = len([c for c in ds.classes if c.lower() not in ("background", "_background_")])
     best_zs, zs = _zero_shot(rows, n_cls)
@@ -194,11 +206,11 @@ def decide(rows: list[DenseCandidate], ds: DenseDataset, cfg: RunConfig, notes: 
         route, headline, winner = "none", "no candidate could be measured; see the notes", None
     ids = [winner] if winner else []
     ids += [r.model_id for r in ranked if r.tied_with_best]
-    n_imgs = len(ds.samples)
+    n_total = len(ds.samples)
     unsure = route == "new-head" and (len(ids) > 1 or not floors_separated)
-    next_command = (
-        _next_command(cfg, ds.task, ids, min(n_imgs, cfg.max_samples or n_imgs)) if unsure else None
-    )
+    next_command = _next_command(cfg, ds.task, ids, n_sampled or n_total, n_total) if unsure else None
+    if unsure and next_command is None:
+        notes.append("every image was used: more labelled images would be needed to separate the tied rows")
     return {
         "route": route,
         "headline": headline,

@@ -89,9 +89,11 @@ def _row(mid, role, value=None, ci=None, zs=None, matched=0, oof=None):
     return r
 
 
-def _ds(task="detection"):
-    s = DenseSample("a.png", path=__import__("pathlib").Path("a.png"), width=10, height=10)
-    return DenseDataset(__import__("pathlib").Path("/data"), task, "coco", ["cat", "dog"], [s])
+def _ds(task="detection", n=1):
+    from pathlib import Path
+
+    samples = [DenseSample(f"{i}.png", path=Path(f"{i}.png"), width=10, height=10) for i in range(n)]
+    return DenseDataset(Path("/data"), task, "coco", ["cat", "dog"], samples)
 
 
 def test_verdict_new_head_route_separates_a_clearly_better_backbone_and_reports_floors():
@@ -110,9 +112,16 @@ def test_verdict_new_head_route_separates_a_clearly_better_backbone_and_reports_
     v = decide(rows, _ds(), RunConfig(data="/data"), [])
     assert v["route"] == "new-head" and v["winner"] == "pkg:a" and v["tied_with_best"] == []
     assert rows[0].rank == 1 and rows[1].rank == 2 and rows[1].proxy["tie_test"]["method"] == "mcnemar-holm"
-    assert "pkg:a beats the raw-pixel floor raw-pixels: 1.000 vs 0.550 (95% intervals disjoint)" in v["reasons"]
-    assert "pkg:a beats the random-init twin pkg:a (random init): 1.000 vs 0.500 (95% intervals disjoint)" in v["reasons"]
-    assert v["next_command"] is None  # separated from the other backbone and from both floors: nothing to rerun
+    assert (
+        "pkg:a beats the raw-pixel floor raw-pixels: 1.000 vs 0.550 (95% intervals disjoint)" in v["reasons"]
+    )
+    assert (
+        "pkg:a beats the random-init twin pkg:a (random init): 1.000 vs 0.500 (95% intervals disjoint)"
+        in v["reasons"]
+    )
+    assert (
+        v["next_command"] is None
+    )  # separated from the other backbone and from both floors: nothing to rerun
 
 
 def test_verdict_calls_a_tie_when_the_paired_test_cannot_separate_and_says_when_a_floor_wins():
@@ -127,12 +136,15 @@ def test_verdict_calls_a_tie_when_the_paired_test_cannot_separate_and_says_when_
         _row("pkg:b", ROLE_BACKBONE, 0.975, (0.87, 0.99), oof=(y, b)),
         _row("raw-pixels", ROLE_FLOOR, 0.99, (0.9, 1.0)),
     ]
-    v = decide(rows, _ds(), RunConfig(data="/data"), [])
+    v = decide(rows, _ds(n=300), RunConfig(data="/data"), [], n_sampled=50)
     assert (
         v["route"] == "new-head" and v["tied_with_best"] == ["pkg:b"] and "tied by the proxy" in v["headline"]
     )
     assert any("pretraining shows no advantage" in line for line in v["reasons"])
-    assert "--models pkg:a,pkg:b --max-samples 101" in v["next_command"]  # tied: more images would separate
+    assert "--models pkg:a,pkg:b --max-samples 150" in v["next_command"]  # tied: more images would separate
+    notes: list[str] = []
+    v = decide(rows, _ds(n=300), RunConfig(data="/data"), notes, n_sampled=300)
+    assert v["next_command"] is None and "every image was used" in notes[0]  # nothing more to sample
 
 
 def test_verdict_prefers_full_label_coverage_zero_shot_then_partial_fine_tune():
