@@ -21,6 +21,7 @@ A proxy says how well a backbone's frozen features separate the data's classes; 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
     from advisor.dense.backbones import DenseBackbone
     from advisor.models.base import LoadedModel
+    from advisor.probe import ProbeResult
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ PIXEL_SCORE_CAP = 3000  # pixels the transferability scores see (a stratified su
 N_BOOT = 200  # image-bootstrap resamples for the pixel probe's interval
 BATCH = 32
 MAX_SIDE = 512  # pixel probe: default working size = the image's own, its longer side capped here
+_PROBE_SUMMARY = ("protocol", "folds", "best_c", "macro_f1", "accuracy_ci", "seconds", "notes")
 
 
 @dataclass
@@ -103,31 +106,8 @@ class ProxyResult:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (every field)."""
-        return {
-            "name": self.name,
-            "model_id": self.model_id,
-            "kind": self.kind,
-            "value": self.value,
-            "ci": list(self.ci) if self.ci is not None else None,
-            "scores": dict(self.scores),
-            "n_items": self.n_items,
-            "n_groups": self.n_groups,
-            "seconds": self.seconds,
-            "measured": self.measured,
-            "pretrained": self.pretrained,
-            "accuracy": self.accuracy,
-            "value_sd": self.value_sd,
-            "repeat_values": list(self.repeat_values),
-            "per_class": dict(self.per_class),
-            "oof_ids": self.oof_ids,
-            "oof_y": self.oof_y,
-            "oof_pred": self.oof_pred,
-            "probe": dict(self.probe),
-            "skipped": dict(self.skipped),
-            "backbone": dict(self.backbone),
-            "notes": list(self.notes),
-        }
+        """JSON-able form (every field, in field order; the interval as a list)."""
+        return dataclasses.asdict(self) | {"ci": list(self.ci) if self.ci is not None else None}
 
 
 def _name(kind: str, model_id: str, pretrained: bool | None) -> str:
@@ -158,16 +138,10 @@ def _scores(x: np.ndarray, y: np.ndarray, logits: np.ndarray | None, names: Sequ
     return {k: (r.value if r.applicable else None) for k, r in res.items()}
 
 
-def _probe_summary(pr: Any) -> dict[str, Any]:
-    return {
-        "protocol": pr.protocol,
-        "folds": pr.folds,
-        "best_c": pr.best_c,
-        "macro_f1": pr.macro_f1,
-        "accuracy_ci": list(pr.accuracy_ci),
-        "seconds": pr.seconds,
-        "notes": list(pr.notes),
-    }
+def _probe_summary(pr: ProbeResult) -> dict[str, Any]:
+    """The `ProbeResult.to_dict` fields a proxy result keeps (`ProxyResult.probe`)."""
+    d = pr.to_dict()
+    return {k: d[k] for k in _PROBE_SUMMARY}
 
 
 def _drop_rare(y: np.ndarray, skipped: dict[str, int]) -> np.ndarray:
