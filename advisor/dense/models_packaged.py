@@ -51,6 +51,7 @@ class _Base:
     def __init__(self, info: DenseModelInfo) -> None:
         self.model_id = info.model_id
         self.task = info.task
+        self.label_set = info.label_set
         self.classes = list(info.classes)
         self.pretrained = True
         self.license = info.license
@@ -109,6 +110,7 @@ class CenterFace(_Base):
         cx, cy = (xs + offset[0, 1, ys, xs] + 0.5) * 4, (ys + offset[0, 0, ys, xs] + 0.5) * 4
         boxes = np.stack([cx - s1 / 2, cy - s0 / 2, cx + s1 / 2, cy + s0 / 2], axis=1).astype(np.float32)
         boxes = np.clip(boxes, 0, [w32, h32, w32, h32]) * np.asarray([sx, sy, sx, sy], dtype=np.float32)
+        boxes = boxes.astype(np.float32)
         scores = heat[0, 0, ys, xs].astype(np.float32)
         keep = _nms(boxes, scores)
         return Detections(boxes[keep], scores[keep], np.zeros(len(keep), dtype=np.int64))

@@ -23,6 +23,7 @@ class TorchvisionDense:
     def __init__(self, info: DenseModelInfo, net: Any, *, pretrained: bool, size: tuple[int, int]) -> None:
         self.model_id = info.model_id
         self.task = info.task
+        self.label_set = info.label_set
         self.classes = list(info.classes)
         self.pretrained = pretrained
         self.license = info.license

