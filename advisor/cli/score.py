@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from advisor.cli._output import Output, OutputFormat, safe, stdout_console
 from advisor.cli.options import AdvisorCommand, FormatOpt, SeedOpt
+
+if TYPE_CHECKING:
+    from advisor.scores.registry import ScoreResult
 
 
 def _score_names_epilog() -> str:
@@ -59,17 +63,10 @@ def _human(data: dict[str, Any]) -> None:
     stdout_console().print(table)
 
 
-def score_row(r: Any) -> dict[str, Any]:
-    """One `ScoreResult` as the JSON row `advisor score --format json` prints."""
-    return {
-        "value": r.value,
-        "higher_is_better": r.higher_is_better,
-        "applicable": r.applicable,
-        "reason": r.reason,
-        "ci": list(r.ci) if r.ci is not None else None,
-        "seconds": r.seconds,
-        "degenerate_reason": r.degenerate_reason,
-    }
+def score_row(r: ScoreResult) -> dict[str, Any]:
+    """One `ScoreResult` as the JSON row `advisor score --format json` prints (every field but the name)."""
+    row = {k: v for k, v in dataclasses.asdict(r).items() if k != "name"}
+    return row | {"ci": list(r.ci) if r.ci is not None else None}
 
 
 def score_cmd(
