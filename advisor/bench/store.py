@@ -202,16 +202,9 @@ class ResultsStore:
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """Stored records, newest first, optionally filtered by model, hardware key and device."""
-        q, args = "SELECT record FROM results WHERE 1=1", []
-        for col, val in (("model_id", model_id), ("hardware_key", hardware_key), ("device", device)):
-            if val is not None:
-                q += f" AND {col} = ?"
-                args.append(val)
-        q += " ORDER BY id DESC"
-        if limit:
-            q += f" LIMIT {int(limit)}"
-        with self._connect() as con:
-            return [json.loads(r["record"]) for r in con.execute(q, args)]
+        filters = {"model_id": model_id, "hardware_key": hardware_key, "device": device}
+        rows = self._select("SELECT record FROM results", filters, order_by="id", limit=limit)
+        return [json.loads(r["record"]) for r in rows]
 
     def figures(
         self,
@@ -224,21 +217,33 @@ class ResultsStore:
         status: str | None = "ok",
     ) -> list[dict[str, Any]]:
         """Headline figures (one per precision x batch size per run), newest first, as plain dicts."""
-        q, args = "SELECT * FROM figures WHERE 1=1", []
-        for col, val in (
-            ("model_id", model_id),
-            ("device", device),
-            ("precision", precision),
-            ("batch_size", batch_size),
-            ("hardware_key", hardware_key),
-            ("status", status),
-        ):
+        filters = {
+            "model_id": model_id,
+            "device": device,
+            "precision": precision,
+            "batch_size": batch_size,
+            "hardware_key": hardware_key,
+            "status": status,
+        }
+        return [dict(r) for r in self._select("SELECT * FROM figures", filters, order_by="result_id")]
+
+    def _select(
+        self, select: str, filters: dict[str, Any], *, order_by: str, limit: int | None = None
+    ) -> list[sqlite3.Row]:
+        """`select` with ``col = value`` for each filter that is not None, newest (largest `order_by`) first.
+
+        The column names come from this module, never from a caller's input; the values are bound.
+        """
+        q, args = f"{select} WHERE 1=1", []
+        for col, val in filters.items():
             if val is not None:
                 q += f" AND {col} = ?"
                 args.append(val)
-        q += " ORDER BY result_id DESC"
+        q += f" ORDER BY {order_by} DESC"
+        if limit:
+            q += f" LIMIT {int(limit)}"
         with self._connect() as con:
-            return [dict(r) for r in con.execute(q, args)]
+            return con.execute(q, args).fetchall()
 
     def latest_figure(
         self,
