@@ -11,9 +11,11 @@ from advisor.cli._output import Output, OutputFormat, safe, stdout_console
 from advisor.cli.options import (
     AdvisorCommand,
     FormatOpt,
+    IgnoreIndexOpt,
     MaxPerClassOpt,
     MaxSamplesOpt,
     SeedOpt,
+    TaskOpt,
     dataset_options,
 )
 
@@ -49,23 +51,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")
 
 
-_ProfileTask = Annotated[
-    str | None,
-    typer.Option(
-        "--task", help="classification, detection or segmentation (default: detected from the data)."
-    ),
-]
-_ProfileIgnoreIndex = Annotated[
-    int, typer.Option("--ignore-index", help="Segmentation: the mask value not scored (default 255, as VOC).")
-]
-
-
 @data_app.command("profile", cls=AdvisorCommand)
 @dataset_options(PathArg, name="path")
 def profile_cmd(
     dataset: DatasetSpec,
-    task: _ProfileTask = None,
-    ignore_index: _ProfileIgnoreIndex = 255,
+    task: TaskOpt = None,
+    ignore_index: IgnoreIndexOpt = 255,
     fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Profile a dataset: counts per class, imbalance, image sizes / text lengths / clip durations, skips;

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from advisor.cli._output import Output, OutputFormat, safe, stdout_console
-from advisor.cli.options import AdvisorCommand, FormatOpt
+from advisor.cli.options import AdvisorCommand, FormatOpt, IgnoreIndexOpt
 
 metrics_app = typer.Typer(
     name="metrics",
@@ -135,9 +135,7 @@ def segmentation_cmd(
     predictions: Annotated[
         Path, typer.Argument(help="Folder of predicted index-mask PNGs named like the images (same stem).")
     ],
-    ignore_index: Annotated[
-        int | None, typer.Option("--ignore-index", help="Mask value not scored (default: 255, as VOC).")
-    ] = None,
+    ignore_index: IgnoreIndexOpt = None,
     split: SplitOpt = None,
     gt_format: GtFormatOpt = None,
     fmt: FormatOpt = OutputFormat.human,

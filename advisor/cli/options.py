@@ -35,6 +35,7 @@ __all__ = [
     "DeviceOpt",
     "FormatOpt",
     "GroupColumnOpt",
+    "IgnoreIndexOpt",
     "LabelColumnOpt",
     "LicenseChoice",
     "LicenseOpt",
@@ -52,6 +53,7 @@ __all__ = [
     "ScoresOpt",
     "SeedOpt",
     "SplitOpt",
+    "TaskOpt",
     "TextColumnOpt",
     "ThreadsOpt",
     "WorkersOpt",
@@ -119,6 +121,16 @@ ThreadsOpt = Annotated[
 ]
 MaxParamsOpt = Annotated[
     str | None, typer.Option("--max-params", help="Largest parameter count, e.g. 25M or 1.5B.")
+]
+TaskOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--task", help="classification, detection or segmentation (default: detected from the data)."
+    ),
+]
+IgnoreIndexOpt = Annotated[
+    int | None,
+    typer.Option("--ignore-index", help="Segmentation: the mask value not scored (default 255, as VOC)."),
 ]
 
 
