@@ -60,7 +60,7 @@ def make_plan(
     max_samples = cfg.max_samples if cfg.max_samples is not None else DEFAULT_MAX_SAMPLES
     max_per_class = cfg.max_per_class
     if task is None:
-        from advisor.tasks import DEFAULT_TASK, get_task
+        from advisor.tasks import DEFAULT_TASK, FeatureTask, get_task
 
         found = get_task(cfg.task or DEFAULT_TASK)
         assert isinstance(found, FeatureTask), f"task {found.name} does not run the feature stages"
