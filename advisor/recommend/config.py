@@ -119,18 +119,15 @@ class RunConfig:
         return d
 
     def constraints(self, *, offline: bool | None = None, max_candidates: int | None = None) -> Constraints:
-        """The candidate-selection constraints of this config (`offline`/`max_candidates` override)."""
-        return Constraints(
-            device=self.device,
-            max_latency_ms=self.max_latency_ms,
-            latency_batch_size=self.latency_batch_size,
-            max_params=self.max_params,
-            max_memory_mb=self.max_memory_mb,
-            license=self.license,
-            models=tuple(self.models),
-            offline=self.offline if offline is None else offline,
-            max_candidates=max_candidates if max_candidates is not None else self.max_candidates,
-        )
+        """The candidate-selection constraints of this config: its fields of the same names (every `Constraints`
+        field is one), `offline`/`max_candidates` overriding."""
+        own = {f.name: getattr(self, f.name) for f in dataclasses.fields(Constraints)}
+        own["models"] = tuple(self.models)
+        if offline is not None:
+            own["offline"] = offline
+        if max_candidates is not None:
+            own["max_candidates"] = max_candidates
+        return Constraints(**own)
 
 
 @dataclass
