@@ -94,18 +94,22 @@ def floor_check(rec: dict[str, Any], pkey: str = "proxy") -> str:
     rv = raw["value"]
     beat = [k for k, p in rec[pkey].items() if k != RAW and p["value"] > rv]
     lose = [k for k, p in rec[pkey].items() if k != RAW and p["value"] <= rv]
-    return f"raw floor {rv:.3f}; above it: {', '.join(beat) or 'none'}; at or below it: {', '.join(lose) or 'none'}"
+    return f"raw floor {rv:.3f} (point values; compare the intervals in the table); above it: {', '.join(beat) or 'none'}; at or below it: {', '.join(lose) or 'none'}"
 
 
 def render(out: Path) -> str:
+    """The tables of every ``results/<dataset>.json`` as markdown; also writes tables.md and correlations.json."""
     parts = []
+    corr: dict[str, Any] = {}
     for name in ("bccd", "membrane"):
         p = out / "results" / f"{name}.json"
         if not p.exists():
             continue
         rec = json.loads(p.read_text())
         c = correlations(rec)
-        rec["correlations"] = c
+        corr[name] = {"proxy": c} | {
+            k: correlations(rec, k) for k in rec if k.startswith("proxy") and k != "proxy"
+        }
         parts += [f"### {name} ({rec['task']})", "", table(rec), "", corr_table(c), "", floor_check(rec), ""]
         for pkey in [k for k in rec if k.startswith("proxy") and k != "proxy"]:
             st = next(iter(rec[pkey].values()), {}).get("settings")
@@ -116,4 +120,5 @@ def render(out: Path) -> str:
     text = "\n".join(parts)
     (out / "results").mkdir(parents=True, exist_ok=True)
     (out / "results" / "tables.md").write_text(text)
+    (out / "results" / "correlations.json").write_text(json.dumps(corr, indent=1))
     return text

@@ -285,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         "argv": sys.argv[1:],
         "torch_threads": torch.get_num_threads(),
     }
-    meta_path = args.out / "results" / f"run_{'_'.join(args.datasets)}.json"
+    tag = "_".join(args.datasets) + (f"_{args.proxy_key}" if args.proxies_only else "")
+    meta_path = args.out / "results" / f"run_{tag}.json"
     save(meta_path, meta)
     for name in args.datasets:
         run_dataset(name, args, args.out)
