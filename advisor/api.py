@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from advisor.metrics.run import MetricsReport
     from advisor.recommend.results import RecommendResults
     from advisor.recommend.run import Plan, RunConfig
+    from advisor.recommend.work import Executor
     from advisor.scores.registry import ScoreResult
 
 __all__ = [
@@ -252,6 +253,7 @@ def recommend(
     config: RunConfig | None = None,
     demo: bool | str = False,
     progress_fn: Callable[[str], None] | None = None,
+    executor: Executor | str | None = None,
     **options: Any,
 ) -> RecommendResults | Plan | DenseResults:
     """Rank pretrained models for a labelled dataset on this hardware (`advisor recommend`).
@@ -261,6 +263,8 @@ def recommend(
         config: a ready `RunConfig` (then give neither `data` nor options).
         demo: the bundled Fashion-MNIST sample (offline, packaged models, CPU by default).
         progress_fn: receives one-line progress messages.
+        executor: runs each candidate's features + scores: an `Executor`, or the name of one
+            (`advisor.executors.get_executor`: ``serial``, ``ray``); None: serial. Not part of any cache key.
         **options: `RunConfig` fields (see `run_config`).
 
     Returns:
@@ -275,7 +279,11 @@ def recommend(
     if config is not None and (data is not None or demo or options):
         raise UsageError("give either a RunConfig or the data and options, not both")
     cfg = config if config is not None else run_config(data, demo=demo, **options)
-    return run(cfg, progress_fn=progress_fn)
+    if isinstance(executor, str):
+        from advisor.executors import get_executor
+
+        executor = get_executor(executor)
+    return run(cfg, progress_fn=progress_fn, executor=executor)
 
 
 def report(run_dir: str | Path, *, rewrite: bool = False) -> RecommendResults | DenseResults:

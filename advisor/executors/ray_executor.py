@@ -1,0 +1,278 @@
+"""`RayExecutor`: each candidate's features + scores as a Ray task, on a local instance or a cluster.
+
+The driver (this process) stays the only writer of the cache and of the run directory: a task evaluates its
+candidate in a scratch cache and sends back the outcome and its files (`advisor.executors.scratch`), which the
+driver merges. Candidates whose features this cache already holds are evaluated here, without a task. Results come
+back as they finish (``ray.wait``) and are handed to ``on_done`` in the order of the specs, as soon as every
+earlier one is in, so a run's notes and results do not depend on which task finished first.
+
+Failures: a task whose worker dies (killed, out of memory, node lost) is retried ``max_retries`` times by Ray; an
+exception in the task, a spent retry budget or a task past its deadline (``timeout_s`` of the spec plus
+``grace_s``; the task is then cancelled) gives that candidate a failed outcome, never losing the others.
+
+Privacy: usage statistics are switched off (``RAY_USAGE_STATS_ENABLED=0``) before Ray starts, and a local instance
+starts without the dashboard and with loopback as its node address. Ray's servers still listen on every
+interface (its gRPC ports take no bind address), so on a shared machine run it where only trusted peers can reach.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from advisor.errors import AdvisorError
+from advisor.executors.scratch import load_features, merge_files, remote_work
+from advisor.recommend.work import CandidateOutcome, CandidateSpec, WorkContext, evaluate_candidate
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+
+
+class RayExecutor:
+    """Runs candidates as Ray tasks (see the module docstring); the same `Executor` protocol as `SerialExecutor`.
+
+    Args:
+        address: the cluster to join (``auto``, ``ray://host:port``, ``host:port``); None: start a local instance
+            (every CPU and GPU of this machine unless `num_cpus` / `num_gpus` say otherwise), shut down after
+            each run. Joining a running instance (or one this process already started) leaves it running.
+        num_gpus_per_candidate: GPUs (a fraction allowed) each task asks for; None: 1 when the cluster has a GPU
+            (its whole GPU when it has less than one), else 0 (the task then runs on the CPU).
+        num_cpus_per_candidate: CPUs each task asks for (Ray's scheduling unit; see `torch_threads`).
+        max_retries: retries of a task whose worker died (system failures; an exception is never retried).
+        grace_s: seconds past the spec's ``timeout_s`` after which the driver cancels a task that has not
+            stopped by itself.
+        max_in_flight: tasks submitted at a time (None: as many as the cluster's CPUs and GPUs fit), so that a
+            task starts when it is submitted and its deadline counts from then.
+        torch_threads: torch CPU threads in each task (None: as many as this process uses, so a candidate's
+            features are the very bits a serial run computes: float sums depend on the thread count).
+        num_cpus, num_gpus: the resources of a local instance (None: Ray detects them).
+        include_dashboard: start Ray's dashboard with a local instance (off unless asked).
+        work: the function a task runs (`advisor.executors.scratch.remote_work`; tests replace it).
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        num_gpus_per_candidate: float | None = None,
+        num_cpus_per_candidate: float = 1.0,
+        max_retries: int = 2,
+        grace_s: float = 30.0,
+        max_in_flight: int | None = None,
+        torch_threads: int | None = None,
+        num_cpus: int | None = None,
+        num_gpus: int | None = None,
+        include_dashboard: bool = False,
+        work: Callable[..., dict[str, Any]] = remote_work,
+    ) -> None:
+        self.address = address
+        self.num_gpus_per_candidate = num_gpus_per_candidate
+        self.num_cpus_per_candidate = num_cpus_per_candidate
+        self.max_retries = max_retries
+        self.grace_s = grace_s
+        self.max_in_flight = max_in_flight
+        self.torch_threads = torch_threads
+        self.num_cpus = num_cpus
+        self.num_gpus = num_gpus
+        self.include_dashboard = include_dashboard
+        self.work = work
+        self.startup_s: float | None = (
+            None  # seconds the last `ray.init` took (None: Ray was running already)
+        )
+
+    def run(
+        self,
+        specs: Sequence[CandidateSpec],
+        *,
+        context: WorkContext | None = None,
+        on_start: Callable[[int, CandidateSpec], None] | None = None,
+        on_done: Callable[[CandidateOutcome], None] | None = None,
+    ) -> list[CandidateOutcome]:
+        """Evaluate every spec (see `Executor.run`); ``on_done`` follows the order of `specs`."""
+        done: dict[int, CandidateOutcome] = {}
+        release = _InOrder(len(specs), done, on_done)
+        remote = []
+        for i, spec in enumerate(specs):
+            if context is not None and features_cached(spec, context):
+                if on_start is not None:
+                    on_start(i + 1, spec)
+                done[i] = evaluate_candidate(spec, context)
+                release()
+            else:
+                remote.append(i)
+        if remote:
+            with self.session() as ray:
+                self._run_tasks(ray, specs, remote, done, on_start, release)
+        return [done[i] for i in range(len(specs))]
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Any]:
+        """The `ray` module, initialised (usage statistics off); a Ray started here is shut down on exit."""
+        os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # before `import ray`: nothing is reported anywhere
+        import ray
+
+        if ray.is_initialized():
+            self.startup_s = None
+            yield ray
+            return
+        t0 = time.perf_counter()
+        ray.init(**self._init_options())
+        self.startup_s = time.perf_counter() - t0
+        log.info("ray: started in %.1f s (%s)", self.startup_s, self.address or "local instance")
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
+
+    def _init_options(self) -> dict[str, Any]:
+        opts: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
+        if self.address is not None:
+            return opts | {"address": self.address}
+        return opts | {
+            "include_dashboard": self.include_dashboard,
+            "_node_ip_address": LOOPBACK,
+            "num_cpus": self.num_cpus,
+            "num_gpus": self.num_gpus,
+        }
+
+    def _task_options(self, ray: Any) -> tuple[dict[str, Any], int]:
+        """The options of every task, and how many tasks to keep in flight."""
+        total = ray.cluster_resources()
+        gpus = self.num_gpus_per_candidate
+        if gpus is None:
+            gpus = min(1.0, float(total.get("GPU", 0.0)))
+        cpus = self.num_cpus_per_candidate
+        fits = [int(total.get("CPU", 1.0) // cpus)] if cpus > 0 else []
+        if gpus > 0:
+            fits.append(int(total.get("GPU", 0.0) // gpus))
+        width = self.max_in_flight or max(1, min(fits, default=1))
+        return {"num_cpus": cpus, "num_gpus": gpus, "max_retries": self.max_retries}, width
+
+    def _run_tasks(
+        self,
+        ray: Any,
+        specs: Sequence[CandidateSpec],
+        todo: list[int],
+        done: dict[int, CandidateOutcome],
+        on_start: Callable[[int, CandidateSpec], None] | None,
+        release: Callable[[], None],
+    ) -> None:
+        """Submit the `todo` specs, at most the in-flight width at a time, and collect them as they finish."""
+        options, width = self._task_options(ray)
+        task = ray.remote(self.work).options(**options)
+        threads = self.torch_threads or _driver_threads()
+        queue = deque(todo)
+        pending: dict[Any, tuple[int, float | None]] = {}
+        while queue or pending:
+            while queue and len(pending) < width:
+                i = queue.popleft()
+                if on_start is not None:
+                    on_start(i + 1, specs[i])
+                spec = dataclasses.replace(specs[i], progress=False)  # no progress bars from workers
+                pending[task.remote(spec.to_dict(), threads)] = (i, self._deadline(specs[i]))
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=_wait_s(pending))
+            for ref in ready:
+                i, _ = pending.pop(ref)
+                done[i] = _collect(ray, ref, specs[i])
+            now = time.monotonic()
+            for ref, (i, deadline) in list(pending.items()):
+                if deadline is not None and now > deadline:
+                    ray.cancel(ref, force=True)
+                    del pending[ref]
+                    done[i] = failed(
+                        specs[i], f"timed out after {specs[i].timeout_s:g} s (candidate_timeout_s)"
+                    )
+            release()
+
+    def _deadline(self, spec: CandidateSpec) -> float | None:
+        return None if spec.timeout_s is None else time.monotonic() + spec.timeout_s + self.grace_s
+
+
+def _driver_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+class _InOrder:
+    """Calls ``on_done`` for each finished outcome once every earlier spec's outcome is in."""
+
+    def __init__(
+        self, n: int, done: dict[int, CandidateOutcome], on_done: Callable[[CandidateOutcome], None] | None
+    ) -> None:
+        self.n, self.done, self.on_done, self.next = n, done, on_done, 0
+
+    def __call__(self) -> None:
+        while self.next < self.n and self.next in self.done:
+            if self.on_done is not None:
+                self.on_done(self.done[self.next])
+            self.next += 1
+
+
+def _wait_s(pending: dict[Any, tuple[int, float | None]]) -> float | None:
+    """How long `ray.wait` may block: until the nearest deadline (None: until a task finishes)."""
+    deadlines = [d for _, d in pending.values() if d is not None]
+    return None if not deadlines else max(0.0, min(deadlines) - time.monotonic()) + 0.05
+
+
+def _collect(ray: Any, ref: Any, spec: CandidateSpec) -> CandidateOutcome:
+    """The outcome of a finished task, its cache files merged here; a failed task gives a failed outcome."""
+    from ray.exceptions import RayError, RayTaskError
+
+    try:
+        payload = ray.get(ref)
+    except RayTaskError as e:
+        cause = e.cause if isinstance(getattr(e, "cause", None), BaseException) else e
+        msg = cause.message if isinstance(cause, AdvisorError) else f"{type(cause).__name__}: {cause}"
+        return failed(spec, msg[:500])
+    except RayError as e:  # the worker died and the retries are spent, the node was lost, ...
+        return failed(spec, f"task lost ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
+    outcome = CandidateOutcome.from_dict(payload["outcome"])
+    try:
+        merge_files(payload["files"])
+    except (AdvisorError, ValueError) as e:
+        return failed(spec, f"cannot store its results: {e}")
+    outcome.features = load_features(outcome)
+    return outcome
+
+
+def failed(spec: CandidateSpec, msg: str) -> CandidateOutcome:
+    """A failed outcome of `spec` with `msg`, noted the way `evaluate_candidate` notes its own failures."""
+    m = spec.model_id
+    return CandidateOutcome(
+        m, ok=False, error=msg, notes=[f"{m} skipped: {msg}"], messages=[f"  skipped {m}: {msg}"]
+    )
+
+
+def features_cached(spec: CandidateSpec, ctx: WorkContext) -> bool:
+    """Whether this cache holds the features `evaluate_candidate` would compute for `spec` (no model is loaded).
+
+    Mirrors the index look-up of `advisor.features.extract_features` (default precision, pretrained weights).
+    """
+    from advisor.features import store
+    from advisor.io import stable_hash
+    from advisor.runtime import resolve_device
+
+    ds = ctx.dataset
+    data_key: dict[str, Any] = {
+        "dataset": ds.fingerprint,
+        "modality": ds.modality,
+        "ids": stable_hash([s.id for s in ctx.samples], length=32),
+    }
+    if ds.modality == "audio":
+        from advisor.data.media import max_audio_seconds
+
+        data_key["audio_max_seconds"] = max_audio_seconds()
+    try:
+        key = store.index_key(spec.model_id, True, "auto", resolve_device(spec.device).type, data_key)
+        entry = store.read_index(store.index_path(key))
+    except (AdvisorError, OSError, ValueError):
+        return False
+    return entry is not None and store.entry_paths(entry)[1].is_file()

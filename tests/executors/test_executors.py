@@ -1,0 +1,134 @@
+"""The executor registry and the driver-side pieces of `RayExecutor` that need no Ray: the cache merge, the
+in-order release, the look-up of cached features (a fully cached run starts no Ray at all)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from advisor.errors import UsageError
+from advisor.executors import EXECUTORS, get_executor, register_executor
+from advisor.executors.ray_executor import RayExecutor, _InOrder, failed, features_cached
+from advisor.executors.scratch import merge_files
+from advisor.paths import cache_root
+from advisor.recommend.work import CandidateOutcome, CandidateSpec, SerialExecutor, WorkContext
+
+
+def test_registry_gives_serial_and_refuses_unknown_names_and_stray_options():
+    assert isinstance(get_executor("serial"), SerialExecutor)
+    assert {"serial", "ray"} <= set(EXECUTORS)
+    with pytest.raises(UsageError, match="unknown executor 'dask'") as e:
+        get_executor("dask")
+    assert "ray, serial" in e.value.hint
+    with pytest.raises(UsageError, match="takes no options") as e:
+        get_executor("serial", address="auto")
+    assert "--executor ray" in e.value.hint
+    assert isinstance(get_executor("serial", address=None), SerialExecutor)  # None: not given
+    with pytest.raises(ValueError, match="already registered"):
+        register_executor("serial")(lambda **kw: SerialExecutor())
+
+
+def test_ray_executor_without_ray_installed_is_a_usage_error_with_the_install_hint(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a)
+    )
+    with pytest.raises(UsageError, match="needs Ray") as e:
+        get_executor("ray")
+    assert e.value.hint == "pip install 'advisor[ray]'"
+
+
+def test_ray_executor_options_are_checked_and_nothing_starts_on_construction():
+    ex = get_executor("ray", address="ray://head:10001", num_gpus_per_candidate=0.5)
+    assert (
+        isinstance(ex, RayExecutor) and ex.address == "ray://head:10001" and ex.num_gpus_per_candidate == 0.5
+    )
+    assert ex._init_options() == {"logging_level": 30, "log_to_driver": True, "address": "ray://head:10001"}
+    local = RayExecutor()._init_options()
+    assert local["_node_ip_address"] == "127.0.0.1" and local["include_dashboard"] is False
+    with pytest.raises(UsageError, match="does not take these options"):
+        get_executor("ray", colour="red")
+
+
+def test_merge_writes_entries_before_index_files_keeps_existing_ones_and_refuses_escapes():
+    root = cache_root()
+    (root / "probes").mkdir(parents=True)
+    (root / "probes" / "scores-k.json").write_bytes(b"old")
+    files = {
+        "features/index/i.json": b'{"key": "e"}',
+        "features/e/features.npz": b"npz",
+        "probes/scores-k.json": b"new",
+    }
+    assert list(files)[0].startswith("features/index/")
+    assert merge_files(files) == 2
+    assert (root / "features" / "e" / "features.npz").read_bytes() == b"npz"
+    assert (root / "features" / "index" / "i.json").read_bytes() == b'{"key": "e"}'
+    assert (root / "probes" / "scores-k.json").read_bytes() == b"old"  # content-addressed: already there
+    for bad in ("../outside.json", "/etc/x"):
+        with pytest.raises(ValueError, match="refusing cache path"):
+            merge_files({bad: b"x"})
+    assert not (root.parent / "outside.json").exists()
+
+
+def test_in_order_release_waits_for_earlier_specs():
+    done: dict[int, CandidateOutcome] = {}
+    seen: list[str] = []
+    release = _InOrder(3, done, lambda o: seen.append(o.model_id))
+    done[1] = CandidateOutcome("b", ok=True)
+    release()
+    assert seen == []
+    done[0] = CandidateOutcome("a", ok=True)
+    release()
+    assert seen == ["a", "b"]
+    done[2] = failed(CandidateSpec("c", "/d", "fp", ("x",), "h"), "task lost")
+    release()
+    assert seen == ["a", "b", "c"] and done[2].notes == ["c skipped: task lost"] and not done[2].ok
+
+
+# ----------------------------------------------------------------------------------------------- cached features
+timm = pytest.importorskip("timm")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """2 classes x 4 images of 32x32 px and one tiny random local timm model."""
+    import torch
+    from PIL import Image
+    from safetensors.torch import save_file
+
+    root = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (root / "data" / cls).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
+                root / "data" / cls / f"{i}.png"
+            )
+    torch.manual_seed(0)
+    f = root / "test_vit.safetensors"
+    save_file({k: v.contiguous() for k, v in timm.create_model("test_vit").state_dict().items()}, str(f))
+    return root / "data", f"local:{f}?arch=timm:test_vit&input_size=64"
+
+
+def test_features_cached_matches_the_features_cache_and_a_cached_run_starts_no_ray(tiny, monkeypatch):
+    from advisor.data.spec import DatasetSpec
+    from advisor.features import extract_features
+
+    data, model = tiny
+    ds = DatasetSpec.of(data).load()
+    spec = CandidateSpec(model, str(data), ds.fingerprint, tuple(s.id for s in ds.samples), "h", device="cpu")
+    ctx = WorkContext(ds, list(ds.samples))
+    assert not features_cached(spec, ctx)
+    extract_features(ds, model, samples=ctx.samples, device="cpu", progress=False)
+    assert features_cached(spec, ctx)
+    assert not features_cached(spec, WorkContext(ds, ctx.samples[:-1]))  # other samples: another entry
+
+    def no_ray(self):
+        raise AssertionError("a fully cached run must not start Ray")
+
+    monkeypatch.setattr(RayExecutor, "session", no_ray)
+    done: list[str] = []
+    (out,) = RayExecutor().run([spec], context=ctx, on_done=lambda o: done.append(o.model_id))
+    assert out.ok and out.cached["features"] is True and out.features is not None and done == [model]
