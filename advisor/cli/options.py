@@ -33,6 +33,8 @@ __all__ = [
     "BatchSizeOpt",
     "DataOpt",
     "DeviceOpt",
+    "ExecutorChoice",
+    "ExecutorOpt",
     "FormatOpt",
     "GroupColumnOpt",
     "IgnoreIndexOpt",
@@ -50,6 +52,7 @@ __all__ = [
     "OutputFormat",
     "PretrainedOpt",
     "ProgressOpt",
+    "RayAddressOpt",
     "ScoresOpt",
     "SeedOpt",
     "SplitOpt",
@@ -131,6 +134,29 @@ TaskOpt = Annotated[
 IgnoreIndexOpt = Annotated[
     int | None,
     typer.Option("--ignore-index", help="Segmentation: the mask value not scored (default 255, as VOC)."),
+]
+
+
+class ExecutorChoice(str, enum.Enum):
+    serial = "serial"
+    ray = "ray"
+
+
+ExecutorOpt = Annotated[
+    ExecutorChoice,
+    typer.Option(
+        "--executor",
+        help="Where each candidate's features + scores run: serial (here, in order) or ray (Ray tasks; "
+        "pip install 'advisor[ray]').",
+    ),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        metavar="ADDR",
+        help="With --executor ray: the cluster to join (auto, ray://host:port); default a local instance.",
+    ),
 ]
 
 

@@ -14,6 +14,8 @@ from advisor.cli.options import (
     AdvisorCommand,
     BatchSizeOpt,
     DeviceOpt,
+    ExecutorChoice,
+    ExecutorOpt,
     FormatOpt,
     GroupColumnOpt,
     GroupPatternOpt,
@@ -27,6 +29,7 @@ from advisor.cli.options import (
     ModalityOpt,
     ModelsOpt,
     OfflineOpt,
+    RayAddressOpt,
     ScoresOpt,
     SeedOpt,
     SplitOpt,
@@ -284,6 +287,8 @@ def recommend_command(
     group_pattern: GroupPatternOpt = None,
     batch_size: BatchSizeOpt = 32,
     candidate_timeout_s: _CandidateTimeout = None,
+    executor: ExecutorOpt = ExecutorChoice.serial,
+    ray_address: RayAddressOpt = None,
     finetune_top: _FinetuneTop = 0,
     finetune_epochs: _FinetuneEpochs = 3,
     finetune_unfreeze: _FinetuneUnfreeze = None,
@@ -294,6 +299,7 @@ def recommend_command(
     from advisor.api import recommend, run_config
     from advisor.dense.results import DenseResults
     from advisor.errors import ResultsNotSaved
+    from advisor.executors import get_executor
     from advisor.recommend.results import RecommendResults
 
     if data is not None and data_arg is not None and data != data_arg:
@@ -311,10 +317,11 @@ def recommend_command(
         raise UsageError(
             "give a dataset with --data DIR, or --demo", hint="e.g. `advisor recommend --data ./my_images`"
         )
+    runner = get_executor(executor.value, address=ray_address)  # not a RunConfig field: in no cache key
     cfg = run_config(path, demo=demo_arg, **_run_options(options))
     out_ = Output(fmt)
     try:
-        res = recommend(config=cfg, progress_fn=_progress_fn(out_))
+        res = recommend(config=cfg, progress_fn=_progress_fn(out_), executor=runner)
     except ResultsNotSaved as e:  # the work is done: show it, then the one-line error (non-zero exit)
         if isinstance(e.results, RecommendResults):
             done = e.results
@@ -339,7 +346,7 @@ def recommend_command(
         )
 
 
-_CLI_ONLY = ("data_arg", "data", "demo", "no_out", "fmt")
+_CLI_ONLY = ("data_arg", "data", "demo", "no_out", "fmt", "executor", "ray_address")
 
 
 def _run_options(p: dict[str, Any]) -> dict[str, Any]:
