@@ -11,8 +11,11 @@ exception in the task, a spent retry budget or a task past its deadline (``timeo
 ``grace_s``; the task is then cancelled) gives that candidate a failed outcome, never losing the others.
 
 Privacy: usage statistics are switched off (``RAY_USAGE_STATS_ENABLED=0``) before Ray starts, and a local instance
-starts without the dashboard and with loopback as its node address. Ray's servers still listen on every
-interface (its gRPC ports take no bind address), so on a shared machine run it where only trusted peers can reach.
+starts without the dashboard and with loopback as its node address. Ray still listens on every interface (its
+gRPC ports take no bind address), and the API server it always starts asks the cloud metadata endpoints which cloud
+it runs on (``169.254.169.254``, a DNS look-up of ``metadata.google.internal``) whatever the usage-statistics
+setting; where nothing may leave the machine, run inside a loopback-only network namespace
+(``unshare -rn sh -c 'ip link set lo up && advisor recommend ... --executor ray'``), as the tests do.
 """
 
 from __future__ import annotations
@@ -44,14 +47,15 @@ class RayExecutor:
             each run. Joining a running instance (or one this process already started) leaves it running.
         num_gpus_per_candidate: GPUs (a fraction allowed) each task asks for; None: 1 when the cluster has a GPU
             (its whole GPU when it has less than one), else 0 (the task then runs on the CPU).
-        num_cpus_per_candidate: CPUs each task asks for (Ray's scheduling unit; see `torch_threads`).
+        num_cpus_per_candidate: CPUs each task asks for (Ray's scheduling unit; see `cpu_threads`).
         max_retries: retries of a task whose worker died (system failures; an exception is never retried).
         grace_s: seconds past the spec's ``timeout_s`` after which the driver cancels a task that has not
             stopped by itself.
         max_in_flight: tasks submitted at a time (None: as many as the cluster's CPUs and GPUs fit), so that a
             task starts when it is submitted and its deadline counts from then.
-        torch_threads: torch CPU threads in each task (None: as many as this process uses, so a candidate's
-            features are the very bits a serial run computes: float sums depend on the thread count).
+        cpu_threads: torch and BLAS (OpenMP, OpenBLAS, MKL) threads in each task (None: as many torch threads as
+            this process uses, so that a candidate's features and scores are the very bits a serial run computes:
+            float sums depend on the thread count).
         num_cpus, num_gpus: the resources of a local instance (None: Ray detects them).
         include_dashboard: start Ray's dashboard with a local instance (off unless asked).
         work: the function a task runs (`advisor.executors.scratch.remote_work`; tests replace it).
@@ -66,7 +70,7 @@ class RayExecutor:
         max_retries: int = 2,
         grace_s: float = 30.0,
         max_in_flight: int | None = None,
-        torch_threads: int | None = None,
+        cpu_threads: int | None = None,
         num_cpus: int | None = None,
         num_gpus: int | None = None,
         include_dashboard: bool = False,
@@ -78,7 +82,7 @@ class RayExecutor:
         self.max_retries = max_retries
         self.grace_s = grace_s
         self.max_in_flight = max_in_flight
-        self.torch_threads = torch_threads
+        self.cpu_threads = cpu_threads
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
         self.include_dashboard = include_dashboard
@@ -153,7 +157,12 @@ class RayExecutor:
         if gpus > 0:
             fits.append(int(total.get("GPU", 0.0) // gpus))
         width = self.max_in_flight or max(1, min(fits, default=1))
-        return {"num_cpus": cpus, "num_gpus": gpus, "max_retries": self.max_retries}, width
+        threads = str(
+            self.cpu_threads or _driver_threads()
+        )  # read when a worker process starts, so set there
+        env = {k: threads for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        opts = {"num_cpus": cpus, "num_gpus": gpus, "max_retries": self.max_retries}
+        return opts | {"runtime_env": {"env_vars": env}}, width
 
     def _run_tasks(
         self,
@@ -167,7 +176,7 @@ class RayExecutor:
         """Submit the `todo` specs, at most the in-flight width at a time, and collect them as they finish."""
         options, width = self._task_options(ray)
         task = ray.remote(self.work).options(**options)
-        threads = self.torch_threads or _driver_threads()
+        threads = self.cpu_threads or _driver_threads()
         queue = deque(todo)
         pending: dict[Any, tuple[int, float | None]] = {}
         while queue or pending:

@@ -25,20 +25,20 @@ log = logging.getLogger(__name__)
 INDEX_PREFIX = "features/index/"  # index files point at entries: written after the entries they name
 
 
-def remote_work(spec: dict[str, Any], torch_threads: int | None = None) -> dict[str, Any]:
+def remote_work(spec: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
     """Evaluate one candidate in a scratch cache (the function a remote worker runs).
 
     Args:
         spec: `CandidateSpec.to_dict` of the candidate (the worker loads the dataset it names).
-        torch_threads: CPU threads of torch in the worker (None: leave as the worker has it).
+        threads: torch's CPU threads in the worker (None: leave as the worker has them).
 
     Returns:
         ``{"outcome": CandidateOutcome.to_dict(), "files": {relative path: bytes}}``.
     """
-    if torch_threads is not None:
+    if threads is not None:
         import torch
 
-        torch.set_num_threads(torch_threads)
+        torch.set_num_threads(threads)
     old = os.environ.get(CACHE_ENV)
     with tempfile.TemporaryDirectory(prefix="advisor-task-") as scratch:
         os.environ[CACHE_ENV] = scratch

@@ -143,7 +143,7 @@ def test_ray_binds_loopback_without_usage_stats_or_dashboard(ray_up):
     assert not ray_up._private.worker.global_worker.node.address_info.get("webui_url")
 
 
-def _stub_work(spec: dict, torch_threads=None) -> dict:
+def _stub_work(spec: dict, threads=None) -> dict:
     """Stands in for `remote_work`: the model id says what the task does."""
     m = spec["model_id"]
     if m == "raises":
@@ -156,7 +156,10 @@ def _stub_work(spec: dict, torch_threads=None) -> dict:
     if m == "hangs":
         time.sleep(120)
     time.sleep(0.5 if m == "good-slow" else 0.0)  # the first spec finishes after the second one
-    out = CandidateOutcome(m, ok=True, feature_key=None, notes=[f"{m} done"])
+    blas = os.environ.get("OPENBLAS_NUM_THREADS")  # as many as the driver's torch threads, like torch's own
+    out = CandidateOutcome(
+        m, ok=True, feature_key=None, notes=[f"{m} done", f"threads {threads} blas {blas}"]
+    )
     return {"outcome": out.to_dict(), "files": {f"probes/stub-{m}.json": b'{"v": 1}'}}
 
 
@@ -184,7 +187,10 @@ def test_failed_crashed_and_hung_tasks_fail_alone_and_results_come_in_spec_order
     assert outs[2].error.startswith("task lost (WorkerCrashedError")
     assert len(list(crash.iterdir())) == 2  # one attempt and one retry
     assert outs[3].error == "timed out after 0.5 s (candidate_timeout_s)"
-    assert [outs[0].notes, outs[4].notes] == [["good-slow done"], ["good done"]]
+    import torch
+
+    want = f"threads {torch.get_num_threads()} blas {torch.get_num_threads()}"
+    assert [outs[0].notes, outs[4].notes] == [["good-slow done", want], ["good done", want]]
     # the driver, not the task, wrote the successful tasks' files into the cache
     assert sorted(p.name for p in (cache_root() / "probes").glob("stub-*")) == [
         "stub-good-slow.json",
@@ -192,10 +198,10 @@ def test_failed_crashed_and_hung_tasks_fail_alone_and_results_come_in_spec_order
     ]
 
 
-def _work_with_a_broken_model(spec: dict, torch_threads=None) -> dict:
+def _work_with_a_broken_model(spec: dict, threads=None) -> dict:
     if "test_efficientnet" in spec["model_id"]:
         raise ValueError("broken loader")
-    return remote_work(spec, torch_threads)
+    return remote_work(spec, threads)
 
 
 @in_netns
