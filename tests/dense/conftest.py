@@ -30,9 +30,6 @@ def shared_assets() -> Path:
     return root
 
 
-def asset_or_skip(root: Path, relative: str) -> Path:
-    """``root / relative``, skipping the test when that asset is missing."""
-    path = root / relative
-    if not path.exists():
-        pytest.skip(f"asset not found: {path}")
-    return path
+from dense_assets import asset_or_skip  # noqa: E402  (re-exported for older imports)
+
+__all__ = ["asset_or_skip", "shared_assets", "shared_assets_path"]

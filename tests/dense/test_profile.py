@@ -7,7 +7,7 @@ from pathlib import Path
 import dense_synth as syn
 import numpy as np
 import pytest
-from conftest import asset_or_skip
+from dense_assets import asset_or_skip
 
 from advisor.dense.profile import profile_dense, size_bin
 from advisor.dense.readers import load_dense

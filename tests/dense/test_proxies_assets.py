@@ -39,7 +39,7 @@ def _report(title: str, rows) -> None:
 
 
 def test_bccd_crop_probe_pretrained_twin_floor(shared_assets: Path, lite0) -> None:
-    from conftest import asset_or_skip
+    from dense_assets import asset_or_skip
 
     from advisor.dense.readers import load_dense
 
@@ -57,7 +57,7 @@ def test_bccd_crop_probe_pretrained_twin_floor(shared_assets: Path, lite0) -> No
 
 
 def test_membrane_pixel_probe_pretrained_twin_floor(shared_assets: Path, lite0) -> None:
-    from conftest import asset_or_skip
+    from dense_assets import asset_or_skip
 
     from advisor.dense.readers import load_dense
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import dense_synth as syn
 import numpy as np
 import pytest
-from conftest import asset_or_skip
+from dense_assets import asset_or_skip
 from PIL import Image
 
 from advisor.dense.readers import detect_dense, load_dense
