@@ -202,6 +202,13 @@ def decide(
                 f"{metric}); no label set of a pretrained {ds.task} model overlaps your classes"
             )
         winner = best_bb.model_id
+        raw = next((r for r in rows if r.role == ROLE_FLOOR and r.proxy_value is not None), None)
+        above = raw is not None and (best_bb.proxy_value or 0.0) > (raw.proxy_value or 0.0)
+        if raw is not None and not (above and _separated(best_bb, raw)[0]):
+            headline += (
+                f"; but the raw-pixel floor ({raw.proxy_value:.3f}) is not significantly below it, so pretrained "
+                "features are not shown to help on this proxy"
+            )
     else:
         route, headline, winner = "none", "no candidate could be measured; see the notes", None
     ids = [winner] if winner else []

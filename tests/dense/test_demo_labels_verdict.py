@@ -141,6 +141,7 @@ def test_verdict_calls_a_tie_when_the_paired_test_cannot_separate_and_says_when_
         v["route"] == "new-head" and v["tied_with_best"] == ["pkg:b"] and "tied by the proxy" in v["headline"]
     )
     assert any("pretraining shows no advantage" in line for line in v["reasons"])
+    assert "the raw-pixel floor (0.990) is not significantly below it" in v["headline"]
     assert "--models pkg:a,pkg:b --max-samples 150" in v["next_command"]  # tied: more images would separate
     notes: list[str] = []
     v = decide(rows, _ds(n=300), RunConfig(data="/data"), notes, n_sampled=300)
