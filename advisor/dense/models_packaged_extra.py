@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from advisor.dense.models_packaged import PackagedBase
 from advisor.dense.types import Detections
 from advisor.errors import ModelLoadError
 
@@ -30,17 +31,11 @@ PPOCR_MEAN = np.asarray([0.485, 0.456, 0.406], dtype=np.float32)
 PPOCR_STD = np.asarray([0.229, 0.224, 0.225], dtype=np.float32)
 
 
-class MtcnnFaces:
+class MtcnnFaces(PackagedBase):
     """MTCNN (P-Net → R-Net → O-Net cascade with NMS inside each stage), facenet-pytorch's implementation."""
 
     def __init__(self, info: DenseModelInfo, *, device: str = "cpu") -> None:
-        self.model_id = info.model_id
-        self.task = info.task
-        self.label_set = info.label_set
-        self.classes = list(info.classes)
-        self.pretrained = True
-        self.license = info.license
-        self.input_size = info.input_size
+        super().__init__(info)
         try:
             from facenet_pytorch import MTCNN
         except ImportError as e:
@@ -100,21 +95,14 @@ def text_boxes(prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(boxes, dtype=np.float32), np.asarray(scores, dtype=np.float32)
 
 
-class PpocrTextDetector:
+class PpocrTextDetector(PackagedBase):
     """PP-OCRv4 DBNet text detector: RGB with ImageNet mean/std, sides multiples of 32 (longer side at most
     `PPOCR_MAX_SIDE`) → text probability map → `text_boxes`, scaled back to the image."""
 
     def __init__(self, info: DenseModelInfo) -> None:
         from advisor.dense.models_packaged import _file
 
-        self.model_id = info.model_id
-        self.task = info.task
-        self.label_set = info.label_set
-        self.classes = list(info.classes)
-        self.pretrained = True
-        self.license = info.license
-        self.input_size = info.input_size
-        self.n_params: int | None = None
+        super().__init__(info)
         path = _file(info, "rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx")
         import onnxruntime as ort
 
