@@ -84,6 +84,19 @@ def canonical(name: str) -> str:
     return n
 
 
+BACKGROUND_NAMES = frozenset({"background", "bg", "void", "unlabeled", "unlabelled"})  # canonical spellings
+
+
+def is_background(name: str) -> bool:
+    """Whether a class name means background/void (``_background_``, ``Background``, ``bg``, ...)."""
+    return canonical(name) in BACKGROUND_NAMES
+
+
+def foreground(classes: Sequence[str]) -> list[str]:
+    """The classes that are not background."""
+    return [c for c in classes if not is_background(c)]
+
+
 def match_classes(dataset_classes: Sequence[str], model_classes: Sequence[str]) -> dict[int, int]:
     """Dataset class index → model class index, for the classes the two share (by `canonical` name).
 
@@ -94,9 +107,9 @@ def match_classes(dataset_classes: Sequence[str], model_classes: Sequence[str]) 
         by_name.setdefault(canonical(m), j)
     out: dict[int, int] = {}
     for i, d in enumerate(dataset_classes):
-        c = canonical(d)
-        if c in ("background", "bg", "void", "unlabeled", "unlabelled"):
+        if is_background(d):
             continue
+        c = canonical(d)
         if c in by_name:
             out[i] = by_name[c]
     return out
@@ -104,5 +117,4 @@ def match_classes(dataset_classes: Sequence[str], model_classes: Sequence[str]) 
 
 def unmatched(dataset_classes: Sequence[str], mapping: dict[int, int]) -> list[str]:
     """The dataset classes (background excluded) the mapping leaves out."""
-    skip = {"background", "bg", "void", "unlabeled", "unlabelled"}
-    return [c for i, c in enumerate(dataset_classes) if i not in mapping and canonical(c) not in skip]
+    return [c for i, c in enumerate(dataset_classes) if i not in mapping and not is_background(c)]

@@ -17,6 +17,7 @@ Stages over one `DenseRunState` (each a small function, run in order by `run_den
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -110,16 +111,7 @@ def subsample(ds: DenseDataset, n: int, seed: int) -> tuple[DenseDataset, dict[s
     else:
         picked = _balanced_by_rarest(ds, samples, n, rng)
         how = f"{n} images, classes balanced by the rarest class per image (seed {seed})"
-    sub = DenseDataset(
-        root=ds.root,
-        task=ds.task,
-        format=ds.format,
-        classes=list(ds.classes),
-        samples=picked,
-        ignore_index=ds.ignore_index,
-        warnings=list(ds.warnings),
-        skipped=list(ds.skipped),
-    )
+    sub = dataclasses.replace(ds, samples=picked, warnings=list(ds.warnings), skipped=list(ds.skipped))
     return sub, {"images": len(picked), "of": len(samples), "how": how}
 
 
@@ -156,12 +148,11 @@ def plan_stage(state: DenseRunState, say: ProgressFn) -> DenseRunState:
     """Read and profile the data, draw the sample, choose the rows of the ladder."""
     from advisor.dense.candidates import choose_rows
     from advisor.dense.profile import profile_dense
-    from advisor.dense.readers import load_dense
 
     cfg = state.cfg
     t0 = time.perf_counter()
     task = cfg.task if cfg.task in ("detection", "segmentation") else None
-    ds = load_dense(cfg.data, task=task, split=cfg.split, ignore_index=_ignore_index(cfg))
+    ds = load_run_dataset(cfg, task)
     state.dataset = ds
     state.profile = profile_dense(ds)
     n = cfg.max_samples or DEFAULT_DENSE_IMAGES[ds.task]
@@ -185,9 +176,12 @@ def plan_stage(state: DenseRunState, say: ProgressFn) -> DenseRunState:
     return state
 
 
-def _ignore_index(cfg: RunConfig) -> int:
-    v = getattr(cfg, "ignore_index", None)
-    return 255 if v is None else int(v)
+def load_run_dataset(cfg: RunConfig, task: str | None = None) -> DenseDataset:
+    """The run's dense dataset: ``cfg.data`` read for `task` (None: from its format), split and ignore index."""
+    from advisor.dense.readers import load_dense
+
+    ignore = 255 if cfg.ignore_index is None else int(cfg.ignore_index)
+    return load_dense(cfg.data, task=task, split=cfg.split, ignore_index=ignore)
 
 
 # ----------------------------------------------------------------------------------------------- latency

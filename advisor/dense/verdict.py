@@ -160,7 +160,9 @@ def decide(
     `n_sampled`: images the figures were measured on (default: all of `ds`).
     """
     metric = "mAP" if ds.task == "detection" else "mIoU"
-    n_cls = len([c for c in ds.classes if c.lower() not in ("background", "_background_")])
+    from advisor.dense.labels import foreground
+
+    n_cls = len(foreground(ds.classes))
     best_zs, zs = _zero_shot(rows, n_cls)
     ranked = _rank_proxies(rows)
     best_bb = ranked[0] if ranked else None

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from advisor.dense.labels import canonical, match_classes
+from advisor.dense.labels import foreground, is_background, match_classes
 from advisor.dense.results import DenseCandidate
 from advisor.dense.types import DenseDataset, Detections
 
@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 BATCH = 8
 EXAMPLES = 3  # images whose boxes the report draws
 EXAMPLE_MIN_SCORE = 0.3
-_BACKGROUND = ("background", "bg", "_background_")
 
 
 def _images(samples: Sequence[Any]) -> list[Any]:
@@ -98,8 +97,8 @@ def _examples(
 def _segmentation(model: Any, ds: DenseDataset, mapping: dict[int, int]) -> dict[str, Any]:
     from advisor.metrics.segmentation import SegmentationConfusion, read_index_mask
 
-    bg_data = next((i for i, c in enumerate(ds.classes) if canonical(c) in _BACKGROUND), None)
-    bg_model = next((j for j, c in enumerate(model.classes) if canonical(c) in _BACKGROUND), None)
+    bg_data = next((i for i, c in enumerate(ds.classes) if is_background(c)), None)
+    bg_model = next((j for j, c in enumerate(model.classes) if is_background(c)), None)
     kept = sorted(mapping) + ([bg_data] if bg_data is not None else [])
     names = [ds.classes[k] for k in kept]
     new_of_old = {old: new for new, old in enumerate(kept)}
@@ -146,7 +145,7 @@ def evaluate_zero_shot(row: DenseCandidate, sample: DenseDataset, *, device: str
         row.error = f"zero-shot failed: {msg}"
         log.info("%s: %s", row.model_id, msg)
         return
-    n_total = len([c for c in sample.classes if canonical(c) not in _BACKGROUND])
+    n_total = len(foreground(sample.classes))
     rec |= {
         "classes_matched": len(mapping),
         "classes_total": n_total,

@@ -29,11 +29,10 @@ class DenseTask:
         return found is not None and found[0] == self.name
 
     def load_dataset(self, cfg: RunConfig) -> Any:
-        """`advisor.dense.readers.load_dense` with the run's options."""
-        from advisor.dense.readers import load_dense
+        """The run's dataset read as this task (`advisor.dense.pipeline.load_run_dataset`)."""
+        from advisor.dense.pipeline import load_run_dataset
 
-        ignore = cfg.ignore_index if cfg.ignore_index is not None else 255
-        return load_dense(cfg.data, task=self.name, split=cfg.split, ignore_index=ignore)
+        return load_run_dataset(cfg, self.name)
 
     def run(
         self, cfg: RunConfig, *, progress_fn: Any = None, catalog: Any = None, executor: Any = None
