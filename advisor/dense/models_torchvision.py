@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from advisor.dense.models import InfoAttributes
 from advisor.dense.types import Detections
 from advisor.errors import WeightsUnavailableOffline
 
@@ -17,20 +18,13 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class TorchvisionDense:
+class TorchvisionDense(InfoAttributes):
     """A torchvision detection/segmentation model with its pre/post-processing."""
 
     def __init__(self, info: DenseModelInfo, net: Any, *, pretrained: bool, size: tuple[int, int]) -> None:
-        self.model_id = info.model_id
-        self.task = info.task
-        self.label_set = info.label_set
-        self.classes = list(info.classes)
-        self.pretrained = pretrained
-        self.license = info.license
-        self.input_size = size
-        self.net = net.eval()
-        self.n_params = int(sum(p.numel() for p in net.parameters()))
-        self.device = next(net.parameters()).device
+        super().__init__(info, pretrained=pretrained)
+        self.input_size: tuple[int, int] = size
+        self._take_net(net)
 
     def predict(self, images: Sequence[Any]) -> list[Any]:
         """Per image: `Detections` (torchvision's own resize, decoding and NMS) or an argmax class map."""
@@ -93,7 +87,7 @@ def _build(builder: str, task: str, pretrained: bool, size: tuple[int, int]) -> 
     return fn(weights=None, weights_backbone=None, num_classes=n, **kw)
 
 
-def load_torchvision_dense(
+def load(
     info: DenseModelInfo, *, pretrained: bool, device: str, input_size: tuple[int, int] | None
 ) -> TorchvisionDense:
     """Build ``info``'s torchvision model; pretrained weights from torch.hub's cache or the network."""
@@ -127,3 +121,39 @@ def load_torchvision_dense(
         ) from e
     dev = resolve_device(device)
     return TorchvisionDense(info, net.to(dev), pretrained=pretrained, size=size)
+
+
+def _tv_categories(weights_enum: str, kind: str) -> tuple[str, ...]:
+    import torchvision.models.detection as det
+    import torchvision.models.segmentation as seg
+
+    enum = getattr(det if kind == "detection" else seg, weights_enum)
+    return tuple(next(iter(enum)).meta["categories"])
+
+
+# builder, weights enum, working size (w, h), license of the weights, post-processing
+_TORCHVISION = (
+    ("ssdlite320_mobilenet_v3_large", "SSDLite320_MobileNet_V3_Large_Weights", (320, 320), "detection"),
+    ("fasterrcnn_mobilenet_v3_large_320_fpn", "FasterRCNN_MobileNet_V3_Large_320_FPN_Weights", (320, 320), "detection"),
+    ("retinanet_resnet50_fpn", "RetinaNet_ResNet50_FPN_Weights", (512, 512), "detection"),
+    ("fcos_resnet50_fpn", "FCOS_ResNet50_FPN_Weights", (512, 512), "detection"),
+    ("lraspp_mobilenet_v3_large", "LRASPP_MobileNet_V3_Large_Weights", (320, 320), "segmentation"),
+    ("deeplabv3_mobilenet_v3_large", "DeepLabV3_MobileNet_V3_Large_Weights", (320, 320), "segmentation"),
+    ("fcn_resnet50", "FCN_ResNet50_Weights", (320, 320), "segmentation"),
+)  # fmt: skip
+
+
+def infos() -> list[DenseModelInfo]:
+    """The torchvision detectors and segmenters advisor knows."""
+    from advisor.dense.models import DenseModelInfo
+
+    out = []
+    for builder, enum, size, kind in _TORCHVISION:
+        post = "torchvision's own box decoding and NMS" if kind == "detection" else "argmax, resized back"
+        out.append(
+            DenseModelInfo(
+                f"torchvision:{builder}", kind, "coco-91" if kind == "detection" else "voc-21",
+                _tv_categories(enum, kind), "BSD-3-Clause (code); weights: torchvision's terms", size, post, False,
+            )
+        )  # fmt: skip
+    return out
