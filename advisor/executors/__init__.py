@@ -1,8 +1,9 @@
-"""Executors of the per-candidate work (`advisor.recommend.work`): a registry by name, ``serial`` and ``ray``.
+"""Executors of the per-candidate work (`advisor.recommend.work`): a registry by name, ``serial``, ``threads`` and
+``ray``.
 
 An executor runs `evaluate_candidate` over the `CandidateSpec` of each candidate and hands back its
 `CandidateOutcome` (the `advisor.recommend.work.Executor` protocol). ``serial`` (the default) runs them one after
-the other in this process; ``ray`` (`advisor.executors.ray_executor`, optional extra ``advisor[ray]``) runs them as
+the other in this process; ``threads`` (`advisor.executors.threads`) with a thread pool in this process; ``ray`` (`advisor.executors.ray_executor`, optional extra ``advisor[ray]``) runs them as
 Ray tasks on a local instance or a cluster. Which executor ran a candidate is not part of any cache key: the
 figures do not depend on it.
 """
@@ -56,6 +57,19 @@ def _serial(**options: Any) -> Executor:
             hint="--ray-address needs --executor ray",
         )
     return SerialExecutor()
+
+
+@register_executor("threads")
+def _threads(**options: Any) -> Executor:
+    from advisor.executors.threads import ThreadExecutor
+
+    unknown = set(options) - {"workers"}
+    if unknown:
+        raise UsageError(
+            f"the threads executor takes only `workers` (got {', '.join(sorted(unknown))})",
+            hint="--ray-address needs --executor ray",
+        )
+    return ThreadExecutor(**options)
 
 
 @register_executor("ray")
