@@ -124,7 +124,8 @@ def features(
         **options: of `advisor.features.run_features_command`: ``out`` (write the features to this ``.npz`` or
             ``.safetensors``), ``device``, ``batch_size``, ``max_per_class``, ``max_samples``, ``seed``,
             ``overwrite_strategy``, ``precision``, ``offline`` (None: the environment decides), ``pretrained``
-            (False: random weights, nothing downloaded), ``trust_remote_code``.
+            (False: random weights, nothing downloaded), ``trust_remote_code``, ``runtime`` (``eager`` | ``auto`` |
+            ``channels-last`` | ``onnxruntime`` | ``compile``, `advisor.models.runtimes`).
 
     Returns:
         `FeatureSet.summary()` plus ``out``, ``samples`` and ``sampling``.

@@ -101,6 +101,22 @@ def synchronize_fn(device: str | torch.device) -> Callable[[], None] | None:
 
 
 # ------------------------------------------------------------------------------------------------ precision
+# Runtimes of a model's forward pass (`advisor.models.runtimes`); ``auto`` chooses by a short timed trial.
+RUNTIMES = ("eager", "channels-last", "onnxruntime", "compile")
+RUNTIME_CHOICES = ("auto", *RUNTIMES)
+
+
+def check_runtime(name: str) -> str:
+    """`name` if it is a known runtime choice (`RUNTIME_CHOICES`).
+
+    Raises:
+        UsageError: an unknown name (with the known ones).
+    """
+    if name not in RUNTIME_CHOICES:
+        raise UsageError(f"unknown runtime {name!r}", hint=f"use one of: {', '.join(RUNTIME_CHOICES)}")
+    return name
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     """The feature-extraction precision to run: ``auto`` is bf16 on CUDA with bf16 support, fp16 on other GPUs
     (and MPS), fp32 on CPU; an explicit bf16/fp16 on CPU runs as fp32 (no CPU autocast for inference).

@@ -34,6 +34,7 @@ __all__ = [
     "DataOpt",
     "DeviceOpt",
     "ExecutorChoice",
+    "RuntimeOpt",
     "ExecutorOpt",
     "FormatOpt",
     "GroupColumnOpt",
@@ -95,6 +96,14 @@ DeviceOpt = Annotated[
     str, typer.Option("--device", help="auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps.")
 ]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b", help="Samples per forward pass.", min=1)]
+RuntimeOpt = Annotated[
+    str,
+    typer.Option(
+        "--runtime",
+        help="Runtime of the feature forward pass: eager (as loaded) | auto (the fastest one equivalent to eager, "
+        "by a short timed trial) | channels-last | onnxruntime (CPU) | compile.",
+    ),
+]
 WorkersOpt = Annotated[
     int, typer.Option("--workers", help="Data-loading worker processes (0: the main process).", min=0)
 ]

@@ -280,7 +280,9 @@ def features_cached(spec: CandidateSpec, ctx: WorkContext) -> bool:
 
         data_key["audio_max_seconds"] = max_audio_seconds()
     try:
-        key = store.index_key(spec.model_id, True, "auto", resolve_device(spec.device).type, data_key)
+        key = store.index_key(
+            spec.model_id, True, "auto", resolve_device(spec.device).type, data_key, spec.runtime
+        )
         entry = store.read_index(store.index_path(key))
     except (AdvisorError, OSError, ValueError):
         return False

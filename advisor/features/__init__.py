@@ -61,6 +61,7 @@ def extract_features(
     precision: str = "auto",
     pretrained: bool = True,
     trust_remote_code: bool = False,
+    runtime: str = "eager",
 ) -> FeatureSet:
     """Features (and source logits) of `model` on `samples` of `dataset`, cached and resumable.
 
@@ -77,6 +78,9 @@ def extract_features(
         precision: ``auto`` (bf16/fp16 autocast on GPU, fp32 on CPU) | ``fp32`` | ``bf16`` | ``fp16``.
         pretrained: passed to `load_model` for string ids.
         trust_remote_code: passed to `load_model` for string ids.
+        runtime: ``eager`` (the model as loaded) | ``auto`` (the fastest runtime equivalent to eager, by a short
+            trial) | ``channels-last`` | ``onnxruntime`` | ``compile`` (`advisor.models.runtimes`); which one ran is
+            in ``meta["runtime"]``, and the runtime is part of the cache key.
 
     Returns:
         A `FeatureSet` whose rows are the samples that decoded (skipped ones are listed in ``meta``).
@@ -89,6 +93,9 @@ def extract_features(
         StorageError: the cache folder is read-only or the disk is full.
     """
     _check_options(overwrite_strategy, batch_size, num_workers)
+    from advisor.runtime import check_runtime
+
+    check_runtime(runtime)
     t_start = time.perf_counter()
     samples = list(dataset.samples if samples is None else samples)
     dev = resolve_device(device)
@@ -105,7 +112,7 @@ def extract_features(
     index = None
     if isinstance(model, str):
         # Fast path: a model id whose entry the index already knows; no model loading at all.
-        index = store.index_path(store.index_key(model, pretrained, precision, dev.type, data_key))
+        index = store.index_path(store.index_key(model, pretrained, precision, dev.type, data_key, runtime))
         hit = _index_hit(index, model_id, overwrite_strategy, t_start)
         if hit is not None:
             return hit
@@ -130,6 +137,11 @@ def extract_features(
             hint=f"pick a {dataset.modality} model (advisor catalog list --modality {dataset.modality})",
         )
     prec = resolve_precision(precision, lm.device)
+    choice = None
+    if runtime != "eager":
+        from advisor.models.runtimes import with_runtime
+
+        lm, choice = with_runtime(lm, runtime)
     key = store.entry_key(lm.preprocess_signature(), prec, data_key)
     hit = _entry_hit(key, index, model_id, overwrite_strategy, t_start)
     if hit is not None:
@@ -138,6 +150,7 @@ def extract_features(
         raise _not_cached(model_id, dataset)
     run = {"strategy": overwrite_strategy, "batch_size": batch_size, "num_workers": num_workers}
     run["audio_max_seconds"] = data_key.get("audio_max_seconds")
+    run["runtime"] = choice.to_dict() if choice is not None else {"runtime": lm.runtime, "requested": "eager"}
     fs = _compute_entry(dataset, samples, lm, key, prec, run, progress, t_start)
     store.write_index(index, key)
     return fs
@@ -250,6 +263,7 @@ def _compute_entry(
             "compute_seconds": round(compute_s, 4),
             "items_per_s": round(len(positions) / compute_s, 2) if positions and compute_s > 0 else None,
             "signature": lm.preprocess_signature(),
+            "runtime": run.get("runtime"),
             "revision": lm.revision,
             "pretrained": lm.pretrained,
             "dataset_fingerprint": dataset.fingerprint,
@@ -307,6 +321,7 @@ def run_features_command(
     label_column: str | None = None,
     split: str | None = None,
     progress: bool = True,
+    runtime: str = "eager",
 ) -> dict[str, Any]:
     """What `advisor features` does: load the dataset, take the stratified subsample, extract, write `out`.
 
@@ -346,6 +361,7 @@ def run_features_command(
         precision=precision,
         pretrained=pretrained,
         trust_remote_code=trust_remote_code,
+        runtime=runtime,
     )
     summary = fs.summary()
     summary.update(skipped_summary(ds, fs))

@@ -33,12 +33,22 @@ def versions() -> dict[str, str | None]:
     return package_versions(("torch", "timm", "transformers", "onnxruntime", "advisor"), python=False)
 
 
-def index_key(model_id: str, pretrained: bool, precision_req: str, device_type: str, data_key: dict) -> str:
-    """The index key of a model id on a set of samples: what is known before the model is loaded."""
+def index_key(
+    model_id: str,
+    pretrained: bool,
+    precision_req: str,
+    device_type: str,
+    data_key: dict,
+    runtime: str = "eager",
+) -> str:
+    """The index key of a model id on a set of samples: what is known before the model is loaded (the requested
+    runtime only when it is not eager, so eager keys are those of earlier versions)."""
     from advisor.models.local import local_content_key
 
+    extra = {} if runtime == "eager" else {"runtime": runtime}
     return content_key(
-        {
+        extra
+        | {
             "schema": SCHEMA_VERSION,
             "model_id": model_id,
             # A local file is keyed by its content (and its sidecar's), so an overwritten model is recomputed.

@@ -73,6 +73,7 @@ class RunConfig:
     rebench: bool = False  # re-measure even when a reliable stored figure with the same settings exists
     combine: str = "zscore"
     batch_size: int = 32
+    runtime: str = "eager"  # features' runtime (advisor.models.runtimes): eager | auto | channels-last | ...
     finetune_top: int = (
         0  # fine-tune the K best candidates to check the probe ranking and the strategy advice
     )
@@ -89,6 +90,9 @@ class RunConfig:
     progress: bool = False
 
     def __post_init__(self) -> None:
+        from advisor.runtime import check_runtime
+
+        check_runtime(self.runtime)
         if self.combine not in ("zscore", "rank"):
             raise UsageError(f"unknown --combine {self.combine!r}", hint="use zscore or rank")
         if self.budget_minutes is not None and self.budget_minutes <= 0:

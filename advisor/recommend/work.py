@@ -44,6 +44,7 @@ class CandidateSpec:
     group_column: str | None = None
     device: str = "auto"
     batch_size: int = 32
+    runtime: str = "eager"
     offline: bool = False
     progress: bool = False
     scores: tuple[str, ...] = ()
@@ -221,6 +222,7 @@ def _features_and_scores(spec: CandidateSpec, ctx: WorkContext) -> CandidateOutc
             batch_size=spec.batch_size,
             progress=spec.progress,
             offline=spec.offline,
+            runtime=spec.runtime,
         )
     except AdvisorError as e:
         return CandidateOutcome(

@@ -27,6 +27,7 @@ def candidate_spec(state: RunState, model_id: str) -> CandidateSpec:
         **reader_options(cfg),
         device=cfg.device,
         batch_size=cfg.batch_size,
+        runtime=cfg.runtime,
         offline=state.offline,
         progress=cfg.progress,
         scores=tuple(cfg.scores),
