@@ -31,6 +31,9 @@ class BenchConfig:
             (fp32 weights under ``torch.autocast``).
         channels_last: NHWC memory format for 4-D inputs and the module.
         compile: wrap the module with ``torch.compile`` (compile time reported as cold start).
+        runtime: the forward's runtime (`advisor.models.runtimes`): ``eager`` (the model as loaded), ``auto``,
+            ``channels-last``, ``onnxruntime``, ``compile``; each is checked against eager before it is timed,
+            and a runtime that fails or differs is timed as eager with the reason in the warnings.
         compile_mode: ``torch.compile`` mode.
         threads: intra-op CPU threads (``torch.set_num_threads``) during the run; None = torch's default.
         tf32: allow TF32 matmuls/convolutions on CUDA in fp32 runs. Off unless asked: never switched on silently.
@@ -68,6 +71,7 @@ class BenchConfig:
     oom_backoff: bool = True
     find_max_batch: bool = False
     max_batch_limit: int = 1024
+    runtime: str = "eager"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "batch_sizes", tuple(int(b) for b in self.batch_sizes))
@@ -83,6 +87,9 @@ class BenchConfig:
             raise UsageError(
                 f"unknown precision {', '.join(bad) or '(none)'}", hint=f"use {', '.join(PRECISIONS)}"
             )
+        from advisor.runtime import check_runtime
+
+        check_runtime(self.runtime)
         if self.compile_mode not in COMPILE_MODES:
             raise UsageError(
                 f"unknown compile mode {self.compile_mode!r}", hint=f"use {', '.join(COMPILE_MODES)}"
@@ -116,6 +123,8 @@ class BenchConfig:
         """The settings that change the figures (device resolved), the basis of the store key."""
         d = self.to_dict()
         d["device"] = device
+        if d["runtime"] == "eager":  # keys of eager runs are those of results stored before runtimes existed
+            del d["runtime"]
         return d
 
 
@@ -189,6 +198,8 @@ class BenchResult:
     # `reliability.assess` of the figure: spread, load average, threads, reliable flag and reasons
     reliability: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    # `advisor.models.runtimes.RuntimeChoice` when a runtime other than eager was asked for
+    runtime_choice: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """All fields, records as dicts, plus the units of every figure."""

@@ -126,9 +126,10 @@ def benchmark_model(
     load_before = load_of()
     t0 = time.perf_counter()
     loaded, load_note = _load(loader or default_loader, model_id, device, config.pretrained)
+    warnings: list[str] = [load_note] if load_note else []
+    loaded, choice = _with_runtime(loaded, config, warnings)
     load_s = time.perf_counter() - t0
     subject = _subject(loaded, config)
-    warnings: list[str] = [load_note] if load_note else []
     n_params, weights_mb = _weights(subject.module, config.precision)
     gm, pub_g, native = _gmacs(subject, model_id, config, device, warnings)
     out = Measured(cold={"load_s": load_s, "first_call_s": None, "compile_s": {}, "method": COLD_METHOD})
@@ -170,8 +171,22 @@ def benchmark_model(
         max_batch=out.max_batch,
         environment=env,
         warnings=warnings,
+        runtime_choice=choice,
     )
     return _finish(result, db if store else None, t_all)
+
+
+def _with_runtime(loaded: Any, config: BenchConfig, warnings: list[str]) -> tuple[Any, dict[str, Any] | None]:
+    """`loaded` on ``config.runtime`` (checked against eager); a fallback is a warning with the reason."""
+    if config.runtime == "eager":
+        return loaded, None
+    from advisor.models.runtimes import with_runtime
+
+    new, choice = with_runtime(loaded, config.runtime)
+    if config.runtime != "auto" and choice.runtime != config.runtime:
+        why = choice.reasons.get(config.runtime, "not available")
+        warnings.append(f"runtime {config.runtime} not used ({why}); timed with eager")
+    return new, choice.to_dict()
 
 
 def _finish(result: BenchResult, db: Any, t_all: float) -> BenchResult:

@@ -69,6 +69,14 @@ def bench(
     store: Annotated[
         bool, typer.Option("--store/--no-store", help="Append results to the bench store.")
     ] = True,
+    runtime: Annotated[
+        str,
+        typer.Option(
+            "--runtime",
+            help="eager | auto | channels-last | onnxruntime | compile, or all (each in turn, compared; every "
+            "runtime's outputs are checked against eager first).",
+        ),
+    ] = "eager",
     fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Benchmark each MODEL with the same settings; figures carry the settings and hardware that made them."""
@@ -83,12 +91,47 @@ def bench(
         "batch_sizes": parse_int_list(batch_sizes, "--batch-sizes"),
         "precision": tuple(p for p in precision.replace(" ", "").split(",") if p),
     }
-    config = BenchConfig(
-        **{f.name: given[f.name] for f in dataclasses.fields(BenchConfig) if f.name in given}
-    )
-    results = [r.to_dict() for r in run_bench(models, config, store=store, reuse=reuse)]
-    data = {"results": results, "store": str(cache_dir() / "bench.sqlite") if store else None}
+    from advisor.runtime import RUNTIMES, check_runtime
+
+    runtimes = list(RUNTIMES) if runtime == "all" else [check_runtime(runtime)]
+    results = []
+    for rt in runtimes:
+        given["runtime"] = rt
+        config = BenchConfig(
+            **{f.name: given[f.name] for f in dataclasses.fields(BenchConfig) if f.name in given}
+        )
+        results += [r.to_dict() for r in run_bench(models, config, store=store, reuse=reuse)]
+    data: dict[str, Any] = {"results": results, "store": str(cache_dir() / "bench.sqlite") if store else None}
+    if len(runtimes) > 1:
+        data["runtimes"] = runtime_rows(results)
     Output(fmt).result(data, _render)
+
+
+def runtime_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (model, runtime asked, batch): what ran, its latency, and how far it was from eager."""
+    rows = []
+    for r in results:
+        asked = (r.get("config") or {}).get("runtime", "eager")
+        ch = r.get("runtime_choice") or {}
+        ran = ch.get("runtime", "eager") if ch else "eager"
+        diff = (ch.get("max_abs_diff") or {}).get(ran)
+        why = (ch.get("reasons") or {}).get(asked)
+        for rec in r.get("records") or []:
+            lat = rec.get("latency") or {}
+            rows.append(
+                {
+                    "model_id": r["model_id"],
+                    "runtime": asked,
+                    "ran": ran,
+                    "batch_size": rec.get("batch_size") or rec.get("requested_batch_size"),
+                    "p50_ms": lat.get("p50_ms"),
+                    "p90_ms": lat.get("p90_ms"),
+                    "p99_ms": lat.get("p99_ms"),
+                    "max_abs_diff_vs_eager": diff,
+                    "note": why or rec.get("error"),
+                }
+            )
+    return rows
 
 
 def _f(v: Any, spec: str = ".2f") -> str:
@@ -111,8 +154,35 @@ def _render(data: dict[str, Any]) -> None:
             console.print(_published_table(r["published_comparison"]))
         for w in r.get("warnings") or []:
             console.print(f"  [yellow]warning:[/] {safe(w)}", highlight=False)
+    if data.get("runtimes"):
+        console.print(_runtimes_table(data["runtimes"]))
     if data.get("store"):
         console.print(f"[dim]stored in {safe(data['store'])}[/]", highlight=False)
+
+
+def _runtimes_table(rows: list[dict[str, Any]]) -> Any:
+    """The runtimes side by side: latency percentiles and the largest output difference from eager."""
+    from rich.table import Table
+
+    t = Table(title="latency per runtime (outputs checked against eager first)", header_style="bold")
+    for col in ("model", "runtime", "ran", "batch", "p50 ms", "p90 ms", "p99 ms", "max |Δ| vs eager", "note"):
+        t.add_column(col, justify="right" if "ms" in col or col in ("batch", "max |Δ| vs eager") else "left")
+    for row in rows:
+        d = row["max_abs_diff_vs_eager"]
+        t.add_row(
+            safe(row["model_id"]),
+            safe(row["runtime"]),
+            safe(row["ran"])
+            if row["ran"] == row["runtime"] or row["runtime"] == "auto"
+            else f"[red]{safe(row['ran'])}[/]",
+            str(row["batch_size"]),
+            _f(row["p50_ms"]),
+            _f(row["p90_ms"]),
+            _f(row["p99_ms"]),
+            "—" if d is None else f"{d:.1e}",
+            f"[yellow]{safe(row['note'] or '')}[/]",
+        )
+    return t
 
 
 _RECORD_COLUMNS = (
