@@ -35,6 +35,7 @@ def _bench_config(cfg: RunConfig) -> Any:
         min_time=cfg.bench_min_time_s,
         max_time=max(cfg.bench_max_time_s, cfg.bench_min_time_s),
         threads=cfg.bench_threads,
+        runtime=cfg.runtime,
     )
 
 
@@ -85,6 +86,9 @@ def _bench_summary(measured: Any, cfg: RunConfig) -> BenchRecord:
         "remeasure_rounds": measured.rounds,
         "warnings": list((rec or {}).get("warnings") or []) + list(res.get("warnings") or []),
     }
+    if cfg.runtime != "eager":  # eager runs keep the record they had before runtimes existed
+        rt = str(res.get("runtime") or "torch")
+        out["runtime"] = "eager" if rt == "torch" else rt
     return out
 
 

@@ -67,6 +67,7 @@ class BenchRecord(TypedDict, total=False):
     threads_requested: int | None
     remeasure_rounds: int
     warnings: list[str]
+    runtime: str  # the forward's runtime when not eager (`advisor.models.runtimes`)
 
 
 class ScoreRecord(TypedDict, total=False):

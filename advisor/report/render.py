@@ -57,7 +57,8 @@ def latency_cell(c: CandidateResult) -> str:
     if not b or lat is None:
         return "-"
     # "?": the figure is unreliable (large spread or busy machine); the notes say why.
-    return fmt_ms(lat) + (" ?" if b.get("reliable") is False else "")
+    rt = b.get("runtime")
+    return fmt_ms(lat) + (" ?" if b.get("reliable") is False else "") + (f" ({rt})" if rt else "")
 
 
 def fmt_ms(ms: float) -> str:

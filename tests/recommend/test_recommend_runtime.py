@@ -1,0 +1,53 @@
+"""`recommend --runtime`: the features and the latency come from the runtime asked for, and the table says which."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("onnxruntime")
+
+
+def _folder(root):
+    rng = np.random.default_rng(0)
+    for ci, c in enumerate(("ant", "bee", "cat")):
+        (root / c).mkdir(parents=True)
+        for i in range(6):
+            arr = (rng.random((24, 24, 3)) * 50 + ci * 80).astype(np.uint8)
+            Image.fromarray(arr).save(root / c / f"{i}.png")
+    return root
+
+
+def test_onnxruntime_features_and_latency_are_recorded_and_shown(tmp_path):
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    from advisor import api
+    from advisor.report.render import latency_cell
+
+    data = _folder(tmp_path / "imgs")
+    torch.manual_seed(0)
+    f = tmp_path / "net.safetensors"
+    save_file(
+        {k: v.contiguous() for k, v in timm.create_model("test_efficientnet").state_dict().items()}, str(f)
+    )
+    kw = dict(
+        models=[f"local:{f}?arch=timm:test_efficientnet&input_size=64"],
+        device="cpu",
+        folds=3,
+        out=None,
+        baselines=False,
+    )
+    kw |= dict(bench_min_time_s=0.01, bench_max_time_s=0.2)
+    ort = api.recommend(data, runtime="onnxruntime", **kw)
+    (c,) = ort.ranked
+    assert c.bench["runtime"] == "onnxruntime"
+    assert latency_cell(c).endswith("(onnxruntime)")
+    eager = api.recommend(data, **kw)
+    (e,) = eager.ranked
+    assert "runtime" not in e.bench  # eager records are as before
+    assert (
+        abs(c.probe["accuracy"] - e.probe["accuracy"]) <= 1 / 18 + 1e-9
+    )  # at most one of 18 samples differs
