@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from advisor.errors import AdvisorError
+from advisor.executors.ray_bench import BENCH_RESOURCE, has_bench_slots, run_benches
 from advisor.executors.scratch import load_features, merge_files, remote_work
 from advisor.recommend.work import CandidateOutcome, CandidateSpec, WorkContext, evaluate_candidate
 
@@ -144,6 +145,7 @@ class RayExecutor:
             "_node_ip_address": LOOPBACK,
             "num_cpus": self.num_cpus,
             "num_gpus": self.num_gpus,
+            "resources": {BENCH_RESOURCE: 1},  # one benchmark at a time on this node
         }
 
     def _task_options(self, ray: Any) -> tuple[dict[str, Any], int]:
@@ -175,7 +177,8 @@ class RayExecutor:
     ) -> None:
         """Submit the `todo` specs, at most the in-flight width at a time, and collect them as they finish."""
         options, width = self._task_options(ray)
-        task = ray.remote(self.work).options(**options)
+        task = ray.remote(self.work)
+        has_gpu = float(ray.cluster_resources().get("GPU", 0.0)) > 0
         threads = self.cpu_threads or _driver_threads()
         queue = deque(todo)
         pending: dict[Any, tuple[int, float | None]] = {}
@@ -185,7 +188,8 @@ class RayExecutor:
                 if on_start is not None:
                     on_start(i + 1, specs[i])
                 spec = dataclasses.replace(specs[i], progress=False)  # no progress bars from workers
-                pending[task.remote(spec.to_dict(), threads)] = (i, self._deadline(specs[i]))
+                opts = options | self._resources(spec, has_gpu)
+                pending[task.options(**opts).remote(spec.to_dict(), threads)] = (i, self._deadline(specs[i]))
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=_wait_s(pending))
             for ref in ready:
                 i, _ = pending.pop(ref)
@@ -199,6 +203,41 @@ class RayExecutor:
                         specs[i], f"timed out after {specs[i].timeout_s:g} s (candidate_timeout_s)"
                     )
             release()
+
+    def _resources(self, spec: CandidateSpec, has_gpu: bool) -> dict[str, Any]:
+        """This candidate's GPU fraction and memory (`advisor.executors.resources`; its catalog entry's size)."""
+        from advisor.catalog.store import load_catalog
+        from advisor.errors import AdvisorError
+        from advisor.executors.resources import candidate_resources
+
+        try:
+            entry = load_catalog().get(spec.model_id)
+        except (AdvisorError, KeyError):
+            entry = None  # a local file or a model the catalog does not list: the unknown-size rule
+        r = candidate_resources(
+            entry,
+            modality=spec.modality,
+            cluster_has_gpu=has_gpu,
+            gpus_per_candidate=self.num_gpus_per_candidate,
+            cpus_per_candidate=self.num_cpus_per_candidate,
+        )
+        log.info("ray: %s asks for %s", spec.model_id, r.why)
+        return {"num_gpus": r.num_gpus, "memory": r.memory}
+
+    def bench(
+        self,
+        model_ids: Sequence[str],
+        cfg: Any,
+        *,
+        on_error: Callable[[str, BaseException], None] | None = None,
+        say: Callable[[str], None] | None = None,
+    ) -> dict[str, Any] | None:
+        """Latency/memory of `model_ids` as benchmark tasks with exclusive placement (`advisor.executors.
+        ray_bench`); None when no node offers a benchmark slot (the caller then benchmarks on the driver)."""
+        with self.session() as ray:
+            if not has_bench_slots(ray):
+                return None
+            return run_benches(ray, model_ids, cfg, on_error=on_error, say=say)
 
     def _deadline(self, spec: CandidateSpec) -> float | None:
         return None if spec.timeout_s is None else time.monotonic() + spec.timeout_s + self.grace_s

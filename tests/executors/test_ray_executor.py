@@ -30,7 +30,7 @@ from advisor.recommend.work import CandidateOutcome, CandidateSpec  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 INNER = os.environ.get("ADVISOR_TEST_NETNS") == "1"
-INNER_TESTS = 4  # the tests below that run inside the namespace
+INNER_TESTS = 6  # the tests below that run inside the namespace
 in_netns = pytest.mark.skipif(
     not INNER, reason="runs inside a loopback-only network namespace (see the module docstring)"
 )
@@ -132,6 +132,42 @@ def test_recommend_on_ray_ranks_as_serial_and_leaves_no_ray_running(toy, tmp_pat
     assert os.environ["RAY_USAGE_STATS_ENABLED"] == "0"
 
 
+def _node_bench(model_id: str, settings: dict) -> dict:
+    """Stands in for `remote_bench`: says which node ran it."""
+    import ray as _ray
+
+    node = _ray.get_runtime_context().get_node_id()
+    return {
+        "record": {"latency_ms_p50": 1.0, "node": node},
+        "error": None,
+        "hardware": {"hostname_hash": node},
+    }
+
+
+@in_netns
+def test_a_two_node_cluster_places_benchmarks_only_on_the_benchmark_slot_node():
+    from ray.cluster_utils import Cluster
+
+    from advisor.executors.ray_bench import has_bench_slots, run_benches
+    from advisor.recommend.config import RunConfig
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    try:
+        ray.init(address=cluster.address, logging_level="WARNING")
+        assert not has_bench_slots(ray)  # the head offers no slot
+        slot = cluster.add_node(num_cpus=1, resources={"advisor_bench": 1})
+        cluster.wait_for_nodes()
+        assert has_bench_slots(ray)
+        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+        got = run_benches(ray, ["a", "b", "c"], RunConfig(data="x"), fn=_node_bench)
+        assert sorted(got) == ["a", "b", "c"]
+        assert {r["node"] for r in got.values()} == {slot.node_id}
+        assert all(r["hardware"]["hostname_hash"] == slot.node_id for r in got.values())
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
 @in_netns
 def test_ray_binds_loopback_without_usage_stats_or_dashboard(ray_up):
     from ray._common.usage import usage_lib
@@ -215,3 +251,17 @@ def test_a_task_that_raises_fails_only_its_candidate_in_a_run(toy, ray_up):
     assert bad.status == "failed" and bad.error == "ValueError: broken loader" and bad.rank is None
     assert f"{models[1]} skipped: ValueError: broken loader" in res.notes
     assert res.candidate(models[0]).probe["accuracy"] is not None
+
+
+@in_netns
+def test_recommend_benchmarks_on_the_slot_with_each_figures_hardware(toy, ray_up):
+    from advisor import api
+
+    data, models = toy
+    opts = OPTS | {"bench": True, "bench_min_time_s": 0.01, "bench_max_time_s": 0.2}
+    res = api.recommend(data, models=models, executor=RayExecutor(), **opts)
+    assert len(res.ranked) == 2
+    for c in res.ranked:
+        assert c.bench["latency_ms_p50"] > 0
+        assert c.bench["hardware"]["key"] == res.hardware["key"]  # one node: the driver's machine
+    assert any("benchmark tasks, one at a time per node" in n for n in res.notes)

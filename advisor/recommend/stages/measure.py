@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from advisor.errors import AdvisorError
 from advisor.recommend.config import ProgressFn
@@ -22,7 +23,7 @@ def measure(state: RunState, say: ProgressFn) -> RunState:
             notes.append(f"{m}: latency not measured ({msg})")
 
         say(f"bench: {len(alive)} candidate(s) at batch {cfg.latency_batch_size}")
-        for m, b in _bench(alive, cfg, on_error=bench_failed, say=say).items():
+        for m, b in _measured(state, alive, bench_failed, say).items():
             results[m].bench = b
             results[m].cached["bench"] = bool(b.get("cached"))
         flagged = [m for m in alive if (results[m].bench or {}).get("reliable") is False]
@@ -37,3 +38,21 @@ def measure(state: RunState, say: ProgressFn) -> RunState:
     state.alive = [m for m in alive if results[m].status != "excluded"]
     state.timings["bench"] = time.perf_counter() - t0
     return state
+
+
+def _measured(state: RunState, alive: list[str], on_error: Any, say: ProgressFn) -> dict[str, Any]:
+    """The benchmarks of `alive`: on the executor's benchmark slots when it has them, else here."""
+    remote = getattr(state.executor, "bench", None)
+    if callable(remote):
+        got = remote(alive, state.cfg, on_error=on_error, say=say)
+        if got is not None:
+            state.notes.append(
+                "latency measured by benchmark tasks, one at a time per node; each figure carries its node's "
+                "hardware fingerprint"
+            )
+            return dict(got)
+        state.notes.append(
+            "latency measured on the driver: no cluster node offers the advisor_bench resource (start nodes with "
+            "ray start --resources '{\"advisor_bench\": 1}' for exclusive benchmarks)"
+        )
+    return dict(_bench(alive, state.cfg, on_error=on_error, say=say))
