@@ -102,6 +102,8 @@ def main() -> None:
         "ratio_auto_cold_to_bare_eager": auto_wall / bare_total if bare_total else None,
         "ratio_eager_cold_to_bare_eager": eager_wall / bare_total if bare_total else None,
         "runtime_chosen": used,
+        "stages_eager_s": eager_res.get("timings"),
+        "stages_auto_s": auto_res.get("timings"),
         "ranking_eager": [c["model_id"] for c in eager_res["candidates"]],
         "ranking_auto": [c["model_id"] for c in auto_res["candidates"]],
         "probe_eager": _probe(eager_res),
