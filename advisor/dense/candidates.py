@@ -56,7 +56,11 @@ def _dense_rows(
 
     rows: list[DenseCandidate] = []
     n_arch = 0
-    for info in dense_candidates(task, license=None if cfg.license == "any" else cfg.license):
+    include = frozenset(wanted or ())
+    lic = None if cfg.license == "any" else cfg.license
+    infos = dense_candidates(task, license=lic, include=include)
+    rows += _excluded_by_license(task, include, {i.model_id for i in infos}, cfg.license)
+    for info in infos:
         if wanted is not None and info.model_id not in wanted:
             continue
         shared = match_classes(classes, info.classes)
@@ -66,7 +70,13 @@ def _dense_rows(
             "license": info.license,
             "input_size": list(info.input_size) if info.input_size else None,
         }
-        if shared and (offline_ok or not offline):
+        if (
+            info.opt_in and shared
+        ):  # named by the user: tried, and a failure (e.g. offline) is shown on its row
+            from advisor.dense.models_ultralytics import NOTE
+
+            rows.append(DenseCandidate(info.model_id, ROLE_ZERO_SHOT, reasons=[NOTE], **common))
+        elif shared and (offline_ok or not offline):
             rows.append(DenseCandidate(info.model_id, ROLE_ZERO_SHOT, **common))
         elif info.model_id.startswith(("torchvision:", "smp:")) and (
             wanted is not None or n_arch < MAX_ARCHITECTURES
@@ -77,12 +87,31 @@ def _dense_rows(
     return rows
 
 
+def _excluded_by_license(
+    task: str, named: frozenset[str], kept: set[str], license: str
+) -> list[DenseCandidate]:
+    """Rows for the models `named` that the licence constraint removed, each saying why (never a silent drop)."""
+    from advisor.dense.models import dense_candidates
+
+    return [
+        DenseCandidate(
+            i.model_id, ROLE_ZERO_SHOT, label_set=i.label_set, license=i.license, pretrained=False,
+            error=f"excluded: {i.license} is copyleft, and --license {license} asks for none",
+        )
+        for i in dense_candidates(task, include=named)
+        if i.model_id in named and i.model_id not in kept
+    ]  # fmt: skip
+
+
 def _backbone_ids(cfg: RunConfig, catalog: Any, wanted: set[str] | None, offline: bool) -> list[str]:
     """Pretrained image backbones: the named ones, else the classification filter's best few."""
     if wanted is not None:
         from advisor.dense.models import dense_candidates
 
-        dense = {c.model_id for task in ("detection", "segmentation") for c in dense_candidates(task)}
+        named = frozenset(cfg.models)
+        dense = {
+            c.model_id for t in ("detection", "segmentation") for c in dense_candidates(t, include=named)
+        }
         return [m for m in cfg.models if m not in dense and not m.startswith("smp:")]
     from advisor.recommend.candidates import select_candidates
 

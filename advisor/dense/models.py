@@ -63,6 +63,7 @@ class DenseModelInfo:
         postprocess: what ``predict`` does after the network (decode, NMS, argmax).
         pretrained_available_offline: weights ship in a pip package (no network needed).
         pip: the install line of the package that carries it (packaged models).
+        opt_in: never a default candidate: only when ``--models`` names it (Ultralytics, AGPL-3.0).
     """
 
     model_id: str
@@ -74,6 +75,7 @@ class DenseModelInfo:
     postprocess: str
     pretrained_available_offline: bool
     pip: str | None = None
+    opt_in: bool = False
 
 
 # Each source module exposes ``infos() -> list[DenseModelInfo]`` and ``load(info, *, pretrained, device,
@@ -82,6 +84,7 @@ _SOURCES = (
     ("pkg:", "advisor.dense.models_packaged"),
     ("torchvision:", "advisor.dense.models_torchvision"),
     ("smp:", "advisor.dense.models_smp"),
+    ("pkg:ultralytics/", "advisor.dense.models_ultralytics"),
 )
 
 
@@ -95,14 +98,17 @@ def _all_infos() -> list[DenseModelInfo]:
     return [i for _prefix, mod in _SOURCES for i in _module(mod).infos()]
 
 
-def dense_candidates(task: str, *, license: str | None = None) -> list[DenseModelInfo]:
+def dense_candidates(
+    task: str, *, license: str | None = None, include: frozenset[str] | set[str] = frozenset()
+) -> list[DenseModelInfo]:
     """The dense models of `task`: packaged (offline) first, then torchvision, then smp.
 
     Args:
         task: ``detection`` or ``segmentation``.
         license: ``commercial``/``permissive`` drops copyleft (GPL/AGPL) entries; None keeps all.
+        include: opt-in ids to list (`DenseModelInfo.opt_in` entries are listed only when named here).
     """
-    rows = [i for i in _all_infos() if i.task == task]
+    rows = [i for i in _all_infos() if i.task == task and (not i.opt_in or i.model_id in include)]
     if license in ("commercial", "permissive"):
         rows = [i for i in rows if not is_copyleft(i.license)]
     return rows
