@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from advisor.data.spec import DatasetSpec
+from advisor.metrics.run import evaluate_predictions
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from advisor.data.profile import DatasetProfile
     from advisor.dense.results import DenseResults
     from advisor.finetune.config import FinetuneConfig, FinetuneResult
-    from advisor.metrics.run import MetricsReport
     from advisor.recommend.results import RecommendResults
     from advisor.recommend.run import Plan, RunConfig
     from advisor.recommend.work import Executor
@@ -375,36 +375,9 @@ def finetune(
 
 
 # ----------------------------------------------------------------------------------------------- metrics
-def metrics(
-    task: str,
-    ground_truth: str | Path,
-    predictions: str | Path,
-    *,
-    ignore_index: int | None = None,
-    split: str | None = None,
-    gt_format: str | None = None,
-) -> MetricsReport:
-    """Detection or segmentation metrics of saved predictions against a ground truth (`advisor metrics`).
-
-    Args:
-        task: ``detection`` (COCO box mAP/AR by faster-coco-eval, ids re-indexed from 1, crowd honoured) or
-            ``segmentation`` (mIoU, Dice, pixel accuracy from one accumulated confusion matrix).
-        ground_truth: a dense dataset (COCO JSON, YOLO, VOC, box CSV, metadata.jsonl, images/ + masks/).
-        predictions: a COCO results JSON or YOLO txt folder (detection); an index-mask folder (segmentation).
-        ignore_index: segmentation: the mask value not scored (default 255).
-        split: evaluate only this split; gt_format: force the ground truth's format.
-
-    Returns:
-        A `MetricsReport` (``.metrics``, ``.protocol``, ``.notes``, ``.to_dict()``).
-
-    Raises:
-        DatasetError, UsageError: unreadable inputs (named), no prediction matching the ground truth, bad task.
-    """
-    from advisor.metrics.run import evaluate_predictions
-
-    return evaluate_predictions(
-        task, ground_truth, predictions, ignore_index=ignore_index, split=split, gt_format=gt_format
-    )
+metrics = (
+    evaluate_predictions  # `advisor metrics`: saved detection/segmentation predictions against a ground truth
+)
 
 
 # ----------------------------------------------------------------------------------------------- catalog

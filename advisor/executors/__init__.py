@@ -2,7 +2,7 @@
 ``ray``.
 
 An executor runs `evaluate_candidate` over the `CandidateSpec` of each candidate and hands back its
-`CandidateOutcome` (the `advisor.recommend.work.Executor` protocol). ``serial`` (the default) runs them one after
+`CandidateOutcome` (`advisor.recommend.work.Executor`). ``serial`` (the default) runs them one after
 the other in this process; ``threads`` (`advisor.executors.threads`) with a thread pool in this process; ``ray`` (`advisor.executors.ray_executor`, optional extra ``advisor[ray]``) runs them as
 Ray tasks on a local instance or a cluster. Which executor ran a candidate is not part of any cache key: the
 figures do not depend on it.

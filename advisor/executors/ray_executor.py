@@ -32,14 +32,22 @@ from typing import Any
 from advisor.errors import AdvisorError
 from advisor.executors.ray_bench import BENCH_RESOURCE, has_bench_slots, run_benches
 from advisor.executors.scratch import load_features, merge_files, remote_work
-from advisor.recommend.work import CandidateOutcome, CandidateSpec, WorkContext, evaluate_candidate
+from advisor.recommend.work import (
+    CandidateOutcome,
+    CandidateSpec,
+    Executor,
+    OnStart,
+    WorkContext,
+    evaluate_candidate,
+)
 
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 
 
-class RayExecutor:
+@dataclasses.dataclass
+class RayExecutor(Executor):
     """Runs candidates as Ray tasks (see the module docstring); the same `Executor` protocol as `SerialExecutor`.
 
     Args:
@@ -62,60 +70,35 @@ class RayExecutor:
         work: the function a task runs (`advisor.executors.scratch.remote_work`; tests replace it).
     """
 
-    def __init__(
-        self,
-        address: str | None = None,
-        *,
-        num_gpus_per_candidate: float | None = None,
-        num_cpus_per_candidate: float = 1.0,
-        max_retries: int = 2,
-        grace_s: float = 30.0,
-        max_in_flight: int | None = None,
-        cpu_threads: int | None = None,
-        num_cpus: int | None = None,
-        num_gpus: int | None = None,
-        include_dashboard: bool = False,
-        work: Callable[..., dict[str, Any]] = remote_work,
-    ) -> None:
-        self.address = address
-        self.num_gpus_per_candidate = num_gpus_per_candidate
-        self.num_cpus_per_candidate = num_cpus_per_candidate
-        self.max_retries = max_retries
-        self.grace_s = grace_s
-        self.max_in_flight = max_in_flight
-        self.cpu_threads = cpu_threads
-        self.num_cpus = num_cpus
-        self.num_gpus = num_gpus
-        self.include_dashboard = include_dashboard
-        self.work = work
-        self.startup_s: float | None = (
-            None  # seconds the last `ray.init` took (None: Ray was running already)
-        )
+    address: str | None = None
+    num_gpus_per_candidate: float | None = None
+    num_cpus_per_candidate: float = 1.0
+    max_retries: int = 2
+    grace_s: float = 30.0
+    max_in_flight: int | None = None
+    cpu_threads: int | None = None
+    num_cpus: int | None = None
+    num_gpus: int | None = None
+    include_dashboard: bool = False
+    work: Callable[..., dict[str, Any]] = remote_work
+    startup_s: float | None = dataclasses.field(
+        default=None, init=False
+    )  # the last `ray.init` (None: running already)
 
-    def run(
-        self,
-        specs: Sequence[CandidateSpec],
-        *,
-        context: WorkContext | None = None,
-        on_start: Callable[[int, CandidateSpec], None] | None = None,
-        on_done: Callable[[CandidateOutcome], None] | None = None,
-    ) -> list[CandidateOutcome]:
-        """Evaluate every spec (see `Executor.run`); ``on_done`` follows the order of `specs`."""
-        done: dict[int, CandidateOutcome] = {}
-        release = _InOrder(len(specs), done, on_done)
+    def outcomes(
+        self, specs: Sequence[CandidateSpec], context: WorkContext | None, on_start: OnStart
+    ) -> Iterator[tuple[int, CandidateOutcome]]:
+        """Cached candidates here, the others as tasks, as they finish (`Executor.run` puts them in order)."""
         remote = []
         for i, spec in enumerate(specs):
             if context is not None and features_cached(spec, context):
-                if on_start is not None:
-                    on_start(i + 1, spec)
-                done[i] = evaluate_candidate(spec, context)
-                release()
+                on_start(i + 1, spec)
+                yield i, evaluate_candidate(spec, context)
             else:
                 remote.append(i)
         if remote:
             with self.session() as ray:
-                self._run_tasks(ray, specs, remote, done, on_start, release)
-        return [done[i] for i in range(len(specs))]
+                yield from self._run_tasks(ray, specs, remote, on_start)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Any]:
@@ -171,10 +154,8 @@ class RayExecutor:
         ray: Any,
         specs: Sequence[CandidateSpec],
         todo: list[int],
-        done: dict[int, CandidateOutcome],
-        on_start: Callable[[int, CandidateSpec], None] | None,
-        release: Callable[[], None],
-    ) -> None:
+        on_start: OnStart,
+    ) -> Iterator[tuple[int, CandidateOutcome]]:
         """Submit the `todo` specs, at most the in-flight width at a time, and collect them as they finish."""
         options, width = self._task_options(ray)
         task = ray.remote(self.work)
@@ -185,24 +166,23 @@ class RayExecutor:
         while queue or pending:
             while queue and len(pending) < width:
                 i = queue.popleft()
-                if on_start is not None:
-                    on_start(i + 1, specs[i])
+                on_start(i + 1, specs[i])
                 spec = dataclasses.replace(specs[i], progress=False)  # no progress bars from workers
                 opts = options | self._resources(spec, has_gpu)
                 pending[task.options(**opts).remote(spec.to_dict(), threads)] = (i, self._deadline(specs[i]))
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=_wait_s(pending))
             for ref in ready:
                 i, _ = pending.pop(ref)
-                done[i] = _collect(ray, ref, specs[i])
+                yield i, _collect(ray, ref, specs[i])
             now = time.monotonic()
             for ref, (i, deadline) in list(pending.items()):
                 if deadline is not None and now > deadline:
                     ray.cancel(ref, force=True)
                     del pending[ref]
-                    done[i] = failed(
-                        specs[i], f"timed out after {specs[i].timeout_s:g} s (candidate_timeout_s)"
+                    yield (
+                        i,
+                        failed(specs[i], f"timed out after {specs[i].timeout_s:g} s (candidate_timeout_s)"),
                     )
-            release()
 
     def _resources(self, spec: CandidateSpec, has_gpu: bool) -> dict[str, Any]:
         """This candidate's GPU fraction and memory (`advisor.executors.resources`; its catalog entry's size)."""
@@ -247,21 +227,6 @@ def _driver_threads() -> int:
     import torch
 
     return int(torch.get_num_threads())
-
-
-class _InOrder:
-    """Calls ``on_done`` for each finished outcome once every earlier spec's outcome is in."""
-
-    def __init__(
-        self, n: int, done: dict[int, CandidateOutcome], on_done: Callable[[CandidateOutcome], None] | None
-    ) -> None:
-        self.n, self.done, self.on_done, self.next = n, done, on_done, 0
-
-    def __call__(self) -> None:
-        while self.next < self.n and self.next in self.done:
-            if self.on_done is not None:
-                self.on_done(self.done[self.next])
-            self.next += 1
 
 
 def _wait_s(pending: dict[Any, tuple[int, float | None]]) -> float | None:

@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import TYPE_CHECKING
 
 from advisor.errors import UsageError
-from advisor.recommend.work import CandidateOutcome, CandidateSpec, WorkContext, evaluate_candidate
+from advisor.recommend.work import Executor, evaluate_candidate
+
+if TYPE_CHECKING:
+    from advisor.recommend.work import CandidateOutcome, CandidateSpec, OnStart, WorkContext
 
 
-class ThreadExecutor:
+class ThreadExecutor(Executor):
     """Evaluate candidates with `workers` threads (default: 2, at most the CPU count)."""
 
     def __init__(self, workers: int | None = None) -> None:
@@ -29,33 +33,18 @@ class ThreadExecutor:
             raise UsageError(f"the threads executor needs at least 1 worker (got {n})")
         self.workers = int(n)
 
-    def run(
-        self,
-        specs: Sequence[CandidateSpec],
-        *,
-        context: WorkContext | None = None,
-        on_start: Callable[[int, CandidateSpec], None] | None = None,
-        on_done: Callable[[CandidateOutcome], None] | None = None,
-    ) -> list[CandidateOutcome]:
-        """Evaluate every spec (see `advisor.recommend.work.Executor.run`); outcomes in the order of `specs`."""
-        if not specs:
-            return []
+    def outcomes(
+        self, specs: Sequence[CandidateSpec], context: WorkContext | None, on_start: OnStart
+    ) -> Iterator[tuple[int, CandidateOutcome]]:
+        """``(index, outcome)`` as the threads finish them (`Executor.run` puts them in spec order)."""
         lock = threading.Lock()
 
         def work(i: int, spec: CandidateSpec) -> CandidateOutcome:
-            if on_start is not None:
-                with lock:  # progress lines from one thread at a time
-                    on_start(i, spec)
+            with lock:  # progress lines from one thread at a time
+                on_start(i + 1, spec)
             return evaluate_candidate(spec, context)
 
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="advisor-candidate") as pool:
-            futures: list[Future[CandidateOutcome]] = [
-                pool.submit(work, i, spec) for i, spec in enumerate(specs, 1)
-            ]
-            out = []
-            for fut in futures:  # in spec order: each waits for its own, later ones keep running meanwhile
-                outcome = fut.result()
-                if on_done is not None:
-                    on_done(outcome)
-                out.append(outcome)
-        return out
+            futures = {pool.submit(work, i, spec): i for i, spec in enumerate(specs)}
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()

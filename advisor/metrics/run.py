@@ -101,10 +101,11 @@ def evaluate_predictions(
     split: str | None = None,
     gt_format: str | None = None,
 ) -> MetricsReport:
-    """Metrics of a prediction file/folder against a ground-truth dataset.
+    """Metrics of a prediction file/folder against a ground-truth dataset (`advisor metrics`, `advisor.metrics`).
 
     Args:
-        task: ``detection`` (COCO box AP/AR) or ``segmentation`` (accumulated confusion matrix).
+        task: ``detection`` (COCO box mAP/AR by faster-coco-eval, ids re-indexed from 1, crowd honoured) or
+            ``segmentation`` (mIoU, Dice, pixel accuracy from one accumulated confusion matrix).
         ground_truth: any dense dataset `advisor.dense.readers.load_dense` reads (COCO, YOLO, VOC, box CSV,
             metadata.jsonl, image + mask folders).
         predictions: detection: a COCO results JSON or a YOLO txt folder (``class cx cy w h conf``);

@@ -18,6 +18,7 @@ Only image models with a torch module have a choice; any other model runs as loa
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import time
@@ -228,28 +229,15 @@ def _time_ms(lm: LoadedModel, batch: tuple, repeats: int = 2) -> float:
     return float(sorted(times)[len(times) // 2])
 
 
-def _derived(lm: LoadedModel, runtime: str, **kw: Any) -> LoadedModel:
-    """A new `LoadedModel` with `lm`'s preprocessing and metadata and another runtime."""
-    from advisor.models.base import LoadedModel
-
-    new = LoadedModel(
-        model_id=lm.model_id,
-        modality=lm.modality,
-        feature_dim=lm.feature_dim,
-        preprocess_fn=lm._preprocess_fn,
-        signature=lm._signature,
-        example=lm._example,
-        num_source_classes=lm.num_source_classes,
-        pretrained=lm.pretrained,
-        revision=lm.revision,
-        runtime=runtime,
-        blocks_fn=lm._blocks_fn,
-        sample_rate=lm.sample_rate,
-        source_classes=lm.source_classes,
-        info=lm.info | {"runtime_of": lm.runtime},
-        **kw,
-    )
-    new.device, new.dtype = lm.device, lm.dtype
+def _derived(
+    lm: LoadedModel, runtime: str, *, module: Any = None, head: Any = None, forward_fn: Any = None
+) -> LoadedModel:
+    """A copy of `lm` (preprocessing, metadata, device, dtype) that runs its forward on another runtime."""
+    new = copy.copy(lm)
+    new.runtime = runtime
+    new.module, new.head, new._forward_fn = module, head, forward_fn
+    new._signature = dict(lm._signature)
+    new.info = lm.info | {"runtime_of": lm.runtime}
     return new
 
 

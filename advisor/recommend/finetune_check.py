@@ -63,6 +63,7 @@ def finetune_check(
     if unfreeze == "head" and not cfg.finetune_unfreeze:
         unfreeze = "last-2"
     out: list[dict[str, Any]] = []
+    same = {k: getattr(cfg, k) for k in ("device", "seed", "group_column", "group_pattern")}  # as the run's
     for i, c in enumerate(top, 1):
         entry: dict[str, Any] = {"model_id": c.model_id, "unfreeze": unfreeze, "epochs": cfg.finetune_epochs}
         reason = untrainable_reason(c.model_id, (runtimes or {}).get(c.model_id))
@@ -71,13 +72,7 @@ def finetune_check(
             continue
         say(f"[{i}/{len(top)}] fine-tune ({unfreeze}, {cfg.finetune_epochs} epochs): {c.model_id}")
         ft_cfg = FinetuneConfig(
-            unfreeze=unfreeze,
-            epochs=cfg.finetune_epochs,
-            budget_minutes=cfg.finetune_budget_minutes,
-            device=cfg.device,
-            seed=cfg.seed,
-            group_column=cfg.group_column,
-            group_pattern=cfg.group_pattern,
+            unfreeze=unfreeze, epochs=cfg.finetune_epochs, budget_minutes=cfg.finetune_budget_minutes, **same
         )
         try:
             entry |= _run_one(dataset, c, ft_cfg, offline=cfg.offline)

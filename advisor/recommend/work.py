@@ -6,9 +6,9 @@ import dataclasses
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -288,42 +288,58 @@ def _scores(fs: Any, spec: CandidateSpec, out: CandidateOutcome) -> None:
     out.timings["scores"] = cached.get("seconds", 0.0)
 
 
-class Executor(Protocol):
-    """Runs candidate work; results come back in the order of `specs`."""
+OnStart = Callable[[int, CandidateSpec], None]
+OnDone = Callable[[CandidateOutcome], None]
+
+
+class Executor:
+    """Runs candidate work; results come back in the order of `specs`.
+
+    A subclass yields ``(index, outcome)`` from `outcomes` in any order (as its candidates finish); `run` hands
+    each outcome to ``on_done`` in the order of the specs, as soon as every earlier one is in, so a run's notes and
+    results do not depend on which candidate finished first. Any object with this `run` serves as an executor.
+    """
 
     def run(
         self,
         specs: Sequence[CandidateSpec],
         *,
         context: WorkContext | None = None,
-        on_start: Callable[[int, CandidateSpec], None] | None = None,
-        on_done: Callable[[CandidateOutcome], None] | None = None,
+        on_start: OnStart | None = None,
+        on_done: OnDone | None = None,
     ) -> list[CandidateOutcome]:
         """Evaluate every spec (`evaluate_candidate`).
 
         `on_start(i, spec)` (i 1-based) is called before a candidate starts, `on_done(outcome)` when it is done.
         """
-        ...
+        done: dict[int, CandidateOutcome] = {}
+        released = 0
+        for i, outcome in self.outcomes(specs, context, on_start or _no_start):
+            done[i] = outcome
+            while released < len(specs) and released in done:
+                if on_done is not None:
+                    on_done(done[released])
+                released += 1
+        return [done[i] for i in range(len(specs))]
+
+    def outcomes(
+        self, specs: Sequence[CandidateSpec], context: WorkContext | None, on_start: OnStart
+    ) -> Iterator[tuple[int, CandidateOutcome]]:
+        """``(index into specs, outcome)`` for every spec, in the order they finish."""
+        raise NotImplementedError
 
 
-class SerialExecutor:
+def _no_start(i: int, spec: CandidateSpec) -> None:
+    del i, spec
+
+
+class SerialExecutor(Executor):
     """The default executor: one candidate after the other in this process, reusing the loaded dataset."""
 
-    def run(
-        self,
-        specs: Sequence[CandidateSpec],
-        *,
-        context: WorkContext | None = None,
-        on_start: Callable[[int, CandidateSpec], None] | None = None,
-        on_done: Callable[[CandidateOutcome], None] | None = None,
-    ) -> list[CandidateOutcome]:
-        """Evaluate every spec in order (see `Executor.run`)."""
-        out = []
-        for i, spec in enumerate(specs, 1):
-            if on_start is not None:
-                on_start(i, spec)
-            outcome = evaluate_candidate(spec, context)
-            if on_done is not None:
-                on_done(outcome)
-            out.append(outcome)
-        return out
+    def outcomes(
+        self, specs: Sequence[CandidateSpec], context: WorkContext | None, on_start: OnStart
+    ) -> Iterator[tuple[int, CandidateOutcome]]:
+        """Each spec in order."""
+        for i, spec in enumerate(specs):
+            on_start(i + 1, spec)
+            yield i, evaluate_candidate(spec, context)

@@ -10,10 +10,10 @@ import pytest
 
 from advisor.errors import UsageError
 from advisor.executors import EXECUTORS, get_executor, register_executor
-from advisor.executors.ray_executor import RayExecutor, _InOrder, failed, features_cached
+from advisor.executors.ray_executor import RayExecutor, failed, features_cached
 from advisor.executors.scratch import merge_files
 from advisor.paths import cache_root
-from advisor.recommend.work import CandidateOutcome, CandidateSpec, SerialExecutor, WorkContext
+from advisor.recommend.work import CandidateOutcome, CandidateSpec, Executor, SerialExecutor, WorkContext
 
 
 def test_registry_gives_serial_and_refuses_unknown_names_and_stray_options():
@@ -72,19 +72,33 @@ def test_merge_writes_entries_before_index_files_keeps_existing_ones_and_refuses
     assert not (root.parent / "outside.json").exists()
 
 
-def test_in_order_release_waits_for_earlier_specs():
-    done: dict[int, CandidateOutcome] = {}
+def test_outcomes_finishing_out_of_order_reach_on_done_in_spec_order():
+    specs = [CandidateSpec(m, "/d", "fp", ("x",), "h") for m in "abc"]
+
+    class Backwards(Executor):  # finishes b, then a, then c: on_done must still see a, b, c
+        def outcomes(self, specs, context, on_start):
+            order = [1, 0, 2]
+            for i in order:
+                on_start(i + 1, specs[i])
+            seen_when.append(list(seen))
+            yield 1, CandidateOutcome("b", ok=True)
+            seen_when.append(list(seen))  # b alone is held back until a is in
+            yield 0, CandidateOutcome("a", ok=True)
+            seen_when.append(list(seen))
+            yield 2, failed(specs[2], "task lost")
+
     seen: list[str] = []
-    release = _InOrder(3, done, lambda o: seen.append(o.model_id))
-    done[1] = CandidateOutcome("b", ok=True)
-    release()
-    assert seen == []
-    done[0] = CandidateOutcome("a", ok=True)
-    release()
-    assert seen == ["a", "b"]
-    done[2] = failed(CandidateSpec("c", "/d", "fp", ("x",), "h"), "task lost")
-    release()
-    assert seen == ["a", "b", "c"] and done[2].notes == ["c skipped: task lost"] and not done[2].ok
+    seen_when: list[list[str]] = []
+    started: list[int] = []
+    out = Backwards().run(
+        specs, on_start=lambda i, s: started.append(i), on_done=lambda o: seen.append(o.model_id)
+    )
+    assert seen_when == [[], [], ["a", "b"]] and seen == ["a", "b", "c"] and started == [2, 1, 3]
+    assert (
+        [o.model_id for o in out] == ["a", "b", "c"]
+        and out[2].notes == ["c skipped: task lost"]
+        and not out[2].ok
+    )
 
 
 # ----------------------------------------------------------------------------------------------- cached features

@@ -179,6 +179,7 @@ def test_sigkill_mid_run_leaves_a_resumable_state(tmp_path):
     while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(0.5)  # now inside epoch 2's sleep
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]  # it died by itself: say why
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
