@@ -12,6 +12,9 @@ from advisor.catalog.schema import MODALITIES, SOURCES, TASKS, CatalogEntry
 from advisor.catalog.store import METRIC_KEYS, Filters, load_catalog, sort_entries
 from advisor.errors import UsageError
 
+# the names `advisor recommend --task` uses, for the catalog's task names
+TASK_ALIASES = {"detection": "object-detection", "segmentation": "semantic-segmentation"}
+
 
 def _check_choice(value: str | None, choices: tuple[str, ...], option: str) -> None:
     if value is not None and value not in choices:
@@ -43,6 +46,7 @@ def list_entries(
         UsageError: an unknown modality, task, source, license policy or sort key.
     """
     _check_choice(modality, MODALITIES, "--modality")
+    task = TASK_ALIASES.get(task, task) if task is not None else None
     _check_choice(task, TASKS, "--task")
     _check_choice(source, SOURCES, "--source")
     _check_choice(license, POLICIES, "--license")

@@ -41,6 +41,16 @@ _TABLE: dict[str, tuple[str, str]] = {
 
 POLICIES = ("any", "permissive", "commercial")
 
+# What each class means for a user, and which `--license` policies keep it (shown by `catalog show`).
+CLASS_MEANING: dict[str, str] = {
+    "permissive": "use, change and ship it, commercially too, keeping the notice; kept by every --license policy",
+    "copyleft": "commercial use allowed, but what you ship (for AGPL also what you serve over a network) must be "
+    "released under the same license; excluded by --license permissive and commercial",
+    "non-commercial": "research or non-commercial use only; excluded by --license permissive and commercial",
+    "unknown": "no license that could be verified (none stated, or custom terms not reviewed): treat it as not "
+    "cleared; excluded by --license permissive and commercial",
+}
+
 
 def normalize_license(raw: str | None) -> tuple[str | None, str]:
     """Map a license string from a source to ``(spdx_or_licenseref, policy_class)``.

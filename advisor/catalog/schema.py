@@ -188,6 +188,25 @@ class CatalogEntry:
         """Average English short-form WER (percent) on the Open ASR Leaderboard."""
         return self.metric("open-asr-en-shortform", "wer")
 
+    def first_metric(self, name: str) -> float | None:
+        """The first published value named `name`, on whichever dataset the source reports it, or None."""
+        return next((m.value for m in self.metrics if m.name == name), None)
+
+    @property
+    def box_map(self) -> float | None:
+        """Published box mAP (COCO AP@[.5:.95], percent) of a detector or instance segmenter."""
+        return self.first_metric("box_map")
+
+    @property
+    def mask_map(self) -> float | None:
+        """Published mask mAP (COCO AP@[.5:.95], percent) of an instance segmenter."""
+        return self.first_metric("mask_map")
+
+    @property
+    def miou(self) -> float | None:
+        """Published mean IoU (percent) of a semantic segmenter (its dataset in `metrics`)."""
+        return self.first_metric("miou")
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the on-disk form)."""
         d = dataclasses.asdict(self)

@@ -18,14 +18,29 @@ from advisor.models.ids import ModelId
 CATALOG_FILE = "catalog.jsonl"
 LOCAL_ENV = "ADVISOR_CATALOG_EXTRA"  # optional path to a JSONL of the user's own entries (local: ids)
 
-SORT_KEYS = ("id", "n_params", "gmacs", "top1", "mteb", "wer", "file_mb", "year")
-# Published figures a filter or sort can name: top1 (ImageNet-1k, %), mteb (MTEB classification mean, %), wer (%).
-METRIC_KEYS = ("top1", "mteb", "wer")
+SORT_KEYS = (
+    "id",
+    "n_params",
+    "gmacs",
+    "top1",
+    "mteb",
+    "wer",
+    "box_map",
+    "mask_map",
+    "miou",
+    "file_mb",
+    "year",
+)
+# Published figures a filter or sort can name, all percent: top1 (ImageNet-1k), mteb (MTEB classification mean),
+# wer (Open ASR short-form), box_map / mask_map (COCO AP@[.5:.95]), miou (semantic segmentation mean IoU).
+METRIC_KEYS = ("top1", "mteb", "wer", "box_map", "mask_map", "miou")
+_METRIC_OF = {"top1": "imagenet_top1", "mteb": "mteb_classification", "wer": "wer"}
 
 
 def published_metric(e: CatalogEntry, key: str) -> float | None:
     """The entry's published figure for one of METRIC_KEYS, or None."""
-    return {"top1": e.imagenet_top1, "mteb": e.mteb_classification, "wer": e.wer}[key]
+    v = getattr(e, _METRIC_OF.get(key, key))
+    return None if v is None else float(v)
 
 
 def _bare_name(model_id: str) -> str:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from advisor.catalog.licenses import CLASS_MEANING
 from advisor.cli._output import Output, OutputFormat, safe, stderr_console, stdout_console
 from advisor.cli.options import (
     AdvisorCommand,
@@ -56,10 +57,12 @@ def _entries_table(entries: list, title: str) -> None:
         header_style="bold",
         box=box.HEAVY_HEAD if level else box.SIMPLE_HEAD,
     )
-    # Published-figure columns by what is shown: ImageNet top-1 for images, MTEB classification mean for text and
-    # audio encoders, WER for speech recognisers.
-    shown = {e.modality for e in entries if e.modality in ("image", "text", "audio")}
+    # Published-figure columns by what is shown: ImageNet top-1 for image classifiers, MTEB classification mean for
+    # text and audio encoders, WER for speech recognisers, box mAP for detectors, mIoU for semantic segmenters.
+    dense = {"object-detection": "det", "instance-segmentation": "det", "semantic-segmentation": "seg"}
+    shown = {e.modality for e in entries if e.modality in ("image", "text", "audio") and e.task not in dense}
     shown |= {"asr" for e in entries if e.task == "speech-recognition"}
+    shown |= {dense[e.task] for e in entries if e.task in dense}
     columns: list[tuple[str, dict[str, Any]]] = [
         ("id", dict(no_wrap=level > 0, overflow="fold")),
         ("params", dict(justify="right", no_wrap=True)),
@@ -72,6 +75,8 @@ def _entries_table(entries: list, title: str) -> None:
         ),
         *([("MTEB cls %", dict(justify="right", no_wrap=True))] if shown & {"text", "audio"} else []),
         *([("WER %", dict(justify="right", no_wrap=True))] if "asr" in shown else []),
+        *([("box mAP %", dict(justify="right", no_wrap=True))] if "det" in shown else []),
+        *([("mIoU %", dict(justify="right", no_wrap=True))] if "seg" in shown else []),
         ("license", dict(no_wrap=True, overflow="ellipsis", max_width=16 if level == 2 else 12)),
         *([("probe", dict(justify="center", no_wrap=True))] if level else []),
         *([("task", dict(overflow="ellipsis", max_width=22))] if level == 2 else []),
@@ -98,6 +103,8 @@ def _entries_table(entries: list, title: str) -> None:
             "top-1 %": _fmt(e.imagenet_top1, ".2f"),
             "MTEB cls %": _fmt(e.mteb_classification, ".2f"),
             "WER %": _fmt(e.wer, ".2f"),
+            "box mAP %": _fmt(e.box_map, ".1f"),
+            "mIoU %": _fmt(e.miou, ".1f"),
             "license": f"[{style}]{safe(lic)}[/]" if style else safe(lic),
             "probe": "[green]✓[/]" if e.probeable else "[dim]—[/]",
             "task": safe(e.task),
@@ -111,7 +118,10 @@ def _entries_table(entries: list, title: str) -> None:
 def list_cmd(
     modality: Annotated[str | None, typer.Option(help="image | text | audio | multimodal | video")] = None,
     task: Annotated[
-        str | None, typer.Option(help="e.g. image-classification, text-encoder, speech-encoder")
+        str | None,
+        typer.Option(
+            help="e.g. image-classification, text-encoder, speech-encoder, object-detection (= detection)"
+        ),
     ] = None,
     source: Annotated[str | None, typer.Option(help="timm | torchvision | hf | pkg | local")] = None,
     family: Annotated[
@@ -129,14 +139,17 @@ def list_cmd(
         ),
     ] = None,
     sort: Annotated[
-        str, typer.Option(help="id | n_params | gmacs | top1 | mteb | wer | file_mb | year")
+        str,
+        typer.Option(
+            help="id | n_params | gmacs | top1 | mteb | wer | box_map | mask_map | miou | file_mb | year"
+        ),
     ] = "id",
     min_metric: Annotated[
         str | None,
         typer.Option(
             "--min",
             help="lower bound on a published figure, KEY=VALUE: top1 (ImageNet-1k %), mteb (MTEB classification "
-            "mean %), wer (%), e.g. --min mteb=60; entries without that figure are left out",
+            "mean %), wer (%), box_map / mask_map (COCO AP %), miou (%), e.g. --min mteb=60; entries without that figure are left out",
         ),
     ] = None,
     max_metric: Annotated[
@@ -241,6 +254,7 @@ def _show_human(e: CatalogEntry) -> None:
             "license",
             f"{safe(e.license or '?')} ({safe(e.license_class)})  [dim]{safe(e.license_raw or '')}[/]",
         ),
+        ("license class", safe(CLASS_MEANING.get(e.license_class, e.license_class))),
         ("weights file MB", f"{_fmt(e.file_mb, '.1f')}  [dim]{safe(e.file_mb_source or '')}[/]"),
         ("paper", f"{safe(e.paper or '—')} ({safe(e.year or '?')})"),
         (

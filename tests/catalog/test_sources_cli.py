@@ -81,3 +81,41 @@ def test_show_untagged_id_and_protocols() -> None:
 def test_commercial_says_copyleft_is_excluded() -> None:
     r = runner.invoke(app, ["catalog", "list", "--license", "commercial", "--limit", "1"])
     assert r.exit_code == 0 and "copyleft" in r.output
+
+
+def _figure(e: dict, name: str) -> float | None:
+    return next((m["value"] for m in e["metrics"] if m["name"] == name), None)
+
+
+def test_dense_tasks_sort_and_bound_by_their_own_figure_and_take_the_recommend_names() -> None:
+    det = _json(["catalog", "list", "--task", "detection", "--sort", "box_map", "--desc", "--format", "json"])
+    maps = [_figure(e, "box_map") for e in det["entries"]]
+    assert det["total"] == len(maps) >= 20 and {e["task"] for e in det["entries"]} == {"object-detection"}
+    known = [m for m in maps if m is not None]
+    assert known == sorted(known, reverse=True) and maps[: len(known)] == known  # unknown last
+    seg = _json(["catalog", "list", "--task", "segmentation", "--min", "miou=63", "--format", "json"])
+    mious = [_figure(e, "miou") for e in seg["entries"]]
+    assert mious and all(v is not None and v >= 63 for v in mious)
+    assert len(mious) < _json(["catalog", "list", "--task", "segmentation", "--format", "json"])["total"]
+
+
+def test_dense_columns_replace_imagenet_top1() -> None:
+    det = runner.invoke(app, ["catalog", "list", "--task", "detection", "--limit", "3"], terminal_width=160)
+    assert "box mAP %" in det.stdout and "top-1" not in det.stdout and "mIoU" not in det.stdout
+    seg = runner.invoke(
+        app, ["catalog", "list", "--task", "segmentation", "--limit", "3"], terminal_width=160
+    )
+    assert "mIoU %" in seg.stdout and "top-1" not in seg.stdout
+    img = runner.invoke(
+        app, ["catalog", "list", "--task", "image-classification", "--limit", "3"], terminal_width=160
+    )
+    assert "IN-1k top-1 %" in img.stdout and "box mAP" not in img.stdout
+
+
+def test_show_explains_the_license_class() -> None:
+    agpl = runner.invoke(app, ["catalog", "show", "pkg:ultralytics/yolov8n"], terminal_width=200)
+    words = " ".join(agpl.stdout.split())  # the table wraps long cells
+    assert agpl.exit_code == 0 and "AGPL-3.0-only (copyleft)" in words
+    assert "released under the same license; excluded by --license permissive and commercial" in words
+    mit = runner.invoke(app, ["catalog", "show", "timm:resnet50"], terminal_width=200)
+    assert "kept by every --license policy" in " ".join(mit.stdout.split())
