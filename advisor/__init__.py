@@ -7,8 +7,9 @@ The public API is one function per CLI command, defined in `advisor.api`::
     advisor.recommend(data, device="cpu")    advisor.finetune(data, "timm:resnet18.a1_in1k", epochs=3)
     advisor.report("advisor-runs/RUN")       advisor.catalog("convnext in22k", max_params=30e6)
     advisor.metrics("detection", "gt.json", "predictions.json")
+    advisor.sweep(["data/a", "data/b"], models="pkg:efficientnet_lite0,pkg:mobilenetv3_small_100")
 
-``features``, ``bench``, ``recommend``, ``finetune``, ``report``, ``catalog`` and ``metrics`` are also the names of subpackages
+``features``, ``bench``, ``recommend``, ``finetune``, ``report``, ``catalog``, ``metrics`` and ``sweep`` are also the names of subpackages
 (``advisor.bench.runner`` ...). Python sets a subpackage as an attribute of ``advisor`` once it is imported, so
 those names are the subpackages themselves, made callable: calling one runs its `advisor.api` function. The
 package is import-light: torch, timm and transformers load only when a function that needs them runs.
@@ -24,7 +25,9 @@ from typing import Any
 __version__ = "0.1.0"
 
 # API functions whose name is also a module of this package; the rest are plain functions of advisor.api.
-_MODULE_NAMES = frozenset({"features", "bench", "recommend", "finetune", "report", "catalog", "metrics"})
+_MODULE_NAMES = frozenset(
+    {"features", "bench", "recommend", "finetune", "report", "catalog", "metrics", "sweep"}
+)
 _FUNCTION_NAMES = frozenset({"profile", "score", "sample", "DatasetSpec"})
 
 __all__ = sorted({"__version__", *_MODULE_NAMES, *_FUNCTION_NAMES})

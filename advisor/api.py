@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from advisor.recommend.run import Plan, RunConfig
     from advisor.recommend.work import Executor
     from advisor.scores.registry import ScoreResult
+    from advisor.sweep.run import SweepResults
 
 __all__ = [
     "DatasetSpec",
@@ -285,6 +286,51 @@ def recommend(
 
         executor = get_executor(executor)
     return run(cfg, progress_fn=progress_fn, executor=executor)
+
+
+def sweep(
+    datasets: Sequence[str | Path] | None = None,
+    *,
+    models: Sequence[str] | str = (),
+    out: str | Path = "advisor-sweep",
+    file: str | Path | None = None,
+    executor: Executor | str | None = None,
+    resume: bool = True,
+    progress_fn: Callable[[str], None] | None = None,
+    **options: Any,
+) -> SweepResults:
+    """Datasets x models through `recommend` into one folder with a combined report (`advisor sweep`).
+
+    Args:
+        datasets: dataset paths (each run in ``<out>/runs/<name>``); or give `file`.
+        models: the candidates of every dataset (a list or a comma-separated string; empty: each one's defaults).
+        out: the sweep folder: ``sweep.json`` (manifest and rows), ``sweep.csv``, ``sweep.md``, ``sweep.html``.
+        file: a TOML/YAML sweep file (`advisor.sweep.config`) instead of `datasets`, `models` and `options`.
+        executor: runs every dataset's candidates (`recommend`'s executor); resume: read back finished datasets
+            whose settings and data are unchanged (a rerun computes only what is missing).
+        **options: `RunConfig` fields for every dataset (device, max_samples, seed, offline, ...).
+
+    Raises:
+        UsageError: no dataset, a bad sweep file, or options given twice (a failing dataset is a failed cell).
+    """
+    from advisor.errors import UsageError
+    from advisor.sweep.config import load_sweep_file, sweep_config
+    from advisor.sweep.run import run_sweep
+
+    if file is not None:
+        if datasets or models or options:
+            raise UsageError("give either a sweep file or datasets and options, not both")
+        cfg = load_sweep_file(file)
+    else:
+        names = (
+            tuple(x.strip() for x in models.split(",") if x.strip()) if isinstance(models, str) else models
+        )
+        cfg = sweep_config([str(d) for d in datasets or ()], models=names, out=out, **options)
+    if isinstance(executor, str):
+        from advisor.executors import get_executor
+
+        executor = get_executor(executor)
+    return run_sweep(cfg, executor=executor, resume=resume, progress_fn=progress_fn)
 
 
 def report(run_dir: str | Path, *, rewrite: bool = False) -> RecommendResults | DenseResults:

@@ -72,6 +72,7 @@ COMMAND_MODULES = (
     "advisor.cli.recommend",
     "advisor.cli.finetune",
     "advisor.cli.metrics",
+    "advisor.cli.sweep",
 )
 
 
