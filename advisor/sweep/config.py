@@ -10,9 +10,10 @@ A sweep file (TOML; YAML with the same keys when PyYAML is installed)::
     max_samples = 300
     device = "cpu"
 
-    [[dataset]]          # one table a dataset: its path, an optional name and its own options
+    [[dataset]]          # one table a dataset: its path, an optional name, its own models and options
     path = "data/intents.csv"
     name = "intents"
+    models = ["pkg:all-MiniLM-L6-v2"]
     options = { text_column = "text", label_column = "label" }
 
 Relative paths are read from the file's folder.
@@ -38,6 +39,7 @@ class SweepDataset:
     path: str
     name: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    models: tuple[str, ...] = ()  # its own candidates (instead of the sweep's): datasets of other modalities
 
 
 @dataclass(frozen=True)
@@ -130,21 +132,24 @@ def load_sweep_file(path: str | Path) -> SweepConfig:
     for i, t in enumerate(_list(p, data, "dataset"), 1):
         if not isinstance(t, dict) or "path" not in t:
             raise UsageError(f"{p}: [[dataset]] {i} has no path", hint='add path = "DIR"')
-        extra = sorted(set(t) - {"path", "name", "options"})
+        extra = sorted(set(t) - {"path", "name", "options", "models"})
         if extra:
             raise UsageError(
-                f"{p}: [[dataset]] {i}: unknown key {extra[0]!r}", hint="keys: path, name, options"
+                f"{p}: [[dataset]] {i}: unknown key {extra[0]!r}", hint="keys: path, name, models, options"
             )
         d_path = str(base / str(t["path"]))
         name = slug(str(t.get("name") or Path(d_path).name))
-        entries.append(SweepDataset(d_path, name, _table(p, t.get("options"), f"[[dataset]] {i} options")))
+        own = tuple(str(m) for m in _list(p, t, "models"))
+        entries.append(
+            SweepDataset(d_path, name, _table(p, t.get("options"), f"[[dataset]] {i} options"), own)
+        )
     models = [str(m) for m in _list(p, data, "models")]
     out = data.get("out")
     out_dir = str(base / str(out)) if out else str(base / "advisor-sweep")
     options = _table(p, data.get("options"), "options")
-    own = sorted(set(options) & set(NOT_OPTIONS))
-    if own:
-        raise UsageError(f"{p}: the sweep sets {own[0]!r} itself", hint="use the top-level models/out keys")
+    taken = sorted(set(options) & set(NOT_OPTIONS))
+    if taken:
+        raise UsageError(f"{p}: the sweep sets {taken[0]!r} itself", hint="use the top-level models/out keys")
     return sweep_config(entries, models=models, out=out_dir, **options)
 
 

@@ -130,7 +130,7 @@ def _one_cell(
     t0 = time.perf_counter()
     key = ""
     try:
-        opts = {**cfg.options, **ds.options, "models": cfg.models or None, "out": str(run_dir)}
+        opts = {**cfg.options, **ds.options, "models": ds.models or cfg.models or None, "out": str(run_dir)}
         run_cfg = run_config(ds.path, **opts)
         key = cell_key(run_cfg)
         reused = _reuse(prev, key, run_cfg, run_dir)
@@ -205,7 +205,10 @@ def _previous_cells(out: Path) -> dict[str, dict[str, Any]]:
 
 def _config_dict(cfg: SweepConfig) -> dict[str, Any]:
     return {
-        "datasets": [{"name": d.name, "path": d.path, "options": dict(d.options)} for d in cfg.datasets],
+        "datasets": [
+            {"name": d.name, "path": d.path, "models": list(d.models), "options": dict(d.options)}
+            for d in cfg.datasets
+        ],
         "models": list(cfg.models),
         "options": dict(cfg.options),
         "out": cfg.out,

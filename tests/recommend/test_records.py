@@ -30,7 +30,9 @@ def test_bench_record_keys_are_the_bench_summary():
     optional = {"runtime"}  # only when the run's runtime is not eager (eager records stay as they were)
     assert set(BenchRecord.__annotations__) - optional == set(_bench_summary(measured, RunConfig(data="x")))
     auto = _bench_summary(measured, RunConfig(data="x", runtime="auto"))
-    assert set(BenchRecord.__annotations__) == set(auto) and auto["runtime"] == "eager"  # no runtime recorded: torch
+    assert (
+        set(BenchRecord.__annotations__) == set(auto) and auto["runtime"] == "eager"
+    )  # no runtime recorded: torch
 
 
 def test_score_and_predicted_record_keys():

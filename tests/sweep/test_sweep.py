@@ -146,7 +146,8 @@ def test_sweep_file_relative_paths_options_and_one_line_errors(tmp_path):
     f.write_text(
         'models = ["pkg:efficientnet_lite0"]\nout = "o"\ndatasets = ["a"]\n'
         "[options]\nmax_samples = 50\n"
-        '[[dataset]]\npath = "b.csv"\nname = "intents"\noptions = { text_column = "text" }\n'
+        '[[dataset]]\npath = "b.csv"\nname = "intents"\nmodels = ["pkg:all-MiniLM-L6-v2"]\n'
+        'options = { text_column = "text" }\n'
     )
     cfg = load_sweep_file(f)
     assert [(d.name, d.path) for d in cfg.datasets] == [
