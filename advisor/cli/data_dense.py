@@ -7,13 +7,15 @@ from typing import Any
 from advisor.cli._output import safe, stdout_console
 from advisor.cli.data import MAX_CLASS_ROWS, _kv_table, _rel, _stat_row
 
+_BOX_TASKS = ("detection", "instance-segmentation")  # = advisor.dense.types.BOX_TASKS (not imported: numpy)
+
 
 def _dataset_rows(p: dict[str, Any]) -> list[tuple[str, Any]]:
     rows: list[tuple[str, Any]] = [
         ("path", p["root"]), ("task", p["task"]), ("format", p["format"]), ("images", p["images"]),
         ("classes", p["classes"]),
     ]  # fmt: skip
-    if p["task"] == "detection":
+    if p["task"] in _BOX_TASKS:
         rows += [
             ("objects", p["objects"]),
             ("crowd boxes", p["crowd_boxes"]),
@@ -39,7 +41,7 @@ def _dataset_rows(p: dict[str, Any]) -> list[tuple[str, Any]]:
 def _class_table(p: dict[str, Any]) -> Any:
     from rich.table import Table
 
-    det = p["task"] == "detection"
+    det = p["task"] in _BOX_TASKS
     t = Table(title="Classes", title_justify="left", header_style="bold")
     cols = ["class", "objects", "share %", "images", "small", "medium", "large"] if det else [
         "class", "pixel share %", "images (sampled)",
@@ -71,7 +73,7 @@ def _sizes_table(p: dict[str, Any]) -> Any:
         t.add_column(col, justify="left" if col == "quantity" else "right")
     t.add_row(*_stat_row("image width (px)", p["image_sizes"]["width_px"]))
     t.add_row(*_stat_row("image height (px)", p["image_sizes"]["height_px"]))
-    if p["task"] == "detection":
+    if p["task"] in _BOX_TASKS:
         t.add_row(*_stat_row("objects per image", p["objects_per_image"]))
         t.add_row(*_stat_row("box width (px)", p["box_width_px"]))
         t.add_row(*_stat_row("box height (px)", p["box_height_px"]))

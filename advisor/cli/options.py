@@ -137,7 +137,8 @@ MaxParamsOpt = Annotated[
 TaskOpt = Annotated[
     str | None,
     typer.Option(
-        "--task", help="classification, detection or segmentation (default: detected from the data)."
+        "--task",
+        help="classification, detection, instance-segmentation or segmentation (default: detected from the data).",
     ),
 ]
 IgnoreIndexOpt = Annotated[

@@ -78,7 +78,8 @@ _Demo = Annotated[
 _Task = Annotated[
     str | None,
     typer.Option(
-        "--task", help="classification, detection or segmentation (default: detected from the data)."
+        "--task",
+        help="classification, detection, instance-segmentation or segmentation (default: detected from the data).",
     ),
 ]
 _IgnoreIndex = Annotated[

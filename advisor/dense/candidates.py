@@ -17,15 +17,9 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from advisor.dense.labels import match_classes
-from advisor.dense.results import (
-    ROLE_ARCH,
-    ROLE_BACKBONE,
-    ROLE_FLOOR,
-    ROLE_TWIN,
-    ROLE_ZERO_SHOT,
-    DenseCandidate,
-)
+from advisor.dense.labels import foreground, match_classes
+from advisor.dense.results import DenseCandidate, Role
+from advisor.dense.types import BOX_TASKS, DENSE_TASKS
 
 if TYPE_CHECKING:
     from advisor.recommend.config import RunConfig
@@ -63,7 +57,8 @@ def _dense_rows(
     for info in infos:
         if wanted is not None and info.model_id not in wanted:
             continue
-        shared = match_classes(classes, info.classes)
+        # an open-vocabulary detector is prompted with the data's class names: it shares them all
+        shared = match_classes(classes, classes if info.label_set == "open" else info.classes)
         offline_ok = bool(info.pretrained_available_offline)
         common: dict[str, Any] = {
             "label_set": info.label_set,
@@ -73,17 +68,17 @@ def _dense_rows(
         if (
             info.opt_in and shared
         ):  # named by the user: tried, and a failure (e.g. offline) is shown on its row
-            from advisor.dense.models_ultralytics import NOTE
-
-            rows.append(DenseCandidate(info.model_id, ROLE_ZERO_SHOT, reasons=[NOTE], **common))
+            rows.append(
+                DenseCandidate(info.model_id, Role.ZERO_SHOT, reasons=[info.note or "named"], **common)
+            )
         elif shared and (offline_ok or not offline):
-            rows.append(DenseCandidate(info.model_id, ROLE_ZERO_SHOT, **common))
-        elif info.model_id.startswith(("torchvision:", "smp:")) and (
+            rows.append(DenseCandidate(info.model_id, Role.ZERO_SHOT, **common))
+        elif info.model_id.startswith(("torchvision:", "smp:", "hf:")) and (
             wanted is not None or n_arch < MAX_ARCHITECTURES
         ):
             n_arch += 1
             why = "label set shares no class with the data" if not shared else "weights not reachable offline"
-            rows.append(DenseCandidate(info.model_id, ROLE_ARCH, pretrained=False, reasons=[why], **common))
+            rows.append(DenseCandidate(info.model_id, Role.ARCH, pretrained=False, reasons=[why], **common))
     return rows
 
 
@@ -91,12 +86,12 @@ def _excluded_by_license(
     task: str, named: frozenset[str], kept: set[str], license: str
 ) -> list[DenseCandidate]:
     """Rows for the models `named` that the licence constraint removed, each saying why (never a silent drop)."""
-    from advisor.dense.models import dense_candidates
+    from advisor.dense.models import dense_candidates, license_problem
 
     return [
         DenseCandidate(
-            i.model_id, ROLE_ZERO_SHOT, label_set=i.label_set, license=i.license, pretrained=False,
-            error=f"excluded: {i.license} is copyleft, and --license {license} asks for none",
+            i.model_id, Role.ZERO_SHOT, label_set=i.label_set, license=i.license, pretrained=False,
+            error=f"excluded: {i.license} is {license_problem(i.license)}, and --license {license} asks for none",
         )
         for i in dense_candidates(task, include=named)
         if i.model_id in named and i.model_id not in kept
@@ -109,9 +104,7 @@ def _backbone_ids(cfg: RunConfig, catalog: Any, wanted: set[str] | None, offline
         from advisor.dense.models import dense_candidates
 
         named = frozenset(cfg.models)
-        dense = {
-            c.model_id for t in ("detection", "segmentation") for c in dense_candidates(t, include=named)
-        }
+        dense = {c.model_id for t in DENSE_TASKS for c in dense_candidates(t, include=named)}
         return [m for m in cfg.models if m not in dense and not m.startswith("smp:")]
     from advisor.recommend.candidates import select_candidates
 
@@ -132,10 +125,10 @@ def choose_rows(
     wanted = set(cfg.models) if cfg.models else None
     rows = _dense_rows(task, classes, cfg, wanted, off)
     for mid in _backbone_ids(cfg, catalog, wanted, off):
-        rows.append(DenseCandidate(mid, ROLE_BACKBONE))
-        rows.append(DenseCandidate(twin_id(mid), ROLE_TWIN, pretrained=False))
+        rows.append(DenseCandidate(mid, Role.BACKBONE))
+        rows.append(DenseCandidate(twin_id(mid), Role.TWIN, pretrained=False))
     if cfg.baselines:
-        rows.append(DenseCandidate(RAW_FLOOR_ID, ROLE_FLOOR, pretrained=False))
+        rows.append(DenseCandidate(RAW_FLOOR_ID, Role.FLOOR, pretrained=False))
     return rows
 
 
@@ -162,14 +155,23 @@ class ModelPool:
 
 
 def measure_row_latency(
-    row: DenseCandidate, size: tuple[int, int], *, device: str, repeats: int, pool: ModelPool | None = None
+    row: DenseCandidate,
+    size: tuple[int, int],
+    *,
+    device: str,
+    repeats: int,
+    pool: ModelPool | None = None,
+    classes: Sequence[str] = (),
 ) -> None:
-    """Fill ``row.latency`` (p50/p90 ms per image at `size`, pre/post-processing included) or ``row.error``."""
+    """Fill ``row.latency`` (p50/p90 ms per image at `size`, pre/post-processing included) or ``row.error``.
+
+    `classes` (the data's): what an open-vocabulary detector is prompted with while it is timed.
+    """
     from advisor.dense.backbone_latency import measure_backbone_latency
     from advisor.errors import AdvisorError
 
     try:
-        if row.role in (ROLE_BACKBONE, ROLE_TWIN):
+        if row.role in (Role.BACKBONE, Role.TWIN):
             model = pool.get(row) if pool is not None else base_id(row.model_id)
             row.latency = measure_backbone_latency(
                 model, size, pretrained=row.pretrained, device=device, repeats=repeats
@@ -178,10 +180,13 @@ def measure_row_latency(
             from advisor.dense.latency import measure_dense_latency
             from advisor.dense.models import load_dense_model
 
-            model = load_dense_model(row.model_id, pretrained=row.role == ROLE_ZERO_SHOT, device=device)
+            model = load_dense_model(row.model_id, pretrained=row.role == Role.ZERO_SHOT, device=device)
+            prompt = getattr(model, "set_classes", None)  # open vocabulary: its text encoder runs per call
+            if model.label_set == "open" and prompt is not None:
+                prompt(foreground(classes))
             row.n_params = getattr(model, "n_params", None)
             row.latency = measure_dense_latency(model, size, repeats=repeats)
-            if not model.pretrained and model.task == "detection":
+            if not model.pretrained and model.task in BOX_TASKS:
                 row.reasons.append(
                     "timed with random weights: their many low-score boxes can make decoding and NMS slower than "
                     "with trained weights"

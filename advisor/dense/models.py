@@ -16,6 +16,10 @@ Sources:
   ``pkg:mtcnn`` (``facenet-pytorch``, MIT) and ``pkg:ppocr-det`` (PP-OCRv4 text detector inside
   ``rapidocr-onnxruntime``, Apache-2.0): real pretrained weights that work offline
   (`advisor.dense.models_packaged`, `advisor.dense.models_packaged_extra`).
+- ``hf:<org>/<name>``: Hugging Face transformers checkpoints (DETR, RT-DETR, YOLOS, Conditional/Deformable DETR,
+  OWL-ViT open-vocabulary; SegFormer, Mask2Former, UperNet on ADE-150) with their image processors' pre- and
+  post-processing (`advisor.dense.models_hf`). Random-init builds work offline (the published architecture,
+  no hub); pretrained weights come from the hub or its cache (offline and not cached: `WeightsUnavailableOffline`).
 """
 
 from __future__ import annotations
@@ -55,7 +59,8 @@ class DenseModelInfo:
     Attributes:
         model_id: the id `load_dense_model` takes.
         task: ``detection`` or ``segmentation``.
-        label_set: ``coco-91``, ``voc-21``, ``face``, ``person``, ``text``; ``none`` for architectures whose
+        label_set: ``coco-91``, ``coco-80``, ``voc-21``, ``ade-150``, ``face``, ``person``, ``text``; ``open`` for
+            open-vocabulary detectors prompted with the data's class names; ``none`` for architectures whose
             head the user trains (smp).
         classes: its class names (index = its label id).
         license: of the weights (and code).
@@ -63,7 +68,9 @@ class DenseModelInfo:
         postprocess: what ``predict`` does after the network (decode, NMS, argmax).
         pretrained_available_offline: weights ship in a pip package (no network needed).
         pip: the install line of the package that carries it (packaged models).
-        opt_in: never a default candidate: only when ``--models`` names it (Ultralytics, AGPL-3.0).
+        opt_in: never a default candidate: only when ``--models`` names it (Ultralytics, AGPL-3.0; OWL-ViT, whose
+            open vocabulary matches every dataset and whose weights are a large download).
+        note: said on its row when it runs (why it is opt-in, what it does differently).
     """
 
     model_id: str
@@ -76,6 +83,7 @@ class DenseModelInfo:
     pretrained_available_offline: bool
     pip: str | None = None
     opt_in: bool = False
+    note: str | None = None
 
 
 # Each source module exposes ``infos() -> list[DenseModelInfo]`` and ``load(info, *, pretrained, device,
@@ -85,6 +93,7 @@ _SOURCES = (
     ("torchvision:", "advisor.dense.models_torchvision"),
     ("smp:", "advisor.dense.models_smp"),
     ("pkg:ultralytics/", "advisor.dense.models_ultralytics"),
+    ("hf:", "advisor.dense.models_hf"),
 )
 
 
@@ -105,18 +114,27 @@ def dense_candidates(
 
     Args:
         task: ``detection`` or ``segmentation``.
-        license: ``commercial``/``permissive`` drops copyleft (GPL/AGPL) entries; None keeps all.
+        license: ``commercial``/``permissive`` drops copyleft (GPL/AGPL), non-commercial and unverified licences
+            (`license_problem`); None keeps all.
         include: opt-in ids to list (`DenseModelInfo.opt_in` entries are listed only when named here).
     """
     rows = [i for i in _all_infos() if i.task == task and (not i.opt_in or i.model_id in include)]
     if license in ("commercial", "permissive"):
-        rows = [i for i in rows if not is_copyleft(i.license)]
+        rows = [i for i in rows if license_problem(i.license) is None]
     return rows
 
 
-def is_copyleft(license: str) -> bool:
-    """GPL/AGPL/LGPL licences (excluded by ``--license commercial``)."""
-    return "GPL" in license.upper()
+def license_problem(license: str) -> str | None:
+    """Why ``--license commercial``/``permissive`` excludes a dense model's licence: ``copyleft`` (GPL/AGPL),
+    ``non-commercial``, ``unverified`` (no licence stated, or "other"); None when it may be used commercially."""
+    text = license.upper().replace("-", "").replace(" ", "")
+    if "GPL" in text:
+        return "copyleft"
+    if "NONCOMMERCIAL" in text:
+        return "non-commercial"
+    if text.startswith(("OTHER", "UNKNOWN")) or not text:
+        return "unverified"
+    return None
 
 
 def dense_info(model_id: str) -> DenseModelInfo:

@@ -1,4 +1,5 @@
-"""torchvision detectors and segmenters as `DenseModel`s (random-init builds offline; pretrained via torch.hub)."""
+"""torchvision detectors, instance and semantic segmenters as `DenseModel`s (random-init builds offline; pretrained
+via torch.hub). Mask R-CNN's masks come back binarised at 0.5 at the image's size (torchvision pastes them there)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from advisor.dense.instance_masks import InstanceMasks
 from advisor.dense.models import InfoAttributes
-from advisor.dense.types import Detections
+from advisor.dense.types import BOX_TASKS, Detections, InstanceDetections
 from advisor.errors import WeightsUnavailableOffline
 
 if TYPE_CHECKING:
@@ -16,6 +18,8 @@ if TYPE_CHECKING:
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Mask R-CNN mask probability from which a pixel belongs to the instance (torchvision's own threshold)
+MASK_THRESHOLD = 0.5
 
 
 class TorchvisionDense(InfoAttributes):
@@ -27,11 +31,12 @@ class TorchvisionDense(InfoAttributes):
         self._take_net(net)
 
     def predict(self, images: Sequence[Any]) -> list[Any]:
-        """Per image: `Detections` (torchvision's own resize, decoding and NMS) or an argmax class map."""
+        """Per image: `Detections` (torchvision's own resize, decoding and NMS), `InstanceDetections` (Mask R-CNN:
+        with a binary mask per box at the image's size) or an argmax class map."""
         import torch
 
         with torch.inference_mode():
-            if self.task == "detection":
+            if self.task in BOX_TASKS:
                 return self._detect(images)
             return [self._segment(im) for im in images]
 
@@ -42,15 +47,16 @@ class TorchvisionDense(InfoAttributes):
             torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1).float().div(255).to(self.device)
             for im in images
         ]
-        out = []
+        out: list[Detections] = []
         for o in self.net(xs):
-            out.append(
-                Detections(
-                    o["boxes"].cpu().numpy().astype(np.float32),
-                    o["scores"].cpu().numpy().astype(np.float32),
-                    o["labels"].cpu().numpy().astype(np.int64),
-                )
-            )
+            boxes = o["boxes"].cpu().numpy().astype(np.float32)
+            scores = o["scores"].cpu().numpy().astype(np.float32)
+            labels = o["labels"].cpu().numpy().astype(np.int64)
+            if "masks" not in o:
+                out.append(Detections(boxes, scores, labels))
+                continue
+            binary = (o["masks"][:, 0] > MASK_THRESHOLD).cpu().numpy()  # (N, H, W) at the image's size
+            out.append(InstanceDetections(boxes, scores, labels, InstanceMasks.from_binary(binary)))
         return out
 
     def _segment(self, im: Any) -> np.ndarray:
@@ -77,13 +83,14 @@ def _build(builder: str, task: str, pretrained: bool, size: tuple[int, int]) -> 
     import torchvision.models.detection as det
     import torchvision.models.segmentation as seg
 
-    fn = getattr(det if task == "detection" else seg, builder)
+    boxes = task in BOX_TASKS
+    fn = getattr(det if boxes else seg, builder)
     kw: dict[str, Any] = {}
-    if task == "detection" and not builder.startswith("ssdlite"):
+    if boxes and not builder.startswith("ssdlite"):
         kw |= {"min_size": min(size), "max_size": max(size)}
     if pretrained:
         return fn(weights="DEFAULT", **kw)
-    n = 91 if task == "detection" else 21
+    n = 91 if boxes else 21
     return fn(weights=None, weights_backbone=None, num_classes=n, **kw)
 
 
@@ -127,7 +134,7 @@ def _tv_categories(weights_enum: str, kind: str) -> tuple[str, ...]:
     import torchvision.models.detection as det
     import torchvision.models.segmentation as seg
 
-    enum = getattr(det if kind == "detection" else seg, weights_enum)
+    enum = getattr(det if kind in BOX_TASKS else seg, weights_enum)
     return tuple(next(iter(enum)).meta["categories"])
 
 
@@ -137,22 +144,31 @@ _TORCHVISION = (
     ("fasterrcnn_mobilenet_v3_large_320_fpn", "FasterRCNN_MobileNet_V3_Large_320_FPN_Weights", (320, 320), "detection"),
     ("retinanet_resnet50_fpn", "RetinaNet_ResNet50_FPN_Weights", (512, 512), "detection"),
     ("fcos_resnet50_fpn", "FCOS_ResNet50_FPN_Weights", (512, 512), "detection"),
+    ("maskrcnn_resnet50_fpn", "MaskRCNN_ResNet50_FPN_Weights", (512, 512), "instance-segmentation"),
     ("lraspp_mobilenet_v3_large", "LRASPP_MobileNet_V3_Large_Weights", (320, 320), "segmentation"),
     ("deeplabv3_mobilenet_v3_large", "DeepLabV3_MobileNet_V3_Large_Weights", (320, 320), "segmentation"),
     ("fcn_resnet50", "FCN_ResNet50_Weights", (320, 320), "segmentation"),
 )  # fmt: skip
 
 
+_POSTPROCESS = {
+    "detection": "torchvision's own box decoding and NMS",
+    "instance-segmentation": "torchvision's own box decoding and NMS; masks pasted at the image size, binarised at "
+    f"{MASK_THRESHOLD}",
+    "segmentation": "argmax, resized back",
+}
+
+
 def infos() -> list[DenseModelInfo]:
-    """The torchvision detectors and segmenters advisor knows."""
+    """The torchvision detectors, instance segmenters and segmenters advisor knows."""
     from advisor.dense.models import DenseModelInfo
 
     out = []
     for builder, enum, size, kind in _TORCHVISION:
-        post = "torchvision's own box decoding and NMS" if kind == "detection" else "argmax, resized back"
+        post = _POSTPROCESS[kind]
         out.append(
             DenseModelInfo(
-                f"torchvision:{builder}", kind, "coco-91" if kind == "detection" else "voc-21",
+                f"torchvision:{builder}", kind, "coco-91" if kind in BOX_TASKS else "voc-21",
                 _tv_categories(enum, kind), "BSD-3-Clause (code); weights: torchvision's terms", size, post, False,
             )
         )  # fmt: skip

@@ -73,7 +73,7 @@ def infos() -> list[DenseModelInfo]:
     return [
         DenseModelInfo(
             f"pkg:ultralytics/{n}", "detection", "coco-80", COCO80, LICENSE, (SIZE, SIZE),
-            f"letterbox {SIZE}, ultralytics' own decode + NMS (conf {CONF}, IoU {IOU})", False, PIP, opt_in=True,
+            f"letterbox {SIZE}, ultralytics' own decode + NMS (conf {CONF}, IoU {IOU})", False, PIP, opt_in=True, note=NOTE,
         )
         for n in NAMES
     ]  # fmt: skip

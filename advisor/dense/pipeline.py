@@ -26,16 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from advisor.dense.results import (
-    ROLE_ARCH,
-    ROLE_BACKBONE,
-    ROLE_FLOOR,
-    ROLE_TWIN,
-    ROLE_ZERO_SHOT,
-    DenseCandidate,
-    DenseResults,
-)
-from advisor.dense.types import DenseDataset, DenseSample
+from advisor.dense.results import DenseCandidate, DenseResults, Role
+from advisor.dense.types import BOX_TASKS, DENSE_TASKS, DenseDataset, DenseSample
 
 if TYPE_CHECKING:
     from advisor.recommend.config import RunConfig
@@ -44,7 +36,8 @@ log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str], None]
 
-DEFAULT_DENSE_IMAGES = {"detection": 120, "segmentation": 48}  # images in the subsample without --max-samples
+# images in the subsample without --max-samples (instance segmentation: Mask R-CNN is slow on a CPU)
+DEFAULT_DENSE_IMAGES = {"detection": 120, "instance-segmentation": 48, "segmentation": 48}
 DEFAULT_BACKBONES = 3  # pretrained backbones probed without --max-candidates
 LATENCY_REPEATS = 10
 
@@ -70,7 +63,7 @@ class DenseRunState:
 
     @property
     def task(self) -> str:
-        """``detection`` or ``segmentation``."""
+        """``detection``, ``instance-segmentation`` or ``segmentation``."""
         assert self.dataset is not None
         return self.dataset.task
 
@@ -96,7 +89,7 @@ class DenseRunState:
 def subsample(ds: DenseDataset, n: int, seed: int) -> tuple[DenseDataset, dict[str, Any]]:
     """A seeded subsample of at most `n` images, balanced by the rarest class each image holds.
 
-    Detection images are keyed by the rarest of their classes (so images holding rare classes are drawn first, in
+    Detection (and instance-segmentation) images are keyed by the rarest of their classes (so images holding rare classes are drawn first, in
     turn per class); unlabelled images come last. Segmentation images are drawn uniformly (their classes are only
     known after decoding the masks). Returns the sample and how it was drawn.
     """
@@ -104,7 +97,7 @@ def subsample(ds: DenseDataset, n: int, seed: int) -> tuple[DenseDataset, dict[s
     samples = list(ds.samples)
     if len(samples) <= n:
         return ds, {"images": len(samples), "of": len(samples), "how": "all images"}
-    if ds.task != "detection":
+    if ds.task not in BOX_TASKS:
         idx = np.sort(rng.choice(len(samples), size=n, replace=False))
         picked = [samples[i] for i in idx]
         how = f"{n} images drawn uniformly (seed {seed})"
@@ -151,7 +144,7 @@ def plan_stage(state: DenseRunState, say: ProgressFn) -> DenseRunState:
 
     cfg = state.cfg
     t0 = time.perf_counter()
-    task = cfg.task if cfg.task in ("detection", "segmentation") else None
+    task = cfg.task if cfg.task in DENSE_TASKS else None
     ds = load_run_dataset(cfg, task)
     state.dataset = ds
     state.profile = profile_dense(ds)
@@ -162,7 +155,7 @@ def plan_stage(state: DenseRunState, say: ProgressFn) -> DenseRunState:
 
     offline = _effective_offline(cfg, state.notes)
     state.rows = choose_rows(state.task, ds.classes, cfg, catalog=state.catalog, offline=offline)
-    shared_none = [r.model_id for r in state.rows if r.role == ROLE_ARCH]
+    shared_none = [r.model_id for r in state.rows if r.role == Role.ARCH]
     if shared_none:
         state.notes.append(
             f"timed only (random weights: their label sets share no class with the data, or their weights need the "
@@ -194,14 +187,15 @@ def latency_stage(state: DenseRunState, say: ProgressFn) -> DenseRunState:
         return state
     t0 = time.perf_counter()
     for r in state.rows:
-        if r.role in (ROLE_FLOOR, ROLE_TWIN) or r.error:  # a twin is its pretrained model's architecture
+        if r.role in (Role.FLOOR, Role.TWIN) or r.error:  # a twin is its pretrained model's architecture
             continue
         say(f"latency: {r.model_id} at {state.working_size[0]}x{state.working_size[1]}")
         measure_row_latency(
-            r, state.working_size, device=state.cfg.device, repeats=LATENCY_REPEATS, pool=state.get_pool()
-        )
+            r, state.working_size, device=state.cfg.device, repeats=LATENCY_REPEATS, pool=state.get_pool(),
+            classes=state.dataset.classes if state.dataset is not None else (),
+        )  # fmt: skip
         limit = state.cfg.max_latency_ms
-        if limit is not None and r.latency_ms is not None and r.latency_ms > limit and r.role != ROLE_TWIN:
+        if limit is not None and r.latency_ms is not None and r.latency_ms > limit and r.role != Role.TWIN:
             r.error = f"excluded: p50 {r.latency_ms:.1f} ms > --max-latency-ms {limit:g}"
     state.timings["latency_s"] = time.perf_counter() - t0
     return state
@@ -214,7 +208,7 @@ def zero_shot_stage(state: DenseRunState, say: ProgressFn) -> DenseRunState:
 
     t0 = time.perf_counter()
     for r in state.rows:
-        if r.role != ROLE_ZERO_SHOT or r.error:
+        if r.role != Role.ZERO_SHOT or r.error:
             continue
         say(f"zero-shot: {r.model_id} on {len(state.get_sample().samples)} images")
         evaluate_zero_shot(r, state.get_sample(), device=state.cfg.device)
@@ -230,11 +224,11 @@ def proxy_stage(state: DenseRunState, say: ProgressFn) -> DenseRunState:
     t0 = time.perf_counter()
     sample = state.get_sample()
     for r in state.rows:
-        if r.role not in (ROLE_BACKBONE, ROLE_TWIN, ROLE_FLOOR) or r.error:
+        if r.role not in (Role.BACKBONE, Role.TWIN, Role.FLOOR) or r.error:
             continue
-        if r.role == ROLE_FLOOR and not state.cfg.baselines:
+        if r.role == Role.FLOOR and not state.cfg.baselines:
             continue
-        say(f"proxy: {r.model_id} ({'crop probe' if state.task == 'detection' else 'pixel probe'})")
+        say(f"proxy: {r.model_id} ({'crop probe' if state.task in BOX_TASKS else 'pixel probe'})")
         try:
             r.proxy = cached_proxy(
                 r, sample, seed=state.cfg.seed, device=state.cfg.device, pool=state.get_pool()

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from advisor.dense.types import MEDIUM_AREA, SMALL_AREA, DenseDataset, DenseSample
+from advisor.dense.types import BOX_TASKS, MEDIUM_AREA, SMALL_AREA, DenseDataset, DenseSample
 
 MAX_PROFILE_MASKS = 64
 MAX_LISTED_SKIPS = 100
@@ -158,7 +158,7 @@ def profile_dense(ds: DenseDataset, *, max_masks: int = MAX_PROFILE_MASKS) -> di
         "splits": {k: splits[k] for k in sorted(splits)},
         "image_sizes": _image_sizes(ds),
     }
-    out.update(_detection(ds) if ds.task == "detection" else _segmentation(ds, max_masks))
+    out.update(_detection(ds) if ds.task in BOX_TASKS else _segmentation(ds, max_masks))
     out["warnings"] = [w.to_dict() for w in ds.warnings]
     out["n_skipped"] = len(ds.skipped)
     out["skipped"] = [{"path": p, "reason": r} for p, r in ds.skipped[:MAX_LISTED_SKIPS]]

@@ -500,12 +500,13 @@ def random_init_proxy(model_id: str, ds: DenseDataset, **kwargs: Any) -> ProxyRe
 
 
 def proxy_for(model_or_id: str | LoadedModel, ds: DenseDataset, **kwargs: Any) -> ProxyResult:
-    """The task's proxy: `crop_probe` for detection, `pixel_probe` for segmentation.
+    """The task's proxy: `crop_probe` for detection and instance segmentation (the boxes), `pixel_probe` for
+    segmentation.
 
     Raises:
         UsageError: the dataset's task is neither.
     """
-    if ds.task == "detection":
+    if ds.task in ("detection", "instance-segmentation"):
         return crop_probe(model_or_id, ds, **kwargs)
     if ds.task == "segmentation":
         return pixel_probe(model_or_id, ds, **kwargs)

@@ -12,7 +12,7 @@ from typing import Any
 
 from advisor.dense.candidates import RAW_FLOOR_ID, ModelPool, base_id
 from advisor.dense.results import DenseCandidate
-from advisor.dense.types import DenseDataset
+from advisor.dense.types import BOX_TASKS, DenseDataset
 
 PROXY_VERSION = 1
 MAX_CROPS = 600  # detection: ground-truth box crops probed per model
@@ -25,7 +25,7 @@ PIXEL_FOLDS = 3  # segmentation: outer folds over images
 
 def proxy_settings(task: str) -> dict[str, Any]:
     """The settings a proxy of `task` runs with (part of its cache key)."""
-    if task == "detection":
+    if task in BOX_TASKS:
         return {"kind": "crop-probe", "max_crops": MAX_CROPS}
     return {
         "kind": "pixel-probe",
@@ -46,7 +46,7 @@ def compute_proxy(
     if pool is not None and row.model_id != RAW_FLOOR_ID:
         model = pool.get(row)
     kw: dict[str, Any] = {"seed": seed, "device": device, "pretrained": row.pretrained}
-    if sample.task == "detection":
+    if sample.task in BOX_TASKS:
         res = crop_probe(model, sample, max_crops=settings["max_crops"], **kw)
     else:
         res = pixel_probe(

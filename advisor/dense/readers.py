@@ -2,7 +2,9 @@
 
 Formats (``DenseDataset.format``): ``coco`` (COCO instances JSON), ``yolo`` (txt labels + ``data.yaml``), ``voc``
 (Pascal VOC XML), ``csv`` (one row per box), ``hf-metadata`` (imagefolder ``metadata.jsonl`` with ``objects``) —
-detection; ``mask-folder`` (images + index PNG masks, VOC ``SegmentationClass`` included) — segmentation. The
+detection; COCO and YOLO whose annotations mostly carry masks (COCO ``segmentation``, YOLO-seg polygons) —
+instance segmentation (``--task detection`` reads their boxes); ``mask-folder`` (images + index PNG masks, VOC
+``SegmentationClass`` included) — segmentation. The
 readers are in ``readers_coco``, ``readers_voc``, ``readers_yolo`` and ``readers_masks``; none decodes an image
 (sizes come from the annotations or the file headers). Problems are counted, named `DenseWarning` records on the
 dataset; input that cannot be read at all is a one-line `DatasetError`.
@@ -14,18 +16,26 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from advisor.dense.readers_coco import coco_files, hf_metadata_files, looks_like_coco, looks_like_hf_objects
+from advisor.dense.readers_coco import (
+    coco_files,
+    coco_task,
+    hf_metadata_files,
+    looks_like_coco,
+    looks_like_hf_objects,
+)
 from advisor.dense.readers_common import DENSE_READERS
 from advisor.dense.readers_masks import mask_pairs
 from advisor.dense.readers_voc import csv_columns, is_voc, read_csv_header
-from advisor.dense.readers_yolo import yolo_pairs
+from advisor.dense.readers_yolo import yolo_pairs, yolo_task
 from advisor.dense.types import DENSE_TASKS, DenseDataset, DenseSample, DenseWarning
 from advisor.errors import DatasetError, UsageError
 
 log = logging.getLogger(__name__)
 
 FORMATS: tuple[str, ...] = tuple(DENSE_READERS)  # the registered readers (see `readers_common.dense_reader`)
+_MASK_FORMATS = ("coco", "yolo")  # the formats that carry instance masks
 _MAX_DESCEND = 3
 
 
@@ -43,22 +53,21 @@ def _csv_file(path: Path) -> Path | None:
 
 def _detect_here(path: Path) -> tuple[str, str] | None:
     """The (task, format) of `path` itself, without descending."""
-    if any(looks_like_coco(f) for f in coco_files(path)):
-        return ("detection", "coco")
+    if coco := [f for f in coco_files(path) if looks_like_coco(f)]:
+        return (coco_task(coco), "coco")
     if path.is_file():
         if _csv_file(path):
             return ("detection", "csv")
-        return (
-            ("detection", "yolo") if path.suffix.lower() in (".yaml", ".yml") and yolo_pairs(path) else None
-        )
+        pairs = yolo_pairs(path) if path.suffix.lower() in (".yaml", ".yml") else []
+        return (yolo_task(pairs), "yolo") if pairs else None
     if not path.is_dir():
         return None
     if is_voc(path):
         return ("detection", "voc")
     if any(looks_like_hf_objects(f) for f in hf_metadata_files(path)):
         return ("detection", "hf-metadata")
-    if yolo_pairs(path):
-        return ("detection", "yolo")
+    if pairs := yolo_pairs(path):
+        return (yolo_task(pairs), "yolo")
     if mask_pairs(path):
         return ("segmentation", "mask-folder")
     if _csv_file(path):
@@ -96,7 +105,10 @@ def detect_dense(path: str | Path) -> tuple[str, str] | None:
 
 def _check_args(task: str | None, format: str | None) -> None:
     if task is not None and task not in DENSE_TASKS:
-        raise UsageError(f"unknown dense task {task!r}", hint="use --task detection or --task segmentation")
+        raise UsageError(
+            f"unknown dense task {task!r}",
+            hint="use --task detection, --task instance-segmentation or --task segmentation",
+        )
     if format is not None and format not in FORMATS:
         raise UsageError(f"unknown dense format {format!r}", hint=f"use one of: {', '.join(FORMATS)}")
 
@@ -109,7 +121,9 @@ def load_dense(
 
     Args:
         path: the dataset folder, or its annotation file (COCO ``.json``, box ``.csv``, YOLO ``data.yaml``).
-        task: ``detection`` or ``segmentation``; None: from the format found.
+        task: ``detection``, ``instance-segmentation`` or ``segmentation``; None: from the data found (COCO/YOLO
+            whose annotations mostly carry masks: instance segmentation). ``detection`` on mask data reads the
+            boxes; ``instance-segmentation`` on COCO/YOLO reads the masks (objects without one: their box).
         format: one of `FORMATS`; None: detected (`detect_dense`).
         ignore_index: segmentation: the mask value not scored (VOC: 255).
         split: keep only the images of this split (``train``/``val``/``test``).
@@ -138,9 +152,18 @@ def load_dense(
     if (want == "segmentation") != (fmt == "mask-folder"):
         raise DatasetError(
             f"{root} holds {fmt} {found_task or 'data'}, not {want} data",
-            hint="semantic segmentation needs images/ + index-PNG masks/; boxes and polygons are read as detection",
+            hint="semantic segmentation needs images/ + index-PNG masks/; COCO/YOLO polygons are instance segmentation",
         )
-    kwargs = {"ignore_index": ignore_index, "binary_masks": binary_masks} if fmt == "mask-folder" else {}
+    if want == "instance-segmentation" and fmt not in _MASK_FORMATS:
+        raise DatasetError(
+            f"{root} holds {fmt} data: instance masks are read from COCO segmentation or YOLO-seg polygons",
+            hint="give COCO JSON with segmentation, or YOLO-seg labels; or use --task detection",
+        )
+    kwargs: dict[str, Any] = {}
+    if fmt == "mask-folder":
+        kwargs = {"ignore_index": ignore_index, "binary_masks": binary_masks}
+    elif fmt in _MASK_FORMATS:
+        kwargs = {"instance_masks": want == "instance-segmentation"}
     ds = DENSE_READERS[fmt](root, classes=classes, **kwargs)
     ds = _keep_split(_dedupe(replace(ds, root=p)), split)
     log.info(

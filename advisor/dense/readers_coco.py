@@ -1,20 +1,26 @@
 """COCO JSON and Hugging Face ``metadata.jsonl`` (``objects``) box readers.
 
-COCO: ``bbox`` is ``[x, y, w, h]`` in pixels; polygons/RLE instance masks are read as their boxes (detection) with
-a counted ``polygon-as-box`` warning; ``iscrowd`` becomes the crowd flag; ``area`` is kept for the size split.
+COCO: ``bbox`` is ``[x, y, w, h]`` in pixels; ``iscrowd`` becomes the crowd flag; ``area`` is kept for the size split.
+``segmentation`` (polygons, uncompressed or compressed RLE): when at least half of the annotations carry one (or
+when asked), the data is read as instance segmentation, each object keeping its mask (`InstanceMasks`; an object
+without one, or with an unreadable one, gets its box as the mask, counted); otherwise the masks are read as their
+boxes (detection) with a counted ``polygon-as-box`` warning.
 A category with id 0 named background that no annotation uses (labelme's ``_background_``) is left out of the
 classes; annotation ids starting at 0 are noted (the metrics re-index them from 1).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from advisor.dense.instance_masks import InstanceMasks, Segmentation, box_polygon, parse_segmentation
 from advisor.dense.readers_common import (
     ClassTable,
     WarningLog,
@@ -29,6 +35,11 @@ from advisor.dense.types import DenseDataset, DenseSample, normalise_class_name
 from advisor.errors import DatasetError
 
 _SKIP_JSON_PREFIXES = ("captions_", "person_keypoints_", "image_info_")
+# share of annotations with a mask from which COCO data is read as instance segmentation
+MASK_SHARE = 0.5
+# a non-empty COCO segmentation: polygon parts ([[x, ...), a flat polygon ([x, ...) or an RLE dict ({)
+_MASK_RE = re.compile(rb'"segmentation"\s*:\s*(?:\[\s*\[\s*-?[\d.]|\[\s*-?[\d.]|\{)')
+_ANN_RE = re.compile(rb'"category_id"\s*:')
 
 
 def coco_files(path: Path) -> list[Path]:
@@ -107,24 +118,77 @@ def _categories(doc: dict[str, Any], used: set[int], file: Path, wlog: WarningLo
     return out
 
 
-def _ann_box(ann: dict[str, Any], wlog: WarningLog, where: str) -> list[float] | None:
-    """``[x, y, w, h]`` of an annotation (from its polygon when it has no bbox); None when unreadable."""
+def has_mask(ann: dict[str, Any]) -> bool:
+    """Whether a COCO annotation carries a non-empty ``segmentation``."""
     seg = ann.get("segmentation")
-    if seg:
-        wlog.add("polygon-as-box", where)
-    bbox = ann.get("bbox")
+    return isinstance(seg, dict | list) and bool(seg) and seg != [[]]
+
+
+def coco_mask_share(file: Path) -> tuple[int, int]:
+    """``(annotations with a mask, annotations)`` of a COCO file, counted on its bytes (no JSON parsing: cheap
+    enough for task detection on large files; remembered while the file is unchanged)."""
     try:
-        if bbox is not None and len(bbox) == 4:
-            return [float(v) for v in bbox]
-        if isinstance(seg, list) and seg:
-            pts = np.concatenate([np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in seg])
-            x0, y0 = pts.min(axis=0)
-            x1, y1 = pts.max(axis=0)
-            return [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
+        st = file.stat()
+    except OSError:
+        return 0, 0
+    return _mask_share(str(file.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _mask_share(file: str, size: int, mtime_ns: int) -> tuple[int, int]:
+    del size, mtime_ns  # the cache key: a changed file is counted again
+    try:
+        raw = Path(file).read_bytes()
+    except OSError:
+        return 0, 0
+    return len(_MASK_RE.findall(raw)), len(_ANN_RE.findall(raw))
+
+
+def coco_task(files: Sequence[Path]) -> str:
+    """``instance-segmentation`` when at least `MASK_SHARE` of the annotations of `files` have a mask, else
+    ``detection`` (the rule `read_coco` applies, counted without parsing)."""
+    counts = [coco_mask_share(f) for f in files]
+    n_masks, n_anns = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    return "instance-segmentation" if n_anns and n_masks >= MASK_SHARE * n_anns else "detection"
+
+
+def _seg_box(seg: Segmentation, size: tuple[int, int]) -> list[float]:
+    """``[x, y, w, h]`` of a parsed segmentation (the polygon's extent, or the RLE mask's tight box)."""
+    if isinstance(seg, dict):
+        x1, y1, x2, y2 = (float(v) for v in InstanceMasks(size[1], size[0], (seg,)).boxes()[0])
+        return [x1, y1, x2 - x1, y2 - y1]
+    pts = np.concatenate([np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in seg])
+    x0, y0 = pts.min(axis=0)
+    x1, y1 = pts.max(axis=0)
+    return [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
+
+
+def _ann_object(
+    ann: dict[str, Any], size: tuple[int, int], wlog: WarningLog, where: str, with_masks: bool
+) -> tuple[list[float], Segmentation | None] | None:
+    """``([x, y, w, h], mask)`` of an annotation: its bbox, else the box of its polygon/RLE; the parsed mask when
+    `with_masks` (None: none given or unreadable, counted). None when no box can be had."""
+    raw_box = ann.get("bbox")
+    bbox = raw_box if isinstance(raw_box, list | tuple) and len(raw_box) == 4 else None
+    seg = None
+    if has_mask(ann) and (with_masks or bbox is None):  # detection parses a mask only for a missing bbox
+        seg = parse_segmentation(ann.get("segmentation"), size[1], size[0])
+    if has_mask(ann) and not with_masks:
+        wlog.add("polygon-as-box", where)
+    elif has_mask(ann) and seg is None:
+        wlog.add("bad-mask", where)
+    box = None
+    try:
+        if bbox is not None:
+            box = [float(v) for v in bbox]
+        elif seg is not None:
+            box = _seg_box(seg, size)
     except (TypeError, ValueError):
-        pass
-    wlog.add("bad-annotation", where)
-    return None
+        box = None
+    if box is None:
+        wlog.add("bad-annotation", where)
+        return None
+    return box, seg if with_masks else None
 
 
 def _image_path(file: Path, root: Path, name: str) -> Path | None:
@@ -143,10 +207,9 @@ def _image_path(file: Path, root: Path, name: str) -> Path | None:
 
 
 def _read_file(
-    file: Path, root: Path, table: ClassTable, wlog: WarningLog
+    file: Path, doc: dict[str, Any], root: Path, table: ClassTable, wlog: WarningLog, with_masks: bool
 ) -> tuple[list[DenseSample], dict[int, int]]:
-    """The samples of one COCO file and class index → source category id."""
-    doc = _load_json(file)
+    """The samples of one COCO file (`doc`, its parsed JSON) and class index → source category id."""
     anns = [a for a in doc.get("annotations") or [] if isinstance(a, dict)]
     junk = [a for a in anns if not isinstance(a.get("image_id"), int | str)]
     wlog.add("bad-annotation", f"{file.name}: annotations without an image_id", len(junk))
@@ -166,7 +229,7 @@ def _read_file(
         if not isinstance(img, dict):
             wlog.add("bad-annotation", f"{file.name}: image entry {img!r:.40}")
             continue
-        s = _sample(img, by_image.pop(img.get("id"), []), file, root, cat_to_class, wlog, split)
+        s = _sample(img, by_image.pop(img.get("id"), []), file, root, cat_to_class, wlog, split, with_masks)
         if s is not None:
             samples.append(s)
     wlog.add(
@@ -185,6 +248,7 @@ def _sample(
     cat_to_class: dict[int, int | None],
     wlog: WarningLog,
     split: str | None,
+    with_masks: bool = False,
 ) -> DenseSample | None:
     name = img.get("file_name")
     if not isinstance(name, str):
@@ -204,22 +268,32 @@ def _sample(
             return None
         w, h = size
     rows, labels, crowd, areas = [], [], [], []
+    segs: list[Segmentation] = []
     for a in anns:
         where = f"{name}#{a.get('id')}"
-        box = _ann_box(a, wlog, where)
+        got = _ann_object(a, (w, h), wlog, where, with_masks)
         cid = a.get("category_id")
         cls = cat_to_class.get(cid) if isinstance(cid, int) else None
-        if box is None:
+        if got is None:
             continue
         if cls is None:
             wlog.add("unknown-class", f"{where}: category {a.get('category_id')!r}")
             continue
-        x, y, bw, bh = box
+        (x, y, bw, bh), seg = got
         rows.append([x, y, x + bw, y + bh])
         labels.append(cls)
         crowd.append(bool(a.get("iscrowd", 0)))
         area = a.get("area")
-        areas.append(float(area) if isinstance(area, int | float) and area > 0 else np.nan)
+        area_v = float(area) if isinstance(area, int | float) and area > 0 else np.nan
+        if with_masks:
+            if seg is None:  # no mask given ("bad-mask" counted the unreadable ones)
+                if not has_mask(a):
+                    wlog.add("box-as-mask", where)
+                seg = box_polygon(rows[-1])
+            elif np.isnan(area_v):  # COCO's area of a segment is its mask's
+                area_v = float(InstanceMasks(h, w, (seg,)).areas()[0])
+            segs.append(seg)
+        areas.append(area_v)
     if not len(anns):
         wlog.add("unlabelled-image", name)
     return box_sample(
@@ -234,15 +308,43 @@ def _sample(
         crowd=crowd,
         areas=areas,
         source_id=img.get("id"),
+        masks=InstanceMasks(h, w, tuple(segs)) if with_masks else None,
     )
 
 
-@dense_reader("coco")
-def read_coco(path: Path, *, classes: Sequence[str] | None = None) -> DenseDataset:
-    """Read COCO instances JSON (one file, or a folder of them: one per split) as a detection dataset.
+def _mask_mode(docs: list[tuple[Path, dict[str, Any]]], instance_masks: bool | None) -> bool:
+    """Whether to read the masks: as asked, else when at least `MASK_SHARE` of the annotations carry one.
 
     Raises:
-        DatasetError: no COCO file, unreadable JSON, or no image found.
+        DatasetError: instance masks asked for, but no annotation has one.
+    """
+    anns = [a for _f, d in docs for a in d.get("annotations") or [] if isinstance(a, dict)]
+    n_masks = sum(has_mask(a) for a in anns)
+    if instance_masks and not n_masks:
+        raise DatasetError(
+            f"{docs[0][0]}: no annotation has a segmentation (polygon or RLE): boxes only",
+            hint="read it as detection (--task detection), or add instance masks",
+        )
+    if instance_masks is not None:
+        return instance_masks
+    return bool(anns) and n_masks >= MASK_SHARE * len(anns)
+
+
+@dense_reader("coco")
+def read_coco(
+    path: Path, *, classes: Sequence[str] | None = None, instance_masks: bool | None = None
+) -> DenseDataset:
+    """Read COCO instances JSON (one file, or a folder of them: one per split) as a detection or an
+    instance-segmentation dataset.
+
+    Args:
+        path: the JSON file, or a folder holding them.
+        classes: the class names (objects of others dropped).
+        instance_masks: True reads the masks (instance segmentation), False reads boxes only (detection); None:
+            masks when at least half of the annotations have one.
+
+    Raises:
+        DatasetError: no COCO file, unreadable JSON, no image found, or masks asked for and none given.
     """
     files = [f for f in coco_files(path) if looks_like_coco(f)]
     if not files:
@@ -251,14 +353,17 @@ def read_coco(path: Path, *, classes: Sequence[str] | None = None) -> DenseDatas
     table, wlog = ClassTable(classes), WarningLog()
     samples: list[DenseSample] = []
     source: dict[int, int] = {}
-    for f in files:
-        got, ids = _read_file(f, root, table, wlog)
+    docs = [(f, _load_json(f)) for f in files]
+    with_masks = _mask_mode(docs, instance_masks)
+    for f, doc in docs:
+        got, ids = _read_file(f, doc, root, table, wlog, with_masks)
         samples += got
         for idx, cid in ids.items():
             source.setdefault(idx, cid)
     cat_ids = [source.get(i, -1) for i in range(len(table.names))]
+    task = "instance-segmentation" if with_masks else "detection"
     return DenseDataset(
-        root=path, task="detection", format="coco", classes=table.names, samples=samples,
+        root=path, task=task, format="coco", classes=table.names, samples=samples,
         warnings=wlog.warnings(), skipped=wlog.skipped, category_ids=cat_ids,
     )  # fmt: skip
 

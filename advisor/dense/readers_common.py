@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from advisor.dense.instance_masks import InstanceMasks
 from advisor.dense.types import (
     DenseDataset,
     DenseSample,
@@ -59,6 +60,8 @@ MESSAGES: dict[str, str] = {
     "category-0": "{n} category with id 0 (often '_background_'): see the message examples",
     "crowd": "{n} crowd boxes (iscrowd/difficult): kept, ignored by matching as COCO does, not counted as objects",
     "polygon-as-box": "{n} polygon/RLE instance annotations: read as their boxes (detection)",
+    "box-as-mask": "{n} objects without an instance mask (instance segmentation): their box used as the mask",
+    "bad-mask": "{n} instance masks that cannot be read (malformed, or an RLE of another size): their box used",
     "unlabelled-image": "{n} images without annotations",
     "missing-image": "{n} annotated images whose file is missing: skipped",
     "unknown-class": "{n} objects of a class not in the class list: dropped",
@@ -219,6 +222,7 @@ def box_sample(
     crowd: Sequence[bool] | None = None,
     areas: Sequence[float] | None = None,
     source_id: int | str | None = None,
+    masks: InstanceMasks | None = None,
 ) -> DenseSample:
     """The sample of image `path` with boxes `rows` (xyxy pixels) and their `labels`, the boxes cleaned.
 
@@ -231,6 +235,7 @@ def box_sample(
         split, source_id: copied to the sample.
         crowd: per-box crowd flags (None: the format has none).
         areas: per-box annotated areas, NaN where unknown (then the clipped box area); None: the format has none.
+        masks: instance segmentation: one mask per row (kept with its box); None: no masks.
     """
     w, h = size
     boxes, keep = clean_boxes(np.asarray(rows, dtype=np.float32), w, h, wlog, where)
@@ -248,6 +253,7 @@ def box_sample(
     return DenseSample(
         id=rel_id(path, root), path=path.resolve(), width=w, height=h, boxes=boxes[keep],
         labels=lab[keep] if len(lab) else lab, crowd=crowd_arr, split=split, areas=area_arr, source_id=source_id,
+        masks=None if masks is None else masks.select(keep),
     )  # fmt: skip
 
 

@@ -12,18 +12,22 @@ from typing import Any
 
 DENSE_SCHEMA = "advisor.dense-results/1"
 
-# roles of a row: what it is in the ladder
-ROLE_ZERO_SHOT = "zero-shot"  # a pretrained detector/segmenter whose label set overlaps the data's classes
-ROLE_BACKBONE = "backbone"  # a pretrained image backbone ranked by the frozen-feature proxy
-ROLE_TWIN = "random-init twin"  # the same backbone with random weights (a floor)
-ROLE_FLOOR = "raw-pixel floor"  # no model at all (a floor)
-ROLE_ARCH = "architecture"  # a detector/segmenter architecture timed at the working size (weights not used)
+
+class Role:
+    """The role of a row: what it is in the ladder (the strings stored in results)."""
+
+    ZERO_SHOT = "zero-shot"  # a pretrained detector/segmenter whose label set overlaps the data's classes
+    BACKBONE = "backbone"  # a pretrained image backbone ranked by the frozen-feature proxy
+    TWIN = "random-init twin"  # the same backbone with random weights (a floor)
+    FLOOR = "raw-pixel floor"  # no model at all (a floor)
+    ARCH = "architecture"  # a detector/segmenter architecture timed at the working size (weights not used)
+
 
 RUNGS: dict[str, str] = {
     "latency": "latency and memory measured on this machine at the data's working size, per image, "
     "pre/post-processing and NMS included",
-    "zero-shot": "the real metric (COCO mAP / confusion-matrix mIoU) of a pretrained model on the labelled "
-    "sample, for the classes both label sets share",
+    "zero-shot": "the real metric (COCO box mAP; COCO mask mAP, box mAP beside it; confusion-matrix mIoU) of a "
+    "pretrained model on the labelled sample, for the classes both label sets share",
     "proxy": "a frozen-feature proxy: a linear probe on ground-truth box crops (detection) or on sampled "
     "pixels of multi-stride features (segmentation), cross-validated with images kept whole; a proxy, not "
     "the task metric",

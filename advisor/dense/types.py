@@ -1,9 +1,11 @@
-"""Records of the dense tasks (object detection, semantic segmentation): annotated images, predictions, warnings.
+"""Records of the dense tasks (object detection, instance and semantic segmentation): annotated images,
+predictions, warnings.
 
 Boxes are ``(N, 4)`` float arrays in absolute pixel ``x1, y1, x2, y2`` (corners, exclusive right/bottom edge as in
 COCO's ``x, y, w, h`` → ``x, y, x + w, y + h``). Class ids are indices into `DenseDataset.classes` (0-based; no
 background class in the list: detection has none, segmentation masks use the class index per pixel and
-`DenseDataset.ignore_index` for "do not score").
+`DenseDataset.ignore_index` for "do not score"). Instance segmentation is detection plus one mask per box
+(`DenseSample.masks`, an `InstanceMasks` stored as COCO polygons/RLE and decoded on demand).
 """
 
 from __future__ import annotations
@@ -15,8 +17,17 @@ from typing import Any, Literal
 
 import numpy as np
 
-DenseTaskName = Literal["detection", "segmentation"]
-DENSE_TASKS: tuple[str, ...] = ("detection", "segmentation")
+from advisor.dense.instance_masks import InstanceMasks
+
+DenseTaskName = Literal["detection", "instance-segmentation", "segmentation"]
+DENSE_TASKS: tuple[str, ...] = ("detection", "instance-segmentation", "segmentation")
+# tasks whose ground truth is boxes (instance segmentation adds a mask per box): box metrics and crop probes apply
+BOX_TASKS: tuple[str, ...] = ("detection", "instance-segmentation")
+TASK_METRIC: dict[str, str] = {
+    "detection": "mAP",
+    "instance-segmentation": "mask mAP",
+    "segmentation": "mIoU",
+}
 
 # COCO object-size split (area in pixels of the box, as pycocotools uses for areaRng on boxes)
 SMALL_AREA = 32.0**2
@@ -79,6 +90,8 @@ class DenseSample:
             used by the COCO small/medium/large split; None: the box area.
         source_id: the image's id in the source annotations (COCO ``image_id``), for predictions keyed by it;
             None when the format has none.
+        masks: instance segmentation: one mask per box (same order), None for detection and semantic
+            segmentation.
     """
 
     id: str
@@ -92,6 +105,7 @@ class DenseSample:
     split: str | None = None
     areas: np.ndarray | None = None
     source_id: int | str | None = None
+    masks: InstanceMasks | None = None
 
     @property
     def n_objects(self) -> int:
@@ -107,11 +121,11 @@ class DenseSample:
 
 @dataclass
 class DenseDataset:
-    """An object-detection or semantic-segmentation dataset.
+    """An object-detection, instance-segmentation or semantic-segmentation dataset.
 
     Attributes:
         root: the dataset path given by the user.
-        task: ``detection`` or ``segmentation``.
+        task: ``detection``, ``instance-segmentation`` (boxes, each with its mask) or ``segmentation``.
         format: the reader that read it: ``coco``, ``yolo``, ``voc``, ``csv``, ``hf-metadata``, ``mask-folder``,
             ``demo``.
         classes: class names (index = class id). Segmentation: index = mask value (may include ``background``).
@@ -180,6 +194,8 @@ class DenseDataset:
             h.update(f"{s.id}|{st.st_size if st else -1}|{st.st_mtime_ns if st else -1}|".encode())
             h.update(np.ascontiguousarray(s.boxes, dtype=np.float32).tobytes())
             h.update(np.ascontiguousarray(s.labels, dtype=np.int64).tobytes())
+            if s.masks is not None:
+                h.update(s.masks.digest())
             if s.mask_path is not None:
                 mt = s.mask_path.stat() if s.mask_path.exists() else None
                 h.update(
@@ -203,6 +219,21 @@ class Detections:
 
     def __len__(self) -> int:
         return int(len(self.boxes))
+
+
+@dataclass
+class InstanceDetections(Detections):
+    """An instance segmenter's output on one image: `Detections` plus one binary mask per box (at the image's
+    size, stored as RLE)."""
+
+    masks: InstanceMasks = field(default_factory=lambda: InstanceMasks(0, 0))
+
+    @classmethod
+    def empty(cls, height: int = 0, width: int = 0) -> InstanceDetections:
+        """No detections (masks of an image of `height` x `width`)."""
+        return cls(
+            empty_boxes(), np.zeros((0,), dtype=np.float32), empty_labels(), InstanceMasks(height, width)
+        )
 
 
 def class_index(names: Sequence[str]) -> dict[str, int]:

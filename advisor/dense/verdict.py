@@ -17,25 +17,23 @@ import shlex
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from advisor.dense.results import (
-    ROLE_ARCH,
-    ROLE_BACKBONE,
-    ROLE_FLOOR,
-    ROLE_TWIN,
-    ROLE_ZERO_SHOT,
-    DenseCandidate,
-)
-from advisor.dense.types import DenseDataset
+from advisor.dense.results import DenseCandidate, Role
+from advisor.dense.types import BOX_TASKS, TASK_METRIC, DenseDataset
 
 if TYPE_CHECKING:
     from advisor.recommend.config import RunConfig
+
+
+# Below this zero-shot mAP / mIoU on the user's sample a model that covers every class is not "usable as is":
+# published COCO detectors score 0.2-0.55 box mAP, so under 0.10 the model fails on this data.
+USABLE_ZERO_SHOT = 0.10
 
 
 def _rank_proxies(rows: Sequence[DenseCandidate]) -> list[DenseCandidate]:
     """Backbones by proxy value (best first), with ``rank`` and ``tied_with_best`` set."""
     from advisor.recommend.ranking import PairedCandidate, paired_tie_groups
 
-    scored = [r for r in rows if r.role == ROLE_BACKBONE and r.proxy_value is not None and not r.error]
+    scored = [r for r in rows if r.role == Role.BACKBONE and r.proxy_value is not None and not r.error]
     scored.sort(key=lambda r: -(r.proxy_value or 0.0))
     if not scored:
         return []
@@ -99,9 +97,9 @@ def _floor_lines(rows: Sequence[DenseCandidate], best: DenseCandidate | None) ->
         return lines, False
     by_id = {r.model_id: r for r in rows}
     for r in rows:
-        if r.role not in (ROLE_FLOOR, ROLE_TWIN) or r.proxy_value is None:
+        if r.role not in (Role.FLOOR, Role.TWIN) or r.proxy_value is None:
             continue
-        ref = by_id.get(base_id(r.model_id), best) if r.role == ROLE_TWIN else best
+        ref = by_id.get(base_id(r.model_id), best) if r.role == Role.TWIN else best
         if ref.proxy_value is None:
             continue
         sep, how = _separated(ref, r)
@@ -126,7 +124,7 @@ def _floor_lines(rows: Sequence[DenseCandidate], best: DenseCandidate | None) ->
 def _zero_shot(
     rows: Sequence[DenseCandidate], n_classes: int
 ) -> tuple[DenseCandidate | None, list[DenseCandidate]]:
-    zs = [r for r in rows if r.role == ROLE_ZERO_SHOT and r.zero_shot_value is not None and not r.error]
+    zs = [r for r in rows if r.role == Role.ZERO_SHOT and r.zero_shot_value is not None and not r.error]
     zs.sort(key=lambda r: (-int((r.zero_shot or {}).get("classes_matched", 0)), -(r.zero_shot_value or 0.0)))
     for i, r in enumerate(zs, start=1):
         r.rank = r.rank or i
@@ -134,7 +132,7 @@ def _zero_shot(
 
 
 def _fastest_arch(rows: Sequence[DenseCandidate]) -> DenseCandidate | None:
-    arch = [r for r in rows if r.role == ROLE_ARCH and r.latency_ms is not None and not r.error]
+    arch = [r for r in rows if r.role == Role.ARCH and r.latency_ms is not None and not r.error]
     return min(arch, key=lambda r: r.latency_ms or 0.0) if arch else None
 
 
@@ -159,7 +157,7 @@ def decide(
 
     `n_sampled`: images the figures were measured on (default: all of `ds`).
     """
-    metric = "mAP" if ds.task == "detection" else "mIoU"
+    metric = TASK_METRIC.get(ds.task, "mIoU")
     from advisor.dense.labels import foreground
 
     n_cls = len(foreground(ds.classes))
@@ -174,7 +172,15 @@ def decide(
             "(pre/post-processing included)"
         )
     matched = int((best_zs.zero_shot or {}).get("classes_matched", 0)) if best_zs else 0
-    if best_zs is not None and matched >= n_cls:
+    weak = best_zs is not None and (best_zs.zero_shot_value or 0.0) < USABLE_ZERO_SHOT
+    if best_zs is not None and matched >= n_cls and weak:
+        route = "fine-tune-head"
+        headline = (
+            f"fine-tune {best_zs.model_id}: its label set covers all {n_cls} classes, but its {metric} "
+            f"{best_zs.zero_shot_value:.3f} on your sample is below {USABLE_ZERO_SHOT:.2f}, too low to use it as is"
+        )
+        winner = best_zs.model_id
+    elif best_zs is not None and matched >= n_cls:
         route = "zero-shot"
         headline = (
             f"use {best_zs.model_id} as is: {metric} {best_zs.zero_shot_value:.3f} on your sample, all {n_cls} "
@@ -191,8 +197,9 @@ def decide(
     elif best_bb is not None:
         route = "new-head"
         tied = [r.model_id for r in ranked if r.tied_with_best]
-        what = "crop-probe accuracy" if ds.task == "detection" else "pixel-probe mIoU"
-        head = "a detection head" if ds.task == "detection" else "a segmentation decoder"
+        what = "crop-probe accuracy" if ds.task in BOX_TASKS else "pixel-probe mIoU"
+        heads = {"detection": "a detection head", "instance-segmentation": "a detection and mask head"}
+        head = heads.get(ds.task, "a segmentation decoder")
         if tied:
             headline = (
                 f"train {head} on one of {best_bb.model_id}, {', '.join(tied)}: tied by the proxy ({what} "
@@ -204,7 +211,7 @@ def decide(
                 f"{metric}); no label set of a pretrained {ds.task} model overlaps your classes"
             )
         winner = best_bb.model_id
-        raw = next((r for r in rows if r.role == ROLE_FLOOR and r.proxy_value is not None), None)
+        raw = next((r for r in rows if r.role == Role.FLOOR and r.proxy_value is not None), None)
         above = raw is not None and (best_bb.proxy_value or 0.0) > (raw.proxy_value or 0.0)
         if raw is not None and not (above and _separated(best_bb, raw)[0]):
             headline += (

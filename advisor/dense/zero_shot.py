@@ -1,9 +1,10 @@
 """The zero-shot rung: a pretrained dense model's real metric on the labelled sample, for the shared classes.
 
 Only the classes both label sets share are scored (`advisor.dense.labels.match_classes`): ground truth of the other
-classes is left out (detection) or not scored (segmentation: those pixels count as ignored), and the model's
+classes is left out (detection, instance segmentation) or not scored (segmentation: those pixels count as ignored), and the model's
 predictions of classes the data does not have are dropped (detection) or read as background (segmentation, when
-the data has a background class). What was left out is recorded with the figure.
+the data has a background class). What was left out is recorded with the figure. Instance segmentation is scored
+twice on the same predictions: COCO mask AP (the headline, `advisor.dense.mask_ap`) and box AP.
 """
 
 from __future__ import annotations
@@ -57,7 +58,10 @@ def _restricted_detection(
         m = np.isin(s.labels, keep)
         labels = np.asarray([new_of_old[int(v)] for v in s.labels[m]], dtype=np.int64)
         crowd = None if s.crowd is None else np.asarray(s.crowd)[m]
-        samples.append(replace(s, boxes=s.boxes[m], labels=labels, crowd=crowd, **_areas_kw(s, m)))
+        masks = None if s.masks is None else s.masks.select(m)
+        samples.append(
+            replace(s, boxes=s.boxes[m], labels=labels, crowd=crowd, masks=masks, **_areas_kw(s, m))
+        )
     sub = DenseDataset(ds.root, ds.task, ds.format, [ds.classes[k] for k in keep], samples, ds.ignore_index)
     model_map: dict[int, int | None] = {mapping[old]: new_of_old[old] for old in keep}
     return sub, model_map
@@ -75,6 +79,19 @@ def _detection(model: Any, ds: DenseDataset, mapping: dict[int, int]) -> dict[st
     preds: dict[str, Detections] = predict_all(model, sub)
     m = detection_metrics(sub, preds, class_map=model_map)
     return m.to_dict() | {"value": m.map, "examples": _examples(sub, preds, model_map)}
+
+
+def _instance(model: Any, ds: DenseDataset, mapping: dict[int, int]) -> dict[str, Any]:
+    """Mask AP (the value) and box AP of an instance segmenter, both from one pass of predictions."""
+    from advisor.dense.mask_ap import mask_metrics
+    from advisor.metrics.detection import detection_metrics
+
+    sub, model_map = _restricted_detection(ds, mapping)
+    preds: dict[str, Detections] = predict_all(model, sub)
+    masks = mask_metrics(sub, preds, class_map=model_map)
+    boxes = detection_metrics(replace(sub, task="detection"), preds, class_map=model_map)
+    box = boxes.summary() | {"per_class_ap": boxes.per_class_ap, "protocol": boxes.protocol}
+    return masks.to_dict() | {"value": masks.map, "box": box, "examples": _examples(sub, preds, model_map)}
 
 
 def _examples(
@@ -131,15 +148,15 @@ def evaluate_zero_shot(row: DenseCandidate, sample: DenseDataset, *, device: str
 
     try:
         model = load_dense_model(row.model_id, pretrained=True, device=device)
+        prompt = getattr(model, "set_classes", None)  # open vocabulary (OWL-ViT): the data's class names
+        if model.label_set == "open" and prompt is not None:
+            prompt(foreground(sample.classes))
         mapping = match_classes(sample.classes, model.classes)
         if not mapping:
             row.error = "no class shared with the data"
             return
-        rec = (
-            _detection(model, sample, mapping)
-            if sample.task == "detection"
-            else _segmentation(model, sample, mapping)
-        )
+        score = {"detection": _detection, "instance-segmentation": _instance}.get(sample.task, _segmentation)
+        rec = score(model, sample, mapping)
     except (AdvisorError, RuntimeError, ValueError, OSError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         row.error = f"zero-shot failed: {msg}"

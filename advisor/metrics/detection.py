@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from advisor.dense.types import MEDIUM_AREA, SMALL_AREA, DenseDataset, Detections
+from advisor.dense.types import BOX_TASKS, MEDIUM_AREA, SMALL_AREA, DenseDataset, DenseSample, Detections
 from advisor.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -104,13 +104,22 @@ class DetectionMetrics:
         return out
 
 
+M = TypeVar("M", bound=DetectionMetrics)
+
+
 def _xywh(boxes: np.ndarray) -> np.ndarray:
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     return np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
 
 
-def _gt_dict(gt: DenseDataset) -> tuple[dict[str, Any], int, int]:
-    """The ground truth as a COCO dict (ids from 1), the number of boxes and of crowd boxes."""
+# per sample: one dict of extra / overriding annotation fields per object (mask AP: its RLE and mask area)
+AnnotationFields = Callable[[DenseSample], list[dict[str, Any]]]
+# per prediction of one image: one dict of its geometry per detection ({"bbox": ...} or {"segmentation": ...})
+Geometry = Callable[[str, Detections, DenseSample], list[dict[str, Any]]]
+
+
+def _gt_dict(gt: DenseDataset, fields: AnnotationFields | None = None) -> tuple[dict[str, Any], int, int]:
+    """The ground truth as a COCO dict (ids from 1), the number of objects and of crowd ones."""
     images: list[dict[str, Any]] = []
     anns: list[dict[str, Any]] = []
     n_crowd = 0
@@ -118,22 +127,27 @@ def _gt_dict(gt: DenseDataset) -> tuple[dict[str, Any], int, int]:
         images.append({"id": i, "file_name": s.id, "width": int(s.width), "height": int(s.height)})
         crowd = s.crowd_mask()
         areas = s.areas
+        extra = fields(s) if fields is not None else None
         for j, (box, label) in enumerate(zip(_xywh(s.boxes), s.labels, strict=True)):
             w, h = float(box[2]), float(box[3])
             area = float(areas[j]) if areas is not None else w * h
-            anns.append(
-                {
-                    "id": len(anns) + 1,
-                    "image_id": i,
-                    "category_id": int(label) + 1,
-                    "bbox": [float(box[0]), float(box[1]), w, h],
-                    "area": area,
-                    "iscrowd": int(bool(crowd[j])),
-                }
-            )
+            ann = {
+                "id": len(anns) + 1,
+                "image_id": i,
+                "category_id": int(label) + 1,
+                "bbox": [float(box[0]), float(box[1]), w, h],
+                "area": area,
+                "iscrowd": int(bool(crowd[j])),
+            }
+            anns.append(ann | extra[j] if extra is not None else ann)
             n_crowd += int(bool(crowd[j]))
     cats = [{"id": c + 1, "name": name} for c, name in enumerate(gt.classes)]
     return {"images": images, "annotations": anns, "categories": cats}, len(anns), n_crowd
+
+
+def _boxes(sid: str, det: Detections, sample: DenseSample) -> list[dict[str, Any]]:
+    del sid, sample
+    return [{"bbox": [float(v) for v in box]} for box in _xywh(det.boxes)]
 
 
 def _map_labels(labels: np.ndarray, class_map: Mapping[int, int | None] | None, n: int) -> np.ndarray:
@@ -150,6 +164,7 @@ def _results(
     preds: Mapping[str, Detections],
     class_map: Mapping[int, int | None] | None,
     notes: list[str],
+    geometry: Geometry = _boxes,
 ) -> list[dict[str, Any]]:
     """Predictions as a COCO results list (image ids as in `_gt_dict`); unknown images/classes are counted."""
     index = {s.id: i for i, s in enumerate(gt.samples, start=1)}
@@ -163,19 +178,15 @@ def _results(
     for sid, det in preds.items():
         if sid not in index or len(det) == 0:
             continue
+        shapes = geometry(sid, det, gt.samples[index[sid] - 1])
         labels = _map_labels(det.labels, class_map, gt.num_classes)
         scores = np.asarray(det.scores, dtype=np.float64).reshape(-1)
-        for box, label, score in zip(_xywh(det.boxes), labels, scores, strict=True):
+        for shape, label, score in zip(shapes, labels, scores, strict=True):
             if label < 0:
                 unmapped += 1
                 continue
             out.append(
-                {
-                    "image_id": index[sid],
-                    "category_id": int(label) + 1,
-                    "bbox": [float(v) for v in box],
-                    "score": float(score),
-                }
+                {"image_id": index[sid], "category_id": int(label) + 1, **shape, "score": float(score)}
             )
     if unmapped:
         notes.append(f"{unmapped} prediction(s) with a class outside the ground truth's classes, ignored")
@@ -236,13 +247,15 @@ def _protocol(version: str, area_source: str) -> str:
     )
 
 
-def _evaluate(gt_dict: dict[str, Any], results: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    """Run faster-coco-eval; returns (stats[12], precision[T,R,K,A,M])."""
+def _evaluate(
+    gt_dict: dict[str, Any], results: list[dict[str, Any]], iou_type: str = "bbox"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run faster-coco-eval (``bbox`` or ``segm``); returns (stats[12], precision[T,R,K,A,M])."""
     from faster_coco_eval import COCO, COCOeval_faster
 
     coco_gt = COCO(gt_dict, print_function=log.debug)
     coco_dt = coco_gt.loadRes(results) if results else _empty_results(coco_gt)
-    ev = COCOeval_faster(coco_gt, coco_dt, iouType="bbox", print_function=log.debug)
+    ev = COCOeval_faster(coco_gt, coco_dt, iouType=iou_type, print_function=log.debug)
     ev.params.maxDets = list(MAX_DETS)
     ev.evaluate()
     ev.accumulate()
@@ -264,11 +277,12 @@ def detection_metrics(
     """COCO box metrics of `preds` against `gt`, by faster-coco-eval.
 
     Args:
-        gt: detection ground truth (`DenseDataset` with task ``detection``).
+        gt: detection ground truth (`DenseDataset` with task ``detection``, or the boxes of
+            ``instance-segmentation``).
         preds: sample id (`DenseSample.id`) -> detections; images without an entry have no predictions.
         class_map: prediction label -> ground-truth class index (None drops it); default: labels are already
             ground-truth class indices.
-        iou_type: ``bbox`` (mask AP is not computed here yet).
+        iou_type: ``bbox`` (mask AP: `advisor.dense.mask_ap.mask_metrics`).
 
     Returns:
         The metrics, with the protocol used and notes on anything ignored.
@@ -285,21 +299,40 @@ def detection_metrics(
         ) from None
     if iou_type != "bbox":
         raise UsageError(f"iou_type {iou_type!r} is not supported", hint="use iou_type='bbox'")
-    if gt.task != "detection":
+    if gt.task not in BOX_TASKS:  # instance segmentation: its boxes
         raise UsageError(
             f"{gt.root}: ground truth is a {gt.task} dataset, not detection",
             hint="use the segmentation metrics for mask data",
         )
-    notes: list[str] = []
-    gt_dict, n_gt, n_crowd = _gt_dict(gt)
-    results = _results(gt, preds, class_map, notes)
-    if n_gt == 0:
-        notes.append("the ground truth has no boxes: every metric is undefined")
     has_areas = any(s.areas is not None for s in gt.samples)
-    stats, precision = _evaluate(gt_dict, results)
+    protocol = _protocol(faster_coco_eval.__version__, "annotation area" if has_areas else "box area")
+    return coco_metrics(gt, preds, class_map, protocol=protocol)
+
+
+def coco_metrics(
+    gt: DenseDataset,
+    preds: Mapping[str, Detections],
+    class_map: Mapping[int, int | None] | None,
+    *,
+    protocol: str,
+    iou_type: str = "bbox",
+    fields: AnnotationFields | None = None,
+    geometry: Geometry = _boxes,
+    cls: type[M] = DetectionMetrics,  # type: ignore[assignment]
+    notes: list[str] | None = None,
+) -> M:
+    """The COCO evaluation shared by box and mask AP: ground truth and results written with `fields` and
+    `geometry`, evaluated with `iou_type`, returned as `cls` (`DetectionMetrics` or a subclass); `notes` (the
+    list `fields` writes to, if any) is the result's."""
+    notes = [] if notes is None else notes
+    gt_dict, n_gt, n_crowd = _gt_dict(gt, fields)
+    results = _results(gt, preds, class_map, notes, geometry)
+    if n_gt == 0:
+        notes.append("the ground truth has no objects: every metric is undefined")
+    stats, precision = _evaluate(gt_dict, results, iou_type)
     summary: dict[str, Any] = {name: _stat(float(x)) for name, x in zip(_STAT_NAMES, stats, strict=True)}
     ap, ap50, curves = _per_class(precision, gt.classes)
-    return DetectionMetrics(
+    return cls(
         **summary,
         per_class_ap=ap,
         per_class_ap50=ap50,
@@ -308,6 +341,6 @@ def detection_metrics(
         n_gt=n_gt,
         n_crowd=n_crowd,
         n_predictions=len(results),
-        protocol=_protocol(faster_coco_eval.__version__, "annotation area" if has_areas else "box area"),
+        protocol=protocol,
         notes=notes,
     )

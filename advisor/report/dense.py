@@ -14,7 +14,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from advisor.dense.results import ROLE_ARCH, ROLE_ZERO_SHOT, DenseCandidate, DenseResults
+from advisor.dense.results import DenseCandidate, DenseResults, Role
+from advisor.dense.types import BOX_TASKS, TASK_METRIC
 from advisor.report.boxes import examples_html
 from advisor.report.render import _CSS, _html_table, _md_table, csv_cell, md_code, md_text
 from advisor.report.svg import Point, hbars, scatter
@@ -43,7 +44,7 @@ def _lat(c: DenseCandidate) -> str:
 
 def proxy_rows(r: DenseResults) -> tuple[list[str], list[list[str]]]:
     """The proxy rung: backbones, twins and floors, best first."""
-    what = "crop-probe acc" if r.task == "detection" else "pixel-probe mIoU"
+    what = "crop-probe acc" if r.task in BOX_TASKS else "pixel-probe mIoU"
     header = ["#", "model", "role", what, "95% CI", "tied with #1", "items", "p50 ms"]
     rows = []
     for c in r.proxy_ranked:
@@ -65,19 +66,21 @@ def proxy_rows(r: DenseResults) -> tuple[list[str], list[list[str]]]:
 
 def zero_shot_rows(r: DenseResults) -> tuple[list[str], list[list[str]]]:
     """The zero-shot rung: pretrained dense models with their measured metric on the shared classes."""
-    metric = "mAP" if r.task == "detection" else "mIoU"
+    metric = TASK_METRIC.get(r.task, "mIoU")
     header = [
         "model",
         "label set",
         metric,
-        "AP50" if r.task == "detection" else "pixel acc",
+        {"detection": "AP50", "instance-segmentation": "box mAP"}.get(r.task, "pixel acc"),
         "classes",
         "p50 ms",
     ]
     rows = []
     for c in r.zero_shot_ranked:
         z = c.zero_shot or {}
-        second = z.get("map50") if r.task == "detection" else z.get("pixel_accuracy")
+        second = {"detection": z.get("map50"), "instance-segmentation": (z.get("box") or {}).get("map")}.get(
+            r.task, z.get("pixel_accuracy")
+        )
         rows.append(
             [
                 c.model_id,
@@ -98,14 +101,14 @@ def other_rows(r: DenseResults) -> tuple[list[str], list[list[str]]]:
     for c in r.candidates:
         if c.proxy_value is not None or c.zero_shot_value is not None:
             continue
-        note = c.error or "; ".join(c.reasons) or ("timed only" if c.role == ROLE_ARCH else "")
+        note = c.error or "; ".join(c.reasons) or ("timed only" if c.role == Role.ARCH else "")
         rows.append([c.model_id, c.role, c.license or "-", _lat(c), note])
     return header, rows
 
 
 def per_class_rows(r: DenseResults) -> tuple[list[str], list[list[str]]]:
     """Per-class AP (detection) or IoU (segmentation) of the zero-shot models."""
-    key = "per_class_ap" if r.task == "detection" else "per_class_iou"
+    key = "per_class_ap" if r.task in BOX_TASKS else "per_class_iou"
     zs = [c for c in r.zero_shot_ranked if (c.zero_shot or {}).get(key)]
     classes = sorted({k for c in zs for k in (c.zero_shot or {})[key]})
     header = ["class", *[c.model_id for c in zs]]
@@ -123,7 +126,7 @@ def proxy_per_class_rows(r: DenseResults) -> tuple[list[str], list[list[str]]]:
 
 
 def dense_sections(r: DenseResults) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
-    what = "recall of the crop probe" if r.task == "detection" else "IoU of the pixel probe"
+    what = "recall of the crop probe" if r.task in BOX_TASKS else "IoU of the pixel probe"
     return [
         ("Zero-shot (measured metric on your sample)", zero_shot_rows(r)),
         ("Frozen-feature proxies (a proxy, not the task metric)", proxy_rows(r)),
@@ -196,7 +199,7 @@ def _plots(r: DenseResults) -> list[str]:
         if c.latency_ms is not None and c.proxy_value is not None
     ]
     if pts:
-        what = "crop-probe accuracy" if r.task == "detection" else "pixel-probe mIoU"
+        what = "crop-probe accuracy" if r.task in BOX_TASKS else "pixel-probe mIoU"
         out.append(
             scatter(pts, title=f"{what} vs latency at the working size", x_label="p50 ms per image (log)",
                     y_label=what, log_x=True)
@@ -207,7 +210,7 @@ def _plots(r: DenseResults) -> list[str]:
         if c.latency_ms is not None and c.zero_shot_value is not None
     ]
     if zs:
-        metric = "mAP" if r.task == "detection" else "mIoU"
+        metric = TASK_METRIC.get(r.task, "mIoU")
         out.append(scatter(zs, title=f"zero-shot {metric} vs latency", x_label="p50 ms (log)", y_label=metric,
                            log_x=True))  # fmt: skip
     for c in r.zero_shot_ranked:
@@ -311,4 +314,4 @@ def load_dense_run(run_dir: str | Path) -> DenseResults | None:
     return res
 
 
-__all__ = ["DENSE_FILES", "load_dense_results", "render_dense", "write_dense_dir", "ROLE_ZERO_SHOT"]
+__all__ = ["DENSE_FILES", "load_dense_results", "render_dense", "write_dense_dir"]

@@ -1,4 +1,5 @@
-"""Task plug-ins of `advisor recommend` (registry `TASKS`; today ``classification``), and task detection."""
+"""Task plug-ins of `advisor recommend` (registry `TASKS`: classification, detection, instance and semantic
+segmentation), and task detection."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ __all__ = [
 TASKS: Registry[Task] = Registry("task")
 TASKS.register("classification", "advisor.tasks.classification:TASK")
 TASKS.register("detection", "advisor.tasks.dense:DETECTION")
+TASKS.register("instance-segmentation", "advisor.tasks.dense:INSTANCE_SEGMENTATION")
 TASKS.register("segmentation", "advisor.tasks.dense:SEGMENTATION")
 
 DEFAULT_TASK = "classification"  # the fallback when no other task recognises the data

@@ -1,4 +1,5 @@
-"""The ``detection`` and ``segmentation`` tasks: annotated images ranked by the dense ladder (`advisor.dense`)."""
+"""The ``detection``, ``instance-segmentation`` and ``segmentation`` tasks: annotated images ranked by the dense
+ladder (`advisor.dense`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ class DenseTask:
     """A dense task: its data is recognised by `advisor.dense.readers.detect_dense`, its run is the dense pipeline.
 
     Args:
-        name: ``detection`` or ``segmentation``.
+        name: ``detection``, ``instance-segmentation`` or ``segmentation``.
         summary: one line for listings.
     """
 
@@ -59,6 +60,11 @@ class DenseTask:
 
 DETECTION = DenseTask(
     "detection", "boxes per image (COCO, YOLO, VOC, box CSV, HF metadata): zero-shot mAP, crop-probe proxies"
+)
+INSTANCE_SEGMENTATION = DenseTask(
+    "instance-segmentation",
+    "a box and a mask per object (COCO segmentation polygons/RLE, YOLO-seg): zero-shot mask AP and box AP, "
+    "crop-probe proxies",
 )
 SEGMENTATION = DenseTask(
     "segmentation",

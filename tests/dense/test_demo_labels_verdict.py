@@ -8,14 +8,7 @@ import numpy as np
 import pytest
 
 from advisor.dense.labels import COCO80, VOC20, canonical, match_classes, unmatched
-from advisor.dense.results import (
-    ROLE_BACKBONE,
-    ROLE_FLOOR,
-    ROLE_TWIN,
-    ROLE_ZERO_SHOT,
-    DenseCandidate,
-    DenseResults,
-)
+from advisor.dense.results import DenseCandidate, DenseResults, Role
 from advisor.dense.types import DenseDataset, DenseSample
 
 
@@ -79,7 +72,7 @@ def test_label_matching_across_voc_and_coco_spellings():
 
 
 def _row(mid, role, value=None, ci=None, zs=None, matched=0, oof=None):
-    r = DenseCandidate(mid, role, pretrained=role not in (ROLE_TWIN, ROLE_FLOOR))
+    r = DenseCandidate(mid, role, pretrained=role not in (Role.TWIN, Role.FLOOR))
     if value is not None:
         r.proxy = {"value": value, "ci": list(ci) if ci else None}
         if oof is not None:
@@ -104,10 +97,10 @@ def test_verdict_new_head_route_separates_a_clearly_better_backbone_and_reports_
     good = y  # always right
     bad = [1 - v if i % 3 == 0 else v for i, v in enumerate(y)]  # wrong on a third
     rows = [
-        _row("pkg:a", ROLE_BACKBONE, 1.0, (0.98, 1.0), oof=(y, good)),
-        _row("pkg:b", ROLE_BACKBONE, 0.66, (0.6, 0.72), oof=(y, bad)),
-        _row("pkg:a (random init)", ROLE_TWIN, 0.5, (0.43, 0.57)),
-        _row("raw-pixels", ROLE_FLOOR, 0.55, (0.48, 0.62)),
+        _row("pkg:a", Role.BACKBONE, 1.0, (0.98, 1.0), oof=(y, good)),
+        _row("pkg:b", Role.BACKBONE, 0.66, (0.6, 0.72), oof=(y, bad)),
+        _row("pkg:a (random init)", Role.TWIN, 0.5, (0.43, 0.57)),
+        _row("raw-pixels", Role.FLOOR, 0.55, (0.48, 0.62)),
     ]
     v = decide(rows, _ds(), RunConfig(data="/data"), [])
     assert v["route"] == "new-head" and v["winner"] == "pkg:a" and v["tied_with_best"] == []
@@ -132,9 +125,9 @@ def test_verdict_calls_a_tie_when_the_paired_test_cannot_separate_and_says_when_
     a = [v if i != 0 else 1 - v for i, v in enumerate(y)]
     b = [v if i != 1 else 1 - v for i, v in enumerate(y)]
     rows = [
-        _row("pkg:a", ROLE_BACKBONE, 0.975, (0.87, 0.99), oof=(y, a)),
-        _row("pkg:b", ROLE_BACKBONE, 0.975, (0.87, 0.99), oof=(y, b)),
-        _row("raw-pixels", ROLE_FLOOR, 0.99, (0.9, 1.0)),
+        _row("pkg:a", Role.BACKBONE, 0.975, (0.87, 0.99), oof=(y, a)),
+        _row("pkg:b", Role.BACKBONE, 0.975, (0.87, 0.99), oof=(y, b)),
+        _row("raw-pixels", Role.FLOOR, 0.99, (0.9, 1.0)),
     ]
     v = decide(rows, _ds(n=300), RunConfig(data="/data"), [], n_sampled=50)
     assert (
@@ -153,17 +146,24 @@ def test_verdict_prefers_full_label_coverage_zero_shot_then_partial_fine_tune():
     from advisor.recommend.config import RunConfig
 
     rows = [
-        _row("pkg:face", ROLE_ZERO_SHOT, zs=0.8, matched=2),
-        _row("pkg:x", ROLE_BACKBONE, 0.9, (0.8, 0.95)),
+        _row("pkg:face", Role.ZERO_SHOT, zs=0.8, matched=2),
+        _row("pkg:x", Role.BACKBONE, 0.9, (0.8, 0.95)),
     ]
     v = decide(rows, _ds(), RunConfig(data="/data"), [])
     assert v["route"] == "zero-shot" and v["winner"] == "pkg:face" and "mAP 0.800" in v["headline"]
-    rows = [_row("pkg:face", ROLE_ZERO_SHOT, zs=0.8, matched=1)]
+    rows = [_row("pkg:face", Role.ZERO_SHOT, zs=0.8, matched=1)]
     v = decide(rows, _ds("segmentation"), RunConfig(data="/data"), [])
     assert (
         v["route"] == "fine-tune-head"
         and "covers 1 of 2 classes" in v["headline"]
         and "mIoU" in v["headline"]
+    )
+    rows = [_row("pkg:face", Role.ZERO_SHOT, zs=0.004, matched=2)]  # covers every class but fails on the data
+    v = decide(rows, _ds(), RunConfig(data="/data"), [])
+    assert (
+        v["route"] == "fine-tune-head"
+        and "too low to use it as is" in v["headline"]
+        and "as is:" not in (v["headline"])
     )
 
 
@@ -175,7 +175,7 @@ def test_dense_results_round_trip_and_reports_escape_user_strings(tmp_path):
         task="detection",
         dataset={"path": f"/d/{evil}", "format": "coco", "classes": [evil], "images": 1, "warnings": []},
         config={},
-        candidates=[_row("=HYPERLINK(1)", ROLE_BACKBONE, 0.5, (0.4, 0.6))],
+        candidates=[_row("=HYPERLINK(1)", Role.BACKBONE, 0.5, (0.4, 0.6))],
         verdict={"route": "new-head", "headline": evil, "reasons": [evil], "next_command": None},
     )
     paths = write_dense_dir(r, tmp_path / "run")

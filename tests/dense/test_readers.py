@@ -243,7 +243,7 @@ def test_bccd_voc(shared_assets: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.assets
 def test_labelme_coco_ids_from_zero(shared_assets: Path) -> None:
     f = asset_or_skip(shared_assets, "formats/labelme/examples/instance_segmentation/data_dataset_coco")
-    ds = load_dense(f)
+    ds = load_dense(f, task="detection")  # polygons read as boxes (auto: instance segmentation)
     assert len(ds.samples) == 3 and sum(s.n_objects for s in ds.samples) == 12
     assert "_background_" not in ds.classes and ds.num_classes == 20 and ds.category_ids == list(range(1, 21))
     assert [s.source_id for s in ds.samples] == [0, 1, 2]

@@ -67,7 +67,7 @@ def test_classification_is_detected_for_a_class_folder(folder):
     assert detect_task(folder) == "classification"
 
 
-def _coco_folder(root):
+def _coco_folder(root, polygons=False):
     import json
 
     from PIL import Image
@@ -80,6 +80,8 @@ def _coco_folder(root):
         anns.append(
             {"id": i + 1, "image_id": i + 1, "category_id": 1 + i % 2, "bbox": [2, 2, 10, 8], "iscrowd": 0}
         )
+        if polygons:  # instance segmentation: a mask per object
+            anns[-1]["segmentation"] = [[2, 2, 12, 2, 12, 10, 2, 10]]
     cats = [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]
     (root / "annotations.json").write_text(
         json.dumps({"images": images, "annotations": anns, "categories": cats})
@@ -111,6 +113,7 @@ def test_task_contract(name, folder, tmp_path_factory):
     own = {
         "classification": folder,
         "detection": _coco_folder(tmp_path_factory.mktemp("det")),
+        "instance-segmentation": _coco_folder(tmp_path_factory.mktemp("inst"), polygons=True),
         "segmentation": _mask_folder(tmp_path_factory.mktemp("seg")),
     }
     assert set(own) == set(TASKS.names())  # a new task adds its example here
