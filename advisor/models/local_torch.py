@@ -133,7 +133,7 @@ def _arch_model(path: Path, req: LoadRequest, opts: dict[str, Any], revision: st
             )
         return image_model_from_timm(
             model,
-            model_id=req.model_id,
+            req,
             data_cfg=data_cfg,
             pretrained=True,
             revision=revision,

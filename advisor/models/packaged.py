@@ -174,9 +174,8 @@ def _load_efficientnet_lite(req: LoadRequest, spec: PackagedModel) -> LoadedMode
     }
     return image_model_from_timm(
         model,
-        model_id=req.model_id,
+        req,
         data_cfg=data_cfg,
-        pretrained=req.pretrained,
         revision=revision,
         info={
             "source": "pkg",

@@ -53,22 +53,22 @@ def build_transform(data_cfg: dict[str, Any]):
 
 def image_model_from_timm(
     model: Any,
+    req: LoadRequest,
     *,
-    model_id: str,
     data_cfg: dict[str, Any],
-    pretrained: bool,
     revision: str | None,
     info: dict[str, Any] | None = None,
     class_names: list[str] | None = None,
+    pretrained: bool | None = None,
 ) -> LoadedModel:
     """Wrap a timm model (any weights) as an image `LoadedModel` with the given data config.
 
     Args:
         model: a timm model.
-        model_id: the id to report.
+        req: the load request (its ``model_id`` is reported; its ``pretrained`` unless `pretrained` is given).
         data_cfg: ``input_size``, ``interpolation``, ``mean``, ``std``, ``crop_pct``, ``crop_mode``.
-        pretrained: whether real weights were loaded.
         revision: weight revision/file hash.
+        pretrained: whether real weights were loaded (default: the request's).
         info: provenance to keep.
         class_names: names of the head's classes when known.
     """
@@ -96,7 +96,7 @@ def image_model_from_timm(
 
     signature = {"kind": "timm-transform", "data_config": {k: _plain(v) for k, v in sorted(data_cfg.items())}}
     return LoadedModel(
-        model_id=model_id,
+        model_id=req.model_id,
         modality="image",
         feature_dim=feature_dim,
         preprocess_fn=preprocess,
@@ -105,7 +105,7 @@ def image_model_from_timm(
         module=feats,
         head=head,
         num_source_classes=num_classes if head is not None else None,
-        pretrained=pretrained,
+        pretrained=req.pretrained if pretrained is None else pretrained,
         revision=revision,
         runtime="torch",
         blocks_fn=lambda: timm_blocks(model),
@@ -244,9 +244,8 @@ def load_timm(req: LoadRequest) -> LoadedModel:
     data_cfg = resolve_data_config({}, model=model)
     return image_model_from_timm(
         model,
-        model_id=req.model_id,
+        req,
         data_cfg=data_cfg,
-        pretrained=req.pretrained,
         revision=revision,
         info={"source": "timm", "architecture": arch, "timm_version": timm.__version__},
         class_names=imagenet_class_names(getattr(model, "num_classes", None)),

@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from advisor.errors import AdvisorError
 
 if TYPE_CHECKING:
     from advisor.data import Dataset
+    from advisor.recommend.config import RunConfig
     from advisor.recommend.results import CandidateResult
-
-
-class CheckOptions(Protocol):
-    """The recommend options the check reads (`advisor.recommend.run.RunConfig` satisfies it)."""
-
-    @property
-    def finetune_unfreeze(self) -> str | None: ...
-    @property
-    def finetune_epochs(self) -> int: ...
-    @property
-    def finetune_budget_minutes(self) -> float | None: ...
-    @property
-    def device(self) -> str: ...
-    @property
-    def seed(self) -> int: ...
-    @property
-    def offline(self) -> bool: ...
-    @property
-    def group_column(self) -> str | None: ...
-    @property
-    def group_pattern(self) -> str | None: ...
 
 
 PROTOCOL_NOTE = (
@@ -44,7 +24,7 @@ def finetune_check(
     dataset: Dataset,
     top: Sequence[CandidateResult],
     advice: Mapping[str, Any],
-    cfg: CheckOptions,
+    cfg: RunConfig,
     say: Callable[[str], None],
     *,
     runtimes: Mapping[str, str | None] | None = None,

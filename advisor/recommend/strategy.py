@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     from advisor.data import Dataset
+    from advisor.recommend.config import RunConfig
     from advisor.recommend.results import CandidateResult
 
 THRESHOLDS: dict[str, float] = {
@@ -33,27 +34,6 @@ THRESHOLDS: dict[str, float] = {
 }
 
 TRAIN_SPLIT = "train"
-
-
-class AdviceOptions(Protocol):
-    """The recommend options the advice reads (`advisor.recommend.run.RunConfig` satisfies it)."""
-
-    @property
-    def data(self) -> str: ...
-    @property
-    def modality(self) -> str | None: ...
-    @property
-    def text_column(self) -> str | None: ...
-    @property
-    def label_column(self) -> str | None: ...
-    @property
-    def group_column(self) -> str | None: ...
-    @property
-    def group_pattern(self) -> str | None: ...
-    @property
-    def budget_minutes(self) -> float | None: ...
-    @property
-    def finetune_budget_minutes(self) -> float | None: ...
 
 
 def _rule(
@@ -216,9 +196,7 @@ def count_per_class(dataset: Dataset) -> tuple[np.ndarray, str]:
     return counts, counted_on
 
 
-def next_command(
-    opts: AdviceOptions, model_id: str, unfreeze: str | None, *, extra: Sequence[str] = ()
-) -> str:
+def next_command(opts: RunConfig, model_id: str, unfreeze: str | None, *, extra: Sequence[str] = ()) -> str:
     """The shell command that carries the advice out, quoted so that it runs as printed.
 
     ``unfreeze=None`` (a source that cannot be fine-tuned) gives the frozen-features command
@@ -251,7 +229,7 @@ def next_command(
 def build_advice(
     dataset: Dataset,
     probed: Sequence[CandidateResult],
-    opts: AdviceOptions,
+    opts: RunConfig,
     *,
     runtimes: Mapping[str, str | None] | None = None,
 ) -> dict[str, Any]:
@@ -299,7 +277,7 @@ def _check_of(checks: Sequence[Mapping[str, Any]], model_id: str | None) -> Mapp
 
 
 def revise_with_finetune_check(
-    advice: dict[str, Any], checks: Sequence[Mapping[str, Any]], opts: AdviceOptions
+    advice: dict[str, Any], checks: Sequence[Mapping[str, Any]], opts: RunConfig
 ) -> dict[str, Any]:
     """Let a measured ``--finetune-top`` run of the winner decide between frozen features and fine-tuning.
 
