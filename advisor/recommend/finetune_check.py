@@ -43,7 +43,6 @@ def finetune_check(
     if unfreeze == "head" and not cfg.finetune_unfreeze:
         unfreeze = "last-2"
     out: list[dict[str, Any]] = []
-    same = {k: getattr(cfg, k) for k in ("device", "seed", "group_column", "group_pattern")}  # as the run's
     for i, c in enumerate(top, 1):
         entry: dict[str, Any] = {"model_id": c.model_id, "unfreeze": unfreeze, "epochs": cfg.finetune_epochs}
         reason = untrainable_reason(c.model_id, (runtimes or {}).get(c.model_id))
@@ -51,6 +50,7 @@ def finetune_check(
             out.append(entry | {"status": "skipped", "error": reason, "summary": f"not fine-tuned: {reason}"})
             continue
         say(f"[{i}/{len(top)}] fine-tune ({unfreeze}, {cfg.finetune_epochs} epochs): {c.model_id}")
+        same = {k: getattr(cfg, k) for k in ("device", "seed", "group_column", "group_pattern")}  # as the run's
         ft_cfg = FinetuneConfig(
             unfreeze=unfreeze, epochs=cfg.finetune_epochs, budget_minutes=cfg.finetune_budget_minutes, **same
         )
