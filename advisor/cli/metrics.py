@@ -1,4 +1,5 @@
-"""`advisor metrics detection|segmentation GT PRED`: COCO box AP/AR or mIoU of any predictions, with the protocol."""
+"""`advisor metrics detection|instance-segmentation|segmentation GT PRED`: COCO box or mask AP/AR, or mIoU, of
+any predictions, with the protocol."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from advisor.cli.options import AdvisorCommand, FormatOpt, IgnoreIndexOpt
 
 metrics_app = typer.Typer(
     name="metrics",
-    help="Detection (COCO mAP/AR) and segmentation (mIoU) metrics of saved predictions against ground truth.",
+    help="Detection (COCO box mAP/AR), instance segmentation (mask mAP) and segmentation (mIoU) metrics of saved "
+    "predictions against ground truth.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -65,7 +67,7 @@ def _render(data: dict[str, Any]) -> None:
 
     m = data["metrics"]
     console = stdout_console()
-    detection = data["task"] == "detection"
+    detection = data["task"] in ("detection", "instance-segmentation")
     console.print(
         f"[bold]{data['task']} metrics[/]: {safe(data['predictions']['path'])} vs {safe(data['ground_truth']['path'])}",
         highlight=False,
@@ -127,6 +129,23 @@ def detection_cmd(
 ) -> None:
     """COCO box mAP, AP50/75, AP by size, AR@1/10/100 and per-class AP (faster-coco-eval, ids from 1)."""
     _run("detection", ground_truth, predictions, fmt, split=split, gt_format=gt_format)
+
+
+@metrics_app.command("instance-segmentation", cls=AdvisorCommand)
+def instance_segmentation_cmd(
+    ground_truth: GtArg,
+    predictions: Annotated[
+        Path,
+        typer.Argument(
+            help="COCO segm results .json: image_id, category_id, segmentation (RLE or polygons), score."
+        ),
+    ],
+    split: SplitOpt = None,
+    gt_format: GtFormatOpt = None,
+    fmt: FormatOpt = OutputFormat.human,
+) -> None:
+    """COCO mask mAP, AP50/75, AP by mask size, AR and per-class AP (faster-coco-eval segm, ids from 1)."""
+    _run("instance-segmentation", ground_truth, predictions, fmt, split=split, gt_format=gt_format)
 
 
 @metrics_app.command("segmentation", cls=AdvisorCommand)

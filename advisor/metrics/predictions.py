@@ -109,28 +109,34 @@ def _category_resolver(gt: DenseDataset, notes: list[str]) -> dict[int, int]:
     return {i + 1: i for i in range(gt.num_classes)}
 
 
-def _coco_row(path: Path, i: int, row: Any) -> tuple[Any, Any, list[float], float]:
+def _coco_row(path: Path, i: int, row: Any, masks: bool) -> tuple[Any, Any, list[float] | None, float, Any]:
+    """(image, category, bbox or None, score, segmentation or None) of one result; `masks`: segm results."""
+    what = "a COCO segm result" if masks else "a COCO detection"
     try:
-        bbox = [float(v) for v in row["bbox"]]
-        if len(bbox) != 4:
+        bbox = [float(v) for v in row["bbox"]] if not masks or "bbox" in row else None
+        if bbox is not None and len(bbox) != 4:
             raise ValueError("bbox needs 4 numbers")
+        seg = row["segmentation"] if masks else None
         image = row["image_id"]
         if not isinstance(image, int | str) or isinstance(image, bool):
             raise ValueError("image_id must be a number or a file name")
-        return image, row.get("category_id", row.get("category_name")), bbox, float(row["score"])
+        return image, row.get("category_id", row.get("category_name")), bbox, float(row["score"]), seg
     except (KeyError, TypeError, ValueError, AttributeError) as e:
+        need = "segmentation (RLE or polygons)" if masks else "bbox [x, y, w, h]"
         raise DatasetError(
-            f"{path}: result {i} is not a COCO detection ({e.__class__.__name__}: {e})",
-            hint="each result needs image_id, category_id, bbox [x, y, w, h] and score",
+            f"{path}: result {i} is not {what} ({e.__class__.__name__}: {e})",
+            hint=f"each result needs image_id, category_id, {need} and score",
         ) from None
 
 
-def read_coco_results(path: Path, gt: DenseDataset) -> DetectionPredictions:
-    """A COCO results JSON (a list of ``{image_id, category_id, bbox: [x, y, w, h], score}``).
+def read_coco_results(path: Path, gt: DenseDataset, *, masks: bool = False) -> DetectionPredictions:
+    """A COCO results JSON (a list of ``{image_id, category_id, bbox: [x, y, w, h], score}``; with `masks`, segm
+    results: each with a ``segmentation``, compressed or uncompressed RLE or polygons, and ``bbox`` optional).
 
     ``image_id`` is the ground truth's COCO image id (`DenseSample.source_id`) or a file name / path / stem;
     ``category_id`` the ground truth's COCO category id (or 1 + class index when it has none); a
-    ``category_name`` field is matched by name instead.
+    ``category_name`` field is matched by name instead. Segm results become `InstanceDetections` (a result
+    without a ``bbox`` gets its mask's box); a mask that cannot be read at its image's size is counted and ignored.
 
     Raises:
         DatasetError: the file is not a COCO results list (named).
@@ -145,11 +151,11 @@ def read_coco_results(path: Path, gt: DenseDataset) -> DetectionPredictions:
     cats = _category_resolver(gt, notes)
     by_name = {normalise_class_name(n): i for i, n in enumerate(gt.classes)}
     index = _ImageIndex(gt)
-    rows: dict[str, list[tuple[list[float], float, int]]] = {}
+    rows: dict[str, list[tuple[list[float] | None, float, int, Any]]] = {}
     missing: set[str] = set()
     dropped = 0
     for i, row in enumerate(data):
-        image, cat, bbox, score = _coco_row(path, i, row)
+        image, cat, bbox, score, seg = _coco_row(path, i, row, masks)
         sid = index.resolve_image_id(image)
         label = by_name.get(normalise_class_name(cat)) if isinstance(cat, str) else _int_or_none(cats, cat)
         if sid is None:
@@ -158,12 +164,42 @@ def read_coco_results(path: Path, gt: DenseDataset) -> DetectionPredictions:
         if label is None:
             dropped += 1
             continue
-        x, y, w, h = bbox
-        rows.setdefault(sid, []).append(([x, y, x + w, y + h], score, label))
+        box = None if bbox is None else [bbox[0], bbox[1], bbox[0] + bbox[2], bbox[1] + bbox[3]]
+        rows.setdefault(sid, []).append((box, score, label, seg))
     _note_unmatched(notes, missing, "image id(s)")
     if dropped:
         notes.append(f"{dropped} result(s) with a category not in the ground truth, ignored")
-    return DetectionPredictions({k: _detections(v) for k, v in rows.items()}, "coco-results", notes)
+    if masks:
+        samples = {x.id: x for x in gt.samples}
+        out = {k: _instances(v, samples[k], notes) for k, v in rows.items()}
+        return DetectionPredictions(dict(out), "coco-segm-results", notes)
+    boxes_only = {k: [(r[0] or [], r[1], r[2]) for r in v] for k, v in rows.items()}  # bbox required here
+    return DetectionPredictions({k: _detections(v) for k, v in boxes_only.items()}, "coco-results", notes)
+
+
+def _instances(
+    rows: list[tuple[list[float] | None, float, int, Any]], sample: Any, notes: list[str]
+) -> Detections:
+    """One image's segm results as `InstanceDetections`; masks that do not parse at the image size are noted."""
+    from advisor.dense.instance_masks import InstanceMasks, parse_segmentation
+    from advisor.dense.types import InstanceDetections
+
+    kept, segs = [], []
+    for r in rows:
+        seg = parse_segmentation(r[3], sample.height, sample.width)
+        if seg is None:
+            continue
+        kept.append(r)
+        segs.append(seg)
+    if len(kept) < len(rows):
+        notes.append(
+            f"{sample.id}: {len(rows) - len(kept)} result mask(s) not readable at the image size, ignored"
+        )
+    masks = InstanceMasks(sample.height, sample.width, tuple(segs))
+    from_masks = masks.boxes()
+    boxes = [r[0] if r[0] is not None else list(from_masks[j]) for j, r in enumerate(kept)]
+    det = _detections([(b, r[1], r[2]) for b, r in zip(boxes, kept, strict=True)])
+    return InstanceDetections(det.boxes, det.scores, det.labels, masks)
 
 
 def _int_or_none(table: dict[int, int], value: Any) -> int | None:

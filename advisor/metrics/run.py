@@ -8,17 +8,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from advisor.dense.mask_ap import mask_metrics
 from advisor.dense.types import DenseDataset
 from advisor.errors import DatasetError, UsageError
 from advisor.metrics.detection import DetectionMetrics, detection_metrics
-from advisor.metrics.predictions import read_detection_predictions, read_mask_predictions
+from advisor.metrics.predictions import read_coco_results, read_detection_predictions, read_mask_predictions
 from advisor.metrics.segmentation import SegmentationMetrics, segmentation_metrics
 
 log = logging.getLogger(__name__)
 
 __all__ = ["METRIC_TASKS", "MetricsReport", "evaluate_predictions"]
 
-METRIC_TASKS = ("detection", "segmentation")
+METRIC_TASKS = ("detection", "instance-segmentation", "segmentation")
 
 
 @dataclass
@@ -26,7 +27,7 @@ class MetricsReport:
     """The metrics of one prediction set against one ground truth, and where both came from.
 
     Attributes:
-        task: ``detection`` or ``segmentation``.
+        task: ``detection``, ``instance-segmentation`` or ``segmentation``.
         ground_truth, predictions: the paths given.
         gt_format, prediction_format: the formats they were read as.
         n_images: ground-truth images evaluated; n_matched: those with predictions.
@@ -104,11 +105,13 @@ def evaluate_predictions(
     """Metrics of a prediction file/folder against a ground-truth dataset (`advisor metrics`, `advisor.metrics`).
 
     Args:
-        task: ``detection`` (COCO box mAP/AR by faster-coco-eval, ids re-indexed from 1, crowd honoured) or
-            ``segmentation`` (mIoU, Dice, pixel accuracy from one accumulated confusion matrix).
+        task: ``detection`` (COCO box mAP/AR by faster-coco-eval, ids re-indexed from 1, crowd honoured),
+            ``instance-segmentation`` (COCO mask mAP/AR, ``iouType="segm"``) or ``segmentation`` (mIoU, Dice,
+            pixel accuracy from one accumulated confusion matrix).
         ground_truth: any dense dataset `advisor.dense.readers.load_dense` reads (COCO, YOLO, VOC, box CSV,
             metadata.jsonl, image + mask folders).
-        predictions: detection: a COCO results JSON or a YOLO txt folder (``class cx cy w h conf``);
+        predictions: detection: a COCO results JSON or a YOLO txt folder (``class cx cy w h conf``); instance
+            segmentation: a COCO segm results JSON (``segmentation`` as RLE or polygons, ``bbox`` optional);
             segmentation: a folder of index-mask PNGs named like the images.
         ignore_index: segmentation: the mask value not scored (default: the dataset's, 255).
         split: evaluate only this split of the ground truth.
@@ -119,13 +122,26 @@ def evaluate_predictions(
         DatasetError: unreadable ground truth or predictions (named), or no prediction matching any image.
     """
     if task not in METRIC_TASKS:
-        raise UsageError(f"unknown metrics task {task!r}", hint="use detection or segmentation")
+        raise UsageError(
+            f"unknown metrics task {task!r}", hint="use detection, instance-segmentation or segmentation"
+        )
     gt_path, pred_path = Path(ground_truth).expanduser(), Path(predictions).expanduser()
     if not pred_path.exists():
         raise DatasetError(f"predictions not found: {pred_path}", hint="check the path")
     ds = _load_gt(gt_path, task, ignore_index=ignore_index, split=split, fmt=gt_format)
     result: DetectionMetrics | SegmentationMetrics
-    if task == "detection":
+    if task == "instance-segmentation":
+        if not (pred_path.is_file() and pred_path.suffix.lower() == ".json"):
+            raise DatasetError(
+                f"{pred_path}: mask AP reads a COCO segm results .json",
+                hint="give a JSON list of {image_id, category_id, segmentation, score}",
+            )
+        dp = read_coco_results(pred_path, ds, masks=True)
+        if not dp.detections and any(len(s.boxes) for s in ds.samples):
+            raise _no_match(gt_path, pred_path, dp.notes)
+        notes, fmt, matched = dp.notes, dp.format, len(dp.detections)
+        result = mask_metrics(ds, dp.detections)
+    elif task == "detection":
         dp = read_detection_predictions(pred_path, ds)
         if not dp.detections and any(len(s.boxes) for s in ds.samples):
             raise _no_match(gt_path, pred_path, dp.notes)
