@@ -54,6 +54,7 @@ __all__ = [
     "PretrainedOpt",
     "ProgressOpt",
     "RayAddressOpt",
+    "RayShipDataOpt",
     "ScoresOpt",
     "SeedOpt",
     "SplitOpt",
@@ -158,6 +159,16 @@ ExecutorOpt = Annotated[
         "--executor",
         help="Where each candidate's features + scores run: serial (here, in order) or ray (Ray tasks; "
         "pip install 'advisor[ray]').",
+    ),
+]
+RayShipDataOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-ship-data",
+        metavar="auto|always|never",
+        help="With --executor ray: send the subsample's files through Ray's object store (always), read the "
+        "dataset by path on every node (never: a shared filesystem), or ship when the cluster has several nodes "
+        "(auto, the default).",
     ),
 ]
 RayAddressOpt = Annotated[

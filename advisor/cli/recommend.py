@@ -30,6 +30,7 @@ from advisor.cli.options import (
     ModelsOpt,
     OfflineOpt,
     RayAddressOpt,
+    RayShipDataOpt,
     RuntimeOpt,
     ScoresOpt,
     SeedOpt,
@@ -292,6 +293,7 @@ def recommend_command(
     candidate_timeout_s: _CandidateTimeout = None,
     executor: ExecutorOpt = ExecutorChoice.serial,
     ray_address: RayAddressOpt = None,
+    ray_ship_data: RayShipDataOpt = None,
     finetune_top: _FinetuneTop = 0,
     finetune_epochs: _FinetuneEpochs = 3,
     finetune_unfreeze: _FinetuneUnfreeze = None,
@@ -320,7 +322,9 @@ def recommend_command(
         raise UsageError(
             "give a dataset with --data DIR, or --demo", hint="e.g. `advisor recommend --data ./my_images`"
         )
-    runner = get_executor(executor.value, address=ray_address)  # not a RunConfig field: in no cache key
+    runner = get_executor(
+        executor.value, address=ray_address, ship_data=ray_ship_data
+    )  # not a RunConfig field: in no cache key
     cfg = run_config(path, demo=demo_arg, **_run_options(options))
     out_ = Output(fmt)
     try:
@@ -349,7 +353,7 @@ def recommend_command(
         )
 
 
-_CLI_ONLY = ("data_arg", "data", "demo", "no_out", "fmt", "executor", "ray_address")
+_CLI_ONLY = ("data_arg", "data", "demo", "no_out", "fmt", "executor", "ray_address", "ray_ship_data")
 
 
 def _run_options(p: dict[str, Any]) -> dict[str, Any]:

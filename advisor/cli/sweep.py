@@ -18,6 +18,7 @@ from advisor.cli.options import (
     MaxSamplesOpt,
     OfflineOpt,
     RayAddressOpt,
+    RayShipDataOpt,
     SeedOpt,
     split_list,
 )
@@ -72,6 +73,7 @@ def sweep_command(
     resume: _Resume = True,
     executor: ExecutorOpt = ExecutorChoice.serial,
     ray_address: RayAddressOpt = None,
+    ray_ship_data: RayShipDataOpt = None,
     fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Run recommend on every dataset (models x datasets) into one folder with a combined report; a rerun
@@ -85,7 +87,7 @@ def sweep_command(
     if file is None and not data:
         raise UsageError("give datasets with --data DIR (repeatable), or a sweep file", hint="see --help")
     out_ = Output(fmt)
-    runner = get_executor(executor.value, address=ray_address)
+    runner = get_executor(executor.value, address=ray_address, ship_data=ray_ship_data)
     opts: dict[str, Any] = {}
     if file is None:
         opts = {

@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from advisor.errors import AdvisorError
+from advisor.errors import AdvisorError, UsageError
 from advisor.executors.ray_bench import BENCH_RESOURCE, has_bench_slots, run_benches
 from advisor.executors.scratch import load_features, merge_files, remote_work
 from advisor.recommend.work import (
@@ -44,6 +44,7 @@ from advisor.recommend.work import (
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
+SHIP_CHOICES = ("auto", "always", "never")
 
 
 @dataclasses.dataclass
@@ -67,6 +68,9 @@ class RayExecutor(Executor):
             float sums depend on the thread count).
         num_cpus, num_gpus: the resources of a local instance (None: Ray detects them).
         include_dashboard: start Ray's dashboard with a local instance (off unless asked).
+        ship_data: how tasks get the data: ``never`` (by path: a shared filesystem, fingerprint checked in the
+            task), ``always`` (the subsample's bytes put into the object store once, unpacked by each task), or
+            ``auto`` (ship when the cluster has more than one node).
         work: the function a task runs (`advisor.executors.scratch.remote_work`; tests replace it).
     """
 
@@ -80,6 +84,7 @@ class RayExecutor(Executor):
     num_cpus: int | None = None
     num_gpus: int | None = None
     include_dashboard: bool = False
+    ship_data: str = "auto"
     work: Callable[..., dict[str, Any]] = remote_work
     startup_s: float | None = dataclasses.field(
         default=None, init=False
@@ -98,7 +103,8 @@ class RayExecutor(Executor):
                 remote.append(i)
         if remote:
             with self.session() as ray:
-                yield from self._run_tasks(ray, specs, remote, on_start)
+                data = self._shipped(ray, context)
+                yield from self._run_tasks(ray, specs, remote, on_start, data)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Any]:
@@ -155,6 +161,7 @@ class RayExecutor(Executor):
         specs: Sequence[CandidateSpec],
         todo: list[int],
         on_start: OnStart,
+        data: Any = None,
     ) -> Iterator[tuple[int, CandidateOutcome]]:
         """Submit the `todo` specs, at most the in-flight width at a time, and collect them as they finish."""
         options, width = self._task_options(ray)
@@ -169,7 +176,8 @@ class RayExecutor(Executor):
                 on_start(i + 1, specs[i])
                 spec = dataclasses.replace(specs[i], progress=False)  # no progress bars from workers
                 opts = options | self._resources(spec, has_gpu)
-                pending[task.options(**opts).remote(spec.to_dict(), threads)] = (i, self._deadline(specs[i]))
+                args = (spec.to_dict(), threads) if data is None else (spec.to_dict(), threads, data)
+                pending[task.options(**opts).remote(*args)] = (i, self._deadline(specs[i]))
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=_wait_s(pending))
             for ref in ready:
                 i, _ = pending.pop(ref)
@@ -183,6 +191,27 @@ class RayExecutor(Executor):
                         i,
                         failed(specs[i], f"timed out after {specs[i].timeout_s:g} s (candidate_timeout_s)"),
                     )
+
+    def _shipped(self, ray: Any, context: WorkContext | None) -> Any:
+        """The subsample put into the object store once (`advisor.executors.shipping`), or None: tasks read the
+        dataset by path. ``ship_data``: ``always``, ``never``, or ``auto`` (when the cluster has more than one
+        node, whose filesystems may differ)."""
+        if self.ship_data not in SHIP_CHOICES:
+            raise UsageError(f"ship_data {self.ship_data!r} is not one of {', '.join(SHIP_CHOICES)}")
+        if context is None or self.ship_data == "never":
+            return None
+        if self.ship_data == "auto" and sum(1 for n in ray.nodes() if n.get("Alive")) < 2:
+            return None
+        from advisor.executors.shipping import pack_subsample
+
+        try:
+            pack = pack_subsample(context)
+        except (OSError, ValueError) as e:
+            log.warning("ray: the subsample is not shipped (%s); tasks read the dataset by path", e)
+            return None
+        log.info("ray: %d files (%.1f MB) of the subsample put into the object store", len(pack["files"]),
+                 pack["bytes"] / 1e6)  # fmt: skip
+        return ray.put(pack)
 
     def _resources(self, spec: CandidateSpec, has_gpu: bool) -> dict[str, Any]:
         """This candidate's GPU fraction and memory (`advisor.executors.resources`; its catalog entry's size)."""

@@ -25,12 +25,16 @@ log = logging.getLogger(__name__)
 INDEX_PREFIX = "features/index/"  # index files point at entries: written after the entries they name
 
 
-def remote_work(spec: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
+def remote_work(
+    spec: dict[str, Any], threads: int | None = None, data: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Evaluate one candidate in a scratch cache (the function a remote worker runs).
 
     Args:
         spec: `CandidateSpec.to_dict` of the candidate (the worker loads the dataset it names).
         threads: torch's CPU threads in the worker (None: leave as the worker has them).
+        data: the driver's subsample (`advisor.executors.shipping.pack_subsample`), used instead of the
+            dataset's path (a cluster without a shared filesystem).
 
     Returns:
         ``{"outcome": CandidateOutcome.to_dict(), "files": {relative path: bytes}}``.
@@ -40,10 +44,18 @@ def remote_work(spec: dict[str, Any], threads: int | None = None) -> dict[str, A
 
         torch.set_num_threads(threads)
     old = os.environ.get(CACHE_ENV)
-    with tempfile.TemporaryDirectory(prefix="advisor-task-") as scratch:
+    with (
+        tempfile.TemporaryDirectory(prefix="advisor-task-") as scratch,
+        tempfile.TemporaryDirectory(prefix="advisor-task-data-") as files_dir,
+    ):
         os.environ[CACHE_ENV] = scratch
         try:
-            outcome = evaluate_candidate(CandidateSpec.from_dict(spec))
+            context = None
+            if data is not None:
+                from advisor.executors.shipping import unpack_subsample
+
+                context = unpack_subsample(data, files_dir)
+            outcome = evaluate_candidate(CandidateSpec.from_dict(spec), context)
         finally:
             if old is None:
                 os.environ.pop(CACHE_ENV, None)

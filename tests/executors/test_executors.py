@@ -146,3 +146,40 @@ def test_features_cached_matches_the_features_cache_and_a_cached_run_starts_no_r
     done: list[str] = []
     (out,) = RayExecutor().run([spec], context=ctx, on_done=lambda o: done.append(o.model_id))
     assert out.ok and out.cached["features"] is True and out.features is not None and done == [model]
+
+
+def test_a_shipped_subsample_gives_the_features_and_scores_read_by_path(tiny, tmp_path, monkeypatch):
+    """Without any access to the dataset's path, the packed subsample's bytes give the same key, features and
+    scores as the path (what a Ray task on a node without the shared filesystem computes)."""
+    import shutil
+
+    from advisor.data.spec import DatasetSpec
+    from advisor.executors.scratch import remote_work
+    from advisor.executors.shipping import pack_subsample, unpack_subsample
+    from advisor.recommend.work import evaluate_candidate
+
+    data, model = tiny
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    ds = DatasetSpec.of(copy).load()
+    ids = tuple(s.id for s in ds.samples[1:])  # a subsample
+    spec = CandidateSpec(
+        model, str(copy), ds.fingerprint, ids, "h", device="cpu", progress=False, scores=("logme", "ncm_loo")
+    )
+    by_id = {s.id: s for s in ds.samples}
+    ctx = WorkContext(ds, [by_id[i] for i in ids])
+    monkeypatch.setenv("ADVISOR_CACHE_DIR", str(tmp_path / "by-path"))
+    by_path = evaluate_candidate(spec)
+    pack = pack_subsample(ctx)
+    assert set(pack["files"]) == set(ids) and pack["bytes"] == sum(len(b) for b in pack["files"].values())
+    shutil.rmtree(copy)  # the worker cannot read the dataset any more
+    unpacked = unpack_subsample(pack, tmp_path / "unpacked")
+    assert [s.id for s in unpacked.samples] == list(ids) and all(s.path.is_file() for s in unpacked.samples)
+    monkeypatch.setenv("ADVISOR_CACHE_DIR", str(tmp_path / "shipped"))
+    sent = remote_work(spec.to_dict(), None, pack)  # a fresh scratch cache, the shipped bytes
+    shipped = CandidateOutcome.from_dict(sent["outcome"])
+    assert shipped.ok and by_path.ok and shipped.feature_key == by_path.feature_key
+    untimed = lambda o: {k: {f: v for f, v in r.items() if f != "seconds"} for k, r in o.scores.items()}  # noqa: E731
+    assert untimed(shipped) == untimed(by_path) and set(shipped.scores) == {"logme", "ncm_loo"}
+    assert shipped.domain == by_path.domain
+    assert not any("unpacked" in f or f.endswith(".png") for f in sent["files"])  # only cache files come back

@@ -30,7 +30,7 @@ from advisor.recommend.work import CandidateOutcome, CandidateSpec  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 INNER = os.environ.get("ADVISOR_TEST_NETNS") == "1"
-INNER_TESTS = 6  # the tests below that run inside the namespace
+INNER_TESTS = 7  # the tests below that run inside the namespace
 in_netns = pytest.mark.skipif(
     not INNER, reason="runs inside a loopback-only network namespace (see the module docstring)"
 )
@@ -265,3 +265,42 @@ def test_recommend_benchmarks_on_the_slot_with_each_figures_hardware(toy, ray_up
         assert c.bench["latency_ms_p50"] > 0
         assert c.bench["hardware"]["key"] == res.hardware["key"]  # one node: the driver's machine
     assert any("benchmark tasks, one at a time per node" in n for n in res.notes)
+
+
+SCORES = ("logme", "ncm_loo")
+
+
+@in_netns
+def test_tasks_without_the_dataset_path_get_the_subsample_through_the_object_store(
+    toy, tmp_path, monkeypatch
+):
+    import dataclasses
+    import shutil
+
+    from advisor.data.spec import DatasetSpec
+    from advisor.recommend.work import CandidateSpec, WorkContext, evaluate_candidate
+
+    data, models = toy
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    ds = DatasetSpec.of(copy).load()
+    ids = tuple(s.id for s in ds.samples)
+    specs = [
+        CandidateSpec(m, str(copy), ds.fingerprint, ids, "h", device="cpu", progress=False, scores=SCORES)
+        for m in models
+    ]
+    monkeypatch.setenv("ADVISOR_CACHE_DIR", str(tmp_path / "serial"))
+    serial = [evaluate_candidate(s) for s in specs]
+    ctx = WorkContext(ds, list(ds.samples))  # the driver's loaded dataset: its files are readable here
+    elsewhere = str(tmp_path / "not-on-this-node")  # the path the tasks are given does not exist for them
+    specs = [dataclasses.replace(s, data_path=elsewhere) for s in specs]
+    monkeypatch.setenv("ADVISOR_CACHE_DIR", str(tmp_path / "ray"))
+    out = RayExecutor(num_cpus=2, ship_data="always").run(specs, context=ctx)
+    assert all(o.ok for o in out), [o.error for o in out]
+    assert [o.feature_key for o in out] == [o.feature_key for o in serial]
+    untimed = [{k: {f: v for f, v in r.items() if f != "seconds"} for k, r in o.scores.items()} for o in out]
+    assert untimed == [
+        {k: {f: v for f, v in r.items() if f != "seconds"} for k, r in o.scores.items()} for o in serial
+    ]
+    assert all(len(o.scores) == 2 for o in out)
+    assert [o.domain for o in out] == [o.domain for o in serial]  # the signals computed from those features
