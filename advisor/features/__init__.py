@@ -99,15 +99,7 @@ def extract_features(
     t_start = time.perf_counter()
     samples = list(dataset.samples if samples is None else samples)
     dev = resolve_device(device)
-    data_key: dict[str, Any] = {
-        "dataset": dataset.fingerprint,
-        "modality": dataset.modality,
-        "ids": stable_hash([s.id for s in samples], length=32),
-    }
-    if dataset.modality == "audio":  # the cap changes what long clips give, so it is part of the key
-        from advisor.data.media import max_audio_seconds
-
-        data_key["audio_max_seconds"] = max_audio_seconds()
+    data_key = _data_key(dataset, samples)
     model_id = model if isinstance(model, str) else model.model_id
     index = None
     if isinstance(model, str):
@@ -154,6 +146,21 @@ def extract_features(
     fs = _compute_entry(dataset, samples, lm, key, prec, run, progress, t_start)
     store.write_index(index, key)
     return fs
+
+
+def _data_key(dataset: Dataset, samples: list[Sample]) -> dict[str, Any]:
+    """What of the data a features entry depends on: the dataset's fingerprint, its modality, the sample ids, and
+    for audio the clip-length cap (it changes what long clips give)."""
+    key: dict[str, Any] = {
+        "dataset": dataset.fingerprint,
+        "modality": dataset.modality,
+        "ids": stable_hash([s.id for s in samples], length=32),
+    }
+    if dataset.modality == "audio":
+        from advisor.data.media import max_audio_seconds
+
+        key["audio_max_seconds"] = max_audio_seconds()
+    return key
 
 
 def _check_options(strategy: str, batch_size: int, num_workers: int) -> None:
