@@ -65,7 +65,7 @@ def list_entries(
         min_metric=min_metric,
         max_metric=max_metric,
     )
-    return sort_entries(load_catalog().filter(filters), sort, descending)
+    return sort_entries(load_catalog().filter(filters), sort, descending, modality)
 
 
 def rebuild_catalog(

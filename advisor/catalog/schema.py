@@ -16,6 +16,8 @@ Source = Literal["timm", "torchvision", "hf", "pkg", "local"]
 LicenseClass = Literal["permissive", "copyleft", "non-commercial", "unknown"]
 
 MODALITIES: tuple[str, ...] = ("image", "text", "audio", "multimodal", "video")
+# The input modalities a source can list for one set of weights (CatalogEntry.modalities).
+INPUT_MODALITIES: tuple[str, ...] = tuple(m for m in MODALITIES if m != "multimodal")
 SOURCES: tuple[str, ...] = ("timm", "torchvision", "hf", "pkg", "local")
 LICENSE_CLASSES: tuple[str, ...] = ("permissive", "copyleft", "non-commercial", "unknown")
 TASKS: tuple[str, ...] = (
@@ -128,6 +130,9 @@ class CatalogEntry:
     revision: str | None = None  # the upstream revision (commit) the published figures were made with
     release_date: str | None = None  # ISO date as the source gives it
     languages: tuple[str, ...] = field(default_factory=tuple)  # e.g. ("eng-Latn",), as the source gives them
+    # Every modality the weights take where the source lists several (MTEB ModelMeta.modalities), in MODALITIES
+    # order; empty = `modality` alone. `modality` stays the one advisor probes and picks candidates by.
+    modalities: tuple[str, ...] = field(default_factory=tuple)
     loader: dict[str, Any] | None = None  # loader settings a source records (framework, similarity, prompts)
     provenance: tuple[str, ...] = field(default_factory=tuple)  # the sources merged into this entry
 
@@ -145,6 +150,9 @@ class CatalogEntry:
             problems.append(f"task {self.task!r} not in {TASKS}")
         if self.license_class not in LICENSE_CLASSES:
             problems.append(f"license_class {self.license_class!r} not in {LICENSE_CLASSES}")
+        odd = [m for m in self.modalities if m not in INPUT_MODALITIES]
+        if odd:
+            problems.append(f"modalities {odd!r} not in {INPUT_MODALITIES}")
         for name in ("n_params", "gmacs", "file_mb", "feature_dim", "max_seq_len", "sample_rate_hz"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0):
@@ -161,6 +169,18 @@ class CatalogEntry:
             problems.append("an entry that is not probeable must say why (probe_note)")
         if problems:
             raise CatalogError(f"invalid catalog entry {self.id!r}: " + "; ".join(problems))
+
+    def takes(self, modality: str) -> bool:
+        """True when the weights take `modality` input: it is the entry's `modality` or one of its `modalities`."""
+        return modality == self.modality or modality in self.modalities
+
+    def probeable_for(self, modality: str | None) -> bool:
+        """True when advisor can extract features from it for data of `modality` (None: of its own modality).
+
+        A CLIP-like entry (`modality` image, `modalities` image and text) is probed as an image model only:
+        advisor's text loader does not take its text tower.
+        """
+        return self.probeable and (modality is None or modality == self.modality)
 
     @property
     def name(self) -> str:
@@ -215,6 +235,10 @@ class CatalogEntry:
         d["metrics"] = [m.to_dict() for m in self.metrics]
         d["languages"] = list(self.languages)
         d["provenance"] = list(self.provenance)
+        if self.modalities:
+            d["modalities"] = list(self.modalities)
+        else:  # entries of one modality keep their on-disk form (no empty key on every line)
+            del d["modalities"]
         return d
 
     @classmethod
@@ -229,5 +253,6 @@ class CatalogEntry:
             d["input_size"] = tuple(int(x) for x in d["input_size"])
         d["tags"] = tuple(d.get("tags") or ())
         d["languages"] = tuple(d.get("languages") or ())
+        d["modalities"] = tuple(d.get("modalities") or ())
         d["provenance"] = tuple(d.get("provenance") or ())
         return cls(**d)

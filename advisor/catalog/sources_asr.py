@@ -14,8 +14,35 @@ ASR_LONG = "en_longform.csv"
 ASR_MULTI = "multilingual.csv"
 RTFX_PROTOCOL = "RTFx (inverse real-time factor) on one A100-SXM4-80GB, as the leaderboard ran it"
 WER_PROTOCOL = "word error rate (percent), leaderboard normalisation"
-# Model families whose encoders advisor's hf: audio loader takes (curated entries of the same families probe).
+# Model families whose encoders advisor's hf: audio loader takes (curated entries of the same families probe) ...
 _PROBEABLE = re.compile(r"whisper|wav2vec2|hubert|wavlm|data2vec-audio", re.I)
+# ... except repos of those families in another format: SpeechBrain checkpoints (hyperparams.yaml, no transformers
+# config) and LiteASR's lite-whisper (its own modelling code, which needs trust_remote_code; advisor never sets it).
+_NOT_TRANSFORMERS = {
+    re.compile(r"^speechbrain/", re.I): "a SpeechBrain checkpoint, not a transformers model",
+    re.compile(
+        r"/lite-whisper", re.I
+    ): "its modelling code is in the repo (trust_remote_code), never run by default",
+}
+
+
+def probe_rule(name: str) -> tuple[bool, str]:
+    """Whether advisor's hf: audio loader takes the leaderboard model `name`, and the `probe_note` saying so."""
+    for pattern, why in _NOT_TRANSFORMERS.items():
+        if pattern.search(name):
+            return (
+                False,
+                f"speech recognizer on the Open ASR Leaderboard; advisor's hf: loader does not load it: {why}",
+            )
+    if _PROBEABLE.search(name):
+        return (
+            True,
+            "Hugging Face speech model; advisor's hf: audio loader takes its encoder (mean over frames)",
+        )
+    return (
+        False,
+        "speech recognizer on the Open ASR Leaderboard; advisor's hf: audio loader is not known to load it",
+    )
 
 
 def _commit(path: Path) -> str:
@@ -89,7 +116,7 @@ def asr_entries(tables: dict[str, Path]) -> list[CatalogEntry]:
         if r.get("License") != "Open" or "/" not in name:
             continue
         size = _num(r.get("Model size (B)"))
-        probeable = bool(_PROBEABLE.search(name))
+        probeable, note = probe_rule(name)
         out.append(
             hf_entry(
                 name,
@@ -107,9 +134,7 @@ def asr_entries(tables: dict[str, Path]) -> list[CatalogEntry]:
                     sorted(metrics.get(name, []), key=lambda m: (m.dataset != "open-asr-en-shortform",))
                 ),
                 probeable=probeable,
-                probe_note="Hugging Face speech model; advisor's hf: audio loader takes its encoder (mean over frames)"
-                if probeable
-                else "speech recognizer on the Open ASR Leaderboard; advisor's hf: audio loader is not known to load it",
+                probe_note=note,
                 provenance=("open-asr-leaderboard",),
             )
         )

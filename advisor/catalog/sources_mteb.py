@@ -11,15 +11,22 @@ from pathlib import Path
 from typing import Any
 
 from advisor.catalog.licenses import normalize_license
-from advisor.catalog.schema import CatalogEntry, Metric
+from advisor.catalog.schema import INPUT_MODALITIES, CatalogEntry, Metric
 
 log = logging.getLogger(__name__)
 
 MTEB_METAS = "model-metas.jsonl"
 MTEB_RESULTS = "results-classification-like.jsonl"
 MTEB_TASKS = "tasks.json"
-# ModelMeta.model_type values whose weights are not a single-vector encoder the advisor can probe.
-DROPPED_TYPES = frozenset({"cross-encoder", "late-interaction", "sparse"})
+# ModelMeta.model_type values whose weights are not a single-vector encoder the advisor can probe: listed (the
+# catalog is complete, with provenance) but `probeable: false`, with the reason as `probe_note`.
+NOT_SINGLE_VECTOR = {
+    "cross-encoder": "a cross-encoder: it scores (query, document) pairs and embeds no single input",
+    "late-interaction": "a late-interaction (multi-vector, ColBERT-style) model: one vector per token",
+    "sparse": "a sparse lexical encoder: vocabulary-sized term weights, not dense features",
+}
+# MTEB's reference baselines (BM25, random encoders, human scores) are not pretrained weights: not catalog entries.
+BASELINE = re.compile(r"^(mteb/baseline-|baseline/)", re.I)
 PROBE_PROTOCOL = "few-shot logistic-regression probe"
 # Protocol of each MTEB task type (mteb/abstasks/*): what the published number measures.
 TYPE_PROTOCOL = {
@@ -84,7 +91,15 @@ def _modality_task(modalities: list[str]) -> tuple[str, str]:
     return "multimodal", "text-encoder" if "text" in m else "image-feature-extraction"
 
 
-def _probeable(modality: str, frameworks: list[str]) -> tuple[bool, str]:
+def _probeable(modality: str, frameworks: list[str], types: list[str]) -> tuple[bool, str]:
+    """Whether advisor's hf: loaders take the weights, and the `probe_note` that says how (or why not)."""
+    if "dense" not in types and "hybrid" not in types:
+        why = next((NOT_SINGLE_VECTOR[t] for t in types if t in NOT_SINGLE_VECTOR), None)
+        if why:
+            return (
+                False,
+                f"{why}; advisor's probe needs one dense vector per input (listed for its MTEB record)",
+            )
     hf = any(f in ("Transformers", "Sentence Transformers") for f in frameworks)
     if modality in ("text", "audio") and hf:
         return True, (
@@ -97,7 +112,11 @@ def _probeable(modality: str, frameworks: list[str]) -> tuple[bool, str]:
 
 
 def read_metas(tables: dict[str, Path]) -> list[dict[str, Any]]:
-    """The ModelMeta records kept: open weights, not cross-encoder / late-interaction / sparse; sorted by name."""
+    """The ModelMeta records kept, sorted by name: open weights under a hub id (`org/name`), not MTEB's baselines.
+
+    Closed (API) models are left out: there are no weights to list. Cross-encoder, late-interaction and sparse
+    models are kept; `mteb_entries` marks them not probeable.
+    """
     rows = []
     with open(tables[MTEB_METAS], encoding="utf-8") as fh:
         for line in fh:
@@ -107,10 +126,23 @@ def read_metas(tables: dict[str, Path]) -> list[dict[str, Any]]:
         r
         for r in rows
         if r.get("open_weights") is True
-        and "/" in (r.get("name") or "")
-        and not set(r.get("model_type") or ()) & DROPPED_TYPES
+        and re.fullmatch(r"[^/\s]+/[^/\s]+", r.get("name") or "")
+        and not BASELINE.match(r["name"])
     ]
     return sorted(kept, key=lambda r: r["name"])
+
+
+def _modalities(modalities: list[str], modality: str) -> tuple[str, ...]:
+    """The input modalities of a record, in `INPUT_MODALITIES` order; empty when it is `modality` alone."""
+    given = [m for m in INPUT_MODALITIES if m in modalities]
+    return () if given == [modality] else tuple(given)
+
+
+def _note_other_inputs(note: str, modality: str, modalities: tuple[str, ...]) -> str:
+    others = [m for m in modalities if m != modality]
+    if modality == "multimodal" or not others:
+        return note
+    return f"{note}; it takes {' and '.join(others)} input too, which advisor does not probe: a candidate for {modality} data only"
 
 
 def read_results(tables: dict[str, Path], commit: str) -> dict[str, list[tuple[str, Metric, str]]]:
@@ -185,9 +217,12 @@ def mteb_entries(tables: dict[str, Path]) -> list[CatalogEntry]:
     out = []
     for r in read_metas(tables):
         name = r["name"]
-        modality, task = _modality_task(r.get("modalities") or ["text"])
+        given = list(r.get("modalities") or ["text"])
+        modality, task = _modality_task(given)
+        modalities = _modalities(given, modality)
         frameworks = list(r.get("framework") or [])
-        probeable, note = _probeable(modality, frameworks)
+        types = list(r.get("model_type") or ["dense"])
+        probeable, note = _probeable(modality, frameworks, types)
         spdx, lclass = normalize_license(r.get("license"))
         n = r.get("n_parameters")
         max_tok = r.get("max_tokens")
@@ -224,10 +259,12 @@ def mteb_entries(tables: dict[str, Path]) -> list[CatalogEntry]:
                 metrics=tuple(mteb_metrics(results.get(name, []), r.get("revision"), modality, commit)),
                 year=int(date[:4]) if date and re.match(r"\d{4}", date) else None,
                 probeable=probeable,
-                probe_note=note,
+                probe_note=_note_other_inputs(note, modality, modalities),
+                tags=tuple(t for t in types if t != "dense"),
                 revision=r.get("revision"),
                 release_date=date,
                 languages=tuple(r.get("languages") or ()),
+                modalities=modalities,
                 loader=loader,
                 provenance=(f"mteb {version} ModelMeta",),
             )

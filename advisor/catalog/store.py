@@ -37,8 +37,15 @@ METRIC_KEYS = ("top1", "mteb", "wer", "box_map", "mask_map", "miou")
 _METRIC_OF = {"top1": "imagenet_top1", "mteb": "mteb_classification", "wer": "wer"}
 
 
-def published_metric(e: CatalogEntry, key: str) -> float | None:
-    """The entry's published figure for one of METRIC_KEYS, or None."""
+def published_metric(e: CatalogEntry, key: str, modality: str | None = None) -> float | None:
+    """The entry's published figure for one of METRIC_KEYS, or None.
+
+    Under a listing by `modality`, the MTEB classification mean counts only for entries of that modality: it is
+    the mean over the entry's own modality's tasks, so an image-text model's figure is an image one, unknown for
+    text.
+    """
+    if key == "mteb" and modality is not None and e.modality != modality:
+        return None
     v = getattr(e, _METRIC_OF.get(key, key))
     return None if v is None else float(v)
 
@@ -103,7 +110,13 @@ def read_jsonl(path: Path) -> list[CatalogEntry]:
 
 @dataclass(frozen=True)
 class Filters:
-    """Catalog filters, as the CLI and the advisor use them. ``None`` means no constraint."""
+    """Catalog filters, as the CLI and the advisor use them. ``None`` means no constraint.
+
+    `modality` keeps the entries that take that input (`CatalogEntry.takes`: their modality, or one of the
+    modalities the source lists, so CLIP-like image-text models are listed under text too); `probeable` then means
+    "advisor can extract features from it for data of that modality" (`CatalogEntry.probeable_for`), the rule
+    candidate selection applies.
+    """
 
     modality: str | None = None
     task: str | None = None
@@ -118,7 +131,7 @@ class Filters:
     max_metric: tuple[str, float] | None = None  # (one of METRIC_KEYS, upper bound), e.g. ("wer", 10.0)
 
     def accepts(self, e: CatalogEntry) -> bool:
-        if self.modality and e.modality != self.modality:
+        if self.modality and not e.takes(self.modality):
             return False
         if self.task and e.task != self.task:
             return False
@@ -134,13 +147,13 @@ class Filters:
             return False
         if self.license == "commercial" and not commercial_ok(e.license_class):
             return False
-        if self.probeable is not None and e.probeable != self.probeable:
+        if self.probeable is not None and e.probeable_for(self.modality) != self.probeable:
             return False
         if self.pretrain and (e.pretrain_data or "").lower() != self.pretrain.lower():
             return False
         for bound, sign in ((self.min_metric, 1), (self.max_metric, -1)):
             if bound is not None:
-                v = published_metric(e, bound[0])
+                v = published_metric(e, bound[0], self.modality)
                 if v is None or sign * (v - bound[1]) < 0:
                     return False
         return True
@@ -218,13 +231,15 @@ class Catalog:
         return out[:limit] if limit else out
 
 
-def sort_entries(entries: Sequence[CatalogEntry], key: str, descending: bool = False) -> list[CatalogEntry]:
-    """Sort by one of SORT_KEYS; unknown values (None) always sort last."""
+def sort_entries(
+    entries: Sequence[CatalogEntry], key: str, descending: bool = False, modality: str | None = None
+) -> list[CatalogEntry]:
+    """Sort by one of SORT_KEYS; unknown values (None) always sort last (`published_metric` under `modality`)."""
     if key not in SORT_KEYS:
         raise UsageError(f"unknown sort key {key!r}", hint=f"use one of {', '.join(SORT_KEYS)}")
 
     def value(e: CatalogEntry):
-        return published_metric(e, key) if key in METRIC_KEYS else getattr(e, key)
+        return published_metric(e, key, modality) if key in METRIC_KEYS else getattr(e, key)
 
     known = [e for e in entries if value(e) is not None]
     unknown = [e for e in entries if value(e) is None]

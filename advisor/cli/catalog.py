@@ -44,9 +44,11 @@ def _fmt(v: Any, spec: str = "") -> str:
     return "—" if v is None else format(v, spec)
 
 
-def _entries_table(entries: list, title: str) -> None:
+def _entries_table(entries: list, title: str, modality: str | None = None) -> None:
     from rich import box
     from rich.table import Table
+
+    from advisor.catalog.store import published_metric
 
     console = stdout_console()
     # Narrower terminals drop the least needed columns, so that ids stay whole (they are copied into commands).
@@ -60,7 +62,13 @@ def _entries_table(entries: list, title: str) -> None:
     # Published-figure columns by what is shown: ImageNet top-1 for image classifiers, MTEB classification mean for
     # text and audio encoders, WER for speech recognisers, box mAP for detectors, mIoU for semantic segmenters.
     dense = {"object-detection": "det", "instance-segmentation": "det", "semantic-segmentation": "seg"}
-    shown = {e.modality for e in entries if e.modality in ("image", "text", "audio") and e.task not in dense}
+
+    def shown_as(e: CatalogEntry) -> str:  # under --modality M, entries that take M among others are M rows
+        return modality if modality is not None and modality in ("image", "text", "audio") else e.modality
+
+    shown = {
+        shown_as(e) for e in entries if shown_as(e) in ("image", "text", "audio") and e.task not in dense
+    }
     shown |= {"asr" for e in entries if e.task == "speech-recognition"}
     shown |= {dense[e.task] for e in entries if e.task in dense}
     columns: list[tuple[str, dict[str, Any]]] = [
@@ -101,12 +109,12 @@ def _entries_table(entries: list, title: str) -> None:
             "GMACs": _fmt(e.gmacs, ".2f"),
             "input": size,
             "top-1 %": _fmt(e.imagenet_top1, ".2f"),
-            "MTEB cls %": _fmt(e.mteb_classification, ".2f"),
+            "MTEB cls %": _fmt(published_metric(e, "mteb", modality), ".2f"),
             "WER %": _fmt(e.wer, ".2f"),
             "box mAP %": _fmt(e.box_map, ".1f"),
             "mIoU %": _fmt(e.miou, ".1f"),
             "license": f"[{style}]{safe(lic)}[/]" if style else safe(lic),
-            "probe": "[green]✓[/]" if e.probeable else "[dim]—[/]",
+            "probe": "[green]✓[/]" if e.probeable_for(modality) else "[dim]—[/]",
             "task": safe(e.task),
         }
         cells["IN-1k top-1 %"] = cells["top-1 %"]
@@ -116,7 +124,13 @@ def _entries_table(entries: list, title: str) -> None:
 
 @catalog_app.command("list", cls=AdvisorCommand)
 def list_cmd(
-    modality: Annotated[str | None, typer.Option(help="image | text | audio | multimodal | video")] = None,
+    modality: Annotated[
+        str | None,
+        typer.Option(
+            help="image | text | audio | multimodal | video: entries that take that input (CLIP-like models are "
+            "listed under text too; probe ✓ only where advisor probes it for that modality)"
+        ),
+    ] = None,
     task: Annotated[
         str | None,
         typer.Option(
@@ -180,7 +194,7 @@ def list_cmd(
         max_metric=_bound(max_metric, "--max"),
     )
     out = Output(fmt)
-    _emit_entries(entries, out, limit, {}, "catalog entries")
+    _emit_entries(entries, out, limit, {}, "catalog entries", modality)
     if license is LicenseChoice.commercial and out.human:
         from advisor.catalog.licenses import COMMERCIAL_NOTE
 
@@ -201,7 +215,12 @@ def _bound(text: str | None, option: str) -> tuple[str, float] | None:
 
 
 def _emit_entries(
-    entries: list[CatalogEntry], out: Output, limit: int | None, head: dict[str, Any], what: str
+    entries: list[CatalogEntry],
+    out: Output,
+    limit: int | None,
+    head: dict[str, Any],
+    what: str,
+    modality: str | None = None,
 ) -> None:
     """The entries as ``{**head, total, count, entries}`` JSON, or a table of at most 50 unless --limit says."""
     if limit is None and out.human:
@@ -216,7 +235,7 @@ def _emit_entries(
         more = (
             f" (showing {d['count']}; --limit N or --format json for more)" if d["count"] < d["total"] else ""
         )
-        _entries_table(d["entries"], safe(f"{d['total']} {what}") + more)
+        _entries_table(d["entries"], safe(f"{d['total']} {what}") + more, modality)
 
     out.result(payload, render)
 
@@ -242,6 +261,7 @@ def _show_human(e: CatalogEntry) -> None:
         ("source", f"{safe(e.source)}  ({safe(e.source_id)})"),
         ("family / arch", f"{safe(e.family)} / {safe(e.architecture)}"),
         ("modality / task", f"{safe(e.modality)} / {safe(e.task)}"),
+        *([("takes", safe(", ".join(e.modalities)))] if e.modalities else []),
         ("params", f"{_fmt_count(e.n_params)}  [dim]{safe(e.n_params_source or '')}[/]"),
         ("GMACs (multiply-acc.)", f"{_fmt(e.gmacs, '.3f')}  [dim]{safe(e.gmacs_source or '')}[/]"),
         ("input size", safe(e.input_size) if e.input_size else "—"),

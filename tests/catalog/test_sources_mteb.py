@@ -69,13 +69,10 @@ def _write(tmp_path: Path, metas: list[dict], rows: list[dict]) -> dict[str, Pat
     return {MTEB_METAS: d / MTEB_METAS, MTEB_RESULTS: d / MTEB_RESULTS}
 
 
-def test_open_dense_only_sorted_and_labelled(tmp_path: Path) -> None:
+def test_open_weights_sorted_and_labelled(tmp_path: Path) -> None:
     metas = [
         _meta("org/zeta"),
-        _meta("org/api", open_weights=False),
-        _meta("org/rerank", model_type=["cross-encoder"]),
-        _meta("org/colbert", model_type=["late-interaction"]),
-        _meta("org/splade", model_type=["sparse"]),
+        _meta("org/api", open_weights=False),  # closed (API): no weights to list
         _meta("org/alpha", modalities=["audio"], framework=["PyTorch", "Transformers"], max_tokens=None),
         _meta("org/clipish", modalities=["image", "text"], framework=["PyTorch"]),
     ]
@@ -137,3 +134,56 @@ def test_family_of_hf() -> None:
     assert family_of_hf("sentence-transformers/all-MiniLM-L6-v2") == "minilm"
     assert family_of_hf("BAAI/bge-small-en-v1.5") == "bge"
     assert family_of_hf("intfloat/multilingual-e5-small") == "e5"
+
+
+def test_not_single_vector_models_are_listed_not_probeable(tmp_path: Path) -> None:
+    # Cross-encoder, late-interaction and sparse records are catalog entries (complete, with provenance) that
+    # advisor does not probe; a record with a dense output besides its sparse one stays probeable.
+    metas = [
+        _meta("org/rerank", model_type=["cross-encoder"]),
+        _meta("org/colbert", model_type=["late-interaction"]),
+        _meta("org/splade", model_type=["sparse"]),
+        _meta("org/m3", model_type=["dense", "sparse"]),
+        _meta("org/hybrid", model_type=["hybrid"]),
+    ]
+    by = {e.id: e for e in mteb_entries(_write(tmp_path, metas, [_row("org/colbert", "T", 0.5)]))}
+    assert set(by) == {f"hf:org/{n}" for n in ("rerank", "colbert", "splade", "m3", "hybrid")}
+    for name, word in (("rerank", "cross-encoder"), ("colbert", "late-interaction"), ("splade", "sparse")):
+        e = by[f"hf:org/{name}"]
+        assert not e.probeable and word in e.probe_note and "one dense vector" in e.probe_note, name
+        assert e.tags == (word,) and e.loader["model_type"] == [word]
+        assert e.n_params_source.startswith("published:")
+    assert by["hf:org/colbert"].mteb_classification == pytest.approx(50.0)  # its figures are kept
+    assert by["hf:org/m3"].probeable and by["hf:org/m3"].tags == ("sparse",)
+    assert by["hf:org/hybrid"].probeable and by["hf:org/hybrid"].tags == ("hybrid",)
+
+
+def test_mteb_baselines_are_not_entries(tmp_path: Path) -> None:
+    metas = [
+        _meta("mteb/baseline-bm25s", model_type=["sparse"]),
+        _meta("mteb/baseline-random-encoder", modalities=["text", "image", "audio", "video"]),
+        _meta("baseline/Human"),
+        _meta("mteb/real-model"),
+        _meta("no-org-name"),
+    ]
+    assert [e.id for e in mteb_entries(_write(tmp_path, metas, []))] == ["hf:mteb/real-model"]
+
+
+def test_all_input_modalities_recorded_primary_unchanged(tmp_path: Path) -> None:
+    metas = [
+        _meta("org/clip", modalities=["text", "image"], framework=["PyTorch", "Transformers"]),
+        _meta("org/clap", modalities=["text", "audio"], framework=["PyTorch", "Transformers"]),
+        _meta("org/omni", modalities=["video", "audio", "text", "image"]),
+        _meta("org/txt"),
+    ]
+    by = {e.id: e for e in mteb_entries(_write(tmp_path, metas, []))}
+    clip, clap, omni, txt = (by[f"hf:org/{n}"] for n in ("clip", "clap", "omni", "txt"))
+    assert (clip.modality, clip.modalities) == ("image", ("image", "text"))  # in INPUT_MODALITIES order
+    assert (clap.modality, clap.modalities) == ("audio", ("text", "audio"))
+    assert (omni.modality, omni.modalities) == ("multimodal", ("image", "text", "audio", "video"))
+    assert (txt.modality, txt.modalities) == ("text", ())  # one modality: nothing extra recorded
+    assert (
+        clip.probeable and "takes text input too" in clip.probe_note and "image data only" in clip.probe_note
+    )
+    assert "takes" not in txt.probe_note
+    assert clip.takes("text") and clip.probeable_for("image") and not clip.probeable_for("text")
