@@ -50,7 +50,9 @@ def finetune_check(
             out.append(entry | {"status": "skipped", "error": reason, "summary": f"not fine-tuned: {reason}"})
             continue
         say(f"[{i}/{len(top)}] fine-tune ({unfreeze}, {cfg.finetune_epochs} epochs): {c.model_id}")
-        same = {k: getattr(cfg, k) for k in ("device", "seed", "group_column", "group_pattern")}  # as the run's
+        same = {
+            k: getattr(cfg, k) for k in ("device", "seed", "group_column", "group_pattern")
+        }  # as the run's
         ft_cfg = FinetuneConfig(
             unfreeze=unfreeze, epochs=cfg.finetune_epochs, budget_minutes=cfg.finetune_budget_minutes, **same
         )
