@@ -134,6 +134,9 @@ class CatalogEntry:
     # order; empty = `modality` alone. `modality` stays the one advisor probes and picks candidates by.
     modalities: tuple[str, ...] = field(default_factory=tuple)
     loader: dict[str, Any] | None = None  # loader settings a source records (framework, similarity, prompts)
+    # The catalog id of the same weights in another form (a packaged ONNX export of a hub model): its published
+    # figures are this entry's too, each saying where it comes from (`advisor.catalog.sources_merge`).
+    same_weights_as: str | None = None
     provenance: tuple[str, ...] = field(default_factory=tuple)  # the sources merged into this entry
 
     def __post_init__(self) -> None:
@@ -239,6 +242,8 @@ class CatalogEntry:
             d["modalities"] = list(self.modalities)
         else:  # entries of one modality keep their on-disk form (no empty key on every line)
             del d["modalities"]
+        if self.same_weights_as is None:
+            del d["same_weights_as"]
         return d
 
     @classmethod

@@ -98,4 +98,25 @@ def merge_published_sources(entries: list[CatalogEntry], tables: dict[str, Path]
     mteb = mteb_entries(tables) if MTEB_METAS in tables else []
     out = merge_entries(entries, mteb, asr_entries(tables))
     out = add_metrics(out, asr_metrics(tables), "open-asr-leaderboard")
-    return add_metrics(out, openclip_metrics(tables), "openclip")
+    return inherit_same_weights(add_metrics(out, openclip_metrics(tables), "openclip"))
+
+
+def inherit_same_weights(entries: list[CatalogEntry]) -> list[CatalogEntry]:
+    """Entries whose ``same_weights_as`` names another entry get that entry's published figures they lack, each
+    with its source saying it was published for the other id (the same weights in another form)."""
+    import dataclasses
+
+    by_id = {e.id: e for e in entries}
+    out = []
+    for e in entries:
+        twin = by_id.get(e.same_weights_as) if e.same_weights_as else None
+        if twin is not None:
+            have = {(m.dataset, m.name) for m in e.metrics}
+            extra = tuple(
+                dataclasses.replace(m, source=f"{m.source} (published for {twin.id}: the same weights)")
+                for m in twin.metrics
+                if (m.dataset, m.name) not in have
+            )
+            e = dataclasses.replace(e, metrics=tuple(e.metrics) + extra)
+        out.append(e)
+    return out

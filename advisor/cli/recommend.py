@@ -183,7 +183,15 @@ def _render_plan(plan: Plan) -> None:
 def _render_results(res: RecommendResults) -> None:
     from rich.table import Table
 
-    from advisor.report.render import acc_with_ci, latency_batch, latency_cell, num, params_m, pct
+    from advisor.report.render import (
+        acc_with_ci,
+        latency_batch,
+        latency_cell,
+        num,
+        params_m,
+        pct,
+        published_cell,
+    )
 
     con = stdout_console()
     bs = latency_batch(res)
@@ -197,6 +205,7 @@ def _render_results(res: RecommendResults) -> None:
         "Macro-F1 (%)",
         f"Latency p50 (ms, bs {bs})",
         "Peak mem (MB)",
+        "Published (%)",
         "Params (M)",
         "License",
         "Pareto",
@@ -211,6 +220,7 @@ def _render_results(res: RecommendResults) -> None:
             pct((c.probe or {}).get("macro_f1")),
             latency_cell(c),
             num(c.memory_mb, "{:.0f}"),
+            published_cell(c),
             params_m(c.n_params),
             safe(c.license or c.license_class or "-"),
             "★" if c.pareto else "",

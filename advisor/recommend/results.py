@@ -16,7 +16,7 @@ Schema ``advisor.recommend`` version ``SCHEMA_VERSION`` (results.json, ``--forma
     candidates        list of candidate records, final rank order first, then unranked ones:
         model_id, status ("ranked" | "screened" | "failed" | "excluded"), rank (1 = best) | null,
         stage ("prior" | "scores" | "probe"), source, family, n_params, gmacs, license, license_class,
-        pretrain_data, imagenet_top1 (published, %), feature_dim,
+        pretrain_data, imagenet_top1 and mteb_classification (published, %; the catalog's source), feature_dim,
         scores: {name: {value, higher_is_better, applicable, reason, ci}},
         domain: {source_confidence, source_entropy_norm, feature_*: ...} (dataset-similarity signals),
         predicted: {score, rank, uncertainty, signals: {name: z}},
@@ -104,6 +104,7 @@ class CandidateResult:
     license_class: str | None = None
     pretrain_data: str | None = None
     imagenet_top1: float | None = None
+    mteb_classification: float | None = None  # the catalog's MTEB classification mean (text and audio encoders)
     feature_dim: int | None = None
     scores: dict[str, ScoreRecord] = field(default_factory=dict)
     domain: dict[str, Any] = field(default_factory=dict)

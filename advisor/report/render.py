@@ -170,6 +170,15 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def published_cell(c: CandidateResult) -> str:
+    """The catalog's published figure beside the measured ones: ImageNet-1k top-1, else MTEB classification mean."""
+    if c.imagenet_top1 is not None:
+        return f"{c.imagenet_top1:.1f} IN-1k top-1"
+    if c.mteb_classification is not None:
+        return f"{c.mteb_classification:.1f} MTEB cls"
+    return "-"
+
+
 def ranked_rows(r: RecommendResults) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the main ranking table (shared by markdown and HTML)."""
     bs = latency_batch(r)
@@ -181,6 +190,7 @@ def ranked_rows(r: RecommendResults) -> tuple[list[str], list[list[str]]]:
         "Predicted score",
         f"Latency p50 (ms, batch {bs})" if bs else "Latency p50 (ms)",
         "Peak mem (MB)",
+        "Published (%)",
         "Params (M)",
         "License",
         "Pareto",
@@ -198,6 +208,7 @@ def ranked_rows(r: RecommendResults) -> tuple[list[str], list[list[str]]]:
                 num(c.predicted.get("score"), "{:+.2f}"),
                 latency_cell(c),
                 num(c.memory_mb),
+                published_cell(c),
                 params_m(c.n_params),
                 c.license or c.license_class or "-",
                 "yes" if c.pareto else "",
@@ -362,6 +373,7 @@ CSV_COLUMNS = (
     "n_params",
     "gmacs",
     "imagenet_top1",
+    "mteb_classification",
     "license",
     "license_class",
     "pretrain_data",
@@ -408,6 +420,7 @@ def render_csv(r: RecommendResults) -> str:
             c.n_params,
             c.gmacs,
             c.imagenet_top1,
+            c.mteb_classification,
             c.license,
             c.license_class,
             c.pretrain_data,

@@ -260,3 +260,36 @@ def test_no_catalog_file_is_a_copy_of_a_shared_file(shared_data):
     ours = digests(CATALOG_DIR.rglob("*"))
     shared = digests([*shared_data.rglob("*"), *(shared_data.parent / "assets").rglob("*")])
     assert not set(ours) & set(shared), [str(ours[h]) for h in set(ours) & set(shared)]
+
+
+def test_a_packaged_export_carries_the_published_figures_of_the_same_weights():
+    from advisor.catalog.schema import CatalogEntry, Metric
+    from advisor.catalog.sources_merge import inherit_same_weights
+
+    base = dict(
+        source="hf",
+        source_id="m",
+        family="minilm",
+        architecture="bert",
+        modality="text",
+        task="text-encoder",
+        probeable=True,
+    )
+    hub = CatalogEntry(
+        id="hf:org/m",
+        metrics=(Metric("mteb-classification", "mean", 61.5, "results@abc", split="test"),),
+        **base,
+    )
+    own = Metric("banking77", "accuracy", 80.0, "curated")
+    pkg = CatalogEntry(id="pkg:m", same_weights_as="hf:org/m", metrics=(own,), **(base | {"source": "pkg"}))
+    lonely = CatalogEntry(id="pkg:x", same_weights_as="hf:missing", **(base | {"source": "pkg"}))
+    out = {e.id: e for e in inherit_same_weights([hub, pkg, lonely])}
+    got = out["pkg:m"]
+    assert got.metrics[0] == own and got.mteb_classification == 61.5
+    assert got.metrics[1].source == "results@abc (published for hf:org/m: the same weights)"
+    assert out["hf:org/m"] == hub and out["pkg:x"].metrics == ()
+    assert "same_weights_as" not in hub.to_dict() and got.to_dict()["same_weights_as"] == "hf:org/m"
+    shipped = load_catalog().get(
+        "pkg:all-MiniLM-L6-v2"
+    )  # the committed catalog: its MTEB mean, via the hub id
+    assert shipped.mteb_classification is not None and "the same weights" in shipped.metrics[0].source

@@ -172,3 +172,12 @@ def test_finetune_rows_say_not_fine_tuned_for_a_skipped_candidate_and_failed_for
     _, rows = finetune_rows(r)
     assert rows[0][-1] == "not fine-tuned: an ONNX graph"
     assert rows[1][-1] == "failed: out of memory"
+
+
+def test_the_published_figure_stands_beside_the_measured_ones():
+    from advisor.recommend.results import CandidateResult
+    from advisor.report.render import published_cell
+
+    assert published_cell(CandidateResult("timm:x", imagenet_top1=80.37)) == "80.4 IN-1k top-1"
+    assert published_cell(CandidateResult("pkg:all-MiniLM-L6-v2", mteb_classification=62.07)) == "62.1 MTEB cls"
+    assert published_cell(CandidateResult("local:/m.onnx")) == "-"

@@ -102,5 +102,6 @@ def _entry_fields(c: Candidate) -> dict[str, Any]:
         "license_class": e.license_class,
         "pretrain_data": e.pretrain_data,
         "imagenet_top1": e.imagenet_top1,
+        "mteb_classification": e.mteb_classification,
         "feature_dim": e.feature_dim,
     }
