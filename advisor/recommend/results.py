@@ -104,7 +104,9 @@ class CandidateResult:
     license_class: str | None = None
     pretrain_data: str | None = None
     imagenet_top1: float | None = None
-    mteb_classification: float | None = None  # the catalog's MTEB classification mean (text and audio encoders)
+    mteb_classification: float | None = (
+        None  # the catalog's MTEB classification mean (text and audio encoders)
+    )
     feature_dim: int | None = None
     scores: dict[str, ScoreRecord] = field(default_factory=dict)
     domain: dict[str, Any] = field(default_factory=dict)

@@ -179,5 +179,7 @@ def test_the_published_figure_stands_beside_the_measured_ones():
     from advisor.report.render import published_cell
 
     assert published_cell(CandidateResult("timm:x", imagenet_top1=80.37)) == "80.4 IN-1k top-1"
-    assert published_cell(CandidateResult("pkg:all-MiniLM-L6-v2", mteb_classification=62.07)) == "62.1 MTEB cls"
+    assert (
+        published_cell(CandidateResult("pkg:all-MiniLM-L6-v2", mteb_classification=62.07)) == "62.1 MTEB cls"
+    )
     assert published_cell(CandidateResult("local:/m.onnx")) == "-"
