@@ -36,6 +36,8 @@ def render_dense_results(res: DenseResults) -> None:
     )
     for line in v.get("reasons", []):
         con.print(f"  - {safe(line)}", highlight=False)
+    if (v.get("finetune") or {}).get("summary"):
+        con.print(f"[bold]Fine-tune check:[/] {safe(v['finetune']['summary'])}", highlight=False)
     for w in res.dataset.get("warnings", []):
         con.print(
             f"[yellow]warning[/] {safe(w['code'])} x{int(w['count'])}: {safe(w['message'])}", highlight=False

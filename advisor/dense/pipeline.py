@@ -12,7 +12,9 @@ Stages over one `DenseRunState` (each a small function, run in order by `run_den
 4. proxies: frozen-feature probes (`advisor.dense.proxies`), cached by content;
 5. verdict: the ranking by rung, ties from the proxies' intervals, the route (zero-shot / fine-tune a head / new
    head on a backbone) and why (`advisor.dense.verdict`);
-6. results: the typed `DenseResults`, written to the run directory.
+6. fine-tune (``--finetune-top K``): short fine-tunes of the route's top K rows on a held-out split of the sample,
+   as the confirmation (`advisor.dense.finetune_stage`);
+7. results: the typed `DenseResults`, written to the run directory.
 """
 
 from __future__ import annotations
@@ -299,7 +301,17 @@ def results_stage(state: DenseRunState, say: ProgressFn) -> DenseResults:
     return res
 
 
-STAGES = (plan_stage, latency_stage, zero_shot_stage, proxy_stage, verdict_stage)
+def finetune_stage(state: DenseRunState, say: ProgressFn) -> DenseRunState:
+    """``--finetune-top K``: short fine-tunes of the verdict's top rows on a held-out split of the sample, their
+    figures on the rows and the outcome in the verdict (`advisor.dense.finetune_stage`)."""
+    if state.cfg.finetune_top <= 0:
+        return state
+    from advisor.dense.finetune_stage import finetune_stage as run_finetunes
+
+    return run_finetunes(state, say)
+
+
+STAGES = (plan_stage, latency_stage, zero_shot_stage, proxy_stage, verdict_stage, finetune_stage)
 
 
 def run_dense(cfg: RunConfig, *, progress_fn: ProgressFn | None = None, catalog: Any = None) -> DenseResults:

@@ -32,6 +32,12 @@ RUNGS: dict[str, str] = {
     "pixels of multi-stride features (segmentation), cross-validated with images kept whole; a proxy, not "
     "the task metric",
 }
+# the rung ``--finetune-top`` adds (reports list it when a row carries a fine-tune)
+FINETUNE_RUNG = (
+    "a short fine-tune (a new head on the frozen backbone, or the model's own class layers with its backbone "
+    "frozen) on the sample's training images: the real metric on its held-out images, with a 95% image-bootstrap "
+    "interval; the confirmation of the rungs above"
+)
 
 
 @dataclass
@@ -48,6 +54,7 @@ class DenseCandidate:
     latency: dict[str, Any] | None = None
     zero_shot: dict[str, Any] | None = None
     proxy: dict[str, Any] | None = None
+    finetune: dict[str, Any] | None = None  # --finetune-top: the held-out metric of a short fine-tune
     rank: int | None = None
     tied_with_best: bool = False
     error: str | None = None
@@ -63,6 +70,12 @@ class DenseCandidate:
     def zero_shot_value(self) -> float | None:
         """The zero-shot headline (mAP, or mIoU), None when not measured."""
         v = (self.zero_shot or {}).get("value")
+        return None if v is None else float(v)
+
+    @property
+    def finetune_value(self) -> float | None:
+        """The held-out metric of the ``--finetune-top`` fine-tune, None when not run or without a figure."""
+        v = (self.finetune or {}).get("value")
         return None if v is None else float(v)
 
     @property

@@ -125,9 +125,56 @@ def proxy_per_class_rows(r: DenseResults) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def finetune_rows(r: DenseResults) -> tuple[list[str], list[list[str]]]:
+    """The ``--finetune-top`` rung: each fine-tuned row's held-out metric, and its zero-shot figure beside it."""
+    metric = TASK_METRIC.get(r.task, "mIoU")
+    header = ["model", "fine-tune", "epochs", f"val {metric}", "95% CI", "held-out images"]
+    header += ["zero-shot, same images", "fine-tuned, same classes", "s", "note"]
+    rows = []
+    for c in r.candidates:
+        ft = c.finetune
+        if not ft:
+            continue
+        zs = ft.get("zero_shot") or {}
+        stop = ft.get("stopped_reason")
+        note = ft.get("error") or ("" if stop in (None, "epochs") else f"stopped: {stop}")
+        if ft.get("cached"):
+            note = "; ".join(x for x in (note, "from the cache") if x)
+        rows.append(
+            [
+                c.model_id,
+                str(ft.get("kind", "-")),
+                f"{ft.get('epochs_run', 0)}/{ft.get('epochs', '?')}",
+                _f(ft.get("value")),
+                _ci(ft),
+                str((ft.get("split") or {}).get("val_images", "-")),
+                _f(zs.get("zero_shot_value")),
+                _f(zs.get("finetuned_value")),
+                _f(ft.get("seconds"), "{:.0f}"),
+                note,
+            ]
+        )
+    return header, rows
+
+
+def rungs(r: DenseResults) -> dict[str, str]:
+    """The rungs the report explains: the stored ones, and the fine-tune rung when a row was fine-tuned."""
+    from advisor.dense.results import FINETUNE_RUNG
+
+    extra = {"fine-tune": FINETUNE_RUNG} if any(c.finetune for c in r.candidates) else {}
+    return dict(r.rungs) | extra
+
+
+def finetune_summary(r: DenseResults) -> str | None:
+    """The verdict's one-line outcome of the ``--finetune-top`` fine-tunes (None: none ran)."""
+    ft = r.verdict.get("finetune") or {}
+    return ft.get("summary")
+
+
 def dense_sections(r: DenseResults) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
     what = "recall of the crop probe" if r.task in BOX_TASKS else "IoU of the pixel probe"
     return [
+        ("Fine-tune check (the real metric on held-out images)", finetune_rows(r)),
         ("Zero-shot (measured metric on your sample)", zero_shot_rows(r)),
         ("Frozen-feature proxies (a proxy, not the task metric)", proxy_rows(r)),
         ("Per-class figures of the zero-shot models", per_class_rows(r)),
@@ -143,6 +190,8 @@ def render_dense_markdown(r: DenseResults) -> str:
     out += [f"**Verdict ({md_text(v.get('route', '-'))})**: {md_text(v.get('headline', '-'))}", ""]
     for line in v.get("reasons", []):
         out.append(f"- {md_text(line)}")
+    if finetune_summary(r):
+        out += ["", f"**Fine-tune check**: {md_text(finetune_summary(r))}"]
     if v.get("next_command"):
         out += ["", f"Next: {md_code(v['next_command'])}"]
     ds = r.dataset
@@ -159,7 +208,7 @@ def render_dense_markdown(r: DenseResults) -> str:
         if rows:
             out += ["", f"## {title}", "", _md_table(header, rows)]
     out += ["", "## What each rung measured"]
-    out += [f"- **{md_text(k)}**: {md_text(t)}" for k, t in r.rungs.items()]
+    out += [f"- **{md_text(k)}**: {md_text(t)}" for k, t in rungs(r).items()]
     if r.notes:
         out += ["", "## Notes"] + [f"- {md_text(n)}" for n in r.notes]
     total = r.timings.get("total_s")
@@ -182,11 +231,14 @@ def render_dense_csv(r: DenseResults) -> str:
         "zero_shot",
     ]
     cols += ["classes_matched", "p50_ms", "license", "error"]
+    cols += ["finetune", "finetune_ci_low", "finetune_ci_high"]
     w.writerow(cols)
     for c in r.candidates:
         ci = (c.proxy or {}).get("ci") or (None, None)
+        ft_ci = (c.finetune or {}).get("ci") or (None, None)
         row = [c.model_id, c.role, c.rank, c.tied_with_best, c.proxy_value, ci[0], ci[1], c.zero_shot_value]
         row += [(c.zero_shot or {}).get("classes_matched"), c.latency_ms, c.license, c.error]
+        row += [c.finetune_value, ft_ci[0], ft_ci[1]]
         w.writerow([csv_cell(x) for x in row])
     return buf.getvalue()
 
@@ -243,6 +295,8 @@ def render_dense_html(r: DenseResults) -> str:
     ]
     if v.get("reasons"):
         parts.append("<ul>" + "".join(f"<li>{escape(str(x))}</li>" for x in v["reasons"]) + "</ul>")
+    if finetune_summary(r):
+        parts.append(f"<p><strong>Fine-tune check</strong>: {escape(str(finetune_summary(r)))}</p>")
     if v.get("next_command"):
         parts.append(f"<p>Next: <code>{escape(str(v['next_command']))}</code></p>")
     for w in r.dataset.get("warnings", []):
@@ -257,7 +311,7 @@ def render_dense_html(r: DenseResults) -> str:
     if any(figs):
         parts += ["<h2>Zero-shot predictions on sample images</h2>", *figs]
     parts.append("<h2>What each rung measured</h2><ul>")
-    parts += [f"<li><b>{escape(k)}</b>: {escape(t)}</li>" for k, t in r.rungs.items()]
+    parts += [f"<li><b>{escape(k)}</b>: {escape(t)}</li>" for k, t in rungs(r).items()]
     parts.append("</ul>")
     if r.notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{escape(n)}</li>" for n in r.notes) + "</ul>")
