@@ -38,6 +38,17 @@ DET_CH = 96
 GRAD_CLIP = 10.0  # detection: gradient-norm clip (FCOS's GIoU loss spikes on a random head)
 
 
+def clipped_step(opt: Any, loss: Any, params: Any) -> float:
+    """One optimiser step on `loss` with the gradient norm clipped to `GRAD_CLIP`; the loss as a float."""
+    import torch
+
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
+    opt.step()
+    return float(loss.item())
+
+
 @dataclass(frozen=True)
 class HeadTraining:
     """How a head is trained: the same for every model of a run.
@@ -338,12 +349,7 @@ def train_detector(
         head_out, anchors, feats, _im = _head_pass(fpn, fcos, maps, idx, size)
         n_per_level = [f.size(2) * f.size(3) for f in feats]
         parts = fcos.compute_loss([targets[i] for i in idx], head_out, anchors, n_per_level)
-        loss = sum(parts.values())
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
-        opt.step()
-        return float(loss.item())
+        return clipped_step(opt, sum(parts.values()), params)
 
     def ev() -> float | None:
         return evaluate((fpn, fcos)) if evaluate is not None else None

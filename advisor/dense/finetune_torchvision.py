@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from advisor.dense.finetune_heads import GRAD_CLIP, Clock, HeadTraining, TrainLog, resize_mask, run_epochs
+from advisor.dense.finetune_heads import Clock, HeadTraining, TrainLog, clipped_step, resize_mask, run_epochs
 from advisor.dense.types import BOX_TASKS
 from advisor.errors import UsageError
 
@@ -142,12 +142,7 @@ def train_torchvision(
 
     def step(idx: list[int]) -> float:
         _train_mode(net)
-        loss = step_fn(model, train, [samples[i] for i in idx])
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
-        opt.step()
-        return float(loss.item())
+        return clipped_step(opt, step_fn(model, train, [samples[i] for i in idx]), params)
 
     def ev() -> float | None:
         net.eval()
