@@ -134,6 +134,9 @@ def _render(d: dict[str, Any]) -> None:
             safe(c["name"]), safe(c["task"] or "—"), safe(c["status"]), safe(win), f"{c['seconds']:.1f}"
         )
     console.print(t)
+    for c in d["cells"]:
+        if c.get("headline"):
+            console.print(f"  [bold]{safe(c['name'])}[/]: {safe(c['headline'])}", highlight=False)
     where = Path(d["out"] or ".")
     console.print(
         f"report: {safe(where / FILES['html'])}  (and {', '.join(sorted(FILES.values()))})", highlight=False

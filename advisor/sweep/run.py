@@ -48,6 +48,7 @@ class SweepCell:
     run_dir: str | None = None
     seconds: float = 0.0
     error: str | None = None
+    headline: str | None = None  # the run's verdict in one line (a floor that wins, too few samples, ...)
 
 
 @dataclass
@@ -147,9 +148,11 @@ def _one_cell(
 
 def _cell(ds: SweepDataset, key: str, status: str, results: Any, fp: str | None, t0: float) -> SweepCell:
     task = getattr(results, "task", None) or "classification"
+    verdict = getattr(results, "verdict", None) or getattr(results, "advice", None) or {}
     return SweepCell(
-        ds.name, ds.path, key, status, task, fp, results.run_dir, round(time.perf_counter() - t0, 3)
-    )
+        ds.name, ds.path, key, status, task, fp, results.run_dir, round(time.perf_counter() - t0, 3),
+        headline=verdict.get("headline"),
+    )  # fmt: skip
 
 
 def _reuse(prev: dict[str, Any] | None, key: str, run_cfg: Any, run_dir: Path) -> tuple[Any, str] | None:

@@ -185,5 +185,11 @@ def test_cli_sweep_json_and_usage_errors(toy, tmp_path, monkeypatch):
     assert (
         d["schema"] == "advisor.sweep/1" and d["cells"][0]["status"] == "done" and d["rows"][0]["rank"] == 1
     )
+    human = runner.invoke(
+        app, [*args, "--device", "cpu"], terminal_width=300
+    )  # read back: its verdict line shown
+    assert (
+        human.exit_code == 0 and d["cells"][0]["headline"] and d["cells"][0]["headline"][:30] in human.stdout
+    )
     none = runner.invoke(app, ["sweep", "--models", models[0]])
     assert none.exit_code != 0 and "--data" in none.output and "Traceback" not in none.output
