@@ -83,7 +83,9 @@ def test_ranking_smoke_run(assets, tmp_path):
     md = (tmp_path / "out" / "RESULTS.md").read_text()
     assert "weighted Kendall" in md and "advisor: probe stage" in md
 
-    (target,) = res["targets"]
+    by_name = {t["name"]: t for t in res["targets"]}
+    assert set(by_name) == {"banking77_smoke", "digits_smoke"}, "both smoke targets (text, image) ran"
+    target = by_name["banking77_smoke"]
     ok = {m["key"]: m for m in target["models"] if m["status"] == "ok"}
     assert {"pkg:wordllama-l2-supercat-256", "random:pkg:wordllama-l2-supercat-256", "floor:tfidf"} <= set(ok)
     gt = target["folds"][0]["gt"]
@@ -115,3 +117,16 @@ def test_ranking_smoke_run(assets, tmp_path):
         assert not per_size["prior: ImageNet top-1"]["applicable"]  # no ImageNet prior for a text zoo
     assert n_applicable >= 5
     assert res["summary"]["all"]
+
+    # regression guard: the advisor's mean tau_w over both smoke targets stays within its recorded CI
+    base = json.loads((BENCH / "smoke_baseline.json").read_text())
+    for name, rec in base["methods"].items():
+        got = res["summary"]["all"][base["size"]][name]["tau_w"]
+        assert got >= rec["tau_w_ci"][0] - 1e-9, (
+            f"{name}: mean tau_w {got:.3f} < recorded CI low {rec['tau_w_ci'][0]}"
+        )
+    # the rule study ran leave-one-target-out over the two smoke targets
+    fams = res["rules"]["sizes"][base["size"]]["families"]
+    for fam in ("single", "z-mean", "tiered", "learned"):
+        per = fams[fam]["loto"]["per_target"]
+        assert set(per) == {"banking77_smoke", "digits_smoke"}, fam

@@ -208,6 +208,7 @@ def render(res: dict) -> str:
             )
         L.append("")
 
+    L += rules_section(res)
     L += [
         "## Advisor weights measured",
         "",
@@ -226,3 +227,72 @@ def render(res: dict) -> str:
     if analysis.exists() and not res.get("smoke"):
         L += [analysis.read_text().rstrip(), ""]
     return "\n".join(L) + "\n"
+
+
+def _pm(r: dict | None, k: str, scale: float = 1.0, nd: int = 2) -> str:
+    if not r or r.get(k) is None:
+        return "n/a"
+    v, ci = r[k], r.get(f"{k}_ci")
+    return f"{v * scale:.{nd}f}" + (f" [{ci[0] * scale:.{nd}f}, {ci[1] * scale:.{nd}f}]" if ci else "")
+
+
+def rules_section(res: dict) -> list[str]:
+    """The LOTO rule study (rb_rules.study): per size, each family's held-out figure and the rule it would ship,
+    beside the fixed references (the current advisor, the priors, the best single scores) on the same targets."""
+    rs = res.get("rules") or {}
+    if not rs.get("sizes"):
+        return []
+    L = [
+        "## The verdict rule, chosen by leave-one-target-out",
+        "",
+        f"{rs['n_rules']} candidate rules in families {', '.join(rs['families'])} (see `rb_rules.py`). For each "
+        "held-out target the family's rule with the best mean τ_w on the *other* targets is chosen and scored on "
+        "it; the LOTO figure is the mean over held-out targets, its CI the draw-by-draw mean of the chosen rules' "
+        "paired bootstrap draws. 'Ships' is the rule the family picks on all targets (what the product would use); "
+        "recall@k: fraction of subsamples whose ground-truth best model is in that rule's top k (mean over targets).",
+        "",
+    ]
+    for n, v in rs["sizes"].items():
+        L += [
+            f"### {n} samples per class",
+            "",
+            "| family | LOTO τ_w [95 % CI] | LOTO regret, pts [95 % CI] | ships (chosen on all targets) | "
+            "recall@1 / @3 / @5 |",
+            "|---|---|---|---|---|",
+        ]
+        for fam, f in v["families"].items():
+            rc = f.get("recall") or {}
+            rec = (
+                " / ".join(f"{sum(r[f'recall@{k}'] for r in rc.values()) / len(rc):.2f}" for k in (1, 3, 5))
+                if rc
+                else "—"
+            )
+            L.append(
+                f"| {fam} | {_pm(f['loto'], 'tau_w')} | {_pm(f['loto'], 'regret', 100.0, 1)} | "
+                f"{f['ship'] or '—'} | {rec} |"
+            )
+        summ = res["summary"]["all"].get(n, {})
+        L += ["", "Fixed references on the same targets (not selected; mean over all targets):", ""]
+        L += ["| method | τ_w [95 % CI] | regret, pts [95 % CI] |", "|---|---|---|"]
+        refs = [m for m in KEY_METHODS if m in summ]
+        singles = sorted(
+            (m for m in summ if m.startswith("score: ") and summ[m]),
+            key=lambda m: -summ[m]["tau_w"],
+        )
+        for m in [*refs, *singles]:
+            if summ.get(m):
+                L.append(f"| {m} | {_pm(summ[m], 'tau_w')} | {_pm(summ[m], 'regret', 100.0, 1)} |")
+        L += ["", "Held-out picks per target (family 'any' and 'tiered'):", ""]
+        L += ["| target | any: rule, τ_w, regret | tiered: rule, τ_w, regret |", "|---|---|---|"]
+        fa, ft = v["families"].get("any", {}), v["families"].get("tiered", {})
+        for t in rs["targets"]:
+            a = (fa.get("loto") or {}).get("per_target", {}).get(t)
+            b = (ft.get("loto") or {}).get("per_target", {}).get(t)
+            fmt = _pick_text
+            L.append(f"| {t} | {fmt(a)} | {fmt(b)} |")
+        L.append("")
+    return L
+
+
+def _pick_text(r: dict | None) -> str:
+    return f"{r['rule']}, {r['tau_w']:.2f}, {100 * r['regret']:.1f}" if r else "—"

@@ -72,14 +72,16 @@ class PreparedTarget:
         return [s for s in self.dataset.samples if s.id in ids]
 
 
+SIZES = (10, 30)
+
 TARGETS: dict[str, TargetSpec] = {
     "fashion_mnist": TargetSpec(
         "fashion_mnist",
         "image",
         "dev",
-        gt_train_per_class=25,
-        gt_test_per_class=15,
-        sub_sizes=(5, 10),
+        gt_train_per_class=120,
+        gt_test_per_class=60,
+        sub_sizes=SIZES,
         seeds=3,
         note="Fashion-MNIST subset (assets npz: 200/class train, 100/class test; 28x28 grey written as PNG), "
         "capped for CPU time",
@@ -88,19 +90,30 @@ TARGETS: dict[str, TargetSpec] = {
         "banking77",
         "text",
         "dev",
-        gt_train_per_class=30,
-        gt_test_per_class=10,
-        sub_sizes=(5, 10),
+        gt_train_per_class=45,
+        gt_test_per_class=15,
+        sub_sizes=SIZES,
         seeds=3,
         note="Banking77 train.csv/test.csv (77 intents), read by advisor.data's split-table reader, capped",
+    ),
+    "bccd_crops": TargetSpec(
+        "bccd_crops",
+        "image",
+        "dev",
+        gt_train_per_class=100,
+        gt_test_per_class=50,
+        sub_sizes=SIZES,
+        seeds=3,
+        note="BCCD blood-cell boxes cropped with 10 % context (RBC / WBC / Platelets); the dataset's image split "
+        "(trainval -> train, test -> test), capped",
     ),
     "digits": TargetSpec(
         "digits",
         "image",
         "confirm",
-        gt_train_per_class=15,
-        gt_test_per_class=10,
-        sub_sizes=(5, 10),
+        gt_train_per_class=80,
+        gt_test_per_class=50,
+        sub_sizes=SIZES,
         seeds=3,
         note="scikit-learn digits (8x8, 0-16) upscaled to 32x32 PNG; stratified 50/50 split (random_state=0), "
         "then capped for CPU time",
@@ -111,11 +124,33 @@ TARGETS: dict[str, TargetSpec] = {
         "confirm",
         gt_train_per_class=None,
         gt_test_per_class=None,
-        sub_sizes=(5, 10),
+        sub_sizes=SIZES,
         seeds=3,
-        pool_per_group=10,
-        note="Free Spoken Digit Dataset, 6 speakers, 10 clips per (speaker, digit) = 600 clips; "
+        pool_per_group=15,
+        note="Free Spoken Digit Dataset, 6 speakers, 15 clips per (speaker, digit) = 900 clips; "
         "leave-one-speaker-out (6 folds, mean)",
+    ),
+    "membrane_patches": TargetSpec(
+        "membrane_patches",
+        "image",
+        "confirm",
+        gt_train_per_class=200,
+        gt_test_per_class=120,
+        sub_sizes=SIZES,
+        seeds=3,
+        note="ISBI-2012 membrane EM images: 64x64 patches labelled by the centre pixel (membrane / cell); "
+        "images 0-19 train, 20-29 test",
+    ),
+    "textures": TargetSpec(
+        "textures",
+        "image",
+        "confirm",
+        gt_train_per_class=120,
+        gt_test_per_class=60,
+        sub_sizes=SIZES,
+        seeds=3,
+        note="20x20 grey patches of five scikit-image textures (brick, grass, gravel, moon, "
+        "immunohistochemistry); train from the top half of each picture, test from the bottom half",
     ),
 }
 
@@ -125,10 +160,20 @@ SMOKE_TARGET = TargetSpec(
     "dev",
     gt_train_per_class=10,
     gt_test_per_class=8,
-    sub_sizes=(4,),
+    sub_sizes=(5,),
     seeds=2,
     max_classes=8,
     note="smoke: 8 seeded Banking77 intents, 10/class train, 8/class test",
+)
+SMOKE_IMAGE_TARGET = TargetSpec(
+    "digits_smoke",
+    "image",
+    "dev",
+    gt_train_per_class=25,
+    gt_test_per_class=15,
+    sub_sizes=(5,),
+    seeds=2,
+    note="smoke: scikit-learn digits as 32x32 PNG, 25/class train, 15/class test",
 )
 
 
@@ -139,10 +184,19 @@ def available(name: str) -> str | None:
         "banking77": ASSETS / "data" / "banking77" / "train.csv",
         "banking77_smoke": ASSETS / "data" / "banking77" / "train.csv",
         "fsdd": ASSETS / "audio" / "fsdd" / "recordings",
+        "bccd_crops": ASSETS / "detection" / "bccd" / "BCCD" / "Annotations",
+        "membrane_patches": ASSETS / "segmentation" / "membrane" / "data" / "membrane" / "train",
         "digits": None,
+        "digits_smoke": None,
+        "textures": None,
     }[name]
     if need is not None and not need.exists():
         return f"{need} not found"
+    if name == "textures":
+        try:
+            import skimage.data  # noqa: F401
+        except ImportError:
+            return "scikit-image is not installed"
     return None
 
 
@@ -165,11 +219,16 @@ def _write_png_folder(
         os.replace(tmp, p)
 
 
+TARGET_VERSIONS = {
+    "textures": "-v2"
+}  # v2: 20x20 patches (48x48 saturated at 99-100 % for every pretrained model)
+
+
 def _materialise(name: str, cache: Path) -> Path:
     """Write the target's files under the cache (idempotent); returns the dataset root to read."""
     if name in ("banking77", "banking77_smoke"):
         return ASSETS / "data" / "banking77"
-    root = cache / "targets" / name
+    root = cache / "targets" / (name + TARGET_VERSIONS.get(name, ""))
     done = root / ".complete"
     if done.exists():
         return root
@@ -178,7 +237,7 @@ def _materialise(name: str, cache: Path) -> Path:
         names = [str(c).replace("/", "-").replace(" ", "_") for c in d["class_names"]]
         _write_png_folder(root, "train", d["x_train"], [names[i] for i in d["y_train"]], None)
         _write_png_folder(root, "test", d["x_test"], [names[i] for i in d["y_test"]], None)
-    elif name == "digits":
+    elif name in ("digits", "digits_smoke"):
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
 
@@ -195,6 +254,18 @@ def _materialise(name: str, cache: Path) -> Path:
             if not dst.exists():
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(wav, dst)
+    elif name == "bccd_crops":
+        import rb_targets_extra as X
+
+        X.write_bccd_crops(ASSETS, root)
+    elif name == "membrane_patches":
+        import rb_targets_extra as X
+
+        X.write_membrane_patches(ASSETS, root)
+    elif name == "textures":
+        import rb_targets_extra as X
+
+        X.write_texture_patches(root)
     else:
         raise KeyError(name)
     done.write_text("ok\n")

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import rb_zoo_extra as X
+
+ASSETS = Path(os.environ.get("ADVISOR_ASSETS", Path(__file__).resolve().parents[3] / "shared" / "assets"))
 
 
 @dataclass(frozen=True)
@@ -31,10 +34,23 @@ class ZooModel:
     key: str
     kind: str
     model_id: str
+    prior_top1: float | None = None
+    prior_params: float | None = None
+    prior_source: str | None = None
 
 
 def _pre(mid: str) -> ZooModel:
     return ZooModel(mid, "pretrained", mid)
+
+
+def _coral(stem: str, top1: float | None, n_params: float) -> ZooModel:
+    src = X.CORAL_PRIOR_SOURCE if top1 is not None else None
+    return ZooModel(X.coral_key(stem), "pretrained", X.coral_key(stem), top1, n_params, src)
+
+
+def _cifar(depth: int) -> ZooModel:
+    n_params = {20: 0.27e6, 32: 0.46e6, 44: 0.66e6, 56: 0.85e6}[depth]
+    return ZooModel(X.cifar_key(depth), "pretrained", X.cifar_key(depth), None, n_params, None)
 
 
 def _rand(mid: str) -> ZooModel:
@@ -50,6 +66,8 @@ ZOOS: dict[str, list[ZooModel]] = {
         _pre("pkg:efficientnet_lite0"),
         _pre("pkg:efficientnet_lite1"),
         _pre("pkg:efficientnet_lite2"),
+        *(_coral(stem, top1, n) for stem, _labels, top1, n in X.CORAL),
+        *(_cifar(d) for d in X.CIFAR_DEPTHS),
         _rand("pkg:efficientnet_lite0"),
         _floor("pixels16"),
     ],
@@ -62,11 +80,17 @@ ZOOS: dict[str, list[ZooModel]] = {
     ],
     "audio": [
         _pre("pkg:resemblyzer-ge2e"),
+        _pre("bench:google-speech-embedding"),
         _rand("pkg:resemblyzer-ge2e"),
         _floor("mfcc"),
     ],
 }
 
+SMOKE_IMAGE_ZOO = [
+    *(_cifar(d) for d in X.CIFAR_DEPTHS),
+    _coral("mobilenet_v1_0.25_128_quant", 41.5, 0.47e6),
+    _floor("pixels16"),
+]
 SMOKE_ZOO = [_pre("pkg:wordllama-l2-supercat-256"), _rand("pkg:wordllama-l2-supercat-256"), _floor("tfidf")]
 
 # Same TF-official weights under another catalog id, for entries that carry no published figure themselves.
@@ -86,6 +110,8 @@ def catalog_prior(m: ZooModel) -> dict:
     """
     if m.kind == "floor":
         return {"imagenet_top1": None, "n_params": 0, "prior_source": None}
+    if m.prior_params is not None or m.model_id.startswith("bench:"):
+        return {"imagenet_top1": m.prior_top1, "n_params": m.prior_params, "prior_source": m.prior_source}
     from advisor.catalog.store import load_catalog
 
     cat = load_catalog()
@@ -140,6 +166,21 @@ def _load_random(model_id: str):
         torch.random.set_rng_state(state)
 
 
+def resolve_model(m: ZooModel, cache: Path):
+    """What the product is given for a zoo member: a model id (catalog, ``pkg:`` or ``local:``) or a `LoadedModel`."""
+    if m.kind == "random":
+        return _load_random(m.model_id)
+    if m.model_id.startswith("coral:"):
+        stem = m.model_id.split(":", 1)[1]
+        labels = next(lab for s, lab, _t, _n in X.CORAL if s == stem)
+        return X.coral_model_id(ASSETS, stem, labels)
+    if m.model_id.startswith("cifar:resnet"):
+        return X.cifar_model_id(ASSETS, int(m.model_id.removeprefix("cifar:resnet")), cache)
+    if m.model_id == "bench:google-speech-embedding":
+        return X.speech_embedding_model(ASSETS)
+    return m.model_id
+
+
 def product_features(target, m: ZooModel, cache: Path, batch_size: int = 32) -> FeatureBlock:
     """Features through the product: `advisor.features.extract_features` (its own cache) when available, else the
     same `LoadedModel.preprocess/forward` loop cached here as .npz."""
@@ -148,7 +189,7 @@ def product_features(target, m: ZooModel, cache: Path, batch_size: int = 32) -> 
     if hit.exists():  # computed earlier by the loop below (the same model layer); reuse
         return _fallback_features(target, m, m.model_id, cache, batch_size, t0)
     pool = target.pool
-    model = _load_random(m.model_id) if m.kind == "random" else m.model_id
+    model = resolve_model(m, cache)
     try:
         from advisor.features import extract_features
     except ImportError:
@@ -162,6 +203,7 @@ def product_features(target, m: ZooModel, cache: Path, batch_size: int = 32) -> 
             batch_size=batch_size,
             progress=False,
             offline=True,
+            runtime=os.environ.get("RANKBENCH_RUNTIME", "auto"),
         )
         cached = bool((fs.meta or {}).get("cached") or (fs.meta or {}).get("cache_hit"))
         return FeatureBlock(
@@ -170,7 +212,8 @@ def product_features(target, m: ZooModel, cache: Path, batch_size: int = 32) -> 
             None if fs.logits is None else np.asarray(fs.logits, np.float32),
             time.perf_counter() - t0,
             cached,
-            "advisor.features.extract_features",
+            "advisor.features.extract_features, runtime "
+            + str(((fs.meta or {}).get("runtime") or {}).get("runtime", "?")),
             cold_seconds=(fs.meta or {}).get("compute_seconds_original")
             or (fs.meta or {}).get("compute_seconds"),
         )

@@ -36,7 +36,7 @@ import rb_zoo as Z  # noqa: E402
 
 DEFAULT_CACHE = Path("/tmp/advisor-ranking-cache")
 GT_VERSION = 1
-SIG_VERSION = 1
+SIG_VERSION = 2  # 2: the subsample probe's out-of-fold predictions are kept (paired tie test)
 GT_C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 N_BOOT = 300
 HEADLINE_SIZE = 10
@@ -147,6 +147,7 @@ def subsample_signals(x, y, logits, seed: int, *, probe: bool = True) -> dict:
         pr = linear_probe(x, y, seed=seed, n_boot=50, max_iter=SUB_PROBE_MAX_ITER)
         out["values"]["probe_acc"] = pr.accuracy
         out["hib"]["probe_acc"] = True
+        out["probe_oof"] = None if pr.oof_pred is None else [int(v) for v in pr.oof_pred]
         out["seconds"]["probe"] = time.perf_counter() - t1
     if logits is not None:
         lg = np.asarray(logits, np.float64)
@@ -246,7 +247,16 @@ def run_target(spec: T.TargetSpec, zoo: list[Z.ZooModel], cache: Path, *, probe:
                         sg = subsample_signals(x, ysub, lg, seed, probe=probe)
                         jc.put(ck, sg)
                     per_model[k] = sg
-                subs.append({"per_class": n, "seed": seed, "n": len(sub), "signals": per_model})
+                subs.append(
+                    {
+                        "per_class": n,
+                        "seed": seed,
+                        "n": len(sub),
+                        "ids": [s.id for s in sub],
+                        "y": ysub.tolist(),
+                        "signals": per_model,
+                    }
+                )
             log(f"  {spec.name}/{fold.name} signals done for {n}/class x {spec.seeds} seeds")
         folds_out.append(
             {
@@ -298,7 +308,9 @@ def signal_table(rec: dict, sub: dict) -> tuple[dict[str, dict[str, float | None
 def method_scores(rec: dict, sub: dict, methods: dict[str, dict]) -> dict[str, list[float | None]]:
     """Predicted score per model (higher = better) of every method on one subsample.
 
-    methods: name -> {"kind": "signal", "signal": s} | {"kind": "combo", "weights": {...} or None (product)}
+    methods: name -> {"kind": "signal", "signal": s} | {"kind": "combo", "weights": {...} or None (product),
+    "method": "zscore" | "rank"} | {"kind": "tiered", "predictor": <a signal or combo spec>} (the probe's paired tie
+    groups first, then the predictor inside a group; see rb_rules).
     """
     from advisor.recommend.ranking import combine
 
@@ -310,11 +322,26 @@ def method_scores(rec: dict, sub: dict, methods: dict[str, dict]) -> dict[str, l
             per = table.get(spec["signal"], {})
             sign = 1.0 if hib.get(spec["signal"], True) else -1.0
             out[name] = [None if per.get(k) is None else sign * per[k] for k in keys]
-        else:
+        elif spec["kind"] == "combo":
             sig = {s: table[s] for s in (spec.get("signals") or table) if s in table}
-            pred = combine(sig, hib, weights=spec.get("weights"))
+            pred = combine(sig, hib, weights=spec.get("weights"), method=spec.get("method", "zscore"))
             out[name] = [pred[k].score for k in keys]
+    for name, spec in methods.items():
+        if spec["kind"] == "tiered":
+            import rb_rules
+
+            pname = spec["predictor_name"]
+            inner = out[pname] if pname in out else method_scores(rec, sub, {pname: spec["predictor"]})[pname]
+            groups = _TIE_MEMO.get(id(sub))
+            if groups is None:
+                groups = _TIE_MEMO[id(sub)] = rb_rules.tie_groups_of(rec, sub) or [1] * len(keys)
+            out[name] = rb_rules.tiered_scores(groups, inner)
     return out
+
+
+_TIE_MEMO: dict[
+    int, list[int]
+] = {}  # id(subsample record) -> paired tie groups (records live for the whole run)
 
 
 def score_target(rec: dict, methods: dict[str, dict], *, n_boot: int, seed: int = 0) -> dict:
@@ -605,8 +632,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     torch.set_num_threads(args.threads or min(2, os.cpu_count() or 1))
     t_all = time.perf_counter()
     if args.smoke:
-        specs = [T.SMOKE_TARGET]
-        zoo_of = {"text": Z.SMOKE_ZOO}
+        specs = [T.SMOKE_TARGET, T.SMOKE_IMAGE_TARGET]
+        zoo_of = {"text": Z.SMOKE_ZOO, "image": Z.SMOKE_IMAGE_ZOO}
         n_boot = args.boot or 50
     else:
         names = args.targets or list(T.TARGETS)
@@ -664,11 +691,23 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "confirm": len(confirm),
         "image": sum(r["modality"] == "image" for r in records),
     }
+    import rb_rules
+
+    rules = {}
+    if len(records) > 1:
+        rules = rb_rules.study(
+            records,
+            score_names,
+            [int(n) for n in sizes],
+            fns={"method_scores": method_scores, "score_target": score_target, "signal_table": signal_table},
+            n_boot=n_boot,
+            log=log,
+        )
     from advisor.recommend.ranking import weights_record
 
     results = {
         "schema": "advisor.ranking-benchmark",
-        "schema_version": 1,
+        "schema_version": 2,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "smoke": bool(args.smoke),
         "cache_dir": str(cache),
@@ -697,6 +736,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "summary": summary,
         "summary_group_sizes": group_sizes,
         "combos": {k: {**c, "ranked": c["ranked"][:40]} for k, c in combos.items()},
+        "rules": rules,
         "seconds_total": time.perf_counter() - t_all,
     }
     args.out.mkdir(parents=True, exist_ok=True)
