@@ -34,7 +34,9 @@ __all__ = [
     "DatasetSpec",
     "bench",
     "build_catalog",
+    "build_catalog_community",
     "catalog",
+    "catalog_community",
     "catalog_entry",
     "default_finetune_dir",
     "features",
@@ -461,6 +463,18 @@ def catalog_entry(model_id: str) -> CatalogEntry:
     return load_catalog().get(model_id)
 
 
+def catalog_community(model_id: str) -> Any:
+    """The Hub community record of one catalog entry (`advisor.catalog.community.CommunityRecord`: downloads over
+    the last 30 days, likes, last modified, with when and how they were retrieved), or None when unknown.
+
+    Raises:
+        CatalogEntryNotFound: the id is not in the catalog.
+    """
+    from advisor.catalog.api import entry_community
+
+    return entry_community(model_id)
+
+
 def build_catalog(
     sources: str | Path | None = None,
     out: str | Path | None = None,
@@ -475,3 +489,11 @@ def build_catalog(
     return rebuild_catalog(
         sources, out=Path(out) if out is not None else None, count_params=count_params, progress=progress
     )
+
+
+def build_catalog_community(ids: Sequence[str] | None = None, **options: Any) -> dict[str, Any]:
+    """Record Hub downloads (last 30 days), likes and last modification for catalog entries into the community
+    file (`advisor catalog community`; needs network); see `advisor.catalog.api.fetch_community_signal`."""
+    from advisor.catalog.api import fetch_community_signal
+
+    return fetch_community_signal(list(ids) if ids else None, **options)

@@ -159,7 +159,10 @@ def test_catalog():
     found = _cli("catalog", "search", "convnext", "in22k")
     assert [e.id for e in advisor.catalog("convnext in22k")] == [e["id"] for e in found["entries"]]
     first = api[0].id
-    assert to_jsonable(advisor.api.catalog_entry(first)) == _cli("catalog", "show", first)
+    shown = _cli("catalog", "show", first)
+    community = advisor.api.catalog_community(first)  # `show` adds the Hub community record (or null)
+    assert shown.pop("community") == (community.to_dict() if community else None)
+    assert to_jsonable(advisor.api.catalog_entry(first)) == shown
     narrowed = advisor.catalog("resnet", max_params=30e6, source="timm")
     assert narrowed and all(e.source == "timm" and (e.n_params or 0) <= 30e6 for e in narrowed)
 

@@ -119,3 +119,73 @@ def rebuild_catalog(
         "published_bench_rows": sum(1 for r in bench if r["kind"] == "row"),
         "sources": str(sources),
     }
+
+
+def entry_community(model_id: str) -> Any:
+    """The community record (`advisor.catalog.community.CommunityRecord`) of one catalog entry, or None when unknown.
+
+    Raises:
+        CatalogEntryNotFound: the id is not in the catalog.
+        CatalogError: the community file exists but is invalid.
+    """
+    from advisor.catalog.community import community_of
+
+    return community_of(load_catalog().get(model_id))
+
+
+def fetch_community_signal(
+    ids: list[str] | None = None,
+    *,
+    sources: tuple[str, ...] = ("hf", "timm"),
+    out: Path | str | None = None,
+    offline: bool | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Record Hub download/like counts and last modification for catalog entries (`advisor catalog community`).
+
+    Args:
+        ids: catalog ids (default: every entry from `sources` whose weights are in a Hub repo).
+        sources: the catalog sources to take entries from when `ids` is not given (hf, timm).
+        out: the community file (default: catalog/community.json of the source checkout).
+        offline: see `advisor.catalog.community.fetch_community`; offline fails fast.
+        **options: refresh, limit, api, timeout, delay, checkpoint_every, progress (`fetch_community`).
+
+    Raises:
+        CatalogError: offline, no --out outside a source checkout, or an invalid existing file.
+        CatalogEntryNotFound: an id that is not in the catalog.
+        UsageError: an id whose weights are not in a Hub repo, or an unknown source.
+    """
+    from advisor.catalog.build import CATALOG_DIR, CURATED_FILE
+    from advisor.catalog.community import (
+        COMMUNITY_FILE,
+        community_repos,
+        fetch_community,
+        hub_repo_of,
+        require_online,
+    )
+    from advisor.errors import CatalogError
+
+    require_online(offline)  # before anything else: offline fails in seconds
+    for s in sources:
+        _check_choice(s, ("hf", "timm"), "--source")
+    if out is None and not CURATED_FILE.is_file():
+        raise CatalogError(
+            f"catalog/{COMMUNITY_FILE} has no source checkout to go into",
+            hint="pass --out PATH, then point ADVISOR_CATALOG_COMMUNITY at it",
+        )
+    cat = load_catalog()
+    if ids:
+        repos = []
+        for model_id in ids:
+            e = cat.get(model_id)
+            repo = hub_repo_of(e)
+            if repo is None:
+                raise UsageError(
+                    f"{e.id}: its weights are not in a Hugging Face Hub repo ({e.source})",
+                    hint="pass hf: ids or timm ids whose weights are on the Hub",
+                )
+            repos.append(repo)
+    else:
+        repos = community_repos(cat, sources)
+    path = Path(out) if out is not None else CATALOG_DIR / COMMUNITY_FILE
+    return fetch_community(repos, path, offline=offline, **options)

@@ -12,6 +12,7 @@ DATA_PACKAGE = "advisor.catalog_data"
 CATALOG_FILE = "catalog.jsonl"  # the catalog records
 CURATED_FILE = "curated.json"  # hand-curated entries (Hugging Face architecture specs among them)
 PUBLISHED_BENCH_FILE = "published_bench.jsonl"  # timm's published inference benchmark rows
+COMMUNITY_FILE = "community.json"  # Hub downloads and likes per repo (`catalog community`); absent: unknown
 
 
 def data_file(name: str) -> Path | None:

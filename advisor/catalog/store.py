@@ -30,6 +30,8 @@ SORT_KEYS = (
     "miou",
     "file_mb",
     "year",
+    "downloads",
+    "likes",
 )
 # Published figures a filter or sort can name, all percent: top1 (ImageNet-1k), mteb (MTEB classification mean),
 # wer (Open ASR short-form), box_map / mask_map (COCO AP@[.5:.95]), miou (semantic segmentation mean IoU).
@@ -234,11 +236,17 @@ class Catalog:
 def sort_entries(
     entries: Sequence[CatalogEntry], key: str, descending: bool = False, modality: str | None = None
 ) -> list[CatalogEntry]:
-    """Sort by one of SORT_KEYS; unknown values (None) always sort last (`published_metric` under `modality`)."""
+    """Sort by one of SORT_KEYS; unknown values (None) always sort last (`published_metric` under `modality`;
+    ``downloads`` (last 30 days) and ``likes`` from the community file, `advisor.catalog.community`)."""
     if key not in SORT_KEYS:
         raise UsageError(f"unknown sort key {key!r}", hint=f"use one of {', '.join(SORT_KEYS)}")
+    from advisor.catalog.community import COMMUNITY_KEYS, community_value, load_community
+
+    records = load_community() if key in COMMUNITY_KEYS else {}
 
     def value(e: CatalogEntry):
+        if key in COMMUNITY_KEYS:
+            return community_value(e, key, records)
         return published_metric(e, key, modality) if key in METRIC_KEYS else getattr(e, key)
 
     known = [e for e in entries if value(e) is not None]

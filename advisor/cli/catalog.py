@@ -1,4 +1,5 @@
-"""`advisor catalog list|show|search|build`: which pretrained models exist, how big and how good they are, may I use them."""
+"""`advisor catalog list|show|search|build|community`: which pretrained models exist, how big and how good they are,
+may I use them, how used they are."""
 
 from __future__ import annotations
 
@@ -44,11 +45,14 @@ def _fmt(v: Any, spec: str = "") -> str:
     return "—" if v is None else format(v, spec)
 
 
-def _entries_table(entries: list, title: str, modality: str | None = None) -> None:
+def _entries_table(entries: list, title: str, modality: str | None = None, community: bool = False) -> None:
     from rich import box
     from rich.table import Table
 
+    from advisor.catalog.community import community_value, load_community
     from advisor.catalog.store import published_metric
+
+    records = load_community() if community else {}
 
     console = stdout_console()
     # Narrower terminals drop the least needed columns, so that ids stay whole (they are copied into commands).
@@ -85,6 +89,8 @@ def _entries_table(entries: list, title: str, modality: str | None = None) -> No
         *([("WER %", dict(justify="right", no_wrap=True))] if "asr" in shown else []),
         *([("box mAP %", dict(justify="right", no_wrap=True))] if "det" in shown else []),
         *([("mIoU %", dict(justify="right", no_wrap=True))] if "seg" in shown else []),
+        *([("downloads 30d", dict(justify="right", no_wrap=True))] if community else []),
+        *([("likes", dict(justify="right", no_wrap=True))] if community else []),
         ("license", dict(no_wrap=True, overflow="ellipsis", max_width=16 if level == 2 else 12)),
         *([("probe", dict(justify="center", no_wrap=True))] if level else []),
         *([("task", dict(overflow="ellipsis", max_width=22))] if level == 2 else []),
@@ -113,6 +119,8 @@ def _entries_table(entries: list, title: str, modality: str | None = None) -> No
             "WER %": _fmt(e.wer, ".2f"),
             "box mAP %": _fmt(e.box_map, ".1f"),
             "mIoU %": _fmt(e.miou, ".1f"),
+            "downloads 30d": _fmt(community_value(e, "downloads", records), ",") if community else "",
+            "likes": _fmt(community_value(e, "likes", records), ",") if community else "",
             "license": f"[{style}]{safe(lic)}[/]" if style else safe(lic),
             "probe": "[green]✓[/]" if e.probeable_for(modality) else "[dim]—[/]",
             "task": safe(e.task),
@@ -155,7 +163,8 @@ def list_cmd(
     sort: Annotated[
         str,
         typer.Option(
-            help="id | n_params | gmacs | top1 | mteb | wer | box_map | mask_map | miou | file_mb | year"
+            help="id | n_params | gmacs | top1 | mteb | wer | box_map | mask_map | miou | file_mb | year | "
+            "downloads (Hub, last 30 days) | likes (from `catalog community`; unknown sorts last)"
         ),
     ] = "id",
     min_metric: Annotated[
@@ -194,7 +203,17 @@ def list_cmd(
         max_metric=_bound(max_metric, "--max"),
     )
     out = Output(fmt)
-    _emit_entries(entries, out, limit, {}, "catalog entries", modality)
+    _emit_entries(
+        entries, out, limit, {}, "catalog entries", modality, community=sort in ("downloads", "likes")
+    )
+    if sort in ("downloads", "likes") and out.human:
+        from advisor.catalog.community import load_community
+
+        if not load_community():
+            out.note(
+                "no community figures recorded: every entry is unknown; `advisor catalog community` on a "
+                "machine with network records them"
+            )
     if license is LicenseChoice.commercial and out.human:
         from advisor.catalog.licenses import COMMERCIAL_NOTE
 
@@ -221,12 +240,15 @@ def _emit_entries(
     head: dict[str, Any],
     what: str,
     modality: str | None = None,
+    community: bool = False,
 ) -> None:
-    """The entries as ``{**head, total, count, entries}`` JSON, or a table of at most 50 unless --limit says."""
+    """The entries as ``{**head, total, count, entries}`` JSON (each with its ``community`` record or null), or a
+    table of at most 50 unless --limit says (with downloads and likes columns when `community`)."""
     if limit is None and out.human:
         limit = 50
     shown = entries[:limit] if limit else entries
-    payload = {**head, "total": len(entries), "count": len(shown), "entries": shown}
+    listed: list[Any] = shown if out.human else _with_community(shown)
+    payload = {**head, "total": len(entries), "count": len(shown), "entries": listed}
 
     def render(d: dict[str, Any]) -> None:
         if not d["entries"] and "query" in d:
@@ -235,7 +257,7 @@ def _emit_entries(
         more = (
             f" (showing {d['count']}; --limit N or --format json for more)" if d["count"] < d["total"] else ""
         )
-        _entries_table(d["entries"], safe(f"{d['total']} {what}") + more, modality)
+        _entries_table(d["entries"], safe(f"{d['total']} {what}") + more, modality, community)
 
     out.result(payload, render)
 
@@ -248,7 +270,45 @@ def show_cmd(
     """Show every field of one entry, with the source of each published figure."""
     from advisor.api import catalog_entry
 
-    Output(fmt).result(catalog_entry(model_id), _show_human)
+    out = Output(fmt)
+    entry = catalog_entry(model_id)
+    out.result(entry if out.human else _with_community([entry])[0], _show_human)
+
+
+def _with_community(entries: list[CatalogEntry]) -> list[dict[str, Any]]:
+    """Entries as their JSON dicts plus ``community``: the Hub record with its provenance, or null (unknown)."""
+    from advisor.catalog.community import community_of, load_community
+
+    records = load_community()
+    out = []
+    for e in entries:
+        rec = community_of(e, records)
+        out.append({**e.to_dict(), "community": rec.to_dict() if rec is not None else None})
+    return out
+
+
+def _community_rows(e: CatalogEntry) -> list[tuple[str, str]]:
+    """`catalog show` rows for the Hub community figures: dated with their source, or unknown (never 0)."""
+    from advisor.catalog.community import community_of, hub_repo_of
+
+    rec = community_of(e)
+    if rec is None:
+        why = (
+            "not on the Hugging Face Hub"
+            if hub_repo_of(e) is None
+            else "no community record; `advisor catalog community` on a machine with network records it"
+        )
+        return [("downloads / likes", f"unknown  [dim]{safe(why)}[/]")]
+    dim = f"  [dim]{safe(rec.provenance)}[/]"
+
+    def known(v: Any) -> str:
+        return "unknown" if v is None else f"{v:,}" if isinstance(v, int) else safe(v)
+
+    return [
+        ("downloads (30 days)", known(rec.downloads) + dim),
+        ("likes", known(rec.likes) + dim),
+        ("last modified", known(rec.last_modified) + dim),
+    ]
 
 
 def _show_human(e: CatalogEntry) -> None:
@@ -295,6 +355,7 @@ def _show_human(e: CatalogEntry) -> None:
             else []
         ),
         *([("sources merged", safe(", ".join(e.provenance)))] if e.provenance else []),
+        *_community_rows(e),
     ]
     for k, v in rows:
         t.add_row(k, v)
@@ -381,3 +442,72 @@ def _render_build(s: dict[str, Any]) -> None:
         f"Wrote {s['entries']} entries to {safe(s['path'])} ({by_source}), "
         f"{s['published_bench_rows']} published benchmark rows to {safe(s['published_bench'])}."
     )
+
+
+@catalog_app.command("community", cls=AdvisorCommand)
+def community_cmd(
+    ids: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[ID]...", help="catalog ids to ask about (default: every entry on the Hub)"),
+    ] = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source", help="hf | timm: without IDs, ask about these sources' entries (default both)"
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="the community file (default: catalog/community.json of this checkout)"),
+    ] = None,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="ask again about repos the file already has")
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="ask about at most this many repos now; a rerun does the rest")
+    ] = None,
+    delay: Annotated[float, typer.Option(min=0.0, help="seconds between requests")] = 0.05,
+    timeout: Annotated[float, typer.Option(min=0.1, help="seconds per request")] = 10.0,
+    fmt: FormatOpt = OutputFormat.human,
+) -> None:
+    """Record Hub downloads (last 30 days), likes and last modification per Hugging Face repo (needs network).
+
+    The figures go to a separate derived file, dated and with their source; `catalog show` and
+    `catalog list --sort downloads|likes` read it. Offline the command stops at once and the fields stay unknown.
+    """
+    from rich.progress import Progress
+
+    from advisor.api import build_catalog_community
+    from advisor.catalog.community import require_online
+
+    require_online()  # offline: one error line at once, before any progress display
+    with Progress(console=stderr_console(), transient=True) as bar:
+        task = bar.add_task("asking the Hugging Face Hub", total=None)
+        summary = build_catalog_community(
+            ids,
+            sources=tuple(source) if source else ("hf", "timm"),
+            out=out,
+            refresh=refresh,
+            limit=limit,
+            delay=delay,
+            timeout=timeout,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    Output(fmt).result(summary, _render_community)
+
+
+def _render_community(s: dict[str, Any]) -> None:
+    errors = ", ".join(f"{k} {v}" for k, v in s["errors"].items())
+    con = stdout_console()
+    asked = s["fetched"] + sum(s["errors"].values())
+    left = f", {s['left']} left for a rerun" if s["left"] else ""
+    con.print(
+        f"Asked {asked} of {s['requested']} Hub repos ({s['already']} already recorded{left}); "
+        f"{s['recorded']} repos now in {safe(s['path'])} (downloads = {s['downloads_window']}, "
+        f"{safe(s['client'])}, {safe(s['endpoint'])}).",
+        highlight=False,
+    )
+    if errors:
+        con.print(f"[yellow]Not recorded:[/] {safe(errors)}; a rerun asks about them again.", highlight=False)
+        for f in s["failed"][:5]:
+            con.print(f"  {safe(f['hub_repo'])}: {safe(f['error'])} — {safe(f['message'])}", highlight=False)
