@@ -6,7 +6,8 @@ the offline zoos, leave-one-out kNN and nearest-class-mean accuracy were the onl
 targets not used to choose them (weighted tau about 0.6-0.7), while LogME, SFDA, ETran-LDA, LEEP and the ImageNet prior
 did well on some targets and failed on others (the ImageNet prior had weighted tau -0.53 on digits). The other
 scores are still computed and reported, with weight 0. With 3-5 models per zoo tau is noisy: treat the predicted
-ranking as a shortlist filter. The final ranking is by measured probe accuracy.
+ranking as a shortlist filter. The final ranking is by measured probe accuracy, except that candidates the paired
+test cannot separate are ordered by `TIE_ORDER_SIGNAL` (and shown as tied).
 """
 
 from __future__ import annotations
@@ -28,13 +29,50 @@ WEIGHTS: dict[str, float] = {
 DEFAULT_SCORE_WEIGHT = 0.0
 WEIGHTS_NOTE = (
     "weights from benchmarks/ranking (kNN + NCM accuracy; other signals reported with weight 0). "
-    "The final ranking is by measured linear-probe accuracy."
+    "The final ranking is by measured linear-probe accuracy, candidates the paired test cannot separate ordered by "
+    "NCM-LOO (see final_order)."
+)
+
+
+# The final order: candidates the paired test cannot separate (a tie group) are ordered by this signal, not by their
+# raw probe accuracies, whose differences inside a group are within the probe's noise. NCM-LOO is the single signal
+# the ranking benchmark's dev targets favoured (benchmarks/ranking, "chosen on dev"); its standing on the held-out
+# targets is recorded there. A group whose members do not all have it falls back to the predicted score.
+TIE_ORDER_SIGNAL = "ncm_loo"
+TIE_ORDER_NOTE = (
+    "final order: paired tie groups of the probe (exact McNemar vs each group's leader, Holm-corrected), then "
+    f"{TIE_ORDER_SIGNAL} inside a group (the predicted score where it is missing), then probe accuracy"
 )
 
 
 def weights_record() -> dict:
     """The weights and their status, as stored in every result."""
-    return {"weights": dict(WEIGHTS), "default_score_weight": DEFAULT_SCORE_WEIGHT, "note": WEIGHTS_NOTE}
+    return {
+        "weights": dict(WEIGHTS),
+        "default_score_weight": DEFAULT_SCORE_WEIGHT,
+        "note": WEIGHTS_NOTE,
+        "tie_order_signal": TIE_ORDER_SIGNAL,
+        "final_order": TIE_ORDER_NOTE,
+    }
+
+
+def order_within_ties(
+    groups: Mapping[str, int], inner: Mapping[str, float | None], accuracy: Mapping[str, float]
+) -> list[str]:
+    """Model ids in final order: tie group (1 first), then `inner` (higher first; missing last), then accuracy.
+
+    Args:
+        groups: model id -> paired tie group (`paired_tie_groups`).
+        inner: model id -> the tie-order predictor's value (oriented, higher = better), or None.
+        accuracy: model id -> probe accuracy (the last key, and the order when `inner` is missing everywhere).
+    """
+
+    def key(m: str) -> tuple[int, int, float, float]:
+        v = inner.get(m)
+        known = v is not None and math.isfinite(v)
+        return (groups[m], 0 if known else 1, -(v if known and v is not None else 0.0), -accuracy[m])
+
+    return sorted(groups, key=key)
 
 
 def weight_of(signal: str) -> float:

@@ -41,6 +41,31 @@ def clearly_faster(a: CandidateResult, b: CandidateResult) -> bool:
     return a.latency_ms + ia / 2 < b.latency_ms - ib / 2
 
 
+def _best_head(best: CandidateResult, ranked: list[CandidateResult], lat: str, lic: str) -> str:
+    """#1's reason: called best only when the paired test separates it from every other candidate."""
+    from advisor.recommend.ranking import TIE_ORDER_SIGNAL
+
+    tied = [
+        c for c in ranked if c is not best and best.tie_group is not None and c.tie_group == best.tie_group
+    ]
+    if not tied:
+        sep = " (the paired test separates it from the rest)" if len(ranked) > 1 else ""
+        return f"best probe accuracy {_acc_text(best)}{sep}, {lat}, {lic}"
+    vals = [(c.scores.get(TIE_ORDER_SIGNAL) or {}).get("value") for c in ranked]
+    v = vals[ranked.index(best)]
+    # the rank stage falls back to the predicted score for everyone when any candidate lacks the signal
+    by = (
+        f"{TIE_ORDER_SIGNAL} {100 * float(v):.1f} %"
+        if None not in vals and v is not None
+        else "the predicted score"
+    )
+    n = len(tied)
+    return (
+        f"tied for best with {n} other{'s' if n > 1 else ''} (the paired test cannot separate them); first by "
+        f"{by}, the tie-order signal; probe accuracy {_acc_text(best)}, {lat}, {lic}"
+    )
+
+
 def build_reasons(ranked: list[CandidateResult], device_word: str) -> None:
     """One reason line per pick (the first entry of ``reasons``), plus supporting lines."""
     if not ranked:
@@ -56,7 +81,7 @@ def build_reasons(ranked: list[CandidateResult], device_word: str) -> None:
     for c in ranked:
         lat, lic = _lat_text(c, device_word), _license_text(c)
         if c is best:
-            head = f"best probe accuracy {_acc_text(c)}, {lat}, {lic}"
+            head = _best_head(c, ranked, lat, lic)
         elif c.tie_group == best.tie_group:
             faster = clearly_faster(c, best)
             head = (

@@ -12,7 +12,8 @@ Schema ``advisor.recommend`` version ``SCHEMA_VERSION`` (results.json, ``--forma
                       plus offline_effective (bool) and task_effective (the task that ran, advisor.tasks)
     hardware          hardware fingerprint (advisor.bench.hardware_fingerprint) or a minimal one
     versions          {python, torch, timm, transformers, numpy, sklearn, advisor}
-    weights           the ranking-combination weights used (provisional; see advisor.recommend.ranking)
+    weights           the ranking-combination weights used and the final-order rule (tie_order_signal,
+                      final_order; see advisor.recommend.ranking)
     candidates        list of candidate records, final rank order first, then unranked ones:
         model_id, status ("ranked" | "screened" | "failed" | "excluded"), rank (1 = best) | null,
         stage ("prior" | "scores" | "probe"), source, family, n_params, gmacs, license, license_class,
@@ -33,6 +34,9 @@ Schema ``advisor.recommend`` version ``SCHEMA_VERSION`` (results.json, ``--forma
     winner            model_id of rank 1, or null
     advice            {strategy: "linear-probe" | "partial-finetune" | "full-finetune", unfreeze_blocks,
                        summary, evidence: {...}, thresholds: {...}}
+    agreement         (optional) how much the probe, LogME and NCM-LOO agree on the probed candidates:
+                      {n_models, signals, pairs: [{a, b, tau (Kendall tau-b), n}], mean_tau, top_picks,
+                       top_tied_for_best, level ("agree" | "partly" | "disagree" | "not measured"), summary}
     timings           {stage: seconds}
     notes             list of str (warnings worth reading: skipped models, caveats)
 
@@ -157,6 +161,7 @@ class RecommendResults:
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     created_utc: str = ""
+    agreement: dict[str, Any] = field(default_factory=dict)  # `advisor.recommend.agreement.signal_agreement`
     advisor_version: str = ""
     schema: str = SCHEMA_NAME
     schema_version: int = SCHEMA_VERSION
@@ -194,6 +199,7 @@ class RecommendResults:
             "candidates": [c.to_dict() for c in self.candidates],
             "winner": w.model_id if w else None,
             "advice": self.advice,
+            "agreement": self.agreement,
             "timings": self.timings,
             "notes": self.notes,
         }
@@ -210,6 +216,7 @@ class RecommendResults:
             versions=d.get("versions") or {},
             weights=d.get("weights") or {},
             advice=d.get("advice") or {},
+            agreement=d.get("agreement") or {},
             timings=d.get("timings") or {},
             notes=list(d.get("notes") or []),
             created_utc=d.get("created_utc", ""),

@@ -53,6 +53,7 @@ class RunState:
         default_factory=dict
     )  # id -> (ids, labels, preds)
     probed: list[CandidateResult] = field(default_factory=list)
+    agreement: dict[str, Any] = field(default_factory=dict)  # `advisor.recommend.agreement.signal_agreement`
     floor_headlines: list[str] = field(default_factory=list)
     advice: dict[str, Any] = field(default_factory=dict)
     label_counts: Any = None  # per-class label counts of the whole dataset

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor.recommend.results import RESULTS_FILE, CandidateResult, RecommendResults
+from advisor.report.agreement import agreement_rows, agreement_summary
 from advisor.report.plots import (
     plot_accuracy_vs_latency,
     plot_dataset_profile,
@@ -251,6 +252,22 @@ def score_rows(r: RecommendResults) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _agreement_md(r: RecommendResults) -> list[str]:
+    line = agreement_summary(r)
+    if not line:
+        return []
+    h, rows = agreement_rows(r)
+    return ["## Signal agreement", "", md_text(line), "", *([_md_table(h, rows), ""] if rows else [])]
+
+
+def _agreement_html(r: RecommendResults) -> list[str]:
+    line = agreement_summary(r)
+    if not line:
+        return []
+    h, rows = agreement_rows(r)
+    return ["<h2>Signal agreement</h2>", f"<p>{escape(line)}</p>", *([_html_table(h, rows)] if rows else [])]
+
+
 def render_markdown(r: RecommendResults) -> str:
     """The report as GitHub-flavoured markdown."""
     out = [f"# advisor recommend: {md_text(dataset_name(r))}", ""]
@@ -277,6 +294,7 @@ def render_markdown(r: RecommendResults) -> str:
     ]
     h, rows = ranked_rows(r)
     out += [_md_table(h, rows) if rows else "_no ranked candidates_", ""]
+    out += _agreement_md(r)
     h, rows = other_rows(r)
     if rows:
         out += ["## Other candidates", "", _md_table(h, rows), ""]
@@ -488,6 +506,7 @@ def render_html(r: RecommendResults) -> str:
     parts.append("<h2>Ranking</h2>")
     h, rows = ranked_rows(r)
     parts.append(_html_table(h, rows, win_first=True) if rows else "<p>No ranked candidates.</p>")
+    parts += _agreement_html(r)
     parts.append("<h2>Plots</h2><div class='plots'>")
     for svg in (
         plot_accuracy_vs_latency(r),

@@ -1,12 +1,20 @@
-"""Stage 6: the final ranking by probe accuracy, paired tie groups, the Pareto front and the reasons."""
+"""Stage 6: the final ranking: paired tie groups of the probe, `TIE_ORDER_SIGNAL` inside a group, the Pareto front,
+the signals' agreement and the reasons."""
 
 from __future__ import annotations
 
 import math
 
+from advisor.recommend.agreement import signal_agreement
 from advisor.recommend.config import ProgressFn
 from advisor.recommend.plan import _device_kind
-from advisor.recommend.ranking import PairedCandidate, paired_tie_groups, pareto_front
+from advisor.recommend.ranking import (
+    TIE_ORDER_SIGNAL,
+    PairedCandidate,
+    order_within_ties,
+    paired_tie_groups,
+    pareto_front,
+)
 from advisor.recommend.reasons import build_reasons
 from advisor.recommend.records import ProbeRecord
 from advisor.recommend.results import CandidateResult
@@ -36,6 +44,14 @@ def rank(state: RunState, say: ProgressFn) -> RunState:
             + ", ".join(sorted(m for m, t in ties.items() if t.method == "ci-overlap"))
             + "; those were grouped by overlapping 95 % intervals instead of a paired test"
         )
+    # inside a tie group the probe cannot tell the candidates apart: order them by the validated predictor
+    by_id = {c.model_id: c for c in probed}
+    order = order_within_ties(
+        {m: t.group for m, t in ties.items()},
+        _tie_order_values(probed),
+        {c.model_id: _probe(c)["accuracy"] for c in probed},
+    )
+    probed = [by_id[m] for m in order]
     front = pareto_front({c.model_id: (c.latency_ms, _probe(c)["accuracy"]) for c in probed})
     for r, c in enumerate(probed, 1):
         p = _probe(c)
@@ -47,6 +63,9 @@ def rank(state: RunState, say: ProgressFn) -> RunState:
             notes.append(f"{c.model_id}: " + "; ".join(p.get("notes") or ["probe C at the grid edge"]))
     kind = _device_kind(state.cfg.device)
     build_reasons(probed, "GPU" if kind == "cuda" else kind.upper())
+    state.agreement = signal_agreement(probed)
+    if state.agreement.get("level") == "disagree":
+        notes.append(state.agreement["summary"])
     for m in state.alive:
         c = results[m]
         if c.rank is None and c.status not in ("failed", "excluded"):
@@ -57,6 +76,20 @@ def rank(state: RunState, say: ProgressFn) -> RunState:
             ]
     state.probed = probed
     return state
+
+
+def _tie_order_values(probed: list[CandidateResult]) -> dict[str, float | None]:
+    """`TIE_ORDER_SIGNAL` per candidate (oriented), or the predicted score for all when any candidate lacks it."""
+    vals: dict[str, float | None] = {}
+    for c in probed:
+        rec = c.scores.get(TIE_ORDER_SIGNAL) or {}
+        v = rec.get("value") if rec.get("applicable", True) else None
+        vals[c.model_id] = (
+            None if v is None else (float(v) if rec.get("higher_is_better", True) else -float(v))
+        )
+    if any(v is None or not math.isfinite(v) for v in vals.values()):
+        return {c.model_id: c.predicted.get("score") for c in probed}
+    return vals
 
 
 def _probe(c: CandidateResult) -> ProbeRecord:

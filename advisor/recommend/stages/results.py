@@ -33,6 +33,7 @@ def assemble(state: RunState, say: ProgressFn) -> RunState:
         versions=library_versions(),
         weights=weights_record(),
         advice=state.advice,
+        agreement=state.agreement,
         timings=state.timings | {"total": time.perf_counter() - state.t_start},
         notes=state.notes,
         created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
