@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class AdvisorError(Exception):
     """Base class for errors the CLI turns into one line (no traceback) and a non-zero exit.
@@ -26,6 +28,12 @@ class UsageError(AdvisorError):
     """Bad option values or combinations."""
 
     exit_code = 2
+
+
+def check_choice(value: object, choices: Sequence[str], what: str) -> None:
+    """Raise ``UsageError("unknown {what} {value!r}")``, hinting at `choices`, when `value` is not one of them."""
+    if value not in choices:
+        raise UsageError(f"unknown {what} {value!r}", hint=f"use one of {', '.join(choices)}")
 
 
 class CatalogError(AdvisorError):

@@ -57,6 +57,19 @@ def field_names(cls: Any) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
 
 
+def plain_dict(obj: Any) -> dict[str, Any]:
+    """`dataclasses.asdict(obj)` with its tuple-valued fields as lists: the form JSON reads back, so that a record
+    read from a file and a fresh one give equal dicts."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(obj).items()}
+
+
+def known_fields(cls: Any, d: Mapping[str, Any]) -> dict[str, Any]:
+    """The items of `d` that are fields of the dataclass `cls`: what its ``from_dict`` passes on, so that a file
+    written by another version (a field added or dropped since) still loads."""
+    names = field_names(cls)
+    return {k: v for k, v in d.items() if k in names}
+
+
 def check_fields(cls: Any, d: Mapping[str, Any], error: Callable[[list[str]], Exception]) -> None:
     """Raise ``error(unknown keys, sorted)`` when the dict `d` has keys that are not fields of the dataclass `cls`."""
     unknown = sorted(set(d) - field_names(cls))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from advisor.errors import UsageError
+from advisor.errors import UsageError, check_choice
 
 if TYPE_CHECKING:
     import torch
@@ -124,8 +124,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     Raises:
         UsageError: unknown precision.
     """
-    if precision not in PRECISIONS:
-        raise UsageError(f"unknown precision {precision!r}", hint=f"use one of {', '.join(PRECISIONS)}")
+    check_choice(precision, PRECISIONS, "precision")
     if precision != "auto":
         return "fp32" if device.type == "cpu" else precision
     if device.type == "cuda":

@@ -69,8 +69,18 @@ def test_resolve_precision(monkeypatch, requested, device, cuda_bf16, expected):
 
 
 def test_unknown_precision_is_a_usage_error():
-    with pytest.raises(UsageError, match="unknown precision 'int4'"):
+    with pytest.raises(UsageError, match="unknown precision 'int4'") as info:
         runtime.resolve_precision("int4", torch.device("cpu"))
+    assert info.value.hint == "use one of auto, fp32, bf16, fp16"
+
+
+def test_check_choice_names_the_value_and_the_choices():
+    from advisor.errors import check_choice
+
+    assert check_choice("b", ("a", "b"), "letter") is None
+    with pytest.raises(UsageError) as info:
+        check_choice("z", ("a", "b"), "letter")
+    assert (info.value.message, info.value.hint) == ("unknown letter 'z'", "use one of a, b")
 
 
 def test_autocast_contexts():

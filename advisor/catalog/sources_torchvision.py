@@ -27,18 +27,22 @@ _TV_TASKS = {
 _TV_LICENSE = "BSD-3-Clause (torchvision; the weights' meta names no license of their own)"
 
 
+# weights-name prefix -> pretraining data; the first match wins (COCO_WITH_VOC_LABELS before COCO)
+_TV_PRETRAIN_PREFIXES = (
+    ("IMAGENET1K", "imagenet-1k"),
+    ("COCO_WITH_VOC_LABELS", "coco (voc labels)"),
+    ("COCO", "coco"),
+    ("KINETICS400", "kinetics-400"),
+)
+
+
 def _tv_pretrain(weights: str, task: str) -> str | None:
     w = weights.upper()
     if "SWAG" in w:
         return "instagram-3.6b -> imagenet-1k" if "E2E" in w or "LINEAR" in w else "instagram-3.6b"
-    if w.startswith("IMAGENET1K"):
-        return "imagenet-1k"
-    if w.startswith("COCO_WITH_VOC_LABELS"):
-        return "coco (voc labels)"
-    if w.startswith("COCO"):
-        return "coco"
-    if w.startswith("KINETICS400"):
-        return "kinetics-400"
+    for prefix, data in _TV_PRETRAIN_PREFIXES:
+        if w.startswith(prefix):
+            return data
     if "SINTEL" in w or "KITTI" in w or "THINGS" in w or "CHAIRS" in w:
         return (
             "flying-chairs -> flying-things"

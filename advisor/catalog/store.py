@@ -12,7 +12,7 @@ from pathlib import Path
 
 from advisor.catalog.licenses import commercial_ok
 from advisor.catalog.schema import CatalogEntry
-from advisor.errors import CatalogEntryNotFound, CatalogError, UsageError
+from advisor.errors import CatalogEntryNotFound, CatalogError, UsageError, check_choice
 from advisor.models.ids import ModelId
 
 CATALOG_FILE = "catalog.jsonl"
@@ -238,8 +238,7 @@ def sort_entries(
 ) -> list[CatalogEntry]:
     """Sort by one of SORT_KEYS; unknown values (None) always sort last (`published_metric` under `modality`;
     ``downloads`` (last 30 days) and ``likes`` from the community file, `advisor.catalog.community`)."""
-    if key not in SORT_KEYS:
-        raise UsageError(f"unknown sort key {key!r}", hint=f"use one of {', '.join(SORT_KEYS)}")
+    check_choice(key, SORT_KEYS, "sort key")
     from advisor.catalog.community import COMMUNITY_KEYS, community_value, load_community
 
     records = load_community() if key in COMMUNITY_KEYS else {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -116,6 +116,13 @@ class Output:
     def error(message: str, hint: str | None = None) -> None:
         """One error line on stderr (and the hint, saying what to do); exiting is the caller's part."""
         error(message, hint)
+
+
+def print_each(console: Console, prefix: str, items: Iterable[object]) -> None:
+    """Print `items` one a line, each after `prefix` (Rich markup such as ``"[yellow]warning:[/] "``) and made
+    inert (`safe`)."""
+    for item in items:
+        console.print(f"{prefix}{safe(item)}", highlight=False)
 
 
 def warn(message: str) -> None:

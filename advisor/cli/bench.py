@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from advisor.cli._output import Output, OutputFormat, safe, stdout_console
+from advisor.cli._output import Output, OutputFormat, print_each, safe, stdout_console
 from advisor.cli.options import (
     AdvisorCommand,
     DeviceOpt,
@@ -80,10 +80,9 @@ def bench(
     fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Benchmark each MODEL with the same settings; figures carry the settings and hardware that made them."""
-    import dataclasses
-
     from advisor.api import bench as run_bench
     from advisor.bench.runner import BenchConfig
+    from advisor.io import known_fields
     from advisor.paths import cache_dir
 
     given = dict(locals())  # the `BenchConfig` fields among the parameters build the config
@@ -97,9 +96,7 @@ def bench(
     results = []
     for rt in runtimes:
         given["runtime"] = rt
-        config = BenchConfig(
-            **{f.name: given[f.name] for f in dataclasses.fields(BenchConfig) if f.name in given}
-        )
+        config = BenchConfig(**known_fields(BenchConfig, given))
         results += [r.to_dict() for r in run_bench(models, config, store=store, reuse=reuse)]
     data: dict[str, Any] = {"results": results, "store": str(cache_dir() / "bench.sqlite") if store else None}
     if len(runtimes) > 1:
@@ -152,8 +149,7 @@ def _render(data: dict[str, Any]) -> None:
         _print_costs(console, r)
         if r.get("published_comparison"):
             console.print(_published_table(r["published_comparison"]))
-        for w in r.get("warnings") or []:
-            console.print(f"  [yellow]warning:[/] {safe(w)}", highlight=False)
+        print_each(console, "  [yellow]warning:[/] ", r.get("warnings") or [])
     if data.get("runtimes"):
         console.print(_runtimes_table(data["runtimes"]))
     if data.get("store"):

@@ -3,6 +3,7 @@ may I use them, how used they are."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -421,19 +422,22 @@ def build_cmd(
     fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Regenerate the catalog from the tables in --sources DIR and catalog/curated.json (minutes: it builds every architecture)."""
-    from rich.progress import Progress
-
     from advisor.api import build_catalog
 
-    with Progress(console=stderr_console(), transient=True) as bar:
-        task = bar.add_task("counting timm parameters", total=None)
-        summary = build_catalog(
-            sources,
-            out=out,
-            count_params=count_params,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
+    summary = _with_bar(
+        "counting timm parameters",
+        lambda progress: build_catalog(sources, out=out, count_params=count_params, progress=progress),
+    )
     Output(fmt).result(summary, _render_build)
+
+
+def _with_bar(label: str, run: Callable[[Callable[[int, int], None]], dict[str, Any]]) -> dict[str, Any]:
+    """`run(progress)` under a transient progress bar on stderr titled `label`: ``progress(done, total)`` moves it."""
+    from rich.progress import Progress
+
+    with Progress(console=stderr_console(), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        return run(lambda done, total: bar.update(task, completed=done, total=total))
 
 
 def _render_build(s: dict[str, Any]) -> None:
@@ -475,15 +479,13 @@ def community_cmd(
     The figures go to a separate derived file, dated and with their source; `catalog show` and
     `catalog list --sort downloads|likes` read it. Offline the command stops at once and the fields stay unknown.
     """
-    from rich.progress import Progress
-
     from advisor.api import build_catalog_community
     from advisor.catalog.community import require_online
 
     require_online()  # offline: one error line at once, before any progress display
-    with Progress(console=stderr_console(), transient=True) as bar:
-        task = bar.add_task("asking the Hugging Face Hub", total=None)
-        summary = build_catalog_community(
+    summary = _with_bar(
+        "asking the Hugging Face Hub",
+        lambda progress: build_catalog_community(
             ids,
             sources=tuple(source) if source else ("hf", "timm"),
             out=out,
@@ -491,8 +493,9 @@ def community_cmd(
             limit=limit,
             delay=delay,
             timeout=timeout,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
+            progress=progress,
+        ),
+    )
     Output(fmt).result(summary, _render_community)
 
 

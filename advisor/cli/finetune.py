@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from advisor.cli._output import Output, OutputFormat, safe, stderr_console, stdout_console
+from advisor.cli._output import Output, OutputFormat, print_each, safe, stderr_console, stdout_console
 from advisor.cli.options import (
     AdvisorCommand,
     DataOpt,
@@ -178,8 +178,7 @@ def _render(result: dict[str, Any]) -> None:
             f"({safe(groups['by'])}): {safe(', '.join(groups['val_groups']))}",
             highlight=False,
         )
-    for note in result["notes"]:
-        console.print(f"note: {safe(note)}", highlight=False)
+    print_each(console, "note: ", result["notes"])
     if result["checkpoint"]:
         console.print(f"best checkpoint: {safe(result['checkpoint'])}", highlight=False)
     if result["out_dir"]:
@@ -263,15 +262,12 @@ def finetune_command(
     fmt: FormatOpt = OutputFormat.human,
 ) -> None:
     """Fine-tune MODEL on DATA and print the validation accuracy, its 95% interval and the run's costs."""
-    import dataclasses
-
     from advisor.api import finetune
     from advisor.finetune import FinetuneConfig
+    from advisor.io import known_fields
 
     given = dict(locals()) | {"group_column": dataset.group_column}  # the `FinetuneConfig` fields build it
-    cfg = FinetuneConfig(
-        **{f.name: given[f.name] for f in dataclasses.fields(FinetuneConfig) if f.name in given}
-    )
+    cfg = FinetuneConfig(**known_fields(FinetuneConfig, given))
     out_dir = out if out is not None else default_out_dir(dataset.path, model, unfreeze, seed)
     bar = _ProgressBar() if progress else None
     try:

@@ -113,39 +113,37 @@ def _run(task: str, gt: Path, pred: Path, fmt: OutputFormat, **options: Any) -> 
     Output(fmt).result(report.to_dict(), _render)
 
 
-@metrics_app.command("detection", cls=AdvisorCommand)
-def detection_cmd(
-    ground_truth: GtArg,
-    predictions: Annotated[
-        Path,
-        typer.Argument(
-            help="COCO results .json (image_id: COCO id or file name) or a folder of YOLO .txt "
-            "(class cx cy w h conf, normalised)."
-        ),
-    ],
-    split: SplitOpt = None,
-    gt_format: GtFormatOpt = None,
-    fmt: FormatOpt = OutputFormat.human,
-) -> None:
-    """COCO box mAP, AP50/75, AP by size, AR@1/10/100 and per-class AP (faster-coco-eval, ids from 1)."""
-    _run("detection", ground_truth, predictions, fmt, split=split, gt_format=gt_format)
+def _coco_command(task: str, predictions_help: str, doc: str) -> None:
+    """Register the COCO AP command `task` (detection and instance segmentation differ only in their predictions'
+    format and the AP's IoU): its `predictions` argument is described by `predictions_help`, the command by `doc`."""
+
+    def command(
+        ground_truth: GtArg,
+        predictions: Path,
+        split: SplitOpt = None,
+        gt_format: GtFormatOpt = None,
+        fmt: FormatOpt = OutputFormat.human,
+    ) -> None:
+        _run(task, ground_truth, predictions, fmt, split=split, gt_format=gt_format)
+
+    # set after the def, as an object (the other annotations are strings, `from __future__ import annotations`),
+    # so that this argument's help can differ per command; typer reads it as it reads the strings
+    command.__annotations__["predictions"] = Annotated[Path, typer.Argument(help=predictions_help)]
+    command.__doc__ = doc
+    metrics_app.command(task, cls=AdvisorCommand)(command)
 
 
-@metrics_app.command("instance-segmentation", cls=AdvisorCommand)
-def instance_segmentation_cmd(
-    ground_truth: GtArg,
-    predictions: Annotated[
-        Path,
-        typer.Argument(
-            help="COCO segm results .json: image_id, category_id, segmentation (RLE or polygons), score."
-        ),
-    ],
-    split: SplitOpt = None,
-    gt_format: GtFormatOpt = None,
-    fmt: FormatOpt = OutputFormat.human,
-) -> None:
-    """COCO mask mAP, AP50/75, AP by mask size, AR and per-class AP (faster-coco-eval segm, ids from 1)."""
-    _run("instance-segmentation", ground_truth, predictions, fmt, split=split, gt_format=gt_format)
+_coco_command(
+    "detection",
+    "COCO results .json (image_id: COCO id or file name) or a folder of YOLO .txt "
+    "(class cx cy w h conf, normalised).",
+    "COCO box mAP, AP50/75, AP by size, AR@1/10/100 and per-class AP (faster-coco-eval, ids from 1).",
+)
+_coco_command(
+    "instance-segmentation",
+    "COCO segm results .json: image_id, category_id, segmentation (RLE or polygons), score.",
+    "COCO mask mAP, AP50/75, AP by mask size, AR and per-class AP (faster-coco-eval segm, ids from 1).",
+)
 
 
 @metrics_app.command("segmentation", cls=AdvisorCommand)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from advisor.cli._output import Output, OutputFormat, safe, stdout_console, strip_control
+from advisor.cli._output import Output, OutputFormat, print_each, safe, stdout_console, strip_control
 from advisor.cli.options import (
     AdvisorCommand,
     BatchSizeOpt,
@@ -168,10 +168,8 @@ def _render_plan(plan: Plan) -> None:
             f"{safe(d['excluded'][0]['reason'])}[/]",
             highlight=False,
         )
-    for s in d["stages"]:
-        con.print(f"  • {safe(s)}", highlight=False)
-    for w in d.get("warnings") or []:
-        con.print(f"[yellow]warning:[/] {safe(w)}", highlight=False)
+    print_each(con, "  • ", d["stages"])
+    print_each(con, "[yellow]warning:[/] ", d.get("warnings") or [])
     budget = d.get("budget_seconds")
     con.print(
         f"Estimated cost: [bold]{d['estimated_seconds'] / 60:.1f} min[/]"
@@ -183,6 +181,7 @@ def _render_plan(plan: Plan) -> None:
 def _render_results(res: RecommendResults) -> None:
     from rich.table import Table
 
+    from advisor.report.agreement import agreement_summary
     from advisor.report.render import (
         acc_with_ci,
         latency_batch,
@@ -230,6 +229,8 @@ def _render_results(res: RecommendResults) -> None:
     for c in res.ranked[:5]:
         reason = safe(c.reasons[0]) if c.reasons else ""
         con.print(f"  [bold]{safe(c.model_id)}[/] (#{c.rank}): {reason}", highlight=False)
+    if conf := agreement_summary(res):
+        con.print(f"[bold]{safe(conf)}[/]", highlight=False)
     others = [c for c in res.candidates if c.rank is None]
     if others:
         t2 = Table(title="Not ranked")
@@ -251,8 +252,7 @@ def _render_results(res: RecommendResults) -> None:
         for ft in res.advice.get("finetune_check") or []:
             line = ft.get("summary") or f"{ft['model_id']}: fine-tuning failed ({ft.get('error')})"
             con.print("[bold]Fine-tune check:[/] " + safe(line), highlight=False)
-    for n in res.notes:
-        con.print(f"[yellow]note:[/] {safe(n)}", highlight=False)
+    print_each(con, "[yellow]note:[/] ", res.notes)
     tot = res.timings.get("total")
     if res.run_dir:
         con.print(

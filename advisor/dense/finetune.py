@@ -25,12 +25,13 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from advisor.dense.types import BOX_TASKS, TASK_METRIC, DenseDataset, DenseSample
-from advisor.errors import DatasetError, UsageError
+from advisor.errors import DatasetError, UsageError, check_choice
+from advisor.io import known_fields, plain_dict
 
 if TYPE_CHECKING:
     from advisor.dense.finetune_heads import Clock, HeadTraining, TrainLog
@@ -89,26 +90,20 @@ class DenseFinetuneSpec:
     bootstrap: int | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise UsageError(
-                f"unknown dense fine-tune kind {self.kind!r}", hint=f"use one of {', '.join(KINDS)}"
-            )
+        check_choice(self.kind, KINDS, "dense fine-tune kind")
         if self.epochs < 1 or self.batch < 1:
             raise UsageError(f"--finetune-epochs must be at least 1, got {self.epochs}")
         if not 0.0 < self.val_fraction < 1.0:
             raise UsageError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        d = dataclasses.asdict(self)
-        d["sample_ids"] = list(self.sample_ids)
-        return d
+        """JSON-able form (the sample ids as a list)."""
+        return plain_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DenseFinetuneSpec:
         """Inverse of `to_dict`."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: v for k, v in d.items() if k in known}
+        kw = known_fields(cls, d)
         kw["sample_ids"] = tuple(kw.get("sample_ids") or ())
         return cls(**kw)
 
@@ -169,8 +164,7 @@ class DenseFinetuneResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DenseFinetuneResult:
         """Inverse of `to_dict` (unknown keys ignored)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return cls(**known_fields(cls, d))
 
     @property
     def still_rising(self) -> bool:
@@ -298,18 +292,25 @@ def _group_split(
 
 
 # ----------------------------------------------------------------------------------------------- running
+# model-id prefix -> why a ``fine-tune-head`` cannot run on it (None: it can); the first match wins
+_HEAD_FINETUNE_BY_PREFIX: tuple[tuple[str, str | None], ...] = (
+    ("torchvision:", None),
+    (
+        "pkg:ultralytics/",
+        "Ultralytics models train with their own CLI (`yolo train`), out of process; not run here",
+    ),
+    ("hf:", "hf: detectors and segmenters fine-tune with transformers' own training loop; not run here"),
+    ("pkg:", "a packaged ONNX/TFLite (or fixed-head) model: it has no trainable class head here"),
+)
+
+
 def trainable_reason(model_id: str, kind: str) -> str | None:
     """Why `model_id` cannot be fine-tuned as `kind` here (None: it can)."""
     if kind == "new-head":
         return None
-    if model_id.startswith("torchvision:"):
-        return None
-    if model_id.startswith("pkg:ultralytics/"):
-        return "Ultralytics models train with their own CLI (`yolo train`), out of process; not run here"
-    if model_id.startswith("hf:"):
-        return "hf: detectors and segmenters fine-tune with transformers' own training loop; not run here"
-    if model_id.startswith("pkg:"):
-        return "a packaged ONNX/TFLite (or fixed-head) model: it has no trainable class head here"
+    for prefix, reason in _HEAD_FINETUNE_BY_PREFIX:
+        if model_id.startswith(prefix):
+            return reason
     return "only torchvision detectors and segmenters have a head fine-tune here"
 
 
@@ -390,7 +391,8 @@ def finetune_dense(
     say = progress or (lambda _m: None)
     run = _new_head if spec.kind == "new-head" else _own_head
     res = run(
-        spec, tr, va, clock, say, dataclasses.replace(base, split=split | {"val_ids": [s.id for s in val]})
+        _Job(spec, tr, va, clock, say),
+        dataclasses.replace(base, split=split | {"val_ids": [s.id for s in val]}),
     )
     res.seconds = clock.elapsed()
     res.settings = spec.training().to_dict() | res.settings
@@ -421,6 +423,16 @@ def _cache_path(spec: DenseFinetuneSpec, ds: DenseDataset) -> Path:
     return cache_dir("dense-finetune") / f"{key}.json"
 
 
+class _Job(NamedTuple):
+    """What a fine-tune runner (`_new_head`, `_own_head`) works from."""
+
+    spec: DenseFinetuneSpec
+    train: DenseDataset
+    val: DenseDataset
+    clock: Clock
+    say: Callable[[str], None]
+
+
 def _bootstrap(spec: DenseFinetuneSpec, task: str) -> int:
     from advisor.dense.finetune_eval import BOOTSTRAP
 
@@ -444,20 +456,14 @@ def _finish(
     return res
 
 
-def _new_head(
-    spec: DenseFinetuneSpec,
-    train: DenseDataset,
-    val: DenseDataset,
-    clock: Clock,
-    say: Callable[[str], None],
-    res: DenseFinetuneResult,
-) -> DenseFinetuneResult:
+def _new_head(job: _Job, res: DenseFinetuneResult) -> DenseFinetuneResult:
     """A new head (FCOS / decoder) on the frozen backbone's cached maps."""
     from advisor.dense import finetune_heads as H
     from advisor.dense.backbones import dense_backbone, load_backbone
     from advisor.dense.finetune_eval import det_map, image_confusion
     from advisor.runtime import resolve_device
 
+    spec, train, val, clock, say = job
     dev = resolve_device(spec.device)
     bb = dense_backbone(load_backbone(spec.model_id, pretrained=spec.pretrained, device=str(dev)))
     size = working_size(train.samples + val.samples)
@@ -502,19 +508,13 @@ def _new_head(
     return _finish(res, spec, val, confusions(dec), log)
 
 
-def _own_head(
-    spec: DenseFinetuneSpec,
-    train: DenseDataset,
-    val: DenseDataset,
-    clock: Clock,
-    say: Callable[[str], None],
-    res: DenseFinetuneResult,
-) -> DenseFinetuneResult:
+def _own_head(job: _Job, res: DenseFinetuneResult) -> DenseFinetuneResult:
     """A torchvision model with new class layers (backbone frozen), beside its zero-shot figure."""
     from advisor.dense.finetune_compare import own_head_predictions, zero_shot_on_val
     from advisor.dense.finetune_torchvision import adapt_head, train_torchvision
     from advisor.dense.models import load_dense_model
 
+    spec, train, val, clock, say = job
     model: Any = load_dense_model(spec.model_id, pretrained=spec.pretrained, device=spec.device)
     say(f"fine-tune {spec.model_id}: zero-shot on {len(val.samples)} held-out images")
     zs = zero_shot_on_val(model, val)

@@ -24,6 +24,7 @@ from advisor.dense.instance_masks import InstanceMasks, Segmentation, box_polygo
 from advisor.dense.readers_common import (
     ClassTable,
     WarningLog,
+    annotated_size,
     box_sample,
     dense_reader,
     find_file,
@@ -258,15 +259,10 @@ def _sample(
     if path is None:
         wlog.skip("missing-image", str(file.parent / name), f"image file not found (listed in {file.name})")
         return None
-    try:
-        w, h = int(img.get("width") or 0), int(img.get("height") or 0)
-    except (TypeError, ValueError):
-        w = h = 0
-    if w <= 0 or h <= 0:
-        size = header_size(path, wlog)
-        if size is None:
-            return None
-        w, h = size
+    size = annotated_size(path, wlog, img.get("width"), img.get("height"))
+    if size is None:
+        return None
+    w, h = size
     rows, labels, crowd, areas = [], [], [], []
     segs: list[Segmentation] = []
     for a in anns:

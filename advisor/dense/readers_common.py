@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -154,6 +155,16 @@ def header_size(path: Path, wlog: WarningLog) -> tuple[int, int] | None:
     except DatasetError as e:
         wlog.skip("unreadable-image", str(path), e.message)
         return None
+
+
+def annotated_size(path: Path, wlog: WarningLog, width: Any, height: Any) -> tuple[int, int] | None:
+    """``(width, height)`` as the annotations give them when both read as positive integers, else from the image
+    header (`header_size`: None with a counted ``unreadable-image`` skip)."""
+    try:
+        w, h = int(width), int(height)
+    except (TypeError, ValueError, OverflowError):  # missing, not a number, infinite
+        w = h = 0
+    return (w, h) if w > 0 and h > 0 else header_size(path, wlog)
 
 
 def image_size(path: Path) -> tuple[int, int]:

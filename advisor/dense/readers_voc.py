@@ -20,6 +20,7 @@ from advisor.dense.readers_common import (
     IMAGE_EXTS,
     ClassTable,
     WarningLog,
+    annotated_size,
     box_sample,
     dense_reader,
     find_file,
@@ -80,15 +81,10 @@ def _voc_sample(
         wlog.skip("missing-image", str(xml), "its image is not in JPEGImages/")
         return None
     size_el = doc.find("size")
-    try:
-        w, h = int(_num(size_el, "width")), int(_num(size_el, "height"))
-    except ValueError:
-        w = h = 0
-    if w <= 0 or h <= 0:
-        size = header_size(path, wlog)
-        if size is None:
-            return None
-        w, h = size
+    size = annotated_size(path, wlog, _num(size_el, "width"), _num(size_el, "height"))
+    if size is None:
+        return None
+    w, h = size
     rows, labels, crowd = [], [], []
     for obj in doc.findall("object"):
         idx = table.index(_text(obj, "name") or "")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from advisor.io import known_fields
+
 DENSE_SCHEMA = "advisor.dense-results/1"
 
 
@@ -40,6 +42,12 @@ FINETUNE_RUNG = (
 )
 
 
+def _figure(rung: dict[str, Any] | None, key: str = "value") -> float | None:
+    """The figure `key` of a rung's record, None when the rung did not run or has no figure."""
+    v = (rung or {}).get(key)
+    return None if v is None else float(v)
+
+
 @dataclass
 class DenseCandidate:
     """One row of a dense run: a model (or floor), its role, and the figures each rung measured for it."""
@@ -63,26 +71,22 @@ class DenseCandidate:
     @property
     def proxy_value(self) -> float | None:
         """The proxy's headline value (probe accuracy or pixel-probe mIoU), None when not measured."""
-        v = (self.proxy or {}).get("value")
-        return None if v is None else float(v)
+        return _figure(self.proxy)
 
     @property
     def zero_shot_value(self) -> float | None:
         """The zero-shot headline (mAP, or mIoU), None when not measured."""
-        v = (self.zero_shot or {}).get("value")
-        return None if v is None else float(v)
+        return _figure(self.zero_shot)
 
     @property
     def finetune_value(self) -> float | None:
         """The held-out metric of the ``--finetune-top`` fine-tune, None when not run or without a figure."""
-        v = (self.finetune or {}).get("value")
-        return None if v is None else float(v)
+        return _figure(self.finetune)
 
     @property
     def latency_ms(self) -> float | None:
         """Median latency per image (ms), None when not measured."""
-        v = (self.latency or {}).get("p50_ms")
-        return None if v is None else float(v)
+        return _figure(self.latency, "p50_ms")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -91,8 +95,7 @@ class DenseCandidate:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DenseCandidate:
         """Inverse of `to_dict` (unknown keys ignored, so newer files still load)."""
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return cls(**known_fields(cls, d))
 
 
 @dataclass

@@ -28,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from advisor.errors import ResultsError, UsageError
+from advisor.errors import ResultsError, UsageError, check_choice
 from advisor.features import store
 from advisor.features.engine import assemble, compute, forward_with_oom_retry
 from advisor.features.featureset import FeatureSet
@@ -164,10 +164,7 @@ def _data_key(dataset: Dataset, samples: list[Sample]) -> dict[str, Any]:
 
 
 def _check_options(strategy: str, batch_size: int, num_workers: int) -> None:
-    if strategy not in OVERWRITE_STRATEGIES:
-        raise UsageError(
-            f"unknown overwrite strategy {strategy!r}", hint=f"use one of {', '.join(OVERWRITE_STRATEGIES)}"
-        )
+    check_choice(strategy, OVERWRITE_STRATEGIES, "overwrite strategy")
     if batch_size < 1 or num_workers < 0:
         raise UsageError("batch size must be >= 1 and num_workers >= 0")
 

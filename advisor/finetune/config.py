@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from advisor.errors import UsageError
-from advisor.io import field_names
+from advisor.io import known_fields, plain_dict
 
 Precision = Literal["auto", "fp32", "bf16"]
 SplitSource = Literal["dataset", "group-held-out", "stratified"]
@@ -260,9 +260,7 @@ class FinetuneResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (history as plain dicts, the CI as a 2-list)."""
-        d = dataclasses.asdict(self)
-        d["val_accuracy_ci"] = list(self.val_accuracy_ci)
-        return d
+        return plain_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FinetuneResult:
@@ -270,5 +268,4 @@ class FinetuneResult:
         d = dict(d)
         d["history"] = [EpochRecord(**h) for h in d.get("history", [])]
         d["val_accuracy_ci"] = tuple(d["val_accuracy_ci"])
-        names = field_names(cls)
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**known_fields(cls, d))

@@ -361,3 +361,16 @@ def test_box_csv_image_ids_without_extension(tmp_path: Path) -> None:
     ds = load_dense(tmp_path / "train.csv")
     assert [s.id for s in ds.samples] == ["images/w1.jpg"] and ds.classes == ["wheat"]
     np.testing.assert_array_equal(ds.samples[0].boxes, [[1, 2, 11, 12]])
+
+
+def test_voc_and_coco_sizes_that_are_not_finite_fall_back_to_the_image_header(tmp_path: Path) -> None:
+    voc = syn.write_voc(tmp_path / "voc")
+    xml = voc / "Annotations" / "img0.xml"
+    xml.write_text(xml.read_text().replace(f"<width>{syn.W}</width>", "<width>inf</width>"))
+    coco = syn.write_coco(tmp_path / "coco")
+    doc = json.loads((coco / "annotations.json").read_text())
+    doc["images"][0]["width"] = float("inf")  # written as Infinity, which Python's json reads back
+    (coco / "annotations.json").write_text(json.dumps(doc))
+    img0 = next(s for s in load_dense(voc).samples if s.id.endswith("img0.jpg"))
+    first = load_dense(coco).samples[0]
+    assert (img0.width, img0.height) == (first.width, first.height) == (syn.W, syn.H)
