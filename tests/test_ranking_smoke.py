@@ -81,7 +81,12 @@ def test_ranking_smoke_run(assets, tmp_path):
     on_disk = json.loads((tmp_path / "out" / "results.json").read_text())
     assert on_disk["schema"] == "advisor.ranking-benchmark" and on_disk["smoke"] is True
     md = (tmp_path / "out" / "RESULTS.md").read_text()
-    assert "weighted Kendall" in md and "advisor: probe stage" in md
+    assert "weighted Kendall" in md and "advisor: probe stage" in md and "Shortlist recall" in md
+    # the benchmark's "final order" is the product's: tie groups, then advisor.recommend.ranking.TIE_ORDER_SIGNAL
+    from advisor.recommend.ranking import TIE_ORDER_SIGNAL
+
+    final = res["methods"][run.FINAL_ORDER_METHOD]
+    assert final["kind"] == "tiered" and final["predictor"]["signal"] == TIE_ORDER_SIGNAL
 
     by_name = {t["name"]: t for t in res["targets"]}
     assert set(by_name) == {"banking77_smoke", "digits_smoke"}, "both smoke targets (text, image) ran"
@@ -112,6 +117,7 @@ def test_ranking_smoke_run(assets, tmp_path):
                 assert r["regret_ci"][0] >= 0.0
             n_applicable += bool(r["applicable"])
         assert per_size["advisor: probe stage (subsample probe)"]["applicable"]
+        assert per_size["advisor: final order (tie groups, then NCM-LOO)"]["applicable"]
         assert per_size["advisor: scores stage (current WEIGHTS)"]["applicable"]
         assert per_size["score: logme"]["applicable"]
         assert not per_size["prior: ImageNet top-1"]["applicable"]  # no ImageNet prior for a text zoo
@@ -125,6 +131,12 @@ def test_ranking_smoke_run(assets, tmp_path):
         assert got >= rec["tau_w_ci"][0] - 1e-9, (
             f"{name}: mean tau_w {got:.3f} < recorded CI low {rec['tau_w_ci'][0]}"
         )
+    # shortlist recall of the product's shortlist predictor: fractions, non-decreasing in k, every target
+    sr = res["shortlist_recall"]["sizes"][base["size"]]
+    assert set(sr["per_target"]) == {"banking77_smoke", "digits_smoke"}
+    for r in [*sr["per_target"].values(), sr["mean"]]:
+        vals = [r[f"recall@{k}"] for k in res["shortlist_recall"]["ks"]]
+        assert all(0.0 <= v <= 1.0 for v in vals) and vals == sorted(vals)
     # the rule study ran leave-one-target-out over the two smoke targets
     fams = res["rules"]["sizes"][base["size"]]["families"]
     for fam in ("single", "z-mean", "tiered", "learned"):

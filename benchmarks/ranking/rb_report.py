@@ -8,6 +8,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 KEY_METHODS = (
+    "advisor: final order (tie groups, then NCM-LOO)",
     "advisor: scores stage (current WEIGHTS)",
     "advisor: probe stage (subsample probe)",
     "prior: ImageNet top-1",
@@ -38,8 +39,12 @@ def _method_order(res: dict) -> list[str]:
     ms = list(res["methods"])
     return [
         *[m for m in KEY_METHODS if m in ms],
-        *[m for m in ms if m.startswith(("chosen on dev", "proposed"))],
-        *[m for m in ms if m not in KEY_METHODS and not m.startswith(("chosen on dev", "proposed"))],
+        *[m for m in ms if m.startswith(("tie groups", "chosen on dev", "proposed"))],
+        *[
+            m
+            for m in ms
+            if m not in KEY_METHODS and not m.startswith(("tie groups", "chosen on dev", "proposed"))
+        ],
         "random pick (expected)",
     ]
 
@@ -209,6 +214,7 @@ def render(res: dict) -> str:
         L.append("")
 
     L += rules_section(res)
+    L += shortlist_section(res)
     L += [
         "## Advisor weights measured",
         "",
@@ -234,6 +240,33 @@ def _pm(r: dict | None, k: str, scale: float = 1.0, nd: int = 2) -> str:
         return "n/a"
     v, ci = r[k], r.get(f"{k}_ci")
     return f"{v * scale:.{nd}f}" + (f" [{ci[0] * scale:.{nd}f}, {ci[1] * scale:.{nd}f}]" if ci else "")
+
+
+def shortlist_section(res: dict) -> list[str]:
+    """Recall@k of the product's shortlist predictor (run.shortlist_recall): is the true best among those probed?"""
+    sr = res.get("shortlist_recall")
+    if not sr or not sr.get("sizes"):
+        return []
+    ks = sr["ks"]
+    L = [
+        "## Shortlist recall (is the true best among the models the advisor probes?)",
+        "",
+        f"Fraction of subsamples whose ground-truth best model is in the top k of `{sr['method']}` — the ranking "
+        "that picks the probed shortlist (`--shortlist`, default 5) — ties at the cut counted in.",
+        "",
+    ]
+    for n, block in sr["sizes"].items():
+        L += [
+            f"{n} samples per class:",
+            "",
+            "| target | models | " + " | ".join(f"recall@{k}" for k in ks) + " |",
+            "|---|---|" + "---|" * len(ks),
+        ]
+        for t, r in block["per_target"].items():
+            L.append(f"| {t} | {r['n_models']} | " + " | ".join(f"{r[f'recall@{k}']:.2f}" for k in ks) + " |")
+        m = block["mean"]
+        L += ["| **mean** | | " + " | ".join(f"**{m[f'recall@{k}']:.2f}**" for k in ks) + " |", ""]
+    return L
 
 
 def rules_section(res: dict) -> list[str]:

@@ -434,6 +434,21 @@ def build_methods(records: Sequence[dict]) -> tuple[dict[str, dict], list[str]]:
         "weights": dict(PROPOSED_WEIGHTS),
         "signals": list(PROPOSED_WEIGHTS),
     }
+    # the final order of issue 18: the probe's paired tie groups first, a predictor inside each group (fixed,
+    # pre-declared variants; the product ships the one the dev targets favour, see analysis.md)
+    scores_stage = methods["advisor: scores stage (current WEIGHTS)"]
+    inner = {
+        "NCM-LOO": {"kind": "signal", "signal": "ncm_loo"},
+        "LogME": {"kind": "signal", "signal": "logme"},
+        "scores stage": scores_stage,
+    }
+    for label, spec in inner.items():
+        name = FINAL_ORDER_METHOD if label == "NCM-LOO" else f"tie groups, then {label}"
+        methods[name] = {
+            "kind": "tiered",
+            "predictor": spec,
+            "predictor_name": f"inner: {label}",
+        }
     for s in score_names:
         methods[f"score: {s}"] = {"kind": "signal", "signal": s}
     return methods, score_names
@@ -597,6 +612,34 @@ def _strip_raw(rec: dict) -> dict:
     return r
 
 
+FINAL_ORDER_METHOD = (
+    "advisor: final order (tie groups, then NCM-LOO)"  # advisor.recommend.ranking.TIE_ORDER_SIGNAL
+)
+SHORTLIST_KS = (1, 2, 3, 5, 8)
+SHORTLIST_METHOD = "advisor: scores stage (current WEIGHTS)"  # what picks the probed shortlist in the product
+
+
+def shortlist_recall(records: Sequence[dict], methods: dict[str, dict], sizes: Sequence[int]) -> dict:
+    """Recall@k of the product's shortlist predictor: how often the ground-truth best model is among the k it would
+    probe (per target and size; ties at the cut count in), with the zoo size for reference."""
+    import rb_rules
+
+    spec = methods[SHORTLIST_METHOD]
+    out: dict = {"method": SHORTLIST_METHOD, "ks": list(SHORTLIST_KS), "sizes": {}}
+    for n in sizes:
+        per = {}
+        for rec in records:
+            if n not in rec["spec"]["sub_sizes"]:
+                continue
+            r = rb_rules.recall_at(
+                rec, n, lambda rr, sub: method_scores(rr, sub, {"x": spec})["x"], ks=SHORTLIST_KS
+            )
+            per[rec["name"]] = {**r, "n_models": len(rec["keys"])}
+        mean = {f"recall@{k}": float(np.mean([v[f"recall@{k}"] for v in per.values()])) for k in SHORTLIST_KS}
+        out["sizes"][str(n)] = {"per_target": per, "mean": mean}
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     """Run the benchmark; returns the results dict (also written to OUT/results.json and OUT/RESULTS.md)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -703,6 +746,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             n_boot=n_boot,
             log=log,
         )
+    shortlist = shortlist_recall(records, methods, [int(n) for n in sizes])
     from advisor.recommend.ranking import weights_record
 
     results = {
@@ -737,6 +781,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "summary_group_sizes": group_sizes,
         "combos": {k: {**c, "ranked": c["ranked"][:40]} for k, c in combos.items()},
         "rules": rules,
+        "shortlist_recall": shortlist,
         "seconds_total": time.perf_counter() - t_all,
     }
     args.out.mkdir(parents=True, exist_ok=True)
