@@ -103,8 +103,9 @@ def _probeable(modality: str, frameworks: list[str], types: list[str]) -> tuple[
     hf = any(f in ("Transformers", "Sentence Transformers") for f in frameworks)
     if modality in ("text", "audio") and hf:
         return True, (
-            "Hugging Face weights (needs network once, then cached); advisor pools as its hf: loader does "
-            "(text: mean over the attention mask, no prompt), MTEB's figure used the model's own loader"
+            "Hugging Face weights (needs network once, then cached); advisor's hf: loader follows the repo's "
+            "sentence-transformers config (pooling, normalisation, max length, default prompt; else the mean over "
+            "the attention mask), MTEB's figure used the model's own loader (its task prompts may differ)"
         )
     if modality == "image" and hf:
         return True, "Hugging Face weights; advisor's hf: image loader (pooler output or mean over tokens)"
@@ -234,7 +235,8 @@ def mteb_entries(tables: dict[str, Path]) -> list[CatalogEntry]:
                 "use_instructions": r.get("use_instructions"),
                 "model_type": r.get("model_type"),
                 "extra_requirements": r.get("extra_requirements_groups"),
-                "pooling_prompts": "not in the source table (MTEB keeps them in its loader code)",
+                "pooling_prompts": "not in the source table (MTEB keeps them in its loader code); advisor's hf: "
+                "loader reads them from the repo's sentence-transformers config at load time",
             }.items()
             if v is not None
         }

@@ -2,9 +2,10 @@
 
 Pooling (what "the feature vector" means for each modality):
 
-- text: ``AutoModel`` + ``AutoTokenizer``; **mean of the last hidden states over the attention mask** (padding
-  tokens excluded), the sentence-transformers convention; ``?pooling=cls`` takes the first token instead;
-  ``?normalize=1`` L2-normalises.
+- text: ``AutoModel`` + ``AutoTokenizer``; the pooling, normalisation, maximum length and default prompt the repo's
+  sentence-transformers config declares (`advisor.models.st_settings`), else **the mean of the last hidden states
+  over the attention mask** (padding excluded); ``?pooling=mean|cls|max|lasttoken``, ``?normalize=1``,
+  ``?max_length=N`` and ``?prompt=...`` override.
 - image: ``AutoModel`` + ``AutoImageProcessor``; the model's ``pooler_output`` when it has one (e.g. DINOv2's
   normed CLS token), else the mean over tokens / spatial positions. ``?pooling=cls|mean|pooler`` overrides.
 - audio (Wav2Vec2, HuBERT, WavLM, Data2VecAudio, Whisper encoder ...): mean of the last hidden states over the
@@ -59,10 +60,6 @@ def infer_modality(config: Any) -> str:
     return "text"
 
 
-def _truthy(v: str | None) -> bool:
-    return str(v).strip().lower() in {"1", "true", "yes", "on"}
-
-
 # ------------------------------------------------------------------------------------------------ modules
 def _text_module(model: Any, pooling: str, normalize: bool) -> Any:
     import torch
@@ -77,10 +74,15 @@ def _text_module(model: Any, pooling: str, normalize: bool) -> Any:
 
         def forward(self, input_ids, attention_mask):
             h = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            m = attention_mask.unsqueeze(-1).to(h.dtype)
             if pooling == "cls":
                 out = h[:, 0]
+            elif pooling == "max":  # padding can never win the max
+                out = h.masked_fill(m == 0, torch.finfo(h.dtype).min).amax(1)
+            elif pooling == "lasttoken":  # the last real token, whichever side the tokenizer pads
+                pos = torch.arange(h.shape[1], device=h.device).unsqueeze(0) * attention_mask
+                out = h[torch.arange(h.shape[0], device=h.device), pos.argmax(1)]
             else:
-                m = attention_mask.unsqueeze(-1).to(h.dtype)
                 out = (h * m).sum(1) / m.sum(1).clamp_min(1.0)
             if normalize:
                 out = torch.nn.functional.normalize(out, dim=-1)
@@ -185,9 +187,22 @@ def text_model_from_hf(
     pooling: str = "mean",
     normalize: bool = False,
     max_length: int | None = None,
+    prompt: str | None = None,
     info: dict[str, Any] | None = None,
 ) -> LoadedModel:
-    """Wrap a transformers text encoder + tokenizer as a text `LoadedModel` (mean pooling by default)."""
+    """Wrap a transformers text encoder + tokenizer as a text `LoadedModel` (mean pooling by default).
+
+    Args:
+        pooling: ``mean`` (over the attention mask), ``cls``, ``max`` or ``lasttoken``.
+        prompt: prepended to every text (a sentence-transformers default prompt), or None.
+
+    Raises:
+        UsageError: an unknown pooling.
+    """
+    from advisor.errors import check_choice
+    from advisor.models.st_settings import SUPPORTED_POOLING
+
+    check_choice(pooling, SUPPORTED_POOLING, f"pooling for {model_id}")
     cfg = model.config
     max_pos = getattr(cfg, "max_position_embeddings", None) or 512
     if max_length is None:
@@ -204,9 +219,8 @@ def text_model_from_hf(
                 f"{model_id}: no tokenizer is available offline, so text cannot be encoded",
                 hint="run once with network access so the tokenizer is cached",
             )
-        b = tokenizer(
-            [str(t) for t in items], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-        )
+        texts = [str(t) if prompt is None else prompt + str(t) for t in items]
+        b = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         return (b["input_ids"], b["attention_mask"])
 
     return LoadedModel(
@@ -221,6 +235,9 @@ def text_model_from_hf(
             "max_length": max_length,
             "pooling": pooling,
             "normalize": normalize,
+            **(
+                {"prompt": prompt} if prompt is not None else {}
+            ),  # keys of prompt-less models stay as they were
         },
         example=ExampleSpec(
             seq_len=min(128, max_length), vocab_size=int(getattr(cfg, "vocab_size", 1000) or 1000)
@@ -478,12 +495,22 @@ def load_hf_model(
     if modality == "text":
         from transformers import AutoTokenizer
 
+        from advisor.models.st_settings import TextLoaderSettings, read_st_settings, resolve
+
+        repo = (
+            read_st_settings(source, revision=revision, offline=offline)
+            if pretrained or Path(source).expanduser().is_dir()
+            else TextLoaderSettings()
+        )
+        st = resolve(repo, params)
         return text_model_from_hf(
             model,
             _load_optional(AutoTokenizer, source, **kw),
-            pooling=params.get("pooling", "mean"),
-            normalize=_truthy(params.get("normalize")),
-            max_length=int(params["max_length"]) if "max_length" in params else None,
+            pooling=st.pooling,
+            normalize=st.normalize,
+            max_length=st.max_length,
+            prompt=st.prompt,
+            info={"loader_settings": st.to_dict()},
             **ident,
         )
     if modality == "image":
