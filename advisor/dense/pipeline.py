@@ -220,11 +220,13 @@ def zero_shot_stage(state: DenseRunState, say: ProgressFn) -> DenseRunState:
 
 # ----------------------------------------------------------------------------------------------- proxies
 def proxy_stage(state: DenseRunState, say: ProgressFn) -> DenseRunState:
-    """Frozen-feature proxies for backbones, twins and the raw-pixel floor (cached by content)."""
-    from advisor.dense.proxy_cache import cached_proxy
+    """Frozen-feature proxies for backbones, twins and the raw-pixel floor (cached by content); box tasks add the
+    ROI probe beside the crop probe (``proxy["roi_probe"]``; its failure is recorded there, never on the row)."""
+    from advisor.dense.proxy_cache import cached_proxy, cached_roi_proxy
 
     t0 = time.perf_counter()
     sample = state.get_sample()
+    kw = {"seed": state.cfg.seed, "device": state.cfg.device, "pool": state.get_pool()}
     for r in state.rows:
         if r.role not in (Role.BACKBONE, Role.TWIN, Role.FLOOR) or r.error:
             continue
@@ -232,18 +234,28 @@ def proxy_stage(state: DenseRunState, say: ProgressFn) -> DenseRunState:
             continue
         say(f"proxy: {r.model_id} ({'crop probe' if state.task in BOX_TASKS else 'pixel probe'})")
         try:
-            r.proxy = cached_proxy(
-                r, sample, seed=state.cfg.seed, device=state.cfg.device, pool=state.get_pool()
-            )
+            r.proxy = cached_proxy(r, sample, **kw)
         except Exception as e:  # one row failing never loses the others
-            from advisor.errors import AdvisorError
-
-            if not isinstance(e, AdvisorError | RuntimeError | ValueError | OSError):
-                raise
-            r.error = f"proxy failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+            r.error = f"proxy failed: {_proxy_error(e)}"
+            continue
+        if state.task in BOX_TASKS:
+            say(f"proxy: {r.model_id} (ROI probe)")
+            try:
+                r.proxy["roi_probe"] = cached_roi_proxy(r, sample, **kw)
+            except Exception as e:
+                r.proxy["roi_probe"] = {"kind": "roi-probe", "value": None, "error": _proxy_error(e)}
     state.get_pool().clear()
     state.timings["proxy_s"] = time.perf_counter() - t0
     return state
+
+
+def _proxy_error(e: Exception) -> str:
+    """The first line of a proxy's expected failure; anything else is re-raised (a bug, not a data problem)."""
+    from advisor.errors import AdvisorError
+
+    if not isinstance(e, AdvisorError | RuntimeError | ValueError | OSError):
+        raise e
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
 # ----------------------------------------------------------------------------------------------- verdict, results

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ProxyKind = Literal["crop-probe", "pixel-probe"]
+ProxyKind = Literal["crop-probe", "pixel-probe", "roi-probe"]
 RAW_PIXELS = "floor:raw-pixel"  # the model id of the raw-pixel floor
 DEFAULT_PROXY_SCORES: tuple[str, ...] = ("logme", "hscore_shrinkage", "knn_loo", "ncm_loo", "leep", "nce")
 PIXEL_SCORE_CAP = 3000  # pixels the transferability scores see (a stratified subsample of repeat 0)
@@ -60,8 +60,9 @@ class ProxyResult:
     Attributes:
         name: ``<kind> <model id>`` plus ``(random-init)`` for a twin.
         model_id: the backbone id (`RAW_PIXELS` for the raw-pixel floor).
-        kind: ``crop-probe`` or ``pixel-probe``.
-        value: crop probe: out-of-fold probe accuracy; pixel probe: mean pixel-probe mIoU over repeats.
+        kind: ``crop-probe``, ``pixel-probe`` or ``roi-probe`` (`advisor.dense.roi_probe`).
+        value: crop probe: out-of-fold probe accuracy; pixel probe: mean pixel-probe mIoU over repeats; ROI probe:
+            class LogME + box-regression LogME (TLogME-style).
         ci: 95 % interval of `value` (crop: Wilson; pixel: bootstrap over images), None when not computed.
         scores: transferability score name → value (None when not applicable or degenerate).
         n_items: crops, or sampled pixels per repeat.
@@ -69,7 +70,9 @@ class ProxyResult:
         seconds: wall time of the whole measurement (loading, features, probe, scores).
         measured: one line saying what was measured.
         pretrained: the backbone's weights are pretrained (False: random-init twin; None: the raw floor).
-        accuracy: crop: = value; pixel: mean out-of-fold pixel accuracy over repeats.
+        accuracy: crop: = value; pixel: mean out-of-fold pixel accuracy over repeats; ROI: the class probe's
+            out-of-fold accuracy (classes + background).
+        box_r2: ROI probe: mean out-of-fold ridge R² of the foreground ROIs' box deltas (None otherwise).
         value_sd: pixel probe: sd of mIoU over repeats (0.0 for one repeat, None for the crop probe).
         repeat_values: pixel probe: mIoU of each repeat.
         per_class: class name → out-of-fold recall (crop) or IoU (pixel, repeat 0).
@@ -94,6 +97,7 @@ class ProxyResult:
     measured: str
     pretrained: bool | None = None
     accuracy: float | None = None
+    box_r2: float | None = None
     value_sd: float | None = None
     repeat_values: list[float] = field(default_factory=list)
     per_class: dict[str, float | None] = field(default_factory=dict)

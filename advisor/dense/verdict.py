@@ -6,6 +6,9 @@ Routes (what the user should do next):
 - ``fine-tune-head``: a pretrained model covers some classes; fine-tune its head on the data's classes;
 - ``new-head``: no label set overlaps; put a new detection head / decoder on the best backbone by the proxy.
 
+The ROI probe of box tasks (``proxy["roi_probe"]``) is reported beside the crop probe in the reasons (its best row,
+and each floor that reaches its model on it) but does not change the ranking.
+
 Ties among backbones come from the paired exact McNemar test on the crop probe's shared out-of-fold predictions
 (`advisor.recommend.ranking.paired_tie_groups`, Holm-corrected), else from interval overlap; a backbone is called
 best only when the evidence separates it.
@@ -121,6 +124,54 @@ def _floor_lines(rows: Sequence[DenseCandidate], best: DenseCandidate | None) ->
     return lines, all_separated
 
 
+def roi_value(r: DenseCandidate) -> float | None:
+    """The ROI probe's value (class + box LogME) of a row, None when not measured."""
+    v = ((r.proxy or {}).get("roi_probe") or {}).get("value")
+    return None if v is None else float(v)
+
+
+def roi_order(rows: Sequence[DenseCandidate]) -> list[str]:
+    """Ids of the rows with an ROI-probe value, best first."""
+    return [
+        r.model_id for r in sorted(rows, key=lambda r: -(roi_value(r) or 0.0)) if roi_value(r) is not None
+    ]
+
+
+def _roi_lines(rows: Sequence[DenseCandidate], best: DenseCandidate | None) -> list[str]:
+    """The ROI probe's lines: its best row (against the crop probe's best) and each floor that reaches its model."""
+    from advisor.dense.candidates import base_id
+
+    scored = [r for r in rows if roi_value(r) is not None and not r.error]
+    bbs = sorted((r for r in scored if r.role == Role.BACKBONE), key=lambda r: -(roi_value(r) or 0.0))
+    if not bbs:
+        return []
+    top = bbs[0]
+    p = (top.proxy or {})["roi_probe"]
+    agree = (
+        "as the crop probe"
+        if best is not None and best.model_id == top.model_id
+        else (f"the crop probe's best is {best.model_id}" if best is not None else "no crop-probe ranking")
+    )
+    r2 = p.get("box_r2")
+    lines = [
+        f"ROI probe (beside the crop probe, not used for the ranking): best backbone {top.model_id}, class+box LogME "
+        f"{roi_value(top):.3f} (class accuracy {p.get('accuracy') or 0.0:.3f}, box-delta R² "
+        f"{'-' if r2 is None else f'{r2:.3f}'}); {agree}"
+    ]
+    by_id = {r.model_id: r for r in rows}
+    for r in scored:
+        if r.role not in (Role.FLOOR, Role.TWIN):
+            continue
+        ref = by_id.get(base_id(r.model_id), top) if r.role == Role.TWIN else top
+        rv, fv = roi_value(ref), roi_value(r)
+        if rv is not None and fv is not None and fv >= rv:
+            lines.append(
+                f"on the ROI probe the {r.role} {r.model_id} scores {fv:.3f} >= {ref.model_id} ({rv:.3f}): "
+                "pretraining shows no advantage there"
+            )
+    return lines
+
+
 def _zero_shot(
     rows: Sequence[DenseCandidate], n_classes: int
 ) -> tuple[DenseCandidate | None, list[DenseCandidate]]:
@@ -165,6 +216,7 @@ def decide(
     ranked = _rank_proxies(rows)
     best_bb = ranked[0] if ranked else None
     reasons, floors_separated = _floor_lines(rows, best_bb)
+    reasons += _roi_lines(rows, best_bb)
     arch = _fastest_arch(rows)
     if arch is not None:
         reasons.append(
@@ -237,6 +289,7 @@ def decide(
         "tied_with_best": [r.model_id for r in ranked if r.tied_with_best],
         "zero_shot_order": [r.model_id for r in zs],
         "proxy_order": [r.model_id for r in ranked],
+        "roi_order": roi_order(rows),
         "reasons": reasons,
         "next_command": next_command,
         "next_why": "more images, to separate the tied or floor-level rows" if next_command else None,

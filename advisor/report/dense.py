@@ -42,25 +42,68 @@ def _lat(c: DenseCandidate) -> str:
     return f"{lat['p50_ms']:.1f}{flag}"
 
 
+# what the ROI probe measured (box tasks; `advisor.dense.roi_probe`), for the rung list of the reports
+ROI_RUNG = (
+    "a second frozen-feature proxy beside the crop probe (not used for the ranking): ground-truth boxes, jittered "
+    "proposals (IoU at least 0.5) and background proposals (IoU under 0.3), each ROI-aligned on the backbone's "
+    "pyramid level by the FPN size rule; TLogME-style value = LogME of the classes + background plus LogME of "
+    "the Faster R-CNN box deltas (nats per ROI, higher is better), with the out-of-fold linear-probe accuracy "
+    "and the out-of-fold ridge R² of the box deltas beside it (images kept whole in every fold); a proxy, not "
+    "the task metric"
+)
+
+
+def _roi(c: DenseCandidate) -> dict[str, Any]:
+    return (c.proxy or {}).get("roi_probe") or {}
+
+
+def has_roi(r: DenseResults) -> bool:
+    """True when some row carries an ROI-probe record (box tasks)."""
+    return any(_roi(c) for c in r.candidates)
+
+
+def _roi_counts(r: DenseResults) -> str:
+    """``; this run: N ROIs (g boxes, j jittered, b background) from M images`` from the first ROI record."""
+    p = next((_roi(c) for c in r.candidates if _roi(c).get("n_items")), None)
+    if p is None:
+        return ""
+    k = (p.get("probe") or {}).get("rois") or {}
+    parts = (
+        f" ({k.get('gt', '?')} boxes, {k.get('jitter', '?')} jittered, {k.get('background', '?')} background)"
+    )
+    return f"; this run: {p['n_items']} ROIs{parts if k else ''} from {p.get('n_groups', '?')} images"
+
+
+def _roi_cells(c: DenseCandidate) -> list[str]:
+    p = _roi(c)
+    if p.get("error"):
+        return ["failed", "-", "-"]
+    return [_f(p.get("value")), _f(p.get("accuracy")), _f(p.get("box_r2"))]
+
+
 def proxy_rows(r: DenseResults) -> tuple[list[str], list[list[str]]]:
-    """The proxy rung: backbones, twins and floors, best first."""
+    """The proxy rung: backbones, twins and floors, best first (box tasks: the ROI probe's figures beside)."""
     what = "crop-probe acc" if r.task in BOX_TASKS else "pixel-probe mIoU"
     header = ["#", "model", "role", what, "95% CI", "tied with #1", "items", "p50 ms"]
+    roi = has_roi(r)
+    if roi:
+        header[7:7] = ["ROI class+box LogME", "ROI acc", "ROI box R²"]
     rows = []
     for c in r.proxy_ranked:
         p = c.proxy or {}
-        rows.append(
-            [
-                str(c.rank or ""),
-                c.model_id,
-                c.role,
-                _f(c.proxy_value),
-                _ci(p),
-                "yes" if c.tied_with_best else "",
-                str(p.get("n_items", "-")),
-                _lat(c),
-            ]
-        )
+        row = [
+            str(c.rank or ""),
+            c.model_id,
+            c.role,
+            _f(c.proxy_value),
+            _ci(p),
+            "yes" if c.tied_with_best else "",
+            str(p.get("n_items", "-")),
+            _lat(c),
+        ]
+        if roi:
+            row[7:7] = _roi_cells(c)
+        rows.append(row)
     return header, rows
 
 
@@ -161,7 +204,9 @@ def rungs(r: DenseResults) -> dict[str, str]:
     """The rungs the report explains: the stored ones, and the fine-tune rung when a row was fine-tuned."""
     from advisor.dense.results import FINETUNE_RUNG
 
-    extra = {"fine-tune": FINETUNE_RUNG} if any(c.finetune for c in r.candidates) else {}
+    extra = {"roi-probe": ROI_RUNG + _roi_counts(r)} if has_roi(r) else {}
+    if any(c.finetune for c in r.candidates):
+        extra["fine-tune"] = FINETUNE_RUNG
     return dict(r.rungs) | extra
 
 
@@ -231,6 +276,7 @@ def render_dense_csv(r: DenseResults) -> str:
         "zero_shot",
     ]
     cols += ["classes_matched", "p50_ms", "license", "error"]
+    cols += ["roi_value", "roi_accuracy", "roi_box_r2"]
     cols += ["finetune", "finetune_ci_low", "finetune_ci_high"]
     w.writerow(cols)
     for c in r.candidates:
@@ -238,6 +284,7 @@ def render_dense_csv(r: DenseResults) -> str:
         ft_ci = (c.finetune or {}).get("ci") or (None, None)
         row = [c.model_id, c.role, c.rank, c.tied_with_best, c.proxy_value, ci[0], ci[1], c.zero_shot_value]
         row += [(c.zero_shot or {}).get("classes_matched"), c.latency_ms, c.license, c.error]
+        row += [_roi(c).get(k) for k in ("value", "accuracy", "box_r2")]
         row += [c.finetune_value, ft_ci[0], ft_ci[1]]
         w.writerow([csv_cell(x) for x in row])
     return buf.getvalue()

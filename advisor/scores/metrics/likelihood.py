@@ -24,16 +24,33 @@ def logme_details(prep: Prepared, *, max_iter: int = 11, tol: float = 1e-3, eps:
     value is the exact log evidence of Bayesian linear regression (checked against an N x N log-determinant in
     the tests). For N >= D with full-rank features both agree.
     """
-    torch = _torch()
     sigma, x2 = prep.uncentered_eig  # (k,), (k, C)
-    n, d = prep.N, prep.D
-    res_x2 = (prep.counts - x2.sum(0)).clamp_min(0.0)  # |y|^2 - |U^T y|^2 (one-hot: |y|^2 = n_c)
-    c = prep.C
-    alpha = torch.ones(c, dtype=torch.float64, device=prep.device)
+    y2 = prep.counts  # |y_c|^2 of a one-hot column = n_c
+    return evidence_fixed_point(sigma, x2, y2, prep.N, prep.D, max_iter=max_iter, tol=tol, eps=eps)
+
+
+def evidence_fixed_point(
+    sigma, x2, y2, n: int, d: int, *, max_iter: int = 11, tol: float = 1e-3, eps: float = 1e-5
+) -> dict:
+    """LogME's fixed point and per-target evidence from the eigen-pieces of one design (see `logme_details`).
+
+    Args:
+        sigma: ``(k,)`` non-zero eigenvalues of X^T X (float64 tensor).
+        x2: ``(k, T)`` squared projections of each target column on the matching eigenvectors ((u_j^T y_t)^2).
+        y2: ``(T,)`` squared norm of each target column.
+        n, d: rows and columns of X.
+
+    Returns:
+        ``{"alpha", "beta", "evidence" (T,) per-sample log evidence, "rank"}``.
+    """
+    torch = _torch()
+    res_x2 = (y2 - x2.sum(0)).clamp_min(0.0)  # |y|^2 - |U^T y|^2
+    c = x2.shape[1]
+    alpha = torch.ones(c, dtype=torch.float64, device=sigma.device)
     beta = torch.ones_like(alpha)
     m2 = torch.zeros_like(alpha)
     res2 = torch.zeros_like(alpha)
-    active = torch.ones(c, dtype=torch.bool, device=prep.device)
+    active = torch.ones(c, dtype=torch.bool, device=sigma.device)
     s = sigma[:, None]
     for _ in range(max_iter):
         t = alpha / beta
@@ -61,6 +78,58 @@ def logme_details(prep: Prepared, *, max_iter: int = 11, tol: float = 1e-3, eps:
         - n / 2.0 * math.log(2 * math.pi)
     ) / n
     return {"alpha": alpha, "beta": beta, "evidence": ev, "rank": k}
+
+
+def logme_regression(
+    features, targets, *, max_iter: int = 11, tol: float = 1e-3, eps: float = 1e-5, standardize: bool = True
+) -> dict:
+    """LogME for continuous targets: the per-sample log evidence of a Bayesian linear regression of each target
+    column on the features (the same fixed point as `logme`, the one-hot columns replaced by the targets), and its
+    mean over targets (thuml/LogME's ``regression=True``).
+
+    Args:
+        features: ``(N, D)`` features (used as given, like `logme`).
+        targets: ``(N,)`` or ``(N, T)`` real targets.
+        standardize: z-score each target column first (mean 0, sd 1), so that targets of different scales weigh
+            the same in the mean and the model, which has no intercept, is not charged for a target's offset.
+
+    Returns:
+        ``{"value": mean evidence, "per_target": [T floats], "rank": int}``.
+
+    Raises:
+        ScoreError: shape mismatch, fewer than 2 rows, non-finite inputs, or a non-finite evidence.
+    """
+    from advisor.errors import ScoreError
+    from advisor.scores.prepare import _eigh, rank_tol
+
+    torch = _torch()
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(targets, dtype=np.float64)
+    y = y[:, None] if y.ndim == 1 else y
+    if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0] or x.shape[0] < 2:
+        raise ScoreError(
+            f"regression LogME needs (N, D) features and (N, T) targets, N >= 2: {x.shape}, {y.shape}"
+        )
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ScoreError("regression LogME: features or targets contain NaN or inf values")
+    if standardize:
+        sd = y.std(axis=0)
+        y = (y - y.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    n, d = x.shape
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    if d <= n:
+        w, v = _eigh(xt.T @ xt)
+        keep = w > rank_tol(w, n, d)
+        proj = v[:, keep].T @ (xt.T @ yt)  # v_j^T X^T y = sqrt(w_j) u_j^T y
+        sigma, x2 = w[keep], proj**2 / w[keep][:, None]
+    else:
+        w, u = _eigh(xt @ xt.T)
+        keep = w > rank_tol(w, n, d)
+        sigma, x2 = w[keep], (u[:, keep].T @ yt) ** 2
+    out = evidence_fixed_point(sigma, x2, (yt**2).sum(0), n, d, max_iter=max_iter, tol=tol, eps=eps)
+    per = [float(v) for v in out["evidence"]]
+    value = finite_or_error(float(np.mean(per)), "regression LogME")
+    return {"value": value, "per_target": per, "rank": int(out["rank"])}
 
 
 @register_scorer("logme", higher_is_better=True, needs=("features", "labels"))
