@@ -51,6 +51,11 @@ PROBEABLE_TASKS = frozenset(
     }
 )
 
+# The fields that describe a detector's or segmenter's outputs (`CatalogEntry.label_set` ...), in schema order.
+DENSE_FIELDS: tuple[str, ...] = ("label_set", "n_labels", "working_size", "postprocess", "dense_source")
+# Tasks whose entries carry the dense fields.
+DENSE_TASKS = frozenset({"object-detection", "instance-segmentation", "semantic-segmentation"})
+
 _ID_RE = re.compile(r"^(timm|torchvision|hf|pkg|local):\S+$")
 
 
@@ -138,6 +143,18 @@ class CatalogEntry:
     # figures are this entry's too, each saying where it comes from (`advisor.catalog.sources_merge`).
     same_weights_as: str | None = None
     provenance: tuple[str, ...] = field(default_factory=tuple)  # the sources merged into this entry
+    # Dense (detection / segmentation) entries; None = unknown or not stated by the source (`dense_source` says).
+    # label_set: the classes the pretrained head predicts, by a short name ("COCO-91 (80 used)", "VOC-21 (20 +
+    # background)", "ADE-150", "face", "none" for an architecture whose head the user trains); n_labels: the real
+    # classes it names (placeholders and background not counted; `num_classes` is the head's size).
+    label_set: str | None = None
+    n_labels: int | None = None
+    # working_size: the input size the weights run at, as the source's resize states it; postprocess: what turns
+    # the network's output into boxes / masks (decode, thresholds, NMS); dense_source: where these come from (and
+    # why one is None).
+    working_size: str | None = None
+    postprocess: str | None = None
+    dense_source: str | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -170,8 +187,24 @@ class CatalogEntry:
             problems.append(f"year {self.year!r} out of range")
         if not self.probeable and not self.probe_note:
             problems.append("an entry that is not probeable must say why (probe_note)")
+        problems += self._dense_problems()
         if problems:
             raise CatalogError(f"invalid catalog entry {self.id!r}: " + "; ".join(problems))
+
+    def _dense_problems(self) -> list[str]:
+        """What is wrong with the dense fields: non-empty strings, a non-negative int, a source when any is set."""
+        problems = []
+        for name in DENSE_FIELDS:
+            v = getattr(self, name)
+            if name == "n_labels":
+                if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+                    problems.append(f"n_labels must be a non-negative int or None, got {v!r}")
+            elif v is not None and (not isinstance(v, str) or not v.strip()):
+                problems.append(f"{name} must be a non-empty string or None, got {v!r}")
+        described = any(getattr(self, n) is not None for n in DENSE_FIELDS if n != "dense_source")
+        if described and not self.dense_source:
+            problems.append("label_set / working_size / postprocess need their source (dense_source)")
+        return problems
 
     def takes(self, modality: str) -> bool:
         """True when the weights take `modality` input: it is the entry's `modality` or one of its `modalities`."""
@@ -244,6 +277,9 @@ class CatalogEntry:
             del d["modalities"]
         if self.same_weights_as is None:
             del d["same_weights_as"]
+        if all(d[n] is None for n in DENSE_FIELDS):  # non-dense entries keep their on-disk form
+            for n in DENSE_FIELDS:
+                del d[n]
         return d
 
     @classmethod

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor.catalog.licenses import normalize_license
-from advisor.catalog.schema import CatalogEntry, Metric
+from advisor.catalog.schema import DENSE_TASKS, CatalogEntry, Metric
 from advisor.catalog.sources_common import (
     TV_WEIGHTS,
     _as_tables,
@@ -16,6 +16,7 @@ from advisor.catalog.sources_common import (
     _read_csv,
     family_of,
 )
+from advisor.catalog.sources_dense import torchvision_dense_fields
 
 _TV_TASKS = {
     "classification": ("image", "image-classification"),
@@ -127,6 +128,7 @@ def _tv_entry(r: dict[str, str], src: str, count_params: bool) -> CatalogEntry:
         "quantized" if quantized else "",
         r["quant_backend"],
     )
+    dense = torchvision_dense_fields(builder, weights) if task in DENSE_TASKS else {}
     return CatalogEntry(
         id=f"torchvision:{builder}.{weights}",
         source="torchvision",
@@ -153,6 +155,7 @@ def _tv_entry(r: dict[str, str], src: str, count_params: bool) -> CatalogEntry:
         probeable=probeable,
         probe_note=_tv_note(task_kind, task),
         tags=tuple(t for t in tags if t),
+        **dense,
     )
 
 

@@ -90,6 +90,11 @@ def _entries_table(entries: list, title: str, modality: str | None = None, commu
         *([("WER %", dict(justify="right", no_wrap=True))] if "asr" in shown else []),
         *([("box mAP %", dict(justify="right", no_wrap=True))] if "det" in shown else []),
         *([("mIoU %", dict(justify="right", no_wrap=True))] if "seg" in shown else []),
+        *(
+            [("labels", dict(no_wrap=True, overflow="ellipsis", max_width=18))]
+            if level and shown & {"det", "seg"}
+            else []
+        ),
         *([("downloads 30d", dict(justify="right", no_wrap=True))] if community else []),
         *([("likes", dict(justify="right", no_wrap=True))] if community else []),
         ("license", dict(no_wrap=True, overflow="ellipsis", max_width=16 if level == 2 else 12)),
@@ -120,6 +125,7 @@ def _entries_table(entries: list, title: str, modality: str | None = None, commu
             "WER %": _fmt(e.wer, ".2f"),
             "box mAP %": _fmt(e.box_map, ".1f"),
             "mIoU %": _fmt(e.miou, ".1f"),
+            "labels": safe(e.label_set or "—"),
             "downloads 30d": _fmt(community_value(e, "downloads", records), ",") if community else "",
             "likes": _fmt(community_value(e, "likes", records), ",") if community else "",
             "license": f"[{style}]{safe(lic)}[/]" if style else safe(lic),
@@ -312,6 +318,24 @@ def _community_rows(e: CatalogEntry) -> list[tuple[str, str]]:
     ]
 
 
+def _dense_rows(e: CatalogEntry) -> list[tuple[str, str]]:
+    """`catalog show` rows for a detector's or segmenter's label set, working size and post-processing."""
+    from advisor.catalog.schema import DENSE_TASKS
+
+    if e.task not in DENSE_TASKS and e.label_set is None and e.working_size is None and e.postprocess is None:
+        return []
+    unknown = "not recorded"
+    labels = e.label_set or unknown
+    if e.n_labels is not None:
+        labels += f"  ({e.n_labels} classes)"
+    return [
+        ("label set", safe(labels)),
+        ("working size", safe(e.working_size or unknown)),
+        ("post-processing", safe(e.postprocess or unknown)),
+        ("dense fields from", f"[dim]{safe(e.dense_source or 'no source recorded')}[/]"),
+    ]
+
+
 def _show_human(e: CatalogEntry) -> None:
     from rich.table import Table
 
@@ -330,6 +354,7 @@ def _show_human(e: CatalogEntry) -> None:
         ("sample rate Hz", _fmt(e.sample_rate_hz)),
         ("feature dim", _fmt(e.feature_dim)),
         ("head classes", _fmt(e.num_classes)),
+        *_dense_rows(e),
         ("pretraining data", safe(e.pretrain_data or "—")),
         (
             "license",
