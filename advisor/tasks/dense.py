@@ -59,12 +59,13 @@ class DenseTask:
 
 
 DETECTION = DenseTask(
-    "detection", "boxes per image (COCO, YOLO, VOC, box CSV, HF metadata): zero-shot mAP, crop-probe proxies"
+    "detection",
+    "boxes per image (COCO, YOLO, VOC, box CSV, HF metadata): zero-shot mAP, crop-probe and ROI-probe proxies",
 )
 INSTANCE_SEGMENTATION = DenseTask(
     "instance-segmentation",
     "a box and a mask per object (COCO segmentation polygons/RLE, YOLO-seg): zero-shot mask AP and box AP, "
-    "crop-probe proxies",
+    "crop-probe and ROI-probe proxies",
 )
 SEGMENTATION = DenseTask(
     "segmentation",
