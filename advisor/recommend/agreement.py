@@ -24,26 +24,14 @@ MIN_MODELS = 3  # with 2 models a rank correlation is +-1 whatever the evidence
 
 
 def kendall_tau_b(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Kendall's tau-b of two equally long sequences (ties counted as in tau-b); None when either is constant."""
-    n = len(a)
-    if n != len(b):
-        raise ValueError(f"kendall_tau_b needs equal lengths, got {n} and {len(b)}")
-    conc = disc = ties_a = ties_b = 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            da, db = a[i] - a[j], b[i] - b[j]
-            if da == 0 and db == 0:
-                continue
-            if da == 0:
-                ties_a += 1
-            elif db == 0:
-                ties_b += 1
-            elif (da > 0) == (db > 0):
-                conc += 1
-            else:
-                disc += 1
-    denom = math.sqrt((conc + disc + ties_a) * (conc + disc + ties_b))
-    return None if denom == 0 else (conc - disc) / denom
+    """Kendall's tau-b of two equally long sequences; None when either is constant."""
+    if len(a) != len(b):
+        raise ValueError(f"kendall_tau_b needs equal lengths, got {len(a)} and {len(b)}")
+    if len(set(a)) < 2 or len(set(b)) < 2:
+        return None
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(a, b).statistic)
 
 
 def _values(probed: Sequence[CandidateResult]) -> dict[str, dict[str, float]]:
@@ -119,19 +107,14 @@ def _verdict(mean: float | None, tops: Mapping[str, bool], n: int) -> tuple[str,
     if mean >= AGREE_TAU and not outside:
         return "agree", f"the signals agree ({names}: {where}; each one's top pick is tied for best)"
     non_probe = [s for s in tops if s != PROBE]
-    if mean < DISAGREE_TAU or (non_probe and len(outside) == len(non_probe)):
-        tail = (
-            f"; {' and '.join(outside)} put{'s' if len(outside) == 1 else ''} another model first"
-            if outside
-            else ""
-        )
-        return "disagree", (
-            f"the signals disagree ({names}: {where}{tail}): the order rests on the probe alone, treat it as "
-            "tentative and confirm the top candidates (e.g. --finetune-top 2)"
-        )
     tail = (
         f"; {' and '.join(outside)} put{'s' if len(outside) == 1 else ''} another model first"
         if outside
         else ""
     )
+    if mean < DISAGREE_TAU or (non_probe and len(outside) == len(non_probe)):
+        return "disagree", (
+            f"the signals disagree ({names}: {where}{tail}): the order rests on the probe alone, treat it as "
+            "tentative and confirm the top candidates (e.g. --finetune-top 2)"
+        )
     return "partly", f"the signals partly agree ({names}: {where}{tail})"
