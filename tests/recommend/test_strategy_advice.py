@@ -312,3 +312,30 @@ def test_an_onnx_winner_is_advised_frozen_features_and_the_printed_command_runs(
     assert r.exit_code == 0, r.output
     assert (tmp_path / "features.npz").is_file()
     assert json.loads(r.stdout)["model_id"] == model
+
+
+def test_features_on_a_derived_runtime_keep_the_torch_source_fine_tunable(toy):
+    """Regression: with `--runtime auto` the demo's EfficientNet-Lites ran their features on ONNX Runtime and the
+    advice said 'runs on the onnxruntime runtime, which cannot be fine-tuned', though the torch module is there."""
+    import advisor
+    from advisor.recommend.stages.advise import source_runtime
+
+    data, model = toy
+    res = advisor.recommend(
+        data, models=[model], device="cpu", folds=3, max_per_class=6, out=None, bench=False, baselines=False,
+        runtime="channels-last",
+    )  # fmt: skip
+    assert res.winner.model_id == model
+    assert (
+        res.advice["evidence"]["finetunable"] is True and "cannot be fine-tuned" not in res.advice["summary"]
+    )
+    assert shlex.split(res.advice["next_command"])[:2] == ["advisor", "finetune"]
+    # the rule: a runtime chosen over the source's module means a torch source; a file's own runtime stays
+    derived = {
+        "signature": {"runtime": "onnxruntime"},
+        "runtime": {"runtime": "onnxruntime", "requested": "auto"},
+    }
+    assert source_runtime(derived) == "torch"
+    as_loaded = {"signature": {"runtime": "onnx"}, "runtime": {"runtime": "eager", "requested": "auto"}}
+    assert source_runtime(as_loaded) == "onnx"
+    assert source_runtime({"signature": {"runtime": "torch"}}) == "torch"

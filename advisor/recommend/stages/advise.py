@@ -12,6 +12,20 @@ from advisor.recommend.finetune_check import _finetune_check
 from advisor.recommend.state import RunState
 
 
+def source_runtime(meta: dict[str, Any]) -> str | None:
+    """The runtime of the model's own source, from its features' meta: what fine-tuning would train.
+
+    Features may run on a runtime derived from the model's torch module (``--runtime auto`` picks ONNX Runtime or
+    channels-last on CPU); the module itself is still there to fine-tune, so such a model counts as ``torch``.
+    """
+    choice = meta.get("runtime")
+    if isinstance(choice, dict) and choice.get("runtime") not in (None, "eager"):
+        return (
+            "torch"  # only a model with a torch module is given another runtime (`models.runtimes._eligible`)
+        )
+    return (meta.get("signature") or {}).get("runtime")
+
+
 def advise(state: RunState, say: ProgressFn) -> RunState:
     """Advice from the winner's probe, the domain gap and samples per class (`strategy.build_advice`); measured
     ``--finetune-top`` runs of the winner revise it (`strategy.revise_with_finetune_check`)."""
@@ -20,7 +34,7 @@ def advise(state: RunState, say: ProgressFn) -> RunState:
     cfg, dataset, probed = state.cfg, state.dataset, state.probed
     labels_all = np.asarray(dataset.labels_array())
     state.label_counts = np.bincount(labels_all[labels_all >= 0], minlength=len(dataset.classes))
-    runtimes = {m: (fs.meta.get("signature") or {}).get("runtime") for m, fs in state.feats.items()}
+    runtimes = {m: source_runtime(fs.meta) for m, fs in state.feats.items()}
     advice: dict[str, Any] = build_advice(dataset, probed, cfg, runtimes=runtimes)
     state.notes.extend(advice.get("notes", []))
     if state.floor_headlines:
