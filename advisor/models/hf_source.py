@@ -2,8 +2,8 @@
 
 Pooling (what "the feature vector" means for each modality):
 
-- text: ``AutoModel`` + ``AutoTokenizer``; the pooling, normalisation, maximum length and default prompt the repo's
-  sentence-transformers config declares (`advisor.models.st_settings`), else **the mean of the last hidden states
+- text: ``AutoModel`` + ``AutoTokenizer``; the pooling, normalisation, maximum length and prompt (``Classification``,
+  else the default) the repo's sentence-transformers config declares (`advisor.models.st_settings`), else **the mean of the last hidden states
   over the attention mask** (padding excluded); ``?pooling=mean|cls|max|lasttoken``, ``?normalize=1``,
   ``?max_length=N`` and ``?prompt=...`` override.
 - image: ``AutoModel`` + ``AutoImageProcessor``; the model's ``pooler_output`` when it has one (e.g. DINOv2's

@@ -1,4 +1,4 @@
-"""The loader settings a sentence-transformers text repo declares: pooling, normalisation, length, default prompt.
+"""The loader settings a sentence-transformers text repo declares: pooling, normalisation, length, prompt.
 
 A published embedding figure (MTEB) is measured with the model's own loader. For repos packaged for
 sentence-transformers those settings are files of the repo, and the ``hf:`` text loader follows them so that
@@ -9,7 +9,9 @@ advisor's features are the ones the figure was measured on:
   L2-normalised outputs;
 - ``sentence_bert_config.json``: ``max_seq_length``;
 - ``config_sentence_transformers.json``: ``prompts`` and ``default_prompt_name`` (the prompt sentence-transformers
-  prepends when the caller names none).
+  prepends when the caller names none). The advisor's text task is classification, so a prompt named
+  ``Classification`` wins over the default: that is the prompt MTEB's sentence-transformers wrapper picks for a
+  Classification task that has no prompt of its own name (task-type prompts come before query/passage prompts there).
 
 Only JSON is read (never code). Explicit id options (``?pooling=``, ``?normalize=``, ``?max_length=``, ``?prompt=``)
 win over the repo's settings; without a sentence-transformers config the advisor's default (mean over the attention
@@ -24,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+TASK_PROMPT_NAME = "Classification"  # MTEB's task type of the classification figures the catalog shows
 POOLING_MODES = {  # sentence-transformers Pooling config key -> advisor's pooling name
     "pooling_mode_cls_token": "cls",
     "pooling_mode_mean_tokens": "mean",
@@ -106,7 +109,12 @@ def read_st_settings(source: str, *, revision: str | None = None, offline: bool 
         prompts: dict[str, Any] = st["prompts"] if isinstance(st.get("prompts"), dict) else {}
         names = tuple(sorted(str(k) for k in prompts))
         default = st.get("default_prompt_name")
-        if default and default in prompts and prompts[default]:
+        if prompts.get(TASK_PROMPT_NAME):
+            prompt = str(prompts[TASK_PROMPT_NAME])
+            notes.append(
+                f"the repo's {TASK_PROMPT_NAME!r} prompt is used (the prompt MTEB uses for classification tasks)"
+            )
+        elif default and default in prompts and prompts[default]:
             prompt = str(prompts[default])
     except (OSError, ValueError, AttributeError) as e:
         notes.append(f"a sentence-transformers config file is unreadable ({e}); its settings were not used")

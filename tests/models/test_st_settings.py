@@ -177,3 +177,28 @@ def test_explicit_options_win_and_bad_pooling_is_refused(bert_dir, tmp_path):
     assert (st.pooling, st.normalize) == ("mean", False)
     with pytest.raises(UsageError, match="unknown pooling"):
         _load(d, "?pooling=median")
+
+
+def test_a_classification_prompt_wins_over_the_default_as_in_mteb(bert_dir, tmp_path):
+    """MTEB's sentence-transformers wrapper picks a prompt named after the task type ('Classification') before the
+    query prompt; the advisor's text task is classification, so it does the same."""
+    d = _copy(bert_dir, tmp_path / "st")
+    _st_files(d, pooling="mean", normalize=False, prompt="query: ")
+    cfg = {"prompts": {"query": "query: ", "Classification": "hello: "}, "default_prompt_name": "query"}
+    (d / "config_sentence_transformers.json").write_text(json.dumps(cfg))
+    st = read_st_settings(str(d))
+    assert st.prompt == "hello: "
+    assert any("'Classification' prompt is used" in n for n in st.notes)
+    loaded = _load(d)
+    assert loaded.preprocess(["the"])[0][0].tolist() == [
+        2,
+        VOCAB.index("hello"),
+        VOCAB.index(":"),
+        VOCAB.index("the"),
+        3,
+    ]
+    assert loaded.preprocess_signature()["prompt"] == "hello: "
+    # a lower-case 'classification' prompt is not MTEB's task-type name: the default stays
+    cfg["prompts"] = {"query": "query: ", "classification": "hello: "}
+    (d / "config_sentence_transformers.json").write_text(json.dumps(cfg))
+    assert read_st_settings(str(d)).prompt == "query: "
