@@ -91,7 +91,9 @@ def _modality_task(modalities: list[str]) -> tuple[str, str]:
     return "multimodal", "text-encoder" if "text" in m else "image-feature-extraction"
 
 
-def _probeable(modality: str, frameworks: list[str], types: list[str]) -> tuple[bool, str]:
+def _probeable(
+    modality: str, frameworks: list[str], types: list[str], instructions: bool = False
+) -> tuple[bool, str]:
     """Whether advisor's hf: loaders take the weights, and the `probe_note` that says how (or why not)."""
     if "dense" not in types and "hybrid" not in types:
         why = next((NOT_SINGLE_VECTOR[t] for t in types if t in NOT_SINGLE_VECTOR), None)
@@ -102,11 +104,18 @@ def _probeable(modality: str, frameworks: list[str], types: list[str]) -> tuple[
             )
     hf = any(f in ("Transformers", "Sentence Transformers") for f in frameworks)
     if modality in ("text", "audio") and hf:
-        return True, (
+        note = (
             "Hugging Face weights (needs network once, then cached); advisor's hf: loader follows the repo's "
-            "sentence-transformers config (pooling, normalisation, max length, default prompt; else the mean over "
-            "the attention mask), MTEB's figure used the model's own loader (its task prompts may differ)"
+            "sentence-transformers config (pooling, normalisation, max length, and its 'Classification' prompt, "
+            "else its default prompt, as MTEB picks them for classification; else the mean over the attention "
+            "mask)"
         )
+        if instructions:
+            note += (
+                "; MTEB prompted this model with a per-task instruction from its own loader code, which advisor "
+                "does not apply: pass one with `?prompt=` for the published protocol"
+            )
+        return True, note
     if modality == "image" and hf:
         return True, "Hugging Face weights; advisor's hf: image loader (pooler output or mean over tokens)"
     return False, f"MTEB loads it through its own wrapper (framework: {', '.join(frameworks) or 'unknown'})"
@@ -223,7 +232,7 @@ def mteb_entries(tables: dict[str, Path]) -> list[CatalogEntry]:
         modalities = _modalities(given, modality)
         frameworks = list(r.get("framework") or [])
         types = list(r.get("model_type") or ["dense"])
-        probeable, note = _probeable(modality, frameworks, types)
+        probeable, note = _probeable(modality, frameworks, types, bool(r.get("use_instructions")))
         spdx, lclass = normalize_license(r.get("license"))
         n = r.get("n_parameters")
         max_tok = r.get("max_tokens")
@@ -236,7 +245,8 @@ def mteb_entries(tables: dict[str, Path]) -> list[CatalogEntry]:
                 "model_type": r.get("model_type"),
                 "extra_requirements": r.get("extra_requirements_groups"),
                 "pooling_prompts": "not in the source table (MTEB keeps them in its loader code); advisor's hf: "
-                "loader reads them from the repo's sentence-transformers config at load time",
+                "loader reads pooling, normalisation and the 'Classification' or default prompt from the repo's "
+                "sentence-transformers config at load time",
             }.items()
             if v is not None
         }

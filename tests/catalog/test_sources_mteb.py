@@ -187,3 +187,13 @@ def test_all_input_modalities_recorded_primary_unchanged(tmp_path: Path) -> None
     )
     assert "takes" not in txt.probe_note
     assert clip.takes("text") and clip.probeable_for("image") and not clip.probeable_for("text")
+
+
+def test_the_probe_note_says_which_prompt_is_used_and_that_task_instructions_are_not(tmp_path: Path) -> None:
+    metas = [_meta("org/plain"), _meta("org/instruct", use_instructions=True)]
+    by_id = {e.id: e for e in mteb_entries(_write(tmp_path, metas, []))}
+    plain, instruct = by_id["hf:org/plain"], by_id["hf:org/instruct"]
+    assert plain.probeable and instruct.probeable
+    assert "'Classification' prompt" in (plain.probe_note or "")
+    assert "per-task instruction" not in (plain.probe_note or "")
+    assert "per-task instruction" in (instruct.probe_note or "") and "?prompt=" in (instruct.probe_note or "")
