@@ -97,6 +97,36 @@ def floor_check(rec: dict[str, Any], pkey: str = "proxy") -> str:
     return f"raw floor {rv:.3f} (point values; compare the intervals in the table); above it: {', '.join(beat) or 'none'}; at or below it: {', '.join(lose) or 'none'}"
 
 
+def roi_table(rec: dict[str, Any]) -> str:
+    """The ROI-probe record (``roi_probe_bccd.json``) as a table beside the crop probe and the short fine-tune."""
+    gt, crop = rec.get("finetune_gt") or {}, rec.get("crop_probe") or {}
+    lines = [
+        "| backbone | ROI value (class + box LogME) | class LogME | box LogME | class acc [95 % CI] | box R² "
+        "| crop-probe acc | GT mAP | GT AP50 |",
+        "|" + "---|" * 9,
+    ]
+    for k, r in rec["rows"].items():
+        ci = r.get("accuracy_ci") or [None, None]
+        g = gt.get(k) or {}
+        lines.append(
+            f"| {k} | {_f(r.get('value'))} | {_f(r.get('logme_cls'))} | {_f(r.get('logme_box'))} "
+            f"| {_f(r.get('accuracy'))} [{_f(ci[0])}, {_f(ci[1])}] | {_f(r.get('box_r2'))} | {_f(crop.get(k))} "
+            f"| {_f(g.get('map'))} | {_f(g.get('map50'))} |"
+        )
+    sp = rec.get("spearman") or {}
+    cells = [f"{k.replace('~', ' vs ')} {_f(v, 2)}" for k, v in sp.items() if k != "rows"]
+    cp = {k: v for k, v in (rec.get("spearman_crop_probe") or {}).items() if k != "rows"}
+    lines += [
+        "",
+        f"Spearman ρ over the {len(sp.get('rows') or [])} backbones with a fine-tune: " + "; ".join(cells),
+    ]
+    lines.append(
+        "crop probe, the same rows: "
+        + "; ".join(f"{k.replace('~', ' vs ')} {_f(v, 2)}" for k, v in cp.items())
+    )
+    return "\n".join(lines)
+
+
 def render(out: Path) -> str:
     """The tables of every ``results/<dataset>.json`` as markdown; also writes tables.md and correlations.json."""
     parts = []
@@ -117,6 +147,9 @@ def render(out: Path) -> str:
             ca = correlations(rec, pkey)
             parts += [f"#### {name}: proxies under `{pkey}` (settings {st})", "", vals, "", corr_table(ca), "",
                       floor_check(rec, pkey), ""]  # fmt: skip
+    roi = out / "roi_probe_bccd.json"
+    if roi.exists():
+        parts += ["### bccd: ROI probe (`roi_probe_bccd.py`)", "", roi_table(json.loads(roi.read_text())), ""]
     text = "\n".join(parts)
     (out / "results").mkdir(parents=True, exist_ok=True)
     (out / "results" / "tables.md").write_text(text)
