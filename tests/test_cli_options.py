@@ -321,3 +321,11 @@ def test_bench_options_reach_the_bench_config(monkeypatch):
         count_flops=False,
     )  # fmt: skip
     assert cfg == want
+
+
+@pytest.mark.parametrize("command", ["recommend", "sweep"])
+def test_the_executor_help_keeps_the_extra_name(command):
+    """Regression: Rich markup swallowed ``[ray]``, so the help said ``pip install 'advisor'``."""
+    r = runner.invoke(app, [command, "--help"], env={"COLUMNS": "250"})
+    assert r.exit_code == 0
+    assert "pip install 'advisor[ray]'" in r.output

@@ -16,16 +16,14 @@ from advisor.cli.options import (
     parse_int_list,
 )
 
-
-def register(app: typer.Typer) -> None:
-    """Add the `bench` command to the root app."""
-    app.command(
-        "bench",
-        cls=AdvisorCommand,
-        help="Measure latency, throughput, memory and GMACs of models on this machine.",
-    )(bench)
+app = typer.Typer()
 
 
+@app.command(
+    "bench",
+    cls=AdvisorCommand,
+    help="Measure latency, throughput, memory and GMACs of models on this machine.",
+)
 def bench(
     models: Annotated[
         list[str], typer.Argument(help="Model ids, e.g. timm:resnet18 torchvision:mobilenet_v3_small.")

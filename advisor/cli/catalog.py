@@ -14,7 +14,6 @@ from advisor.cli._output import Output, OutputFormat, safe, stderr_console, stdo
 from advisor.cli.options import (
     AdvisorCommand,
     FormatOpt,
-    LicenseChoice,
     LicenseOpt,
     MaxParamsOpt,
     parse_count,
@@ -23,17 +22,12 @@ from advisor.cli.options import (
 if TYPE_CHECKING:
     from advisor.catalog.schema import CatalogEntry
 
-catalog_app = typer.Typer(
+app = typer.Typer(
     name="catalog",
     help="Browse the catalog of pretrained models.",
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-def register(app: typer.Typer) -> None:
-    """Add the `catalog` command group to the root app."""
-    app.add_typer(catalog_app, name="catalog")
 
 
 def _fmt_count(n: int | None) -> str:
@@ -137,7 +131,7 @@ def _entries_table(entries: list, title: str, modality: str | None = None, commu
     console.print(table)
 
 
-@catalog_app.command("list", cls=AdvisorCommand)
+@app.command("list", cls=AdvisorCommand)
 def list_cmd(
     modality: Annotated[
         str | None,
@@ -160,7 +154,7 @@ def list_cmd(
     max_gmacs: Annotated[
         float | None, typer.Option("--max-gmacs", help="upper bound on GMACs (multiply-accumulates)")
     ] = None,
-    license: LicenseOpt = LicenseChoice.any,
+    license: LicenseOpt = "any",
     probeable: Annotated[
         bool | None,
         typer.Option(
@@ -202,7 +196,7 @@ def list_cmd(
         family=family,
         max_params=parse_count(max_params, "--max-params"),
         max_gmacs=max_gmacs,
-        license=license.value,
+        license=license,
         probeable=probeable,
         sort=sort,
         descending=desc,
@@ -221,7 +215,7 @@ def list_cmd(
                 "no community figures recorded: every entry is unknown; `advisor catalog community` on a "
                 "machine with network records them"
             )
-    if license is LicenseChoice.commercial and out.human:
+    if license == "commercial" and out.human:
         from advisor.catalog.licenses import COMMERCIAL_NOTE
 
         out.note(COMMERCIAL_NOTE)
@@ -269,7 +263,7 @@ def _emit_entries(
     out.result(payload, render)
 
 
-@catalog_app.command("show", cls=AdvisorCommand)
+@app.command("show", cls=AdvisorCommand)
 def show_cmd(
     model_id: Annotated[str, typer.Argument(metavar="ID", help="catalog id, e.g. timm:resnet50.a1_in1k")],
     fmt: FormatOpt = OutputFormat.human,
@@ -399,7 +393,7 @@ def _show_human(e: CatalogEntry) -> None:
         con.print(mt)
 
 
-@catalog_app.command("search", cls=AdvisorCommand)
+@app.command("search", cls=AdvisorCommand)
 def search_cmd(
     text: Annotated[
         list[str],
@@ -424,7 +418,7 @@ def _no_match(query: str) -> None:
     )
 
 
-@catalog_app.command("build", cls=AdvisorCommand)
+@app.command("build", cls=AdvisorCommand)
 def build_cmd(
     sources: Annotated[
         Path | None,
@@ -473,7 +467,7 @@ def _render_build(s: dict[str, Any]) -> None:
     )
 
 
-@catalog_app.command("community", cls=AdvisorCommand)
+@app.command("community", cls=AdvisorCommand)
 def community_cmd(
     ids: Annotated[
         list[str] | None,

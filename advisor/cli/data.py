@@ -22,7 +22,7 @@ from advisor.cli.options import (
 if TYPE_CHECKING:
     from advisor.data.spec import DatasetSpec
 
-data_app = typer.Typer(
+app = typer.Typer(
     name="data", help="Inspect datasets: layout, classes, sizes, skipped files.", no_args_is_help=True,
     add_completion=False,
 )  # fmt: skip
@@ -46,12 +46,7 @@ _SIZE_ROWS: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {
 }
 
 
-def register(app: typer.Typer) -> None:
-    """Add the `data` command group to the root app."""
-    app.add_typer(data_app, name="data")
-
-
-@data_app.command("profile", cls=AdvisorCommand)
+@app.command("profile", cls=AdvisorCommand)
 @dataset_options(PathArg, name="path")
 def profile_cmd(
     dataset: DatasetSpec,
@@ -66,7 +61,7 @@ def profile_cmd(
     Output(fmt).result(profile(dataset, task=task, ignore_index=ignore_index), _render_profile)
 
 
-@data_app.command("sample", cls=AdvisorCommand)
+@app.command("sample", cls=AdvisorCommand)
 @dataset_options(PathArg, name="path")
 def sample_cmd(
     dataset: DatasetSpec,

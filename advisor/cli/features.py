@@ -30,11 +30,10 @@ if TYPE_CHECKING:
     from advisor.data.spec import DatasetSpec
 
 
-def register(app: typer.Typer) -> None:
-    """Add the `features` command to the root app."""
-    app.command("features", cls=AdvisorCommand)(features_cmd)
+app = typer.Typer()
 
 
+@app.command("features", cls=AdvisorCommand)
 @dataset_options(DataOpt, "modality", "text_column", "label_column", "split")
 def features_cmd(
     dataset: DatasetSpec,

@@ -29,15 +29,7 @@ if TYPE_CHECKING:
     from advisor.data.spec import DatasetSpec
 
 
-def register(app: typer.Typer) -> None:
-    """Add the `finetune` command to the root app."""
-    app.command(
-        "finetune",
-        cls=AdvisorCommand,
-        help="Fine-tune a model on your labelled data (new linear head; frozen, last-N or all backbone blocks) "
-        "and report validation accuracy with a 95% interval. Ctrl-C keeps the best checkpoint; --resume continues.",
-        no_args_is_help=True,
-    )(finetune_command)
+app = typer.Typer()
 
 
 def default_out_dir(data: Path, model: str, unfreeze: str, seed: int) -> Path:
@@ -235,6 +227,13 @@ _Resume = Annotated[
 ]
 
 
+@app.command(
+    "finetune",
+    cls=AdvisorCommand,
+    help="Fine-tune a model on your labelled data (new linear head; frozen, last-N or all backbone blocks) "
+    "and report validation accuracy with a 95% interval. Ctrl-C keeps the best checkpoint; --resume continues.",
+    no_args_is_help=True,
+)
 @dataset_options(DataOpt, "modality", "text_column", "label_column", "group_column")
 def finetune_command(
     dataset: DatasetSpec,

@@ -61,18 +61,19 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-# One module per noun. Each defines `register(app)` and must not import torch/timm/transformers at import time:
+# One module per noun. Each has a typer app `app` (a named one: a command group) whose commands join the root in
+# this order (the order of `advisor --help`), and must not import torch/timm/transformers at import time:
 # `advisor --help` and `advisor catalog ...` stay fast (checked by tests/test_cli_imports.py).
 COMMAND_MODULES = (
-    "advisor.cli.catalog",
-    "advisor.cli.data",
     "advisor.cli.features",
     "advisor.cli.score",
     "advisor.cli.bench",
     "advisor.cli.recommend",
     "advisor.cli.finetune",
-    "advisor.cli.metrics",
     "advisor.cli.sweep",
+    "advisor.cli.catalog",
+    "advisor.cli.data",
+    "advisor.cli.metrics",
 )
 
 
@@ -140,7 +141,7 @@ def _register_all() -> None:
             if e.name == name:
                 continue
             raise
-        module.register(app)
+        app.add_typer(module.app)
 
 
 _register_all()

@@ -11,7 +11,7 @@ import typer
 from advisor.cli._output import Output, OutputFormat, safe, stdout_console
 from advisor.cli.options import AdvisorCommand, FormatOpt, IgnoreIndexOpt
 
-metrics_app = typer.Typer(
+app = typer.Typer(
     name="metrics",
     help="Detection (COCO box mAP/AR), instance segmentation (mask mAP) and segmentation (mIoU) metrics of saved "
     "predictions against ground truth.",
@@ -51,11 +51,6 @@ _SEG_ROWS = (
     ("mean accuracy", "mean_accuracy"),
     ("frequency-weighted IoU", "fw_iou"),
 )
-
-
-def register(app: typer.Typer) -> None:
-    """Add the `metrics` command group to the root app."""
-    app.add_typer(metrics_app, name="metrics")
 
 
 def _fmt(value: Any) -> str:
@@ -130,7 +125,7 @@ def _coco_command(task: str, predictions_help: str, doc: str) -> None:
     # so that this argument's help can differ per command; typer reads it as it reads the strings
     command.__annotations__["predictions"] = Annotated[Path, typer.Argument(help=predictions_help)]
     command.__doc__ = doc
-    metrics_app.command(task, cls=AdvisorCommand)(command)
+    app.command(task, cls=AdvisorCommand)(command)
 
 
 _coco_command(
@@ -146,7 +141,7 @@ _coco_command(
 )
 
 
-@metrics_app.command("segmentation", cls=AdvisorCommand)
+@app.command("segmentation", cls=AdvisorCommand)
 def segmentation_cmd(
     ground_truth: GtArg,
     predictions: Annotated[

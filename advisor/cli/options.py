@@ -10,13 +10,12 @@ Old spellings still work, hidden from ``--help``, with a deprecation note on std
 
 from __future__ import annotations
 
-import enum
 import functools
 import inspect
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from typer.core import TyperCommand
@@ -31,16 +30,15 @@ __all__ = [
     "DEPRECATED",
     "AdvisorCommand",
     "BatchSizeOpt",
+    "BenchOpt",
     "DataOpt",
     "DeviceOpt",
-    "ExecutorChoice",
     "RuntimeOpt",
     "ExecutorOpt",
     "FormatOpt",
     "GroupColumnOpt",
     "IgnoreIndexOpt",
     "LabelColumnOpt",
-    "LicenseChoice",
     "LicenseOpt",
     "MaxParamsOpt",
     "MaxPerClassOpt",
@@ -142,23 +140,21 @@ TaskOpt = Annotated[
         help="classification, detection, instance-segmentation or segmentation (default: detected from the data).",
     ),
 ]
+BenchOpt = Annotated[
+    bool, typer.Option("--bench/--no-bench", help="Measure latency and memory of the candidates.")
+]
 IgnoreIndexOpt = Annotated[
     int | None,
     typer.Option("--ignore-index", help="Segmentation: the mask value not scored (default 255, as VOC)."),
 ]
 
 
-class ExecutorChoice(str, enum.Enum):
-    serial = "serial"
-    ray = "ray"
-
-
 ExecutorOpt = Annotated[
-    ExecutorChoice,
+    Literal["serial", "ray"],
     typer.Option(
         "--executor",
         help="Where each candidate's features + scores run: serial (here, in order) or ray (Ray tasks; "
-        "pip install 'advisor[ray]').",
+        "pip install 'advisor\\[ray]').",  # \\[: Rich markup would swallow [ray]
     ),
 ]
 RayShipDataOpt = Annotated[
@@ -181,16 +177,8 @@ RayAddressOpt = Annotated[
 ]
 
 
-class LicenseChoice(str, enum.Enum):
-    """What the weights' license must allow."""
-
-    any = "any"
-    permissive = "permissive"
-    commercial = "commercial"
-
-
 LicenseOpt = Annotated[
-    LicenseChoice,
+    Literal["any", "permissive", "commercial"],  # what the weights' license must allow
     typer.Option(
         "--license",
         help="any | permissive | commercial (commercial use without copyleft obligations: GPL/AGPL and other "

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import enum
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -13,14 +12,14 @@ from advisor.cli._output import Output, OutputFormat, print_each, safe, stdout_c
 from advisor.cli.options import (
     AdvisorCommand,
     BatchSizeOpt,
+    BenchOpt,
     DeviceOpt,
-    ExecutorChoice,
     ExecutorOpt,
     FormatOpt,
     GroupColumnOpt,
     GroupPatternOpt,
+    IgnoreIndexOpt,
     LabelColumnOpt,
-    LicenseChoice,
     LicenseOpt,
     MaxParamsOpt,
     MaxPerClassOpt,
@@ -35,6 +34,7 @@ from advisor.cli.options import (
     ScoresOpt,
     SeedOpt,
     SplitOpt,
+    TaskOpt,
     TextColumnOpt,
     ThreadsOpt,
     parse_count,
@@ -51,19 +51,6 @@ if TYPE_CHECKING:
     from advisor.recommend.results import RecommendResults
 
 
-class CombineChoice(str, enum.Enum):
-    zscore = "zscore"
-    rank = "rank"
-
-
-class ReportFormat(str, enum.Enum):
-    human = "human"
-    json = "json"
-    md = "md"
-    csv = "csv"
-    html = "html"
-
-
 # Options only `recommend` has. Parameter names are `RunConfig` field names, so the config is built from them.
 _DataArg = Annotated[
     Path | None, typer.Argument(metavar="[DATA]", help="Dataset (same as --data).", show_default=False)
@@ -75,16 +62,6 @@ _Demo = Annotated[
         help="Use the bundled Fashion-MNIST sample (offline, CPU); `--demo detection` / `--demo segmentation`: "
         "the generated multi-object demos.",
     ),
-]
-_Task = Annotated[
-    str | None,
-    typer.Option(
-        "--task",
-        help="classification, detection, instance-segmentation or segmentation (default: detected from the data).",
-    ),
-]
-_IgnoreIndex = Annotated[
-    int | None, typer.Option("--ignore-index", help="Segmentation: the mask value not scored (default 255).")
 ]
 DEMO_TASKS = ("detection", "segmentation")
 _MaxLatency = Annotated[
@@ -110,14 +87,15 @@ _Shortlist = Annotated[
 ]
 _MaxCandidates = Annotated[int | None, typer.Option("--max-candidates", help="Cap on candidates considered.")]
 _Folds = Annotated[int, typer.Option("--folds", help="Cross-validation folds of the linear probe.")]
-_Bench = Annotated[bool, typer.Option("--bench/--no-bench", help="Measure latency and memory.")]
 _Rebench = Annotated[
     bool, typer.Option("--rebench", help="Re-measure latency even when a reliable stored figure exists.")
 ]
 _Baselines = Annotated[
     bool, typer.Option("--baselines/--no-baselines", help="Probe no-pretraining floors for reference.")
 ]
-_Combine = Annotated[CombineChoice, typer.Option("--combine", help="zscore | rank combination of signals.")]
+_Combine = Annotated[
+    Literal["zscore", "rank"], typer.Option("--combine", help="zscore | rank combination of signals.")
+]
 _CandidateTimeout = Annotated[
     float | None,
     typer.Option(
@@ -262,19 +240,23 @@ def _render_results(res: RecommendResults) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- commands
+app = typer.Typer()
+
+
+@app.command("recommend", cls=AdvisorCommand, help="Rank pretrained models for your data on this hardware.")
 def recommend_command(
     data_arg: _DataArg = None,
     data: MaybeDataOpt = None,
     demo: _Demo = False,
-    task: _Task = None,
-    ignore_index: _IgnoreIndex = None,
+    task: TaskOpt = None,
+    ignore_index: IgnoreIndexOpt = None,
     models: ModelsOpt = None,
     device: DeviceOpt = "auto",
     max_latency_ms: _MaxLatency = None,
     latency_batch_size: _LatencyBatch = 1,
     max_params: MaxParamsOpt = None,
     max_memory_mb: _MaxMemory = None,
-    license: LicenseOpt = LicenseChoice.any,
+    license: LicenseOpt = "any",
     offline: OfflineOpt = False,
     budget_minutes: _Budget = None,
     dry_run: _DryRun = False,
@@ -287,11 +269,11 @@ def recommend_command(
     scores: ScoresOpt = None,
     folds: _Folds = 5,
     seed: SeedOpt = 0,
-    bench: _Bench = True,
+    bench: BenchOpt = True,
     bench_threads: ThreadsOpt = None,
     rebench: _Rebench = False,
     baselines: _Baselines = True,
-    combine: _Combine = CombineChoice.zscore,
+    combine: _Combine = "zscore",
     modality: ModalityOpt = None,
     text_column: TextColumnOpt = None,
     label_column: LabelColumnOpt = None,
@@ -301,7 +283,7 @@ def recommend_command(
     batch_size: BatchSizeOpt = 32,
     runtime: RuntimeOpt = "eager",
     candidate_timeout_s: _CandidateTimeout = None,
-    executor: ExecutorOpt = ExecutorChoice.serial,
+    executor: ExecutorOpt = "serial",
     ray_address: RayAddressOpt = None,
     ray_ship_data: RayShipDataOpt = None,
     finetune_top: _FinetuneTop = 0,
@@ -332,9 +314,8 @@ def recommend_command(
         raise UsageError(
             "give a dataset with --data DIR, or --demo", hint="e.g. `advisor recommend --data ./my_images`"
         )
-    runner = get_executor(
-        executor.value, address=ray_address, ship_data=ray_ship_data
-    )  # not a RunConfig field: in no cache key
+    # the executor is not a RunConfig field: in no cache key
+    runner = get_executor(executor, address=ray_address, ship_data=ray_ship_data)
     cfg = run_config(path, demo=demo_arg, **_run_options(options))
     out_ = Output(fmt)
     try:
@@ -372,8 +353,6 @@ def _run_options(p: dict[str, Any]) -> dict[str, Any]:
         "models": split_list(p["models"]),
         "scores": split_list(p["scores"]) or None,
         "max_params": parse_count(p["max_params"]),
-        "license": p["license"].value,
-        "combine": p["combine"].value,
         "out": None if p["no_out"] else (str(p["out"]) if p["out"] else "auto"),
         "progress": p["fmt"] == OutputFormat.human,
     }
@@ -397,12 +376,15 @@ def _progress_fn(out: Output) -> Callable[[str], None] | None:
     return out.note
 
 
+@app.command(
+    "report", cls=AdvisorCommand, help="Re-render a stored recommend run (markdown, CSV, JSON, HTML)."
+)
 def report_command(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by `advisor recommend`.")],
     fmt: Annotated[
-        ReportFormat,
+        Literal["human", "json", "md", "csv", "html"],
         typer.Option("--format", "-f", help="human | json | md | csv | html.", case_sensitive=False),
-    ] = ReportFormat.human,
+    ] = "human",
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")
     ] = None,
@@ -417,15 +399,15 @@ def report_command(
     from advisor.report.render import render
 
     res = report(run_dir, rewrite=rewrite)
-    if fmt in (ReportFormat.human, ReportFormat.json) and out is None:
+    if fmt in ("human", "json") and out is None:
         if isinstance(res, DenseResults):
             dense = res
-            Output(fmt.value).result(dense.to_dict(), lambda _d: render_dense_results(dense))
+            Output(fmt).result(dense.to_dict(), lambda _d: render_dense_results(dense))
         else:
             classified = res
-            Output(fmt.value).result(classified.to_dict(), lambda _d: _render_results(classified))
+            Output(fmt).result(classified.to_dict(), lambda _d: _render_results(classified))
         return
-    kind = "json" if fmt == ReportFormat.human else fmt.value
+    kind = "json" if fmt == "human" else fmt
     text = render_dense(res, kind) if isinstance(res, DenseResults) else render(res, kind)
     if out is None:
         Output.text(text)
@@ -434,13 +416,3 @@ def report_command(
 
     atomic_write_text(out, text)
     stdout_console().print(f"wrote {safe(out)}", highlight=False)
-
-
-def register(app: typer.Typer) -> None:
-    """Add `recommend` and `report` to the root app."""
-    app.command(
-        "recommend", cls=AdvisorCommand, help="Rank pretrained models for your data on this hardware."
-    )(recommend_command)
-    app.command(
-        "report", cls=AdvisorCommand, help="Re-render a stored recommend run (markdown, CSV, JSON, HTML)."
-    )(report_command)

@@ -35,12 +35,7 @@ class _ScoreCommand(AdvisorCommand):
         pass
 
 
-def register(app: typer.Typer) -> None:
-    app.command(
-        "score",
-        cls=_ScoreCommand,
-        help="Transferability scores (LogME, LEEP, SFDA, ...) from saved features (.npz).",
-    )(score_cmd)
+app = typer.Typer()
 
 
 def _human(data: dict[str, Any]) -> None:
@@ -69,6 +64,11 @@ def score_row(r: ScoreResult) -> dict[str, Any]:
     return row | {"ci": list(r.ci) if r.ci is not None else None}
 
 
+@app.command(
+    "score",
+    cls=_ScoreCommand,
+    help="Transferability scores (LogME, LEEP, SFDA, ...) from saved features (.npz).",
+)
 def score_cmd(
     file: Annotated[
         Path, typer.Argument(help="An .npz with features (N, D), labels (N,), optional logits/probs.")

@@ -10,8 +10,8 @@ import typer
 from advisor.cli._output import Output, OutputFormat, safe, stdout_console
 from advisor.cli.options import (
     AdvisorCommand,
+    BenchOpt,
     DeviceOpt,
-    ExecutorChoice,
     ExecutorOpt,
     FormatOpt,
     MaxPerClassOpt,
@@ -49,16 +49,12 @@ _Resume = Annotated[
         "--resume/--no-resume", help="Read back datasets already done with the same settings and data."
     ),
 ]
-_Bench = Annotated[
-    bool, typer.Option("--bench/--no-bench", help="Measure latency and memory of the candidates.")
-]
 
 
-def register(app: typer.Typer) -> None:
-    """Add the `sweep` command to the root app."""
-    app.command("sweep", cls=AdvisorCommand)(sweep_command)
+app = typer.Typer()
 
 
+@app.command("sweep", cls=AdvisorCommand)
 def sweep_command(
     file: _File = None,
     data: _Data = None,
@@ -69,9 +65,9 @@ def sweep_command(
     max_per_class: MaxPerClassOpt = None,
     seed: SeedOpt = 0,
     offline: OfflineOpt = False,
-    bench: _Bench = True,
+    bench: BenchOpt = True,
     resume: _Resume = True,
-    executor: ExecutorOpt = ExecutorChoice.serial,
+    executor: ExecutorOpt = "serial",
     ray_address: RayAddressOpt = None,
     ray_ship_data: RayShipDataOpt = None,
     fmt: FormatOpt = OutputFormat.human,
@@ -87,7 +83,7 @@ def sweep_command(
     if file is None and not data:
         raise UsageError("give datasets with --data DIR (repeatable), or a sweep file", hint="see --help")
     out_ = Output(fmt)
-    runner = get_executor(executor.value, address=ray_address, ship_data=ray_ship_data)
+    runner = get_executor(executor, address=ray_address, ship_data=ray_ship_data)
     opts: dict[str, Any] = {}
     if file is None:
         opts = {

@@ -11,9 +11,32 @@ if TYPE_CHECKING:
     from advisor.data.types import Dataset
 
 
-# The keyword arguments of `advisor.data.load_dataset` that say how to read a dataset; a `DatasetSpec`, a run config
-# and a candidate's work order all carry them under these names.
-READER_OPTIONS = ("modality", "text_column", "label_column", "split", "group_column")
+@dataclass(frozen=True, kw_only=True)
+class ReaderOptions:
+    """How to read a dataset: the keyword arguments of `advisor.data.load_dataset` that say so; ``None`` means
+    *detect from the data*. A `DatasetSpec` and a candidate's work order (`CandidateSpec`) carry them as these
+    fields, a run config under the same names.
+
+    Attributes:
+        modality: ``image`` | ``text`` | ``audio``.
+        text_column: text column of a table.
+        label_column: label column of a table or manifest.
+        split: keep only this split (``train``, ``val``, ``test``).
+        group_column: table/manifest column with each sample's group (speaker, patient): group-aware folds.
+    """
+
+    modality: str | None = None
+    text_column: str | None = None
+    label_column: str | None = None
+    split: str | None = None
+    group_column: str | None = None
+
+    def reader_options(self) -> dict[str, Any]:
+        """The keyword arguments of `advisor.data.load_dataset` these options set."""
+        return reader_options(self)
+
+
+READER_OPTIONS = tuple(f.name for f in dataclasses.fields(ReaderOptions))
 
 
 def reader_options(obj: Any) -> dict[str, Any]:
@@ -22,26 +45,17 @@ def reader_options(obj: Any) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class DatasetSpec:
-    """Where a dataset is and how to read it; ``None`` means *detect from the data*.
+class DatasetSpec(ReaderOptions):
+    """Where a dataset is and how to read it (the `ReaderOptions`, keyword-only); ``None`` means *detect from the
+    data*.
 
     Attributes:
         path: a folder (class subfolders, split folders, masks) or a CSV/TSV/JSONL table or manifest.
-        modality: ``image`` | ``text`` | ``audio``.
         task: ``classification`` | ``detection`` | ``segmentation`` (chosen by the run's task registry).
-        text_column: text column of a table.
-        label_column: label column of a table or manifest.
-        group_column: table/manifest column with each sample's group (speaker, patient): group-aware folds.
-        split: keep only this split (``train``, ``val``, ``test``).
     """
 
     path: Path
-    modality: str | None = None
     task: str | None = None
-    text_column: str | None = None
-    label_column: str | None = None
-    group_column: str | None = None
-    split: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, Path):
@@ -58,10 +72,6 @@ class DatasetSpec:
         if isinstance(data, DatasetSpec):
             return dataclasses.replace(data, **given) if given else data
         return cls(path=Path(data), **given)
-
-    def reader_options(self) -> dict[str, Any]:
-        """The keyword arguments of `advisor.data.load_dataset` this spec sets (``task`` is not a reader option)."""
-        return reader_options(self)
 
     def load(self) -> Dataset:
         """Read the dataset (see `advisor.data.load_dataset`).

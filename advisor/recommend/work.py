@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from advisor.data.spec import reader_options
+from advisor.data.spec import ReaderOptions
 from advisor.errors import AdvisorError, DatasetError, UsageError
 from advisor.io import check_fields, field_names
 from advisor.recommend.config import CACHE_VERSION
@@ -24,11 +24,12 @@ R = TypeVar("R")
 
 
 @dataclass(frozen=True)
-class CandidateSpec:
+class CandidateSpec(ReaderOptions):
     """Everything one candidate's work depends on; JSON round-trips (`to_dict`/`from_dict`) for any executor.
 
-    The dataset is named by path, reader options and fingerprint (checked when the worker loads it), the subsample
-    by its sample ids (in order). ``timeout_s``: wall-clock limit of the work, None = no limit.
+    The dataset is named by path, reader options (`ReaderOptions`, keyword-only) and fingerprint (checked when the
+    worker loads it), the subsample by its sample ids (in order). ``timeout_s``: wall-clock limit of the work,
+    None = no limit.
     """
 
     model_id: str
@@ -37,11 +38,6 @@ class CandidateSpec:
     sample_ids: tuple[str, ...]
     ids_hash: str
     task: str = "classification"
-    modality: str | None = None
-    text_column: str | None = None
-    label_column: str | None = None
-    split: str | None = None
-    group_column: str | None = None
     device: str = "auto"
     batch_size: int = 32
     runtime: str = "eager"
@@ -197,7 +193,7 @@ def load_context(spec: CandidateSpec) -> WorkContext:
     from advisor.recommend.config import RunConfig
     from advisor.tasks import get_task
 
-    cfg = RunConfig(data=spec.data_path, **reader_options(spec))
+    cfg = RunConfig(data=spec.data_path, **spec.reader_options())
     dataset = get_task(spec.task).load_dataset(cfg)
     if dataset.fingerprint != spec.dataset_fingerprint:
         raise DatasetError(

@@ -366,17 +366,19 @@ def render_dense_html(r: DenseResults) -> str:
     return "\n".join(parts)
 
 
-def render_dense(r: DenseResults, fmt: str) -> str:
-    """`r` in ``md``, ``csv``, ``json`` or ``html``."""
-    if fmt == "md":
-        return render_dense_markdown(r)
-    if fmt == "csv":
-        return render_dense_csv(r)
-    if fmt == "html":
-        return render_dense_html(r)
+def render_dense_json(r: DenseResults) -> str:
+    """`r` as the JSON of results.json."""
     from advisor.io import dumps
 
     return dumps(r.to_dict())
+
+
+DENSE_RENDERERS = {"md": render_dense_markdown, "csv": render_dense_csv, "html": render_dense_html}
+
+
+def render_dense(r: DenseResults, fmt: str) -> str:
+    """`r` in ``md``, ``csv`` or ``html``; any other `fmt` (``json``): JSON."""
+    return DENSE_RENDERERS.get(fmt, render_dense_json)(r)
 
 
 def write_dense_dir(r: DenseResults, out_dir: str | Path) -> dict[str, Path]:
