@@ -93,6 +93,14 @@ _Rebench = Annotated[
 _Baselines = Annotated[
     bool, typer.Option("--baselines/--no-baselines", help="Probe no-pretraining floors for reference.")
 ]
+_RoiProbe = Annotated[
+    bool,
+    typer.Option(
+        "--roi-probe/--no-roi-probe",
+        help="Detection: run the ROI probe (class + box-regression LogME on pyramid features) beside the crop "
+        "probe; off saves about half the proxy time.",
+    ),
+]
 _Combine = Annotated[
     Literal["zscore", "rank"], typer.Option("--combine", help="zscore | rank combination of signals.")
 ]
@@ -250,6 +258,7 @@ def recommend_command(
     demo: _Demo = False,
     task: TaskOpt = None,
     ignore_index: IgnoreIndexOpt = None,
+    roi_probe: _RoiProbe = True,
     models: ModelsOpt = None,
     device: DeviceOpt = "auto",
     max_latency_ms: _MaxLatency = None,

@@ -238,13 +238,17 @@ def proxy_stage(state: DenseRunState, say: ProgressFn) -> DenseRunState:
         except Exception as e:  # one row failing never loses the others
             r.error = f"proxy failed: {_proxy_error(e)}"
             continue
-        if state.task in BOX_TASKS:
+        if state.task in BOX_TASKS and state.cfg.roi_probe:
             say(f"proxy: {r.model_id} (ROI probe)")
             try:
                 r.proxy["roi_probe"] = cached_roi_proxy(r, sample, **kw)
             except Exception as e:
                 r.proxy["roi_probe"] = {"kind": "roi-probe", "value": None, "error": _proxy_error(e)}
     state.get_pool().clear()
+    if state.task in BOX_TASKS and not state.cfg.roi_probe:
+        state.notes.append(
+            "ROI probe not run (--no-roi-probe): the detection proxies are the crop probe only"
+        )
     state.timings["proxy_s"] = time.perf_counter() - t0
     return state
 

@@ -84,6 +84,9 @@ class RunConfig:
     finetune_budget_minutes: float | None = None  # per model; None: no cap beyond the epochs
     task: str | None = None  # a registered task (advisor.tasks); None: detected from the data
     ignore_index: int | None = None  # segmentation: the mask value not scored (None: 255, as VOC)
+    roi_probe: bool = (
+        True  # detection: run the ROI probe beside the crop probe (about doubles the proxy stage)
+    )
     candidate_timeout_s: float | None = None  # features + scores of one candidate; None: no limit
     out: str | None = "auto"
     dry_run: bool = False

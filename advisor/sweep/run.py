@@ -33,6 +33,7 @@ _NOT_KEYED = (
     "progress",
     "dry_run",
 )  # where a run writes and whether it shows progress: not its result
+_KEYED_WHEN_SET = {"roi_probe": True}  # RunConfig fields newer than sweep manifests, and their defaults
 
 
 @dataclass
@@ -76,6 +77,9 @@ class SweepResults:
 def cell_key(run_cfg: Any) -> str:
     """The settings of a dataset's run, hashed (where it writes and whether it shows progress left out)."""
     d = {k: v for k, v in dataclasses.asdict(run_cfg).items() if k not in _NOT_KEYED}
+    for k, default in _KEYED_WHEN_SET.items():  # fields added later: cells at their default keep their key
+        if d.get(k) == default:
+            d.pop(k, None)
     return stable_hash(d, 16)
 
 

@@ -75,6 +75,12 @@ def test_a_rerun_is_served_from_the_cache_and_an_edited_annotation_is_not(cache,
     (data / "annotations.json").write_text(json.dumps(doc))
     edited = recommend(data, **kw)
     assert not any(c.proxy.get("cached") for c in edited.candidates)
+    assert all("roi_probe" in c.proxy for c in edited.candidates)
+    off = recommend(data, **kw, roi_probe=False)  # --no-roi-probe: the crop probe only, from its cache
+    assert all(c.proxy.get("cached") for c in off.candidates)
+    assert not any("roi_probe" in c.proxy for c in off.candidates)
+    assert any("ROI probe not run (--no-roi-probe)" in n for n in off.notes)
+    assert [c.proxy["value"] for c in off.candidates] == [c.proxy["value"] for c in edited.candidates]
 
 
 def test_segmentation_demo_through_the_api_reads_masks_and_probes_pixels(cache):

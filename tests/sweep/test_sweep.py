@@ -193,3 +193,18 @@ def test_cli_sweep_json_and_usage_errors(toy, tmp_path, monkeypatch):
     )
     none = runner.invoke(app, ["sweep", "--models", models[0]])
     assert none.exit_code != 0 and "--data" in none.output and "Traceback" not in none.output
+
+
+def test_a_run_config_field_added_later_keeps_old_cells_keys_at_its_default():
+    """`roi_probe` came after sweep manifests existed: at its default it is not in the cell key (their cells are
+    still found); set off, it is (a different run)."""
+    import dataclasses
+
+    from advisor.io import stable_hash
+    from advisor.recommend.config import RunConfig
+    from advisor.sweep.run import _NOT_KEYED, cell_key
+
+    cfg = RunConfig(data="x")
+    before = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_KEYED and k != "roi_probe"}
+    assert cell_key(cfg) == stable_hash(before, 16)
+    assert cell_key(dataclasses.replace(cfg, roi_probe=False)) != cell_key(cfg)
