@@ -12,13 +12,14 @@ from advisor.io import check_fields
 from advisor.models.ids import ModelId
 
 Modality = Literal["image", "text", "audio", "multimodal", "video"]
-Source = Literal["timm", "torchvision", "hf", "pkg", "local"]
+Source = Literal["timm", "torchvision", "hf", "pkg", "smp", "local"]
 LicenseClass = Literal["permissive", "copyleft", "non-commercial", "unknown"]
 
 MODALITIES: tuple[str, ...] = ("image", "text", "audio", "multimodal", "video")
 # The input modalities a source can list for one set of weights (CatalogEntry.modalities).
 INPUT_MODALITIES: tuple[str, ...] = tuple(m for m in MODALITIES if m != "multimodal")
-SOURCES: tuple[str, ...] = ("timm", "torchvision", "hf", "pkg", "local")
+# smp: segmentation_models_pytorch architectures under the ids advisor.dense takes (``smp:<Arch>-<encoder>``)
+SOURCES: tuple[str, ...] = ("timm", "torchvision", "hf", "pkg", "smp", "local")
 LICENSE_CLASSES: tuple[str, ...] = ("permissive", "copyleft", "non-commercial", "unknown")
 TASKS: tuple[str, ...] = (
     "image-classification",  # a classifier whose pooled features serve as a backbone
@@ -56,7 +57,7 @@ DENSE_FIELDS: tuple[str, ...] = ("label_set", "n_labels", "working_size", "postp
 # Tasks whose entries carry the dense fields.
 DENSE_TASKS = frozenset({"object-detection", "instance-segmentation", "semantic-segmentation"})
 
-_ID_RE = re.compile(r"^(timm|torchvision|hf|pkg|local):\S+$")
+_ID_RE = re.compile(r"^(timm|torchvision|hf|pkg|smp|local):\S+$")
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ CAT = Catalog(
         _e("hf:facebook/hubert-base-ls960", "hubert", "hubert", modality="audio", task="speech-encoder"),
         _e("hf:google-bert/bert-base-uncased", "bert", "bert", modality="text", task="text-encoder"),
         _e(
-            "pkg:segmentation_models_pytorch/Unet-resnet34.imagenet",
+            "smp:Unet-resnet34",
             "unet",
             "Unet",
             task="semantic-segmentation",
@@ -46,7 +46,7 @@ CAT = Catalog(
             task="object-detection",
         ),
         _e(
-            "pkg:segmentation_models_pytorch/DeepLabV3Plus-resnet50.imagenet",
+            "smp:DeepLabV3Plus-resnet50",
             "deeplabv3plus",
             "DeepLabV3Plus",
         ),
@@ -65,11 +65,11 @@ def test_squash() -> None:
 @pytest.mark.parametrize(
     "query, first",
     [
-        ("u-net", "pkg:segmentation_models_pytorch/Unet-resnet34.imagenet"),
-        ("UNET", "pkg:segmentation_models_pytorch/Unet-resnet34.imagenet"),
+        ("u-net", "smp:Unet-resnet34"),
+        ("UNET", "smp:Unet-resnet34"),
         ("faster r-cnn", "torchvision:fasterrcnn_resnet50_fpn.COCO_V1"),
         ("fasterrcnn", "torchvision:fasterrcnn_resnet50_fpn.COCO_V1"),
-        ("deeplabv3+", "pkg:segmentation_models_pytorch/DeepLabV3Plus-resnet50.imagenet"),
+        ("deeplabv3+", "smp:DeepLabV3Plus-resnet50"),
         ("bert", "hf:google-bert/bert-base-uncased"),
     ],
 )
