@@ -227,25 +227,26 @@ def proxy_stage(state: DenseRunState, say: ProgressFn) -> DenseRunState:
     t0 = time.perf_counter()
     sample = state.get_sample()
     kw = {"seed": state.cfg.seed, "device": state.cfg.device, "pool": state.get_pool()}
+    boxes = state.task in BOX_TASKS
     for r in state.rows:
         if r.role not in (Role.BACKBONE, Role.TWIN, Role.FLOOR) or r.error:
             continue
         if r.role == Role.FLOOR and not state.cfg.baselines:
             continue
-        say(f"proxy: {r.model_id} ({'crop probe' if state.task in BOX_TASKS else 'pixel probe'})")
+        say(f"proxy: {r.model_id} ({'crop probe' if boxes else 'pixel probe'})")
         try:
             r.proxy = cached_proxy(r, sample, **kw)
         except Exception as e:  # one row failing never loses the others
             r.error = f"proxy failed: {_proxy_error(e)}"
             continue
-        if state.task in BOX_TASKS and state.cfg.roi_probe:
+        if boxes and state.cfg.roi_probe:
             say(f"proxy: {r.model_id} (ROI probe)")
             try:
                 r.proxy["roi_probe"] = cached_roi_proxy(r, sample, **kw)
             except Exception as e:
                 r.proxy["roi_probe"] = {"kind": "roi-probe", "value": None, "error": _proxy_error(e)}
     state.get_pool().clear()
-    if state.task in BOX_TASKS and not state.cfg.roi_probe:
+    if boxes and not state.cfg.roi_probe:
         state.notes.append(
             "ROI probe not run (--no-roi-probe): the detection proxies are the crop probe only"
         )
