@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from advisor.dense.labels import foreground, match_classes
 from advisor.dense.results import DenseCandidate, Role
-from advisor.dense.types import BOX_TASKS, DENSE_TASKS
+from advisor.dense.types import BOX_TASKS
 
 if TYPE_CHECKING:
     from advisor.recommend.config import RunConfig
@@ -98,14 +98,33 @@ def _excluded_by_license(
     ]  # fmt: skip
 
 
-def _backbone_ids(cfg: RunConfig, catalog: Any, wanted: set[str] | None, offline: bool) -> list[str]:
-    """Pretrained image backbones: the named ones, else the classification filter's best few."""
-    if wanted is not None:
-        from advisor.dense.models import dense_candidates
+def _named(task: str, cfg: RunConfig, catalog: Any) -> tuple[list[str], list[str], list[DenseCandidate]]:
+    """The ``--models`` ids sorted out: dense ids (as the dense loaders take them), backbone ids, and a row with
+    the reason for each named id that is a detector or segmenter this run cannot use (never a silent drop, nor a
+    detector's checkpoint taken for a backbone)."""
+    from advisor.dense.models import canonical_dense_id, dense_info, is_dense_id, not_dense_reason
 
-        named = frozenset(cfg.models)
-        dense = {c.model_id for t in DENSE_TASKS for c in dense_candidates(t, include=named)}
-        return [m for m in cfg.models if m not in dense and not m.startswith("smp:")]
+    dense: list[str] = []
+    backbones: list[str] = []
+    refused: list[DenseCandidate] = []
+    for mid in cfg.models:
+        if is_dense_id(mid):
+            info = dense_info(mid)
+            if info.task == task:
+                dense.append(canonical_dense_id(mid))
+            else:
+                a = "an" if info.task[0] in "aeiou" else "a"
+                other = f"{mid}: {a} {info.task} model, and this run is --task {task} (name it in a --task {info.task} run)"
+                refused.append(DenseCandidate(mid, Role.ZERO_SHOT, pretrained=False, error=other))
+        elif (why := not_dense_reason(mid, catalog)) is not None:
+            refused.append(DenseCandidate(mid, Role.ZERO_SHOT, pretrained=False, error=why))
+        else:
+            backbones.append(mid)
+    return dense, backbones, refused
+
+
+def _backbone_ids(cfg: RunConfig, catalog: Any, offline: bool) -> list[str]:
+    """Pretrained image backbones when none are named: the classification filter's best few."""
     from advisor.recommend.candidates import select_candidates
 
     cands, _excluded = select_candidates("image", cfg.constraints(offline=offline), catalog)
@@ -122,9 +141,15 @@ def choose_rows(
     backbones); detectors whose weights would need the network become timed-only architecture rows.
     """
     off = cfg.offline if offline is None else offline
-    wanted = set(cfg.models) if cfg.models else None
-    rows = _dense_rows(task, classes, cfg, wanted, off)
-    for mid in _backbone_ids(cfg, catalog, wanted, off):
+    wanted: set[str] | None = None
+    refused: list[DenseCandidate] = []
+    if cfg.models:
+        dense, backbones, refused = _named(task, cfg, catalog)
+        wanted = set(dense)
+    else:
+        backbones = _backbone_ids(cfg, catalog, off)
+    rows = _dense_rows(task, classes, cfg, wanted, off) + refused
+    for mid in backbones:
         rows.append(DenseCandidate(mid, Role.BACKBONE))
         rows.append(DenseCandidate(twin_id(mid), Role.TWIN, pretrained=False))
     if cfg.baselines:

@@ -28,11 +28,17 @@ from advisor.dense.types import (
     InstanceDetections,
 )
 from advisor.errors import UsageError
-from advisor.metrics.detection import MAX_DETS, DetectionMetrics, _gt_dict, _results, coco_metrics
+from advisor.metrics.detection import (
+    MAX_DETS,
+    AnnotationFields,
+    DetectionMetrics,
+    Geometry,
+    coco_metrics,
+)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MaskMetrics", "mask_metrics", "segm_inputs"]
+__all__ = ["MaskMetrics", "mask_geometry", "mask_metrics"]
 
 
 @dataclass
@@ -92,30 +98,11 @@ def _masks(sid: str, det: Detections, sample: DenseSample) -> list[dict[str, Any
     return [{"segmentation": rle} for rle in _pred_masks(sid, det, sample).rles()]
 
 
-def segm_inputs(
-    gt: DenseDataset,
-    preds: Mapping[str, Detections],
-    *,
-    class_map: Mapping[int, int | None] | None = None,
-) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
-    """The COCO ground-truth dict and segm results list `mask_metrics` evaluates (ids re-indexed from 1).
-
-    Args:
-        gt: instance-segmentation ground truth.
-        preds: sample id -> `InstanceDetections` (labels in the ground truth's class indices, or mapped by
-            `class_map`).
-        class_map: prediction label -> ground-truth class index (None: drop that prediction).
-
-    Returns:
-        ``(gt_dict, results, notes)``; any COCO evaluator (pycocotools too) reads the first two with
-        ``iouType="segm"``.
-
-    Raises:
-        UsageError: predictions without masks, or masks not at their image's size.
-    """
-    notes: list[str] = []
-    gt_dict, _, _ = _gt_dict(gt, _mask_fields(notes))
-    return gt_dict, _results(gt, preds, class_map, notes, _masks), notes
+def mask_geometry(notes: list[str]) -> tuple[AnnotationFields, Geometry]:
+    """How mask AP writes the COCO inputs (`advisor.metrics.detection.coco_inputs` with ``iou_type="segm"``):
+    per ground-truth object its RLE and mask area, per prediction its RLE (`notes` collects the ground-truth
+    samples scored with their boxes as masks)."""
+    return _mask_fields(notes), _masks
 
 
 def _protocol(version: str) -> str:
@@ -161,14 +148,15 @@ def mask_metrics(
             hint="mask AP needs objects with instance masks (COCO segmentation, YOLO-seg polygons)",
         )
     notes: list[str] = []
+    fields, geometry = mask_geometry(notes)
     return coco_metrics(
         gt,
         preds,
         class_map,
         protocol=_protocol(faster_coco_eval.__version__),
         iou_type="segm",
-        fields=_mask_fields(notes),
-        geometry=_masks,
+        fields=fields,
+        geometry=geometry,
         cls=MaskMetrics,
         notes=notes,
     )

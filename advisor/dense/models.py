@@ -107,6 +107,38 @@ def _all_infos() -> list[DenseModelInfo]:
     return [i for _prefix, mod in _SOURCES for i in _module(mod).infos()]
 
 
+def _source(model_id: str) -> str | None:
+    """The source module of `model_id`: the one with its longest matching prefix (None: no dense prefix)."""
+    hits = [src for src in _SOURCES if model_id.startswith(src[0])]
+    return max(hits, key=lambda src: len(src[0]))[1] if hits else None
+
+
+def canonical_dense_id(model_id: str) -> str:
+    """`model_id` as the dense loaders take it.
+
+    A catalog torchvision id carries its weights tag (``torchvision:ssdlite320_mobilenet_v3_large.COCO_V1``); the
+    dense loader builds the builder with its DEFAULT weights, so the tag of those weights is dropped. Any other
+    tag, and every other id, is returned as it is.
+    """
+    if not model_id.startswith("torchvision:") or "." not in model_id:
+        return model_id
+    base, tag = model_id.rsplit(".", 1)
+    builder = base.split(":", 1)[1]
+    if builder not in _torchvision_dense_builders():
+        return model_id
+    from torchvision.models import get_model_weights
+
+    return base if tag == get_model_weights(builder).DEFAULT.name else model_id
+
+
+def _resolve(model_id: str) -> DenseModelInfo | None:
+    """The info of a dense id its source builds on demand (smp: any architecture and encoder smp has)."""
+    mod = _source(model_id)
+    resolve = getattr(_module(mod), "resolve", None) if mod else None
+    info: DenseModelInfo | None = resolve(model_id) if resolve is not None else None
+    return info
+
+
 def dense_candidates(
     task: str, *, license: str | None = None, include: frozenset[str] | set[str] = frozenset()
 ) -> list[DenseModelInfo]:
@@ -118,7 +150,10 @@ def dense_candidates(
             (`license_problem`); None keeps all.
         include: opt-in ids to list (`DenseModelInfo.opt_in` entries are listed only when named here).
     """
-    rows = [i for i in _all_infos() if i.task == task and (not i.opt_in or i.model_id in include)]
+    listed = _all_infos()
+    known = {i.model_id for i in listed}
+    on_demand = [i for m in sorted(include - known) if (i := _resolve(m)) is not None]
+    rows = [i for i in listed + on_demand if i.task == task and (not i.opt_in or i.model_id in include)]
     if license in ("commercial", "permissive"):
         rows = [i for i in rows if license_problem(i.license) is None]
     return rows
@@ -143,13 +178,90 @@ def dense_info(model_id: str) -> DenseModelInfo:
     Raises:
         ModelLoadError: not a dense model advisor knows (with the known ids).
     """
-    known = {i.model_id: i for i in _all_infos()}
-    if model_id not in known:
+    info = _lookup(model_id)
+    if info is None:
         raise ModelLoadError(
-            f"{model_id}: not a detection/segmentation model advisor knows",
-            hint="known: " + ", ".join(sorted(known)),
+            not_dense_reason(model_id) or f"{model_id}: not a detection/segmentation model advisor knows",
+            hint="known: " + ", ".join(sorted(i.model_id for i in _all_infos())),
         )
-    return known[model_id]
+    return info
+
+
+def _lookup(model_id: str) -> DenseModelInfo | None:
+    mid = canonical_dense_id(model_id)
+    return next((i for i in _all_infos() if i.model_id == mid), None) or _resolve(mid)
+
+
+def is_dense_id(model_id: str) -> bool:
+    """`model_id` (a catalog torchvision id with its DEFAULT weights tag too) is a dense model advisor runs."""
+    return _lookup(model_id) is not None
+
+
+def not_dense_reason(model_id: str, catalog: Any = None) -> str | None:
+    """Why `model_id`, named as a dense model, is not one advisor's dense loaders run; None when it is not a
+    detector or segmenter at all (an image backbone, for the proxies) or when it is one they run.
+
+    Covers an ``smp:`` id smp cannot build, a torchvision detection/segmentation builder (or weights tag) the
+    loaders do not take, and a catalog entry whose task is detection or segmentation (`catalog`: default the
+    packaged catalog).
+    """
+    if is_dense_id(model_id):
+        return None
+    listed = sorted(i.model_id for i in _all_infos())
+    if model_id.startswith("smp:"):
+        return (
+            f"{model_id}: not an architecture and encoder segmentation_models_pytorch can build "
+            "(smp:<Arch>-<encoder>, e.g. smp:Unet-resnet34, smp:FPN-tu-efficientnet_lite0)"
+        )
+    if model_id.startswith("torchvision:"):
+        builder, _, tag = model_id.split(":", 1)[1].partition(".")
+        if f"torchvision:{builder}" in listed:
+            return (
+                f"{model_id}: advisor loads torchvision:{builder} with its DEFAULT weights; the {tag} weights are "
+                f"not loaded (name torchvision:{builder})"
+            )
+        if builder in _torchvision_dense_builders():
+            run = ", ".join(m for m in listed if m.startswith("torchvision:"))
+            return f"{model_id}: a torchvision builder advisor's dense loaders do not run (they run: {run})"
+        return None
+    task = _catalog_task(model_id, catalog)
+    if task is None:
+        return None
+    from advisor.catalog.api import TASK_ALIASES
+
+    prefix = model_id.split(":", 1)[0] + ":"
+    same = [
+        i.model_id for i in _all_infos() if i.model_id.startswith(prefix) and TASK_ALIASES.get(i.task) == task
+    ]
+    run = ", ".join(sorted(same)) or "none from this source"
+    return (
+        f"{model_id}: the catalog lists it as {task}, but advisor's dense loaders do not run it yet (they run: "
+        f"{run}); it is not used as a backbone either"
+    )
+
+
+def _torchvision_dense_builders() -> set[str]:
+    try:
+        import torchvision.models as tvm
+        import torchvision.models.detection as det
+        import torchvision.models.segmentation as seg
+    except ImportError:
+        return set()
+    return set(tvm.list_models(module=det)) | set(tvm.list_models(module=seg))
+
+
+def _catalog_task(model_id: str, catalog: Any) -> str | None:
+    """The catalog's task of `model_id` when it is a dense one (None: not in the catalog, or not dense)."""
+    from advisor.catalog.schema import DENSE_TASKS
+
+    if catalog is None:
+        from advisor.catalog.store import load_catalog
+
+        catalog = load_catalog()
+    if model_id not in catalog:
+        return None
+    task = str(catalog.get(model_id).task)
+    return task if task in DENSE_TASKS else None
 
 
 def load_dense_model(
@@ -168,8 +280,8 @@ def load_dense_model(
         ModelLoadError: unknown id, a missing package (with the pip line), or weights that cannot be had offline.
     """
     info = dense_info(model_id)
-    prefix, mod = max((src for src in _SOURCES if model_id.startswith(src[0])), key=lambda src: len(src[0]))
-    del prefix
+    mod = _source(info.model_id)
+    assert mod is not None  # every info comes from a source
     model: DenseModel = _module(mod).load(info, pretrained=pretrained, device=device, input_size=input_size)
     return model
 

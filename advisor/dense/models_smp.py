@@ -98,15 +98,37 @@ def load(
 _SMP = ("Unet-resnet34", "DeepLabV3Plus-resnet34")
 
 
-def infos() -> list[DenseModelInfo]:
-    """The smp architectures advisor knows (random init only)."""
+def _info(name: str) -> DenseModelInfo:
     from advisor.dense.models import DenseModelInfo
 
-    return [
-        DenseModelInfo(
-            f"smp:{name}", "segmentation", "none", (), "MIT (segmentation_models_pytorch)", (320, 320),
-            "resize to the working size (multiples of 32), argmax, nearest resize back", False,
-            "pip install segmentation-models-pytorch==0.6.0",
-        )
-        for name in _SMP
-    ]  # fmt: skip
+    return DenseModelInfo(
+        f"smp:{name}", "segmentation", "none", (), "MIT (segmentation_models_pytorch)", (320, 320),
+        "resize to the working size (multiples of 32), argmax, nearest resize back", False, SMP_PIP,
+    )  # fmt: skip
+
+
+def infos() -> list[DenseModelInfo]:
+    """The smp architectures advisor lists as candidates (random init only)."""
+    return [_info(name) for name in _SMP]
+
+
+def resolve(model_id: str) -> DenseModelInfo | None:
+    """Any other ``smp:<Arch>-<encoder>`` smp can build: an smp architecture class and an smp encoder (its own
+    names, or ``tu-<timm model>``); None when smp is not installed or does not have them."""
+    arch, sep, encoder = model_id.removeprefix("smp:").partition("-")
+    if not model_id.startswith("smp:") or not sep or not encoder:
+        return None
+    try:
+        import segmentation_models_pytorch as smp
+    except ImportError:
+        return None
+    cls = getattr(smp, arch, None)
+    if not (isinstance(cls, type) and issubclass(cls, smp.base.SegmentationModel)):
+        return None
+    if encoder.startswith("tu-"):
+        import timm
+
+        known = bool(timm.list_models(encoder[3:]))
+    else:
+        known = encoder in smp.encoders.get_encoder_names()
+    return _info(f"{arch}-{encoder}") if known else None

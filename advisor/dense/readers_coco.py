@@ -24,11 +24,10 @@ from advisor.dense.instance_masks import InstanceMasks, Segmentation, box_polygo
 from advisor.dense.readers_common import (
     ClassTable,
     WarningLog,
-    annotated_size,
     box_sample,
     dense_reader,
     find_file,
-    header_size,
+    listed_image,
     read_names_file,
     split_of,
 )
@@ -192,7 +191,7 @@ def _ann_object(
     return box, seg if with_masks else None
 
 
-def _image_path(file: Path, root: Path, name: str) -> Path | None:
+def _image_candidates(file: Path, root: Path, name: str) -> list[Path]:
     base = file.parent
     rel = Path(name)
     stem_dir = file.stem.replace("instances_", "")
@@ -204,7 +203,7 @@ def _image_path(file: Path, root: Path, name: str) -> Path | None:
         root / "images" / stem_dir / rel,
     ]
     cands += [base / "images" / rel.name, base / rel.name]
-    return find_file(cands)
+    return cands
 
 
 def _read_file(
@@ -255,14 +254,12 @@ def _sample(
     if not isinstance(name, str):
         wlog.add("bad-annotation", f"{file.name}: image {img.get('id')!r} without file_name")
         return None
-    path = _image_path(file, root, name)
-    if path is None:
-        wlog.skip("missing-image", str(file.parent / name), f"image file not found (listed in {file.name})")
+    why = f"image file not found (listed in {file.name})"
+    cands = _image_candidates(file, root, name)
+    found = listed_image(cands, wlog, str(file.parent / name), why, img.get("width"), img.get("height"))
+    if found is None:
         return None
-    size = annotated_size(path, wlog, img.get("width"), img.get("height"))
-    if size is None:
-        return None
-    w, h = size
+    path, (w, h) = found
     rows, labels, crowd, areas = [], [], [], []
     segs: list[Segmentation] = []
     for a in anns:
@@ -399,13 +396,11 @@ def _hf_record(
     rec: dict[str, Any], base: Path, root: Path, table: ClassTable, wlog: WarningLog, split: str | None
 ) -> DenseSample | None:
     name = str(rec.get("file_name", ""))
-    path = find_file([base / name]) if name else None
-    if path is None:
-        wlog.skip("missing-image", str(base / name), "image file not found (listed in metadata.jsonl)")
+    why = "image file not found (listed in metadata.jsonl)"
+    found = listed_image([base / name] if name else [], wlog, str(base / name), why)
+    if found is None:
         return None
-    size = header_size(path, wlog)
-    if size is None:
-        return None
+    path, size = found
     bboxes, cats = _objects(rec)
     rows, labels = [], []
     for bb, c in zip(bboxes, cats, strict=False):

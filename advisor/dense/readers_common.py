@@ -167,6 +167,35 @@ def annotated_size(path: Path, wlog: WarningLog, width: Any, height: Any) -> tup
     return (w, h) if w > 0 and h > 0 else header_size(path, wlog)
 
 
+def listed_image(
+    candidates: Iterable[Path],
+    wlog: WarningLog,
+    where: str,
+    why: str,
+    width: Any = None,
+    height: Any = None,
+) -> tuple[Path, tuple[int, int]] | None:
+    """The image an annotation lists, with its ``(width, height)``: the first existing file among `candidates`,
+    sized by `annotated_size` (no annotated size: the header's).
+
+    Args:
+        candidates: where the image may be, in order.
+        wlog: counts the image left out.
+        where, why: the path and reason of the ``missing-image`` skip when no candidate exists.
+        width, height: the size the annotation states, if any.
+
+    Returns:
+        ``(path, (width, height))``, or None when the image is missing (a counted ``missing-image`` skip) or its
+        header unreadable (a counted ``unreadable-image`` skip).
+    """
+    path = find_file(candidates)
+    if path is None:
+        wlog.skip("missing-image", where, why)
+        return None
+    size = annotated_size(path, wlog, width, height)
+    return None if size is None else (path, size)
+
+
 def image_size(path: Path) -> tuple[int, int]:
     """``(width, height)`` from the image file header (no decoding).
 

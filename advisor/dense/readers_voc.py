@@ -20,11 +20,9 @@ from advisor.dense.readers_common import (
     IMAGE_EXTS,
     ClassTable,
     WarningLog,
-    annotated_size,
     box_sample,
     dense_reader,
-    find_file,
-    header_size,
+    listed_image,
 )
 from advisor.dense.types import DenseDataset, DenseSample
 from advisor.errors import DatasetError
@@ -60,12 +58,12 @@ def _num(el: ET.Element | None, tag: str) -> float:
     return float(v) if v is not None else float("nan")
 
 
-def _voc_image(root: Path, xml: Path, filename: str | None) -> Path | None:
+def _voc_images(root: Path, xml: Path, filename: str | None) -> list[Path]:
     img_dir = root / "JPEGImages"
     cands = [img_dir / filename] if filename else []
     stem = Path(filename).stem if filename else xml.stem
     cands += [img_dir / f"{s}{ext}" for s in dict.fromkeys((stem, xml.stem)) for ext in sorted(IMAGE_EXTS)]
-    return find_file(cands)
+    return cands
 
 
 def _voc_sample(
@@ -76,15 +74,13 @@ def _voc_sample(
     except (ET.ParseError, OSError) as e:
         wlog.skip("bad-annotation", str(xml), f"cannot parse the XML: {e}")
         return None
-    path = _voc_image(root, xml, _text(doc, "filename"))
-    if path is None:
-        wlog.skip("missing-image", str(xml), "its image is not in JPEGImages/")
-        return None
     size_el = doc.find("size")
-    size = annotated_size(path, wlog, _num(size_el, "width"), _num(size_el, "height"))
-    if size is None:
+    cands = _voc_images(root, xml, _text(doc, "filename"))
+    why = "its image is not in JPEGImages/"
+    found = listed_image(cands, wlog, str(xml), why, _num(size_el, "width"), _num(size_el, "height"))
+    if found is None:
         return None
-    w, h = size
+    path, (w, h) = found
     rows, labels, crowd = [], [], []
     for obj in doc.findall("object"):
         idx = table.index(_text(obj, "name") or "")
@@ -212,14 +208,13 @@ def _csv_sample(
 ) -> DenseSample | None:
     base = file.parent
     dirs = (base, base / "images", base / "JPEGImages")
+    # Kaggle-style image_id columns have no extension
     cands = [d / name for d in dirs] + [d / f"{name}{ext}" for d in dirs for ext in (".jpg", ".png", ".jpeg")]
-    path = find_file(cands) if name else None  # Kaggle-style image_id columns have no extension
-    if path is None:
-        wlog.skip("missing-image", str(base / name), f"image file not found (listed in {file.name})")
+    why = f"image file not found (listed in {file.name})"
+    found = listed_image(cands if name else [], wlog, str(base / name), why)
+    if found is None:
         return None
-    size = header_size(path, wlog)
-    if size is None:
-        return None
+    path, size = found
     box_cols = [str(c) for c in spec["box"]]  # type: ignore[attr-defined]
     boxes, labels = [], []
     for row in rows:

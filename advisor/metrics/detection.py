@@ -12,7 +12,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -198,20 +198,34 @@ def coco_inputs(
     preds: Mapping[str, Detections],
     *,
     class_map: Mapping[int, int | None] | None = None,
+    iou_type: Literal["bbox", "segm"] = "bbox",
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
-    """The COCO ground-truth dict and results list `detection_metrics` evaluates (ids re-indexed from 1).
+    """The COCO ground-truth dict and results list `detection_metrics` (``bbox``) or
+    `advisor.dense.mask_ap.mask_metrics` (``segm``) evaluates (ids re-indexed from 1).
 
     Args:
-        gt: detection ground truth.
-        preds: sample id -> detections (labels in the ground truth's class indices, or mapped by `class_map`).
+        gt: detection ground truth (``segm``: instance-segmentation ground truth).
+        preds: sample id -> detections (``segm``: `InstanceDetections`), labels in the ground truth's class
+            indices, or mapped by `class_map`.
         class_map: prediction label -> ground-truth class index (None: drop that prediction).
+        iou_type: ``bbox`` (boxes) or ``segm`` (every mask as a compressed RLE at its image's size).
 
     Returns:
-        ``(gt_dict, results, notes)``; any COCO evaluator (pycocotools too) can read the first two.
+        ``(gt_dict, results, notes)``; any COCO evaluator (pycocotools too) reads the first two with this
+        ``iouType``.
+
+    Raises:
+        UsageError: ``segm`` predictions without masks, or masks not at their image's size.
     """
     notes: list[str] = []
-    gt_dict, _, _ = _gt_dict(gt)
-    return gt_dict, _results(gt, preds, class_map, notes), notes
+    fields: AnnotationFields | None = None
+    geometry: Geometry = _boxes
+    if iou_type == "segm":
+        from advisor.dense.mask_ap import mask_geometry
+
+        fields, geometry = mask_geometry(notes)
+    gt_dict, _, _ = _gt_dict(gt, fields)
+    return gt_dict, _results(gt, preds, class_map, notes, geometry), notes
 
 
 def _stat(value: float) -> float | None:

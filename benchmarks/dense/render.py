@@ -127,6 +127,31 @@ def roi_table(rec: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def arch_table(rec: dict[str, Any], heads: dict[str, dict[str, Any]]) -> str:
+    """The from-scratch architecture runs (``results/arch_ft.json``) beside the frozen-backbone heads' figures on the
+    same held-out images (`heads`: dataset -> its ``results/<dataset>.json``)."""
+    lines = [
+        "| model | data | trained | input | params | steps x batch | held-out metric | AP50 | final loss "
+        "| train s | heads on frozen backbones (same steps): pretrained / random init |",
+        "|" + "---|" * 11,
+    ]
+    for r in rec.values():
+        ds, det = r["dataset"], r.get("map") is not None
+        gt = (heads.get(ds) or {}).get("gt") or {}
+        name = "map" if det else "miou"
+        pre = [g[name] for k, g in gt.items() if not k.startswith("random:")]
+        rnd = [g[name] for k, g in gt.items() if k.startswith("random:")]
+        span = " / ".join(f"{_f(min(v))}–{_f(max(v))}" if v else "—" for v in (pre, rnd))
+        st = r["train_settings"]
+        w, h = r["input_size_wh"]
+        lines.append(
+            f"| {r['model_id']} | {ds} | from random init, every parameter | {w}x{h} | {r['n_params'] / 1e6:.1f} M "
+            f"| {st['steps']} x {st['batch']} | {'mAP' if det else 'mIoU'} {_f(r.get(name))} "
+            f"| {_f(r.get('map50')) if det else '—'} | {_f(r.get('final_loss'))} | {r['seconds_train']:.0f} | {span} |"
+        )
+    return "\n".join(lines)
+
+
 def render(out: Path) -> str:
     """The tables of every ``results/<dataset>.json`` as markdown; also writes tables.md and correlations.json."""
     parts = []
@@ -150,6 +175,12 @@ def render(out: Path) -> str:
     roi = out / "roi_probe_bccd.json"
     if roi.exists():
         parts += ["### bccd: ROI probe (`roi_probe_bccd.py`)", "", roi_table(json.loads(roi.read_text())), ""]
+    arch = out / "results" / "arch_ft.json"
+    if arch.exists():
+        heads = {n: json.loads((out / "results" / f"{n}.json").read_text()) for n in ("bccd", "membrane")
+                 if (out / "results" / f"{n}.json").exists()}  # fmt: skip
+        parts += ["### Architecture rows trained from scratch (`arch_ft.py`)", "",
+                  arch_table(json.loads(arch.read_text()), heads), ""]  # fmt: skip
     text = "\n".join(parts)
     (out / "results").mkdir(parents=True, exist_ok=True)
     (out / "results" / "tables.md").write_text(text)

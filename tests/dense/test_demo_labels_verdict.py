@@ -141,6 +141,42 @@ def test_verdict_calls_a_tie_when_the_paired_test_cannot_separate_and_says_when_
     assert v["next_command"] is None and "every image was used" in notes[0]  # nothing more to sample
 
 
+def test_next_command_repeats_the_run_options_that_change_what_is_measured():
+    """The rerun on more images must measure the same thing: a run with --no-roi-probe, --no-bench, a split, a
+    seed and an ignore index says so in its "Next:" command (it used to drop them), and every flag it writes is
+    one `advisor recommend` takes."""
+    import shlex
+
+    import typer.main
+
+    from advisor.cli.main import app
+    from advisor.dense.verdict import decide
+    from advisor.recommend.config import RunConfig
+
+    y = [i % 2 for i in range(40)]
+    a = [v if i != 0 else 1 - v for i, v in enumerate(y)]
+    b = [v if i != 1 else 1 - v for i, v in enumerate(y)]
+    rows = [
+        _row("pkg:a", Role.BACKBONE, 0.975, (0.87, 0.99), oof=(y, a)),
+        _row("pkg:b", Role.BACKBONE, 0.975, (0.87, 0.99), oof=(y, b)),
+    ]
+    cfg = RunConfig(
+        data="/my data", roi_probe=False, bench=False, split="train", seed=3, ignore_index=0, offline=True
+    )
+    cmd = decide(rows, _ds(n=300), cfg, [], n_sampled=50)["next_command"]
+    argv = shlex.split(cmd)
+    assert argv[:2] == ["advisor", "recommend"] and argv[argv.index("--data") + 1] == "/my data"
+    for flag, value in (("--split", "train"), ("--seed", "3"), ("--ignore-index", "0")):
+        assert argv[argv.index(flag) + 1] == value, cmd
+    assert {"--no-roi-probe", "--no-bench", "--offline"} <= set(argv), cmd
+    recommend = typer.main.get_group(app).commands["recommend"]
+    known = {o for p in recommend.params for o in (*p.opts, *p.secondary_opts)}
+    assert {a for a in argv if a.startswith("--")} <= known, cmd
+    # defaults are not repeated; a segmentation run never gets the detection-only flag
+    plain = decide(rows, _ds(task="segmentation", n=300), RunConfig(data="/d", roi_probe=False), [], 50)
+    assert plain["next_command"].endswith("--max-samples 150"), plain["next_command"]
+
+
 def test_verdict_prefers_full_label_coverage_zero_shot_then_partial_fine_tune():
     from advisor.dense.verdict import decide
     from advisor.recommend.config import RunConfig

@@ -13,10 +13,11 @@ import pytest
 from PIL import Image, ImageDraw
 
 from advisor.dense.instance_masks import InstanceMasks
-from advisor.dense.mask_ap import mask_metrics, segm_inputs
+from advisor.dense.mask_ap import mask_metrics
 from advisor.dense.readers import detect_dense, load_dense
 from advisor.dense.types import DenseDataset, DenseSample, InstanceDetections
 from advisor.errors import DatasetError, UsageError
+from advisor.metrics import coco_inputs
 
 pytest.importorskip("faster_coco_eval", reason="mask AP needs faster-coco-eval (the dense extra)")
 
@@ -248,7 +249,7 @@ def test_mask_ap_equals_pycocotools_segm_on_a_synthetic_case() -> None:
                                   [float(s) for s in rng.uniform(0.1, 1.0, len(pb))], pl)  # fmt: skip
     gt = _ds(*samples)
     ours = mask_metrics(gt, preds)
-    gt_dict, results, notes = segm_inputs(gt, preds)
+    gt_dict, results, notes = coco_inputs(gt, preds, iou_type="segm")
     assert not notes and len(results) == sum(len(p) for p in preds.values())
     coco = COCO()
     coco.dataset = copy.deepcopy(gt_dict)

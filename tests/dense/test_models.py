@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from advisor.dense.models import DenseModel, dense_candidates, dense_info, load_dense_model
+from advisor.dense.results import Role
 from advisor.dense.types import Detections
 from advisor.errors import ModelLoadError
 
@@ -188,3 +189,49 @@ def test_recommend_takes_the_zero_shot_route_on_a_labelled_face(astronaut, tmp_p
     assert "use pkg:centerface as is" in res.verdict["headline"]
     html = (tmp_path / "run" / "report.html").read_text()
     assert "Zero-shot predictions on sample images" in html and 'stroke="#dc2626"' in html  # boxes drawn
+
+
+def test_named_ids_are_sorted_into_dense_rows_backbones_or_rows_saying_why():
+    """`--models` with a catalog torchvision id (weights tag included), an smp Arch-encoder advisor does not list,
+    a detector checkpoint the dense loaders do not run, a model of the other task and a plain backbone: each gets
+    the row it should (they used to be refused, silently dropped, or taken for a backbone)."""
+    pytest.importorskip("segmentation_models_pytorch", reason="smp is optional")
+    from advisor.dense.candidates import choose_rows
+    from advisor.recommend.config import RunConfig
+
+    named = (
+        "torchvision:ssdlite320_mobilenet_v3_large.COCO_V1",  # the catalog's id: the DEFAULT weights' tag
+        "torchvision:fasterrcnn_resnet50_fpn.COCO_V1",  # a torchvision detector the dense loaders do not build
+        "hf:facebook/detr-resnet-101",  # in the catalog as a detector, not registered by advisor.dense
+        "torchvision:fcn_resnet50",  # a segmenter, in a detection run
+        "pkg:efficientnet_lite0",  # an image backbone
+    )
+    cfg = RunConfig(data="/d", models=named, baselines=False, offline=True)
+    rows = {r.model_id: r for r in choose_rows("detection", ["cell"], cfg)}
+    ssd = rows["torchvision:ssdlite320_mobilenet_v3_large"]
+    assert (
+        ssd.role == Role.ARCH and ssd.error is None
+    )  # no COCO class shared, offline: timed with random weights
+    assert "loaders do not run" in (rows["torchvision:fasterrcnn_resnet50_fpn.COCO_V1"].error or "")
+    detr = rows["hf:facebook/detr-resnet-101"]
+    assert "the catalog lists it as object-detection" in (detr.error or "") and detr.role != Role.BACKBONE
+    assert (
+        "a segmentation model, and this run is --task detection (name it in a --task segmentation run)"
+        in (rows["torchvision:fcn_resnet50"].error or "")
+    )
+    assert rows["pkg:efficientnet_lite0"].role == Role.BACKBONE
+    assert rows["pkg:efficientnet_lite0 (random init)"].role == Role.TWIN
+    assert len(rows) == len(named) + 1  # nothing dropped
+
+    seg = RunConfig(data="/d", models=("smp:FPN-tu-efficientnet_lite0", "smp:Unet-nope"), baselines=False)
+    rows = {r.model_id: r for r in choose_rows("segmentation", ["membrane"], seg)}
+    assert (
+        rows["smp:FPN-tu-efficientnet_lite0"].role == Role.ARCH
+        and rows["smp:FPN-tu-efficientnet_lite0"].error is None
+    )
+    assert "segmentation_models_pytorch can build" in (rows["smp:Unet-nope"].error or "")
+    from PIL import Image
+
+    m = load_dense_model("smp:FPN-tu-efficientnet_lite0", pretrained=False, input_size=(64, 64))
+    (out,) = m.predict([Image.new("RGB", (50, 40))])
+    assert out.shape == (40, 50)
