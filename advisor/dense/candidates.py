@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 RAW_FLOOR_ID = "floor:raw-pixel"  # = advisor.dense.proxies.RAW_PIXELS
 TWIN_SUFFIX = " (random init)"
 DEFAULT_BACKBONES = 3
+# an instance segmenter named in a detection run: a detector whose masks go unused
+BOXES_TOO = "instance-segmentation"
+BOXES_NOTE = (
+    "an instance segmenter run as a detector: its boxes are scored (box AP), its masks unused; its latency "
+    "includes the mask pasting"
+)
 MAX_ARCHITECTURES = 4
 
 
@@ -53,6 +59,10 @@ def _dense_rows(
     include = frozenset(wanted or ())
     lic = None if cfg.license == "any" else cfg.license
     infos = dense_candidates(task, license=lic, include=include)
+    if task == "detection" and wanted:  # a named instance segmenter is a detector too: its boxes are scored
+        infos += [
+            i for i in dense_candidates(BOXES_TOO, license=lic, include=include) if i.model_id in wanted
+        ]
     rows += _excluded_by_license(task, include, {i.model_id for i in infos}, cfg.license)
     for info in infos:
         if wanted is not None and info.model_id not in wanted:
@@ -72,13 +82,15 @@ def _dense_rows(
                 DenseCandidate(info.model_id, Role.ZERO_SHOT, reasons=[info.note or "named"], **common)
             )
         elif shared and (offline_ok or not offline):
-            rows.append(DenseCandidate(info.model_id, Role.ZERO_SHOT, **common))
+            boxes_only = [BOXES_NOTE] if info.task != task else []
+            rows.append(DenseCandidate(info.model_id, Role.ZERO_SHOT, reasons=boxes_only, **common))
         elif info.model_id.startswith(("torchvision:", "smp:", "hf:")) and (
             wanted is not None or n_arch < MAX_ARCHITECTURES
         ):
             n_arch += 1
             why = "label set shares no class with the data" if not shared else "weights not reachable offline"
-            rows.append(DenseCandidate(info.model_id, Role.ARCH, pretrained=False, reasons=[why], **common))
+            notes = [why] + ([BOXES_NOTE] if info.task != task else [])
+            rows.append(DenseCandidate(info.model_id, Role.ARCH, pretrained=False, reasons=notes, **common))
     return rows
 
 
@@ -110,7 +122,7 @@ def _named(task: str, cfg: RunConfig, catalog: Any) -> tuple[list[str], list[str
     for mid in cfg.models:
         if is_dense_id(mid):
             info = dense_info(mid)
-            if info.task == task:
+            if info.task == task or (task, info.task) == ("detection", BOXES_TOO):
                 dense.append(canonical_dense_id(mid))
             else:
                 a = "an" if info.task[0] in "aeiou" else "a"

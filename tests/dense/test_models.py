@@ -235,3 +235,18 @@ def test_named_ids_are_sorted_into_dense_rows_backbones_or_rows_saying_why():
     m = load_dense_model("smp:FPN-tu-efficientnet_lite0", pretrained=False, input_size=(64, 64))
     (out,) = m.predict([Image.new("RGB", (50, 40))])
     assert out.shape == (40, 50)
+
+
+def test_a_named_instance_segmenter_joins_a_detection_run_as_a_detector():
+    """Mask R-CNN named in a detection run is a zero-shot row (online) or a timed architecture (offline), saying
+    that its boxes are what is scored; it is never a default candidate of a detection run."""
+    from advisor.dense.candidates import BOXES_NOTE, choose_rows
+    from advisor.recommend.config import RunConfig
+
+    mrcnn = "torchvision:maskrcnn_resnet50_fpn"
+    for offline, role in ((False, Role.ZERO_SHOT), (True, Role.ARCH)):
+        cfg = RunConfig(data="/d", models=(mrcnn,), baselines=False, offline=offline)
+        (row,) = choose_rows("detection", ["person", "dog"], cfg)
+        assert (row.model_id, row.role, row.error) == (mrcnn, role, None) and BOXES_NOTE in row.reasons
+    default = choose_rows("detection", ["person"], RunConfig(data="/d", baselines=False, offline=False))
+    assert mrcnn not in {r.model_id for r in default}
