@@ -114,16 +114,15 @@ def _named(task: str, cfg: RunConfig, catalog: Any) -> tuple[list[str], list[str
     """The ``--models`` ids sorted out: dense ids (as the dense loaders take them), backbone ids, and a row with
     the reason for each named id that is a detector or segmenter this run cannot use (never a silent drop, nor a
     detector's checkpoint taken for a backbone)."""
-    from advisor.dense.models import canonical_dense_id, dense_info, is_dense_id, not_dense_reason
+    from advisor.dense.models import find_dense_info, not_dense_reason
 
     dense: list[str] = []
     backbones: list[str] = []
     refused: list[DenseCandidate] = []
     for mid in cfg.models:
-        if is_dense_id(mid):
-            info = dense_info(mid)
+        if (info := find_dense_info(mid)) is not None:
             if info.task == task or (task, info.task) == ("detection", BOXES_TOO):
-                dense.append(canonical_dense_id(mid))
+                dense.append(info.model_id)  # the id as the loaders take it (a weights tag dropped)
             else:
                 a = "an" if info.task[0] in "aeiou" else "a"
                 other = f"{mid}: {a} {info.task} model, and this run is --task {task} (name it in a --task {info.task} run)"

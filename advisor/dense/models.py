@@ -178,7 +178,7 @@ def dense_info(model_id: str) -> DenseModelInfo:
     Raises:
         ModelLoadError: not a dense model advisor knows (with the known ids).
     """
-    info = _lookup(model_id)
+    info = find_dense_info(model_id)
     if info is None:
         raise ModelLoadError(
             not_dense_reason(model_id) or f"{model_id}: not a detection/segmentation model advisor knows",
@@ -187,14 +187,15 @@ def dense_info(model_id: str) -> DenseModelInfo:
     return info
 
 
-def _lookup(model_id: str) -> DenseModelInfo | None:
+def find_dense_info(model_id: str) -> DenseModelInfo | None:
+    """The `DenseModelInfo` of `model_id` (as `dense_info`), or None when advisor's dense loaders do not run it."""
     mid = canonical_dense_id(model_id)
     return next((i for i in _all_infos() if i.model_id == mid), None) or _resolve(mid)
 
 
 def is_dense_id(model_id: str) -> bool:
     """`model_id` (a catalog torchvision id with its DEFAULT weights tag too) is a dense model advisor runs."""
-    return _lookup(model_id) is not None
+    return find_dense_info(model_id) is not None
 
 
 def not_dense_reason(model_id: str, catalog: Any = None) -> str | None:

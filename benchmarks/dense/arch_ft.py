@@ -39,32 +39,14 @@ if str(HERE) not in sys.path:
 
 import run_dense as R  # noqa: E402
 
+from advisor.dense.finetune_torchvision import _det_step  # noqa: E402
+from advisor.dense.zero_shot import _images  # noqa: E402
+
 log = logging.getLogger("bench.dense.arch")
 MODELS = {
     "ssdlite": ("torchvision:ssdlite320_mobilenet_v3_large", "bccd"),
     "unet": ("smp:Unet-resnet34", "membrane"),
 }
-
-
-def _images(samples: list[Any]) -> list[Any]:
-    from PIL import Image
-
-    out = []
-    for s in samples:
-        with Image.open(s.path) as im:
-            out.append(im.convert("RGB"))
-    return out
-
-
-def _det_batch(model: Any, samples: list[Any], images: list[Any]) -> tuple[list[torch.Tensor], list[dict]]:
-    xs, targets = [], []
-    for s, im in zip(samples, images, strict=True):
-        xs.append(torch.from_numpy(np.array(im)).permute(2, 0, 1).float().div(255))
-        b = s.boxes.astype(np.float32).reshape(-1, 4)
-        keep = ~s.crowd_mask() & ((b[:, 2] - b[:, 0]) >= 1) & ((b[:, 3] - b[:, 1]) >= 1)
-        labels = torch.from_numpy(s.labels[keep].astype(np.int64) + 1)  # 0 = background
-        targets.append({"boxes": torch.from_numpy(b[keep]), "labels": labels})
-    return xs, targets
 
 
 def _seg_batch(
@@ -96,7 +78,7 @@ def train_from_scratch(model: Any, train: Any, cfg: Any) -> dict[str, Any]:
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
-    images = _images(train.samples)
+    images = _images(train.samples) if train.task != "detection" else []  # the detection step decodes its own
     ignore = -100 if train.ignore_index is None else int(train.ignore_index)
     losses: list[float] = []
     t0 = time.perf_counter()
@@ -104,12 +86,10 @@ def train_from_scratch(model: Any, train: Any, cfg: Any) -> dict[str, Any]:
     for step in range(cfg.steps):
         idx = rng.choice(len(train.samples), size=min(cfg.batch, len(train.samples)), replace=False)
         batch = [train.samples[i] for i in idx]
-        ims = [images[i] for i in idx]
-        if train.task == "detection":
-            xs, targets = _det_batch(model, batch, ims)
-            loss = sum(net(xs, targets).values())
+        if train.task == "detection":  # the product's step: images in [0, 1], labels shifted past background
+            loss = _det_step(model, train, batch)
         else:
-            x, y = _seg_batch(model, train, batch, ims)
+            x, y = _seg_batch(model, train, batch, [images[i] for i in idx])
             loss = F.cross_entropy(net(x), y, ignore_index=ignore)
         opt.zero_grad(set_to_none=True)
         loss.backward()

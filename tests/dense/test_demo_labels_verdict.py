@@ -117,18 +117,22 @@ def test_verdict_new_head_route_separates_a_clearly_better_backbone_and_reports_
     )  # separated from the other backbone and from both floors: nothing to rerun
 
 
+def _tied_backbones():
+    """Two backbones with equal proxy values whose out-of-fold predictions differ on one crop each: tied."""
+    y = [i % 2 for i in range(40)]
+    a = [v if i != 0 else 1 - v for i, v in enumerate(y)]
+    b = [v if i != 1 else 1 - v for i, v in enumerate(y)]
+    return [
+        _row("pkg:a", Role.BACKBONE, 0.975, (0.87, 0.99), oof=(y, a)),
+        _row("pkg:b", Role.BACKBONE, 0.975, (0.87, 0.99), oof=(y, b)),
+    ]
+
+
 def test_verdict_calls_a_tie_when_the_paired_test_cannot_separate_and_says_when_a_floor_wins():
     from advisor.dense.verdict import decide
     from advisor.recommend.config import RunConfig
 
-    y = [i % 2 for i in range(40)]
-    a = [v if i != 0 else 1 - v for i, v in enumerate(y)]
-    b = [v if i != 1 else 1 - v for i, v in enumerate(y)]
-    rows = [
-        _row("pkg:a", Role.BACKBONE, 0.975, (0.87, 0.99), oof=(y, a)),
-        _row("pkg:b", Role.BACKBONE, 0.975, (0.87, 0.99), oof=(y, b)),
-        _row("raw-pixels", Role.FLOOR, 0.99, (0.9, 1.0)),
-    ]
+    rows = [*_tied_backbones(), _row("raw-pixels", Role.FLOOR, 0.99, (0.9, 1.0))]
     v = decide(rows, _ds(n=300), RunConfig(data="/data"), [], n_sampled=50)
     assert (
         v["route"] == "new-head" and v["tied_with_best"] == ["pkg:b"] and "tied by the proxy" in v["headline"]
@@ -153,13 +157,7 @@ def test_next_command_repeats_the_run_options_that_change_what_is_measured():
     from advisor.dense.verdict import decide
     from advisor.recommend.config import RunConfig
 
-    y = [i % 2 for i in range(40)]
-    a = [v if i != 0 else 1 - v for i, v in enumerate(y)]
-    b = [v if i != 1 else 1 - v for i, v in enumerate(y)]
-    rows = [
-        _row("pkg:a", Role.BACKBONE, 0.975, (0.87, 0.99), oof=(y, a)),
-        _row("pkg:b", Role.BACKBONE, 0.975, (0.87, 0.99), oof=(y, b)),
-    ]
+    rows = _tied_backbones()
     cfg = RunConfig(
         data="/my data", roi_probe=False, bench=False, split="train", seed=3, ignore_index=0, offline=True
     )
