@@ -1,9 +1,10 @@
 """Whether a latency figure can be trusted (spread, machine load), and re-measuring candidates in interleaved rounds.
 
 A figure is *unreliable* when its IQR is a large fraction of its median (`UNRELIABLE_SPREAD_REL`, a multiple of
-the timing module's warning threshold) or when the 1-minute load average at measurement time exceeded the usable
-CPUs (the same rule `benchmark_model` warns about). Unreliable figures are never reused from the store, and
-`measure_candidates` re-measures them in round-robin rounds over all candidates (so load hits all alike), with the
+the timing module's warning threshold) or when the machine was busy while it was timed (`busy_reason`, the same
+rule `benchmark_model` warns about): other processes used more CPU than our threads left free
+(`advisor.bench.contention`), or, where that is not measured, the 1-minute load average exceeded the usable CPUs.
+Unreliable figures are never reused from the store, and `measure_candidates` re-measures them in round-robin rounds over all candidates (so load hits all alike), with the
 thread count bench recommends on a busy machine (1), keeping each model's most reliable round.
 """
 
@@ -29,16 +30,34 @@ def machine_busy(load: float | None, usable_cpus: int | None) -> bool:
     return load is not None and load > (usable_cpus or 1)
 
 
-def recommended_threads(load: float | None, usable_cpus: int | None, threads: int | None) -> int | None:
-    """The thread count bench recommends: 1 on a busy machine (OpenMP threads wait on each other), else as given."""
-    return 1 if machine_busy(load, usable_cpus) else threads
+def busy_reason(env: dict[str, Any], usable_cpus: int | None, threads: int | None) -> str | None:
+    """Why the machine counts as busy for a figure timed with `threads` (None: it was not), from its environment.
+
+    ``cpu_others`` (CPUs other processes used while timing, `advisor.bench.contention`) decides when recorded;
+    records without it (older ones, non-Linux, windows too short to resolve) fall back to the load average, which
+    also counts this process's own threads.
+    """
+    from advisor.bench.contention import is_busy
+
+    others = env.get("cpu_others")
+    if others is not None:
+        cap = int(env.get("cpu_capacity") or usable_cpus or 1)
+        if is_busy(float(others), cap, threads):
+            return f"machine busy: other processes used {float(others):.1f} of {cap} CPUs while timing"
+        return None
+    loads = [v for v in (env.get("loadavg_1m_before"), env.get("loadavg_1m_after")) if v is not None]
+    load = max(loads) if loads else None
+    if machine_busy(load, usable_cpus):
+        return f"machine busy: 1-min load average {load:.1f} > {usable_cpus or 1} usable CPUs"
+    return None
 
 
 def assess(record: dict[str, Any]) -> dict[str, Any]:
     """Reliability of the first successful figure of a stored or fresh bench record (``BenchResult.to_dict()``).
 
-    Returns ``{reliable, reasons, spread_rel, loadavg_1m, usable_cpus, threads}``: ``spread_rel`` = IQR/median,
-    ``loadavg_1m`` the highest 1-minute load average seen before/after timing (None when unknown).
+    Returns ``{reliable, reasons, spread_rel, loadavg_1m, cpu_others, busy, usable_cpus, threads}``: ``spread_rel``
+    = IQR/median, ``loadavg_1m`` the highest 1-minute load average seen before/after timing and ``cpu_others`` the
+    CPUs other processes used while timing (each None when unknown), ``busy`` whether `busy_reason` found one.
     """
     env = record.get("environment") or {}
     loads = [v for v in (env.get("loadavg_1m_before"), env.get("loadavg_1m_after")) if v is not None]
@@ -53,8 +72,10 @@ def assess(record: dict[str, Any]) -> dict[str, Any]:
         reasons.append(
             f"large spread: IQR is {100 * spread:.0f} % of the median (> {100 * UNRELIABLE_SPREAD_REL:.0f} %)"
         )
-    if machine_busy(load, usable):
-        reasons.append(f"machine busy: 1-min load average {load:.1f} > {usable or 1} usable CPUs")
+    threads = ok[0].get("threads") if ok else None
+    busy = busy_reason(env, usable, threads)
+    if busy:
+        reasons.append(busy)
     if not ok:
         reasons.append("no successful measurement")
     return {
@@ -62,8 +83,10 @@ def assess(record: dict[str, Any]) -> dict[str, Any]:
         "reasons": reasons,
         "spread_rel": spread,
         "loadavg_1m": load,
+        "cpu_others": env.get("cpu_others"),
+        "busy": busy is not None,
         "usable_cpus": usable,
-        "threads": ok[0].get("threads") if ok else None,
+        "threads": threads,
     }
 
 
@@ -107,7 +130,7 @@ def measure_candidates(
 
     First pass: one `benchmark_model` per model (a reliable stored figure with the same settings is reused unless
     ``rebench``). If any figure is unreliable, ``rounds`` round-robin passes over *all* models follow, with
-    ``threads`` = `recommended_threads` and ``min_time / rounds`` each, not stored; each model then keeps its most
+    ``threads`` = 1 when the machine was busy (OpenMP threads then wait on each other) and ``min_time / rounds`` each, not stored; each model then keeps its most
     reliable round (reliable first, then the smallest spread), so all figures come from the same settings. The
     chosen re-measured figures are stored with their reliability.
 
@@ -144,9 +167,7 @@ def measure_candidates(
     bad = [m for m, x in first.items() if not x.reliability["reliable"]]
     if not bad or rounds < 1:
         return first
-    load = max((x.reliability.get("loadavg_1m") or 0.0 for x in first.values()), default=0.0)
-    usable = next((x.reliability.get("usable_cpus") for x in first.values()), None)
-    threads = recommended_threads(load, usable, config.threads)
+    threads = 1 if any(x.reliability.get("busy") for x in first.values()) else config.threads
     # GMACs do not depend on load: counted once in the first pass, not again in every round.
     rcfg = replace(
         config,

@@ -22,6 +22,7 @@ from advisor.bench.config import (
     BenchConfig,
     BenchResult,
 )
+from advisor.bench.contention import others_cpu
 from advisor.bench.flops import count_gmacs, within
 from advisor.bench.hardware import device_class, hardware_fingerprint
 from advisor.bench.measure import Measured, Subject, _full_module, _place, measure_all
@@ -101,6 +102,7 @@ def benchmark_model(
         loader: ``loader(model_id, device=..., pretrained=...) -> LoadedModel``; default `advisor.models.load_model`.
         store_path: a different SQLite file (tests, benchmarks).
         load_fn: source of the 1-minute load average (default ``os.getloadavg``); tests simulate a busy machine.
+            When given, the CPU use of other processes is not measured and the load average decides.
 
     Returns:
         `BenchResult` (``from_cache=True`` when reused).
@@ -133,18 +135,23 @@ def benchmark_model(
     n_params, weights_mb = _weights(subject.module, config.precision)
     gm, pub_g, native = _gmacs(subject, model_id, config, device, warnings)
     out = Measured(cold={"load_s": load_s, "first_call_s": None, "compile_s": {}, "method": COLD_METHOD})
-    with numerics(
-        device, tf32=config.tf32, threads=config.threads, cudnn_benchmark=config.cudnn_benchmark
-    ) as n_threads:
+    with (
+        others_cpu() as others,
+        numerics(
+            device, tf32=config.tf32, threads=config.threads, cudnn_benchmark=config.cudnn_benchmark
+        ) as n_threads,
+    ):
         measure_all(subject, config, device, n_threads, out)
     load_after = load_of()
     env: dict[str, Any] = {
         "loadavg_1m_before": load_before,
         "loadavg_1m_after": load_after,
+        "cpu_others": others.value if load_fn is None else None,
+        "cpu_capacity": others.capacity,
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "torch_threads": n_threads,
     }
-    warnings += _busy_warnings(load_before, load_after, hw, n_threads)
+    warnings += _busy_warnings(env, hw, n_threads)
     if out.cold["first_call_s"] is not None:
         out.cold["cold_start_s"] = load_s + out.cold["first_call_s"]
     pretrained = bool(getattr(loaded, "pretrained", config.pretrained))
@@ -285,25 +292,19 @@ def _gmacs(
     return gm, pub_g, native
 
 
-def _busy_warnings(
-    before: float | None, after: float | None, hw: dict[str, Any], n_threads: int
-) -> list[str]:
-    """A warning when the 1-minute load average exceeded the usable CPUs during the run."""
-    from advisor.bench.reliability import machine_busy
+def _busy_warnings(env: dict[str, Any], hw: dict[str, Any], n_threads: int) -> list[str]:
+    """A warning when the machine was busy while timing (`advisor.bench.reliability.busy_reason`)."""
+    from advisor.bench.reliability import busy_reason
 
-    busy = max(v for v in (before, after, 0.0) if v is not None)
-    usable = hw.get("cpu_usable_cpus") or 1
-    if not machine_busy(busy, usable):
+    busy = busy_reason(env, hw.get("cpu_usable_cpus") or 1, n_threads)
+    if busy is None:
         return []
     threads = (
         f"; with {n_threads} threads per op, OpenMP threads wait on each other: try --threads 1"
         if n_threads > 1
         else ""
     )
-    return [
-        f"the machine was busy (1-min load average {busy:.1f} > {usable} usable CPUs): "
-        "figures are pessimistic and noisy" + threads
-    ]
+    return [f"the {busy}: figures are pessimistic and noisy" + threads]
 
 
 def _loadavg() -> float | None:

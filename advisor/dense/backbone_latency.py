@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from advisor.bench.contention import OthersCpu, others_cpu
+
 
 def _loadavg() -> float | None:
     try:
@@ -30,10 +32,20 @@ def _usable_cpus() -> int:
 
 
 def latency_record(
-    stats: Any, *, what: str, size: tuple[int, int], loads: list[float | None]
+    stats: Any,
+    *,
+    what: str,
+    size: tuple[int, int],
+    loads: list[float | None],
+    others: OthersCpu | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
-    """The JSON record of a `TimingStats` taken at `size` (width, height), with its reliability verdict."""
-    from advisor.bench.reliability import UNRELIABLE_SPREAD_REL, machine_busy
+    """The JSON record of a `TimingStats` taken at `size` (width, height), with its reliability verdict.
+
+    `others` (the CPU other processes used while timing, `advisor.bench.contention`) decides whether the machine
+    was busy when it was measured; otherwise the highest of `loads` (1-minute load averages) does.
+    """
+    from advisor.bench.reliability import UNRELIABLE_SPREAD_REL, busy_reason
 
     seen = [v for v in loads if v is not None]
     load = max(seen) if seen else None
@@ -41,8 +53,12 @@ def latency_record(
     reasons = []
     if spread is not None and spread > UNRELIABLE_SPREAD_REL:
         reasons.append(f"large spread: IQR is {100 * spread:.0f} % of the median")
-    if machine_busy(load, _usable_cpus()):
-        reasons.append(f"machine busy: 1-min load average {load:.1f}")
+    env = {"loadavg_1m_before": load, "cpu_others": others.value if others else None}
+    if others is not None:
+        env["cpu_capacity"] = others.capacity
+    busy = busy_reason(env, _usable_cpus(), threads)
+    if busy:
+        reasons.append(busy)
     return {
         "p50_ms": stats.p50_ms,
         "p90_ms": stats.p90_ms,
@@ -51,6 +67,7 @@ def latency_record(
         "size": list(size),
         "what": what,
         "loadavg_1m": load,
+        "cpu_others": env["cpu_others"],
         "unreliable": bool(reasons),
         "reasons": reasons,
         "warnings": list(stats.warnings),
@@ -84,8 +101,16 @@ def measure_backbone_latency(
 
     sync = torch.cuda.synchronize if dev.type == "cuda" else None
     before = _loadavg()
-    stats = time_callable(
-        call, [(im,) for im in images], sync=sync, warmup=2, min_repeats=repeats, max_time=20.0
-    )
+    with others_cpu() as others:
+        stats = time_callable(
+            call, [(im,) for im in images], sync=sync, warmup=2, min_repeats=repeats, max_time=20.0
+        )
     what = f"backbone to its stride-{bb.taps[-1].stride} features at {hw[1]}x{hw[0]} (no head), batch 1"
-    return latency_record(stats, what=what, size=size, loads=[before, _loadavg()])
+    return latency_record(
+        stats,
+        what=what,
+        size=size,
+        loads=[before, _loadavg()],
+        others=others,
+        threads=torch.get_num_threads(),
+    )

@@ -34,6 +34,7 @@ def measure_dense_latency(
     import torch
     from PIL import Image
 
+    from advisor.bench.contention import others_cpu
     from advisor.bench.memory import RssSampler
     from advisor.bench.timing import time_callable
     from advisor.dense.backbone_latency import _loadavg, latency_record
@@ -44,7 +45,7 @@ def measure_dense_latency(
     device = getattr(model, "device", None)
     sync = torch.cuda.synchronize if getattr(device, "type", None) == "cuda" else None
     before = _loadavg()
-    with RssSampler() as rss:
+    with RssSampler() as rss, others_cpu() as others:
         stats = time_callable(
             lambda im: model.predict([im]),
             [(im,) for im in images],
@@ -54,7 +55,14 @@ def measure_dense_latency(
             max_time=max_time,
         )
     what = f"predict() on one {w}x{h} image: pre-processing, network, decoding and NMS"
-    rec = latency_record(stats, what=what, size=size, loads=[before, _loadavg()])
+    rec = latency_record(
+        stats,
+        what=what,
+        size=size,
+        loads=[before, _loadavg()],
+        others=others,
+        threads=torch.get_num_threads(),
+    )
     rec |= {
         "rss_delta_mb": rss.delta_bytes / 2**20,
         "rss_method": rss.method,
