@@ -88,7 +88,14 @@ def _dense_rows(
             wanted is not None or n_arch < MAX_ARCHITECTURES
         ):
             n_arch += 1
-            why = "label set shares no class with the data" if not shared else "weights not reachable offline"
+            if info.label_set == "none":
+                why = "no label set of its own: its head is trained on your classes (timed only here)"
+            else:
+                why = (
+                    "label set shares no class with the data"
+                    if not shared
+                    else "weights not reachable offline"
+                )
             notes = [why] + ([BOXES_NOTE] if info.task != task else [])
             rows.append(DenseCandidate(info.model_id, Role.ARCH, pretrained=False, reasons=notes, **common))
     return rows
@@ -102,7 +109,7 @@ def _excluded_by_license(
 
     return [
         DenseCandidate(
-            i.model_id, Role.ZERO_SHOT, label_set=i.label_set, license=i.license, pretrained=False,
+            i.model_id, Role.NOT_RUN, label_set=i.label_set, license=i.license, pretrained=False,
             error=f"excluded: {i.license} is {license_problem(i.license)}, and --license {license} asks for none",
         )
         for i in dense_candidates(task, include=named)
@@ -126,9 +133,9 @@ def _named(task: str, cfg: RunConfig, catalog: Any) -> tuple[list[str], list[str
             else:
                 a = "an" if info.task[0] in "aeiou" else "a"
                 other = f"{mid}: {a} {info.task} model, and this run is --task {task} (name it in a --task {info.task} run)"
-                refused.append(DenseCandidate(mid, Role.ZERO_SHOT, pretrained=False, error=other))
+                refused.append(DenseCandidate(mid, Role.NOT_RUN, pretrained=False, error=other))
         elif (why := not_dense_reason(mid, catalog)) is not None:
-            refused.append(DenseCandidate(mid, Role.ZERO_SHOT, pretrained=False, error=why))
+            refused.append(DenseCandidate(mid, Role.NOT_RUN, pretrained=False, error=why))
         else:
             backbones.append(mid)
     return dense, backbones, refused

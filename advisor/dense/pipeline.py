@@ -160,8 +160,8 @@ def plan_stage(state: DenseRunState, say: ProgressFn) -> DenseRunState:
     shared_none = [r.model_id for r in state.rows if r.role == Role.ARCH]
     if shared_none:
         state.notes.append(
-            f"timed only (random weights: their label sets share no class with the data, or their weights need the "
-            f"network): {', '.join(shared_none)}"
+            f"timed only (random weights: their label sets share no class with the data, they have no label set of "
+            f"their own, or their weights need the network): {', '.join(shared_none)}"
         )
     say(
         f"{ds.task} data: {len(ds.samples)} images, {ds.num_classes} classes ({ds.format}); "

@@ -23,6 +23,7 @@ class Role:
     TWIN = "random-init twin"  # the same backbone with random weights (a floor)
     FLOOR = "raw-pixel floor"  # no model at all (a floor)
     ARCH = "architecture"  # a detector/segmenter architecture timed at the working size (weights not used)
+    NOT_RUN = "not run"  # named or found but refused (licence, other task, not loadable): its error says why
 
 
 RUNGS: dict[str, str] = {

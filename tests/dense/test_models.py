@@ -222,6 +222,9 @@ def test_named_ids_are_sorted_into_dense_rows_backbones_or_rows_saying_why():
     assert rows["pkg:efficientnet_lite0"].role == Role.BACKBONE
     assert rows["pkg:efficientnet_lite0 (random init)"].role == Role.TWIN
     assert len(rows) == len(named) + 1  # nothing dropped
+    # refused rows say "not run", not the role of a model that was scored (they read "zero-shot" before)
+    refused = [r for r in rows.values() if r.error]
+    assert len(refused) == 3 and {r.role for r in refused} == {Role.NOT_RUN}
 
     seg = RunConfig(data="/d", models=("smp:FPN-tu-efficientnet_lite0", "smp:Unet-nope"), baselines=False)
     rows = {r.model_id: r for r in choose_rows("segmentation", ["membrane"], seg)}
@@ -229,6 +232,12 @@ def test_named_ids_are_sorted_into_dense_rows_backbones_or_rows_saying_why():
         rows["smp:FPN-tu-efficientnet_lite0"].role == Role.ARCH
         and rows["smp:FPN-tu-efficientnet_lite0"].error is None
     )
+    # an smp architecture has no label set to share: its note says its head is trained on the user's classes
+    # (it said "label set shares no class with the data" before)
+    assert rows["smp:FPN-tu-efficientnet_lite0"].reasons == [
+        "no label set of its own: its head is trained on your classes (timed only here)"
+    ]
+    assert rows["smp:Unet-nope"].role == Role.NOT_RUN
     assert "segmentation_models_pytorch can build" in (rows["smp:Unet-nope"].error or "")
     from PIL import Image
 

@@ -122,6 +122,7 @@ def test_rows_only_when_named_and_commercial_licence_excludes_with_the_reason():
     )
     (ex,) = choose_rows("detection", classes, commercial)
     assert ex.error == "excluded: AGPL-3.0-only is copyleft, and --license commercial asks for none"
+    assert ex.role == "not run"
 
 
 def test_without_the_package_the_error_names_the_install_line_and_the_licence(tmp_path, monkeypatch):
