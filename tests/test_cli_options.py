@@ -329,3 +329,10 @@ def test_the_executor_help_keeps_the_extra_name(command):
     r = runner.invoke(app, [command, "--help"], env={"COLUMNS": "250"})
     assert r.exit_code == 0
     assert "pip install 'advisor[ray]'" in r.output
+
+
+def test_recommend_help_states_the_shortlist_default() -> None:
+    from advisor.recommend.config import DEFAULT_SHORTLIST
+
+    out = runner.invoke(app, ["recommend", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"}).output
+    assert f"linear probe (default {DEFAULT_SHORTLIST})" in " ".join(out.split())

@@ -83,7 +83,8 @@ _Out = Annotated[
 ]
 _NoOut = Annotated[bool, typer.Option("--no-out", help="Do not write a run directory.")]
 _Shortlist = Annotated[
-    int | None, typer.Option("--shortlist", help="How many top-predicted models get a linear probe.")
+    int | None,
+    typer.Option("--shortlist", help="How many top-predicted models get a linear probe (default 8)."),
 ]
 _MaxCandidates = Annotated[int | None, typer.Option("--max-candidates", help="Cap on candidates considered.")]
 _Folds = Annotated[int, typer.Option("--folds", help="Cross-validation folds of the linear probe.")]
