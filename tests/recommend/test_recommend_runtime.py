@@ -44,6 +44,10 @@ def test_onnxruntime_features_and_latency_are_recorded_and_shown(tmp_path):
     ort = api.recommend(data, runtime="onnxruntime", **kw)
     (c,) = ort.ranked
     assert c.bench["runtime"] == "onnxruntime"
+    from advisor.paths import cache_dir
+
+    # features and latency share one export of the model (a local file has no random-init variant)
+    assert len(list(cache_dir("onnx").glob("*.onnx"))) == 1
     assert latency_cell(c).endswith("(onnxruntime)")
     eager = api.recommend(data, **kw)
     (e,) = eager.ranked
@@ -51,3 +55,14 @@ def test_onnxruntime_features_and_latency_are_recorded_and_shown(tmp_path):
     assert (
         abs(c.probe["accuracy"] - e.probe["accuracy"]) <= 1 / 18 + 1e-9
     )  # at most one of 18 samples differs
+
+
+def test_latency_of_a_derived_runtime_times_the_real_weights():
+    """The export and the auto trial are keyed by the weights' digest; timing a random-init copy re-exported every
+    model in the latency stage (~10 s each on the demo). Eager timing keeps random init."""
+    from advisor.recommend.config import RunConfig
+    from advisor.recommend.measure import _bench_config
+
+    assert _bench_config(RunConfig("d", runtime="onnxruntime")).pretrained is True
+    assert _bench_config(RunConfig("d", runtime="auto")).pretrained is True
+    assert _bench_config(RunConfig("d")).pretrained is False
