@@ -62,20 +62,22 @@ def tiered(predictor_name: str, predictor: dict) -> dict:
     return {"kind": "tiered", "predictor": predictor, "predictor_name": predictor_name, "family": "tiered"}
 
 
-def tie_groups_of(rec: dict, sub: dict) -> list[int] | None:
-    """Paired tie groups (1 = tied with the best) of the subsample probe, per model in ``rec["keys"]`` order."""
+def tie_groups_of(rec: dict, sub: dict, keys: Sequence[str] | None = None) -> list[int] | None:
+    """Paired tie groups (1 = tied with the best) of the subsample probe over `keys` (default ``rec["keys"]``), in
+    that order; None when a model has no probe."""
     from advisor.recommend.ranking import PairedCandidate, paired_tie_groups
 
+    keys = rec["keys"] if keys is None else keys
     y = sub.get("y")
     cands = []
-    for k in rec["keys"]:
+    for k in keys:
         sg = sub["signals"][k]
         acc = sg["values"].get("probe_acc")
         if acc is None or y is None:
             return None
         cands.append(PairedCandidate(k, float(acc), ids=sub.get("ids"), y=y, pred=sg.get("probe_oof")))
     groups = paired_tie_groups(cands)
-    return [groups[k].group for k in rec["keys"]]
+    return [groups[k].group for k in keys]
 
 
 def tiered_scores(group: Sequence[int], inner: Sequence[float | None]) -> list[float]:

@@ -42,29 +42,21 @@ PREDICTORS = (
 )
 
 
-def _clean(v):
-    return np.array([-np.inf if x is None or not np.isfinite(x) else float(x) for x in v])
-
-
 def _pick(rec: dict, sub: dict, probed: list[int]) -> int:
-    """The product's final pick among `probed` (indices into rec["keys"])."""
-    from advisor.recommend.ranking import TIE_ORDER_SIGNAL, PairedCandidate, paired_tie_groups
+    """The product's final pick among `probed` (indices into rec["keys"]): the leading tie group, then the tie order."""
+    import rb_rules
 
-    keys = rec["keys"]
-    cands = []
-    for i in probed:
-        sg = sub["signals"][keys[i]]
-        acc = sg["values"].get("probe_acc")
-        cands.append(
-            PairedCandidate(keys[i], float(acc or 0.0), ids=sub["ids"], y=sub["y"], pred=sg.get("probe_oof"))
-        )
-    groups = paired_tie_groups(cands)
-    lead = [i for i in probed if groups[keys[i]].group == 1]
-    inner = {i: sub["signals"][keys[i]]["values"].get(TIE_ORDER_SIGNAL) for i in lead}
+    from advisor.recommend.ranking import TIE_ORDER_SIGNAL
+
+    groups = rb_rules.tie_groups_of(rec, sub, [rec["keys"][i] for i in probed])
+    assert groups is not None, f"{rec['name']}: a probed model has no subsample probe"
+    lead = [i for i, g in zip(probed, groups, strict=True) if g == 1]
+    inner = {i: sub["signals"][rec["keys"][i]]["values"].get(TIE_ORDER_SIGNAL) for i in lead}
     return max(lead, key=lambda i: (-np.inf if inner[i] is None else inner[i], -i))
 
 
 def study(records: list[dict], methods: dict[str, dict], sizes=(10, 30)) -> dict:
+    import rb_metrics as M
     import run
 
     out: dict = {"ks": list(KS), "predictors": {}}
@@ -89,7 +81,7 @@ def study(records: list[dict], methods: dict[str, dict], sizes=(10, 30)) -> dict
                     for sub in fold["subsamples"]:
                         if sub["per_class"] != n:
                             continue
-                        s = _clean(run.method_scores(rec, sub, spec)["x"])
+                        s = M._clean(run.method_scores(rec, sub, spec)["x"])
                         order = sorted(cand, key=lambda i: (-s[i], i))
                         for k in KS:
                             probed = order[:k] + floors

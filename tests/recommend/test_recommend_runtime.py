@@ -25,6 +25,7 @@ def test_onnxruntime_features_and_latency_are_recorded_and_shown(tmp_path):
     from safetensors.torch import save_file
 
     from advisor import api
+    from advisor.paths import cache_dir
     from advisor.report.render import latency_cell
 
     data = _folder(tmp_path / "imgs")
@@ -44,8 +45,6 @@ def test_onnxruntime_features_and_latency_are_recorded_and_shown(tmp_path):
     ort = api.recommend(data, runtime="onnxruntime", **kw)
     (c,) = ort.ranked
     assert c.bench["runtime"] == "onnxruntime"
-    from advisor.paths import cache_dir
-
     # features and latency share one export of the model (a local file has no random-init variant)
     assert len(list(cache_dir("onnx").glob("*.onnx"))) == 1
     assert latency_cell(c).endswith("(onnxruntime)")
