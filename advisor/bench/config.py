@@ -11,6 +11,7 @@ from advisor.errors import UsageError
 from advisor.io import field_names
 
 SCHEMA_VERSION = 1
+RUNTIME_RECORD_VERSION = 2  # the store key of non-eager runs (see BenchConfig.settings)
 PRECISIONS = ("fp32", "fp16", "bf16", "amp_fp16", "amp_bf16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 POOL_BYTES = 256 * 1024 * 1024  # at most this much memory for the pool of distinct input batches
@@ -125,6 +126,9 @@ class BenchConfig:
         d["device"] = device
         if d["runtime"] == "eager":  # keys of eager runs are those of results stored before runtimes existed
             del d["runtime"]
+        else:
+            # 2: weights and GMACs of a derived runtime are the source model's (1 stored none for onnxruntime)
+            d["runtime_record"] = RUNTIME_RECORD_VERSION
         return d
 
 

@@ -129,11 +129,16 @@ def benchmark_model(
     t0 = time.perf_counter()
     loaded, load_note = _load(loader or default_loader, model_id, device, config.pretrained)
     warnings: list[str] = [load_note] if load_note else []
+    source = loaded
     loaded, choice = _with_runtime(loaded, config, warnings)
     load_s = time.perf_counter() - t0
     subject = _subject(loaded, config)
-    n_params, weights_mb = _weights(subject.module, config.precision)
-    gm, pub_g, native = _gmacs(subject, model_id, config, device, warnings)
+    # Weights and GMACs are the source model's: a derived runtime (ONNX Runtime has no torch module) holds the
+    # same weights and does the same arithmetic, and without them the memory figure (and --max-memory-mb)
+    # would see only the working memory.
+    counted = _full_module(source) if source is not loaded else subject.module
+    n_params, weights_mb = _weights(counted, config.precision)
+    gm, pub_g, native = _gmacs(subject, counted, model_id, config, device, warnings)
     out = Measured(cold={"load_s": load_s, "first_call_s": None, "compile_s": {}, "method": COLD_METHOD})
     with (
         others_cpu() as others,
@@ -260,19 +265,25 @@ def _weights(module: Any, precisions: Sequence[str]) -> tuple[int | None, dict[s
 
 
 def _gmacs(
-    subject: Subject, model_id: str, config: BenchConfig, device: str, warnings: list[str]
+    subject: Subject,
+    module: Any,
+    model_id: str,
+    config: BenchConfig,
+    device: str,
+    warnings: list[str],
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], int | None]:
-    """GMACs at batch 1, native size, fp32, before any cast/compile, set beside the published figures.
+    """GMACs of `module` (the source model's torch module) at batch 1, native size, fp32, before any
+    cast/compile/runtime, set beside the published figures.
 
     Returns (counted GMACs or None, published figures with the comparison, the native input size)."""
     one = subject.example(1)
     native = _native_size(one, getattr(subject.loaded, "modality", None))
-    if subject.module is None:
+    if module is None:
         warnings.append(f"GMACs not counted: runtime {subject.runtime!r} has no torch module")
         return None, [], native
     if not config.count_flops:
         return None, [], native
-    gm = count_gmacs(subject.module, _place(one, device, None, False)).to_dict()
+    gm = count_gmacs(module, _place(one, device, None, False)).to_dict()
     pub_g = published_gmacs(model_id, config.input_size or native)
     for p in pub_g:
         measured = gm.get(p["compare_with"])

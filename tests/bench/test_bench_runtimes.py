@@ -29,6 +29,19 @@ def test_an_onnxruntime_bench_runs_onnxruntime_and_records_the_check():
     assert rec.status == "ok" and rec.latency["p50_ms"] > 0
 
 
+def test_onnxruntime_counts_the_source_models_weights_and_gmacs():
+    # ONNX Runtime has no torch module: the weights (part of the peak-memory figure behind --max-memory-mb)
+    # and the GMACs were missing, so the memory read 4-9 MB for models of 13-31 MB of weights.
+    eager = benchmark_model("timm:test_efficientnet", BenchConfig(**FAST), store=False)
+    ort = benchmark_model("timm:test_efficientnet", BenchConfig(runtime="onnxruntime", **FAST), store=False)
+    assert ort.runtime == "onnxruntime"
+    assert ort.n_params == eager.n_params > 0
+    assert ort.weights_memory_mb == eager.weights_memory_mb and ort.weights_memory_mb["fp32"] > 1.0
+    assert ort.gmacs is not None and ort.gmacs["gmacs"] == pytest.approx(eager.gmacs["gmacs"])
+    # and results stored before the fix (no weights) are not served under the new key
+    assert BenchConfig(runtime="onnxruntime", **FAST).settings("cpu")["runtime_record"] == 2
+
+
 def test_eager_settings_keep_their_old_key_and_other_runtimes_get_their_own():
     eager = BenchConfig(**FAST).settings("cpu")
     assert "runtime" not in eager  # the stored results of earlier versions still match
