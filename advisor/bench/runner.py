@@ -127,11 +127,17 @@ def benchmark_model(
     load_of = load_fn or _loadavg
     load_before = load_of()
     t0 = time.perf_counter()
-    loaded, load_note = _load(loader or default_loader, model_id, device, config.pretrained)
-    warnings: list[str] = [load_note] if load_note else []
-    source = loaded
-    loaded, choice = _with_runtime(loaded, config, warnings)
-    load_s = time.perf_counter() - t0
+    warnings: list[str] = []
+    pooled = _pooled(model_id, device, config) if loader is None else None
+    if pooled is not None:  # this run's features stage loaded it: no second load, no second runtime check
+        source, loaded = pooled.source, pooled.model
+        choice = _runtime_used(pooled.choice, config, warnings)
+        load_s = None
+    else:
+        source, load_note = _load(loader or default_loader, model_id, device, config.pretrained)
+        warnings += [load_note] if load_note else []
+        loaded, choice = _with_runtime(source, config, warnings)
+        load_s = time.perf_counter() - t0
     subject = _subject(loaded, config)
     # Weights and GMACs are the source model's: a derived runtime (ONNX Runtime has no torch module) holds the
     # same weights and does the same arithmetic, and without them the memory figure (and --max-memory-mb)
@@ -139,7 +145,8 @@ def benchmark_model(
     counted = _full_module(source) if source is not loaded else subject.module
     n_params, weights_mb = _weights(counted, config.precision)
     gm, pub_g, native = _gmacs(subject, counted, model_id, config, device, warnings)
-    out = Measured(cold={"load_s": load_s, "first_call_s": None, "compile_s": {}, "method": COLD_METHOD})
+    method = COLD_METHOD if load_s is not None else REUSED_METHOD
+    out = Measured(cold={"load_s": load_s, "first_call_s": None, "compile_s": {}, "method": method})
     with (
         others_cpu() as others,
         numerics(
@@ -157,7 +164,9 @@ def benchmark_model(
         "torch_threads": n_threads,
     }
     warnings += _busy_warnings(env, hw, n_threads)
-    if out.cold["first_call_s"] is not None:
+    if load_s is None:  # a warm model's first call is no cold start
+        out.cold["first_call_s"] = None
+    elif out.cold["first_call_s"] is not None:
         out.cold["cold_start_s"] = load_s + out.cold["first_call_s"]
     pretrained = bool(getattr(loaded, "pretrained", config.pretrained))
     result = BenchResult(
@@ -195,10 +204,26 @@ def _with_runtime(loaded: Any, config: BenchConfig, warnings: list[str]) -> tupl
     from advisor.models.runtimes import with_runtime
 
     new, choice = with_runtime(loaded, config.runtime)
+    return new, _runtime_used(choice, config, warnings)
+
+
+def _runtime_used(choice: Any, config: BenchConfig, warnings: list[str]) -> dict[str, Any] | None:
+    """The runtime choice as recorded; a forced runtime that fell back to eager adds a warning with the reason."""
+    if choice is None:
+        return None
     if config.runtime != "auto" and choice.runtime != config.runtime:
         why = choice.reasons.get(config.runtime, "not available")
         warnings.append(f"runtime {config.runtime} not used ({why}); timed with eager")
-    return new, choice.to_dict()
+    return dict(choice.to_dict())
+
+
+def _pooled(model_id: str, device: str, config: BenchConfig) -> Any:
+    """The model this run already loaded for `model_id` on `device` and ``config.runtime``
+    (`advisor.models.pool`), or None. Its weights may be the published ones: timing does not depend on them."""
+    from advisor.models.pool import active_pool
+
+    pool = active_pool()
+    return pool.find(model_id, device, config.runtime) if pool is not None else None
 
 
 def _finish(result: BenchResult, db: Any, t_all: float) -> BenchResult:
@@ -221,6 +246,7 @@ def _finish(result: BenchResult, db: Any, t_all: float) -> BenchResult:
 COLD_METHOD = (
     "load_s: load_model wall time; first_call_s: first forward at the first batch size, device synchronised"
 )
+REUSED_METHOD = "not measured: the model was reused from this run's features stage (already loaded and warm)"
 
 
 def _stored(db: Any, key: str) -> BenchResult | None:

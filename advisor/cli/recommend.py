@@ -291,7 +291,7 @@ def recommend_command(
     group_column: GroupColumnOpt = None,
     group_pattern: GroupPatternOpt = None,
     batch_size: BatchSizeOpt = 32,
-    runtime: RuntimeOpt = "eager",
+    runtime: RuntimeOpt = "auto",
     candidate_timeout_s: _CandidateTimeout = None,
     executor: ExecutorOpt = "serial",
     ray_address: RayAddressOpt = None,

@@ -10,6 +10,7 @@ figure is flagged unreliable on a busy machine or with a large spread (`advisor.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -84,7 +85,6 @@ def measure_backbone_latency(
     import torch
     from PIL import Image
 
-    from advisor.bench.timing import time_callable
     from advisor.dense.backbones import dense_backbone, feature_maps, image_tensor, load_backbone
 
     loaded = load_backbone(model, pretrained=pretrained, device=device)
@@ -99,13 +99,35 @@ def measure_backbone_latency(
         with torch.inference_mode():
             feature_maps(bb, image_tensor([im], hw, bb.mean, bb.std).to(dev))
 
-    sync = torch.cuda.synchronize if dev.type == "cuda" else None
+    what = f"backbone to its stride-{bb.taps[-1].stride} features at {hw[1]}x{hw[0]} (no head), batch 1"
+    return timed_record(
+        call, images, what=what, size=size, device=dev, warmup=2, repeats=repeats, max_time=20.0
+    )
+
+
+def timed_record(
+    call: Callable[[Any], Any],
+    images: Sequence[Any],
+    *,
+    what: str,
+    size: tuple[int, int],
+    device: Any,
+    warmup: int,
+    repeats: int,
+    max_time: float,
+) -> dict[str, Any]:
+    """Time ``call(image)`` over `images` (`advisor.bench.timing.time_callable`, the device synchronised) while
+    watching the load and the other processes' CPU use, and return its `latency_record`."""
+    import torch
+
+    from advisor.bench.timing import time_callable
+
+    sync = torch.cuda.synchronize if getattr(device, "type", None) == "cuda" else None
     before = _loadavg()
     with others_cpu() as others:
         stats = time_callable(
-            call, [(im,) for im in images], sync=sync, warmup=2, min_repeats=repeats, max_time=20.0
+            call, [(im,) for im in images], sync=sync, warmup=warmup, min_repeats=repeats, max_time=max_time
         )
-    what = f"backbone to its stride-{bb.taps[-1].stride} features at {hw[1]}x{hw[0]} (no head), batch 1"
     return latency_record(
         stats,
         what=what,

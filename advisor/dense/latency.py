@@ -31,38 +31,26 @@ def measure_dense_latency(
         timed calls minus RSS before them; 0 when the model's buffers were already allocated), ``rss_method``,
         ``warmup`` and ``model_id``.
     """
-    import torch
     from PIL import Image
 
-    from advisor.bench.contention import others_cpu
     from advisor.bench.memory import RssSampler
-    from advisor.bench.timing import time_callable
-    from advisor.dense.backbone_latency import _loadavg, latency_record
+    from advisor.dense.backbone_latency import timed_record
 
     w, h = size
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)) for _ in range(N_IMAGES)]
-    device = getattr(model, "device", None)
-    sync = torch.cuda.synchronize if getattr(device, "type", None) == "cuda" else None
-    before = _loadavg()
-    with RssSampler() as rss, others_cpu() as others:
-        stats = time_callable(
+    what = f"predict() on one {w}x{h} image: pre-processing, network, decoding and NMS"
+    with RssSampler() as rss:
+        rec = timed_record(
             lambda im: model.predict([im]),
-            [(im,) for im in images],
-            sync=sync,
+            images,
+            what=what,
+            size=size,
+            device=getattr(model, "device", None),
             warmup=warmup,
-            min_repeats=repeats,
+            repeats=repeats,
             max_time=max_time,
         )
-    what = f"predict() on one {w}x{h} image: pre-processing, network, decoding and NMS"
-    rec = latency_record(
-        stats,
-        what=what,
-        size=size,
-        loads=[before, _loadavg()],
-        others=others,
-        threads=torch.get_num_threads(),
-    )
     rec |= {
         "rss_delta_mb": rss.delta_bytes / 2**20,
         "rss_method": rss.method,

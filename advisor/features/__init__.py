@@ -110,30 +110,27 @@ def extract_features(
             return hit
         if overwrite_strategy == "only-cache":
             raise _not_cached(model_id, dataset)
-        from advisor.models import load_model
+        from advisor.models.pool import load_on_runtime
 
-        lm = load_model(
-            model,
-            device=str(dev),
-            pretrained=pretrained,
-            offline=offline,
-            trust_remote_code=trust_remote_code,
+        def check_modality(loaded: LoadedModel) -> None:
+            _check_modality(loaded, dataset)
+
+        # within a run (`advisor.models.pool.reuse_models`) the loaded model is kept for the bench stage
+        options = {"offline": offline, "trust_remote_code": trust_remote_code}
+        got = load_on_runtime(
+            model, device=str(dev), pretrained=pretrained, runtime=runtime, check=check_modality, **options
         )
+        lm, choice = got.model, got.choice
     else:
-        lm = model
+        lm, choice = model, None
         if lm.device != dev and device != "auto":
             lm.to(dev)
-    if lm.modality != dataset.modality:
-        raise UsageError(
-            f"{lm.model_id} is a {lm.modality} model but {dataset.root} is a {dataset.modality} dataset",
-            hint=f"pick a {dataset.modality} model (advisor catalog list --modality {dataset.modality})",
-        )
-    prec = resolve_precision(precision, lm.device)
-    choice = None
-    if runtime != "eager":
-        from advisor.models.runtimes import with_runtime
+        _check_modality(lm, dataset)
+        if runtime != "eager":
+            from advisor.models.runtimes import with_runtime
 
-        lm, choice = with_runtime(lm, runtime)
+            lm, choice = with_runtime(lm, runtime)
+    prec = resolve_precision(precision, lm.device)
     key = store.entry_key(lm.preprocess_signature(), prec, data_key)
     hit = _entry_hit(key, index, model_id, overwrite_strategy, t_start)
     if hit is not None:
@@ -146,6 +143,14 @@ def extract_features(
     fs = _compute_entry(dataset, samples, lm, key, prec, run, progress, t_start)
     store.write_index(index, key)
     return fs
+
+
+def _check_modality(lm: LoadedModel, dataset: Dataset) -> None:
+    if lm.modality != dataset.modality:
+        raise UsageError(
+            f"{lm.model_id} is a {lm.modality} model but {dataset.root} is a {dataset.modality} dataset",
+            hint=f"pick a {dataset.modality} model (advisor catalog list --modality {dataset.modality})",
+        )
 
 
 def _data_key(dataset: Dataset, samples: list[Sample]) -> dict[str, Any]:

@@ -75,7 +75,7 @@ class RunConfig:
     rebench: bool = False  # re-measure even when a reliable stored figure with the same settings exists
     combine: str = "zscore"
     batch_size: int = 32
-    runtime: str = "eager"  # features' runtime (advisor.models.runtimes): eager | auto | channels-last | ...
+    runtime: str = "auto"  # features' runtime (advisor.models.runtimes): eager | auto | channels-last | ...
     finetune_top: int = (
         0  # fine-tune the K best candidates to check the probe ranking and the strategy advice
     )

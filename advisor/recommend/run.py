@@ -163,7 +163,9 @@ def run(
     Returns:
         The `RecommendResults` (`DenseResults` for dense tasks), or the `Plan` when ``cfg.dry_run``.
     """
+    from advisor.models.pool import reuse_models
     from advisor.tasks import detect_task, get_task
 
     task = get_task(cfg.task or detect_task(cfg.data))
-    return task.run(cfg, progress_fn=progress_fn, catalog=catalog, executor=executor)  # type: ignore[no-any-return]
+    with reuse_models():  # a model loaded by the features stage is not loaded again by the bench stage
+        return task.run(cfg, progress_fn=progress_fn, catalog=catalog, executor=executor)  # type: ignore[no-any-return]

@@ -48,7 +48,7 @@ def test_onnxruntime_features_and_latency_are_recorded_and_shown(tmp_path):
     # features and latency share one export of the model (a local file has no random-init variant)
     assert len(list(cache_dir("onnx").glob("*.onnx"))) == 1
     assert latency_cell(c).endswith("(onnxruntime)")
-    eager = api.recommend(data, **kw)
+    eager = api.recommend(data, runtime="eager", **kw)
     (e,) = eager.ranked
     assert "runtime" not in e.bench  # eager records are as before
     assert (
@@ -64,4 +64,15 @@ def test_latency_of_a_derived_runtime_times_the_real_weights():
 
     assert _bench_config(RunConfig("d", runtime="onnxruntime")).pretrained is True
     assert _bench_config(RunConfig("d", runtime="auto")).pretrained is True
-    assert _bench_config(RunConfig("d")).pretrained is False
+    assert _bench_config(RunConfig("d", runtime="eager")).pretrained is False
+
+
+def test_recommend_picks_the_runtime_by_default_and_eager_stays_one_option_away():
+    from typer.testing import CliRunner
+
+    from advisor.cli.main import app
+    from advisor.recommend.config import RunConfig
+
+    assert RunConfig("d").runtime == "auto"
+    help_text = CliRunner().invoke(app, ["recommend", "--help"], env={"COLUMNS": "200"}).output
+    assert "[default: auto]" in help_text

@@ -86,6 +86,7 @@ def _cached_features(state: RunState, model_id: str) -> Any:
         overwrite_strategy="only-cache",
         progress=False,
         offline=state.offline,
+        runtime=state.cfg.runtime,  # part of the cache key: without it a non-eager run found nothing
     )
 
 
