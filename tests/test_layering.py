@@ -157,3 +157,26 @@ def test_wheel_carries_the_catalog_data(tmp_path):
     for name in RUNTIME_CATALOG_FILES:
         assert f"advisor/catalog_data/{name}" in names
     assert "advisor/catalog/files.py" in names
+
+
+MAX_FUNCTION_LINES = 100
+MAX_MODULE_LINES = 600
+
+
+def test_no_function_over_100_lines_and_no_module_over_600():
+    """The redesign's size limits, kept: a longer function or module is split, not waved through."""
+    long_functions, long_modules = [], []
+    files = sorted(PKG.rglob("*.py"))
+    assert len(files) > 40
+    for p in files:
+        rel = p.relative_to(REPO).as_posix()
+        src = p.read_text(encoding="utf-8")
+        if len(src.splitlines()) > MAX_MODULE_LINES:
+            long_modules.append(f"{rel}: {len(src.splitlines())} lines")
+        for node in ast.walk(ast.parse(src, filename=rel)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = (node.end_lineno or node.lineno) - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    long_functions.append(f"{rel}:{node.lineno} {node.name}: {n} lines")
+    assert not long_modules, "modules over 600 lines:\n" + "\n".join(long_modules)
+    assert not long_functions, "functions over 100 lines:\n" + "\n".join(long_functions)

@@ -104,8 +104,7 @@ def benchmark_model(
         load_fn: source of the 1-minute load average (default ``os.getloadavg``); tests simulate a busy machine.
             When given, the CPU use of other processes is not measured and the load average decides.
 
-    Returns:
-        `BenchResult` (``from_cache=True`` when reused).
+    Returns `BenchResult` (``from_cache=True`` when reused).
 
     Raises:
         UsageError: invalid settings or unavailable device. ModelLoadError / WeightsUnavailableOffline: the
@@ -126,18 +125,7 @@ def benchmark_model(
 
     load_of = load_fn or _loadavg
     load_before = load_of()
-    t0 = time.perf_counter()
-    warnings: list[str] = []
-    pooled = _pooled(model_id, device, config) if loader is None else None
-    if pooled is not None:  # this run's features stage loaded it: no second load, no second runtime check
-        source, loaded = pooled.source, pooled.model
-        choice = _runtime_used(pooled.choice, config, warnings)
-        load_s = None
-    else:
-        source, load_note = _load(loader or default_loader, model_id, device, config.pretrained)
-        warnings += [load_note] if load_note else []
-        loaded, choice = _with_runtime(source, config, warnings)
-        load_s = time.perf_counter() - t0
+    source, loaded, choice, load_s, warnings = _model_to_time(model_id, device, config, loader)
     subject = _subject(loaded, config)
     # Weights and GMACs are the source model's: a derived runtime (ONNX Runtime has no torch module) holds the
     # same weights and does the same arithmetic, and without them the memory figure (and --max-memory-mb)
@@ -145,8 +133,8 @@ def benchmark_model(
     counted = _full_module(source) if source is not loaded else subject.module
     n_params, weights_mb = _weights(counted, config.precision)
     gm, pub_g, native = _gmacs(subject, counted, model_id, config, device, warnings)
-    method = COLD_METHOD if load_s is not None else REUSED_METHOD
-    out = Measured(cold={"load_s": load_s, "first_call_s": None, "compile_s": {}, "method": method})
+    cold = {"load_s": load_s, "method": COLD_METHOD if load_s is not None else REUSED_METHOD}
+    out = Measured(cold=cold | {"first_call_s": None, "compile_s": {}})
     with (
         others_cpu() as others,
         numerics(
@@ -164,10 +152,7 @@ def benchmark_model(
         "torch_threads": n_threads,
     }
     warnings += _busy_warnings(env, hw, n_threads)
-    if load_s is None:  # a warm model's first call is no cold start
-        out.cold["first_call_s"] = None
-    elif out.cold["first_call_s"] is not None:
-        out.cold["cold_start_s"] = load_s + out.cold["first_call_s"]
+    _finish_cold(out.cold, load_s)
     pretrained = bool(getattr(loaded, "pretrained", config.pretrained))
     result = BenchResult(
         model_id=model_id,
@@ -195,6 +180,30 @@ def benchmark_model(
         runtime_choice=choice,
     )
     return _finish(result, db if store else None, t_all)
+
+
+def _finish_cold(cold: dict[str, Any], load_s: float | None) -> None:
+    """Cold start = load + first call; a reused (warm) model's first call is no cold start, so none is claimed."""
+    if load_s is None:
+        cold["first_call_s"] = None
+    elif cold["first_call_s"] is not None:
+        cold["cold_start_s"] = load_s + cold["first_call_s"]
+
+
+def _model_to_time(
+    model_id: str, device: str, config: BenchConfig, loader: Loader | None
+) -> tuple[Any, Any, dict[str, Any] | None, float | None, list[str]]:
+    """(source model, model on the runtime, runtime choice, load seconds, warnings). The load seconds are None when
+    this run's features stage already loaded it (`advisor.models.pool`): no second load, no second runtime check."""
+    t0 = time.perf_counter()
+    warnings: list[str] = []
+    pooled = _pooled(model_id, device, config) if loader is None else None
+    if pooled is not None:
+        return pooled.source, pooled.model, _runtime_used(pooled.choice, config, warnings), None, warnings
+    source, load_note = _load(loader or default_loader, model_id, device, config.pretrained)
+    warnings += [load_note] if load_note else []
+    loaded, choice = _with_runtime(source, config, warnings)
+    return source, loaded, choice, time.perf_counter() - t0, warnings
 
 
 def _with_runtime(loaded: Any, config: BenchConfig, warnings: list[str]) -> tuple[Any, dict[str, Any] | None]:
