@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from advisor.models.pool import ModelPool, Pooled, active_pool, load_on_runtime, reuse_models
+from tests.data.data_synth import class_colour_images
 
 
 class _Fake:
@@ -61,17 +60,23 @@ def test_threads_see_the_one_pool_of_the_run():
     assert seen == [pool]
 
 
-def test_outside_a_pool_every_call_loads_and_inside_one_the_second_call_is_served(monkeypatch):
+@pytest.fixture
+def calls(monkeypatch):
+    """The model ids `advisor.models.load_model` was called with, in order (the loads still happen)."""
     import advisor.models as am
 
-    calls = []
+    seen: list[str] = []
     real = am.load_model
 
     def counting(model_id, **kw):
-        calls.append(model_id)
+        seen.append(model_id)
         return real(model_id, **kw)
 
     monkeypatch.setattr(am, "load_model", counting)
+    return seen
+
+
+def test_outside_a_pool_every_call_loads_and_inside_one_the_second_call_is_served(calls):
     kw = dict(device="cpu", pretrained=False, runtime="eager")
     load_on_runtime("timm:test_resnet", **kw)
     load_on_runtime("timm:test_resnet", **kw)
@@ -83,7 +88,7 @@ def test_outside_a_pool_every_call_loads_and_inside_one_the_second_call_is_serve
     assert calls == ["timm:test_resnet"] * 3
 
 
-def test_a_check_runs_before_the_model_is_used_even_when_it_is_pooled(monkeypatch):
+def test_a_check_runs_before_the_model_is_used_even_when_it_is_pooled():
     from advisor.errors import UsageError
 
     def refuse(lm):
@@ -95,40 +100,21 @@ def test_a_check_runs_before_the_model_is_used_even_when_it_is_pooled(monkeypatc
             load_on_runtime("timm:test_resnet", device="cpu", pretrained=False, runtime="eager", check=refuse)
 
 
-def _folder(root):
-    rng = np.random.default_rng(0)
-    for ci, c in enumerate(("ant", "bee", "cat")):
-        (root / c).mkdir(parents=True)
-        for i in range(6):
-            arr = (rng.random((24, 24, 3)) * 50 + ci * 80).astype(np.uint8)
-            Image.fromarray(arr).save(root / c / f"{i}.png")
-    return root
-
-
-def test_a_recommend_run_loads_each_model_once_and_the_bench_record_says_it_was_reused(tmp_path, monkeypatch):
+def test_a_recommend_run_loads_each_model_once_and_the_bench_record_says_it_was_reused(tmp_path, calls):
     import timm
     import torch
     from safetensors.torch import save_file
 
-    import advisor.models as am
     from advisor import api
     from advisor.bench.runner import REUSED_METHOD
 
-    data = _folder(tmp_path / "imgs")
+    data = class_colour_images(tmp_path / "imgs")
     models = []
     for arch in ("test_efficientnet", "test_resnet"):
         torch.manual_seed(0)
         f = tmp_path / f"{arch}.safetensors"
         save_file({k: v.contiguous() for k, v in timm.create_model(arch).state_dict().items()}, str(f))
         models.append(f"local:{f}?arch=timm:{arch}&input_size=64")
-    calls = []
-    real = am.load_model
-
-    def counting(model_id, **kw):
-        calls.append(model_id)
-        return real(model_id, **kw)
-
-    monkeypatch.setattr(am, "load_model", counting)
     res = api.recommend(
         data,
         models=models,

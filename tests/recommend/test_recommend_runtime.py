@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from PIL import Image
+
+from tests.data.data_synth import class_colour_images
 
 pytest.importorskip("onnxruntime")
-
-
-def _folder(root):
-    rng = np.random.default_rng(0)
-    for ci, c in enumerate(("ant", "bee", "cat")):
-        (root / c).mkdir(parents=True)
-        for i in range(6):
-            arr = (rng.random((24, 24, 3)) * 50 + ci * 80).astype(np.uint8)
-            Image.fromarray(arr).save(root / c / f"{i}.png")
-    return root
 
 
 def test_onnxruntime_features_and_latency_are_recorded_and_shown(tmp_path):
@@ -28,7 +18,7 @@ def test_onnxruntime_features_and_latency_are_recorded_and_shown(tmp_path):
     from advisor.paths import cache_dir
     from advisor.report.render import latency_cell
 
-    data = _folder(tmp_path / "imgs")
+    data = class_colour_images(tmp_path / "imgs")
     torch.manual_seed(0)
     f = tmp_path / "net.safetensors"
     save_file(
