@@ -21,6 +21,8 @@ from advisor.bench.timing import SPREAD_WARN_REL
 # a 2x compute difference still shows, at 120 % (seen under load on 2 cores) the order of models is noise.
 UNRELIABLE_SPREAD_REL = 2.5 * SPREAD_WARN_REL
 DEFAULT_ROUNDS = 3
+# Reliable tries of one model whose medians differ by more than this factor mark its figure unstable.
+UNSTABLE_BETWEEN_ROUNDS = 1.5
 
 LoadFn = Callable[[], float | None]
 
@@ -55,9 +57,10 @@ def busy_reason(env: dict[str, Any], usable_cpus: int | None, threads: int | Non
 def assess(record: dict[str, Any]) -> dict[str, Any]:
     """Reliability of the first successful figure of a stored or fresh bench record (``BenchResult.to_dict()``).
 
-    Returns ``{reliable, reasons, spread_rel, loadavg_1m, cpu_others, busy, usable_cpus, threads}``: ``spread_rel``
-    = IQR/median, ``loadavg_1m`` the highest 1-minute load average seen before/after timing and ``cpu_others`` the
-    CPUs other processes used while timing (each None when unknown), ``busy`` whether `busy_reason` found one.
+    Returns ``{reliable, reasons, spread_rel, loadavg_1m, cpu_others, busy, unstable, usable_cpus, threads}``:
+    ``spread_rel`` = IQR/median, ``loadavg_1m`` the highest 1-minute load average seen before/after timing and
+    ``cpu_others`` the CPUs other processes used while timing (each None when unknown), ``busy`` whether
+    `busy_reason` found one, ``unstable`` whether the figure was flagged unstable between rounds when chosen.
     """
     env = record.get("environment") or {}
     loads = [v for v in (env.get("loadavg_1m_before"), env.get("loadavg_1m_after")) if v is not None]
@@ -78,6 +81,11 @@ def assess(record: dict[str, Any]) -> dict[str, Any]:
         reasons.append(busy)
     if not ok:
         reasons.append("no successful measurement")
+    # a figure flagged unstable between rounds when it was chosen (`measure_candidates`) stays flagged in the store
+    stored = record.get("reliability") or {}
+    unstable = bool(stored.get("unstable"))
+    if unstable:
+        reasons += [r for r in stored.get("reasons") or [] if str(r).startswith("unstable")]
     return {
         "reliable": not reasons,
         "reasons": reasons,
@@ -85,6 +93,7 @@ def assess(record: dict[str, Any]) -> dict[str, Any]:
         "loadavg_1m": load,
         "cpu_others": env.get("cpu_others"),
         "busy": busy is not None,
+        "unstable": unstable,
         "usable_cpus": usable,
         "threads": threads,
     }
@@ -109,9 +118,38 @@ class Measured:
 BenchFn = Callable[..., Any]
 
 
-def _rank_key(m: Measured) -> tuple[int, float]:
-    s = m.reliability.get("spread_rel")
-    return (0 if m.reliability["reliable"] else 1, math.inf if s is None else float(s))
+def _p50(m: Measured) -> float | None:
+    ok = [r for r in m.record.get("records") or [] if r.get("status") == "ok"]
+    v = (ok[0].get("latency") or {}).get("p50_ms") if ok else None
+    return float(v) if v is not None else None
+
+
+def _rank_key(m: Measured) -> tuple[int, float, float]:
+    """Reliable first, then the fastest median (noise and a slow scheduling spell only ever add time), then the
+    smallest spread."""
+    s, p = m.reliability.get("spread_rel"), _p50(m)
+    return (
+        0 if m.reliability["reliable"] else 1,
+        math.inf if p is None else p,
+        math.inf if s is None else float(s),
+    )
+
+
+def unstable_reason(tries: Sequence[Measured]) -> str | None:
+    """Why a model's figure changed too much between its reliable tries (None: it did not, or too few tries).
+
+    Each try can look steady on its own (small spread, no other process busy) while the machine runs at another
+    speed from one try to the next: on a shared 2-vCPU VM, ONNX Runtime's batch-1 latency switches between about
+    7 and 14 ms for seconds at a time (`benchmarks/results/latency-modes-SUMMARY.md`). The fastest try is then kept,
+    but it is flagged: the model's latency on this machine is not one number.
+    """
+    p50s = [p for t in tries if t.reliability["reliable"] and (p := _p50(t)) is not None and p > 0]
+    if len(p50s) < 2 or max(p50s) <= UNSTABLE_BETWEEN_ROUNDS * min(p50s):
+        return None
+    return (
+        f"unstable between rounds: p50 {min(p50s):.3g}-{max(p50s):.3g} ms (x{max(p50s) / min(p50s):.1f}); "
+        "the fastest round is kept"
+    )
 
 
 def measure_candidates(
@@ -130,9 +168,11 @@ def measure_candidates(
 
     First pass: one `benchmark_model` per model (a reliable stored figure with the same settings is reused unless
     ``rebench``). If any figure is unreliable, ``rounds`` round-robin passes over *all* models follow, with
-    ``threads`` = 1 when the machine was busy (OpenMP threads then wait on each other) and ``min_time / rounds`` each, not stored; each model then keeps its most
-    reliable round (reliable first, then the smallest spread), so all figures come from the same settings. The
-    chosen re-measured figures are stored with their reliability.
+    ``threads`` = 1 when the machine was busy (OpenMP threads then wait on each other) and ``min_time / rounds``
+    each, not stored; each model then keeps its best round (reliable first, then the fastest median, then the
+    smallest spread), so all figures come from the same settings. A model whose reliable tries (first pass
+    included) differ by more than `UNSTABLE_BETWEEN_ROUNDS` is flagged unreliable (`unstable_reason`). The chosen
+    re-measured figures are stored with their reliability.
 
     Args:
         bench_fn: stands in for `benchmark_model` (tests); called as ``bench_fn(model_id, config, store=, reuse=,
@@ -194,7 +234,12 @@ def measure_candidates(
         best = min(tries[m], key=_rank_key)
         if best.record.get("gmacs") is None:
             best.record["gmacs"] = x.record.get("gmacs")
-        out[m] = replace(best, rounds=len(tries[m]))
+        rel = best.reliability
+        why = unstable_reason([x, *tries[m]])
+        if why is not None:
+            best.record["reliability"] = {**rel, "unstable": True, "reasons": [*rel["reasons"], why]}
+            rel = assess(best.record)
+        out[m] = replace(best, reliability=rel, rounds=len(tries[m]))
         try:  # stored with its reliability; `reusable` keeps an unreliable one from being served again
             from advisor.bench.store import ResultsStore
 

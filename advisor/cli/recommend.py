@@ -234,8 +234,15 @@ def _render_results(res: RecommendResults) -> None:
         con.print(t2)
     if res.advice:
         con.print("[bold]Strategy:[/] " + safe(res.advice.get("summary")), highlight=False)
+        why = res.advice.get("next_why")
         if res.advice.get("next_command"):
-            con.print(f"  next: {strip_control(res.advice['next_command'])}", highlight=False, markup=False)
+            lead = f"  next ({strip_control(why)}): " if why else "  next: "
+            con.print(lead + strip_control(res.advice["next_command"]), highlight=False, markup=False)
+        elif why:
+            con.print(f"  next: {strip_control(why)}", highlight=False, markup=False)
+        if res.advice.get("train_command"):
+            train = strip_control(res.advice["train_command"])
+            con.print(f"  to train a pretrained model anyway: {train}", highlight=False, markup=False)
         for ft in res.advice.get("finetune_check") or []:
             line = ft.get("summary") or f"{ft['model_id']}: fine-tuning failed ({ft.get('error')})"
             con.print("[bold]Fine-tune check:[/] " + safe(line), highlight=False)

@@ -16,7 +16,6 @@ best only when the evidence separates it.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -190,31 +189,10 @@ def _fastest_arch(rows: Sequence[DenseCandidate]) -> DenseCandidate | None:
 def _next_command(cfg: RunConfig, task: str, ids: Sequence[str], n_sampled: int, n_total: int) -> str | None:
     """A rerun on more images for the tied or leading models (what would separate them); None when the sample
     already held every image."""
-    if n_sampled >= n_total:
-        return None
-    parts = ["advisor", "recommend", "--task", task, "--data", cfg.data, "--models", ",".join(ids)]
-    parts += ["--max-samples", str(min(n_total, max(2 * n_sampled, n_sampled + 100)))]
-    return " ".join(shlex.quote(p) for p in parts + _carried_options(cfg, task))
+    from advisor.recommend.rerun import rerun_command
 
-
-def _carried_options(cfg: RunConfig, task: str) -> list[str]:
-    """The run's options a rerun must repeat to measure the same thing (what differs from the defaults): the
-    split, groups and ignore index of the data, the rungs switched off, the seed, device, licence and offline."""
-    out: list[str] = []
-    for flag, value, default in (
-        ("--split", cfg.split, None),
-        ("--group-pattern", cfg.group_pattern, None),
-        ("--ignore-index", cfg.ignore_index, None),
-        ("--seed", cfg.seed, 0),
-        ("--device", cfg.device, "auto"),
-        ("--license", cfg.license, "any"),
-    ):
-        if value != default:
-            out += [flag, str(value)]
-    if task in BOX_TASKS and not cfg.roi_probe:
-        out.append("--no-roi-probe")
-    out += [flag for flag, on in (("--no-bench", not cfg.bench), ("--offline", cfg.offline)) if on]
-    return out
+    extra = ["--no-roi-probe"] if task in BOX_TASKS and not cfg.roi_probe else []
+    return rerun_command(cfg, ids, n_sampled, n_total, task=task, extra=extra)
 
 
 def decide(

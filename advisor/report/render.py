@@ -304,7 +304,10 @@ def render_markdown(r: RecommendResults) -> str:
     if r.advice:
         out += ["## Strategy advice", "", md_text(r.advice.get("summary", "")), ""]
         if r.advice.get("next_command"):
-            out += ["Next step: " + md_code(r.advice["next_command"]), ""]
+            why = f" ({md_text(r.advice['next_why'])})" if r.advice.get("next_why") else ""
+            out += ["Next step" + why + ": " + md_code(r.advice["next_command"]), ""]
+        elif r.advice.get("next_why"):
+            out += ["Next step: " + md_text(r.advice["next_why"]), ""]
         ev = r.advice.get("evidence") or {}
         if ev:
             out += [_md_table(["Evidence", "Value"], [[k, _short(v)] for k, v in ev.items()]), ""]
@@ -525,8 +528,11 @@ def render_html(r: RecommendResults) -> str:
     if r.advice:
         parts.append("<h2>Strategy advice</h2>")
         parts.append(f"<p>{escape(str(r.advice.get('summary', '')))}</p>")
+        why = f" ({escape(str(r.advice['next_why']))})" if r.advice.get("next_why") else ""
         if r.advice.get("next_command"):
-            parts.append(f"<p>Next step: <code>{escape(str(r.advice['next_command']))}</code></p>")
+            parts.append(f"<p>Next step{why}: <code>{escape(str(r.advice['next_command']))}</code></p>")
+        elif why:
+            parts.append(f"<p>Next step: {escape(str(r.advice['next_why']))}</p>")
         ev = r.advice.get("evidence") or {}
         if ev:
             parts.append(_html_table(["Evidence", "Value"], [[k, _short(v)] for k, v in ev.items()]))

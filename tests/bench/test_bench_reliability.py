@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from advisor.bench import BenchConfig, benchmark_model
-from advisor.bench.reliability import UNRELIABLE_SPREAD_REL, assess, measure_candidates
+from advisor.bench.reliability import (
+    UNRELIABLE_SPREAD_REL,
+    Measured,
+    assess,
+    measure_candidates,
+    reusable,
+    unstable_reason,
+)
 from tests.bench._bench_fakes import SleepModule, loader_for
 
 FAST = {
@@ -67,8 +74,10 @@ def _fake_record(model_id: str, p50: float, iqr: float, threads: int | None, loa
 class FakeBench:
     """Stands in for benchmark_model: spread per (model, call number), load per call; records the calls."""
 
-    def __init__(self, spreads: dict[str, list[float]], loads: list[float]) -> None:
-        self.spreads, self.loads = spreads, loads
+    def __init__(
+        self, spreads: dict[str, list[float]], loads: list[float], p50s: dict[str, list[float]] | None = None
+    ) -> None:
+        self.spreads, self.loads, self.p50s = spreads, loads, p50s or {}
         self.calls: list[tuple[str, int | None, bool]] = []
         self.configs: list[BenchConfig] = []
 
@@ -77,7 +86,8 @@ class FakeBench:
         self.calls.append((model_id, config.threads, reuse))
         self.configs.append(config)
         load = self.loads[min(len(self.calls) - 1, len(self.loads) - 1)]
-        return _fake_record(model_id, 10.0, 10.0 * self.spreads[model_id][n], config.threads, load)
+        p50 = self.p50s[model_id][n] if model_id in self.p50s else 10.0
+        return _fake_record(model_id, p50, p50 * self.spreads[model_id][n], config.threads, load)
 
 
 def test_high_spread_triggers_interleaved_rounds_with_recommended_threads(tmp_path):
@@ -94,6 +104,40 @@ def test_high_spread_triggers_interleaved_rounds_with_recommended_threads(tmp_pa
     assert got["a"].reliability["spread_rel"] == 0.02 and got["a"].rounds == 3
     assert got["b"].reliability["spread_rel"] == 0.04 and got["b"].reliability["reliable"] is True
     assert got["b"].threads_requested == 1
+
+
+def test_rounds_keep_the_fastest_reliable_median_and_flag_a_figure_that_changed_speed(tmp_path):
+    # b's first pass is noisy; in the rounds a runs at 7 ms and then 14 ms (a slow spell of the machine: each
+    # round steady on its own), b stays near 20 ms. a keeps its fastest reliable round and is flagged unstable;
+    # the spread of an unreliable round (b's 0.5) never wins over a reliable one, whatever its median.
+    fake = FakeBench(
+        {"a": [0.02, 0.02, 0.02, 0.02], "b": [1.2, 0.5, 0.02, 0.02]},
+        loads=[0.1],
+        p50s={"a": [7.0, 7.1, 14.2, 14.0], "b": [20.0, 5.0, 21.0, 20.5]},
+    )
+    db = tmp_path / "b.sqlite"
+    got = measure_candidates(["a", "b"], BenchConfig(**FAST), rounds=3, bench_fn=fake, store_path=db)
+    a, b = got["a"], got["b"]
+    assert a.record["records"][0]["latency"]["p50_ms"] == 7.1
+    assert a.reliability["reliable"] is False and a.reliability["unstable"] is True
+    assert any(
+        r.startswith("unstable between rounds: p50 7-14.2 ms (x2.0)") for r in a.reliability["reasons"]
+    )
+    assert b.record["records"][0]["latency"]["p50_ms"] == 20.5
+    assert b.reliability["reliable"] is True and b.reliability["unstable"] is False
+    # the stored unstable figure keeps its flag, so it is never served again as a reliable one
+    assert assess(a.record)["reliable"] is False and reusable(b.record) and not reusable(a.record)
+
+
+def test_unstable_reason_edges():
+    def m(p50: float, reliable: bool = True) -> Measured:
+        rec = _fake_record("a", p50, 0.0, None, 0.0)
+        return Measured(rec, assess(rec) | {"reliable": reliable}, False, 0, None)
+
+    assert unstable_reason([m(10.0)]) is None  # one try: nothing to compare
+    assert unstable_reason([m(10.0), m(15.0)]) is None  # exactly the factor: still one speed
+    assert unstable_reason([m(10.0), m(15.1)]) is not None
+    assert unstable_reason([m(10.0), m(40.0, reliable=False)]) is None  # unreliable tries are not compared
 
 
 def test_no_rounds_when_all_figures_reliable():

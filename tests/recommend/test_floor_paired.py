@@ -84,3 +84,35 @@ def test_floor_ahead_is_the_headline_with_its_test():
         "no candidate beats the no-pretraining floor baseline:raw-pixels: 90.0 % vs 60.0 %"
     )
     assert "(significantly, exact McNemar p = " in head
+
+
+def test_floor_ahead_makes_a_rerun_on_more_samples_the_next_step():
+    """No model beats the floor on a 100-sample subsample of 1000: the next command reruns recommend on twice the
+    samples for the best model (with the run's data options), not `advisor finetune` of the loser."""
+    import shlex
+    from types import SimpleNamespace
+
+    import typer
+
+    from advisor.cli.main import app
+    from advisor.recommend.stages.advise import _rerun_for_floor
+
+    floor = np.zeros(100, dtype=bool)
+    floor[:90] = True
+    winner = np.zeros(100, dtype=bool)
+    winner[:60] = True
+    state, cr, rec, fl = _state(winner, floor)
+    _compare_with_winner(state, "baseline:raw-pixels", cr, rec, fl)
+    state.cfg = RunConfig(data="/my data", group_column="site", seed=2)
+    state.samples = list(range(100))
+    state.dataset = SimpleNamespace(samples=list(range(1000)))
+    advice = {"next_command": "advisor finetune --data x --model m:best --unfreeze head"}
+    _rerun_for_floor(state, advice)
+    argv = shlex.split(advice["next_command"])
+    assert argv[:2] == ["advisor", "recommend"] and argv[argv.index("--data") + 1] == "/my data"
+    for flag, value in (("--models", "m:best"), ("--max-samples", "200"), ("--group-column", "site")):
+        assert argv[argv.index(flag) + 1] == value, argv
+    recommend = typer.main.get_group(app).commands["recommend"]
+    known = {o for p in recommend.params for o in (*p.opts, *p.secondary_opts)}
+    assert {a for a in argv if a.startswith("--")} <= known
+    assert advice["train_command"].startswith("advisor finetune") and "floor" in advice["next_why"]

@@ -3,6 +3,8 @@ nothing can be ranked, recommend fails with the reason (non-zero exit), never an
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -126,3 +128,8 @@ def test_floor_beating_every_candidate_is_the_headline(tmp_path):
         "advisor recommend:"
     )
     assert "no candidate beats the no-pretraining floor" in (out / "report.md").read_text()
+    # training the losing model is not the next step; with every sample used, more labelled data is
+    advice = json.loads((out / "results.json").read_text())["advice"]
+    assert advice["next_command"] is None and advice["train_command"].startswith("advisor finetune")
+    assert "next: every sample was used: only more labelled data can separate" in text
+    assert "to train a pretrained model anyway: advisor finetune" in text

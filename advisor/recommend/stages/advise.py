@@ -26,6 +26,32 @@ def source_runtime(meta: dict[str, Any]) -> str | None:
     return (meta.get("signature") or {}).get("runtime")
 
 
+def _rerun_for_floor(state: RunState, advice: dict[str, Any]) -> None:
+    """When no candidate beats a no-pretraining floor, training the winner is not the next step: a rerun on more
+    samples is (it separates the best model from the floor, or shows it cannot), or, when every sample was used,
+    more labelled data. The training command stays under ``train_command`` for whoever needs a pretrained model."""
+    from advisor.recommend.rerun import rerun_command
+
+    best = state.probed[0]
+    ids = [best.model_id] + [
+        c.model_id
+        for c in state.probed[1:]
+        if c.tie_group is not None
+        and c.tie_group == best.tie_group
+        and not c.model_id.startswith("baseline:")
+    ]
+    cmd = rerun_command(state.cfg, ids, len(state.samples), len(state.dataset.samples))
+    advice["train_command"] = advice.get("next_command")
+    advice["next_command"] = cmd
+    advice["next_why"] = (
+        "more samples, to separate the best model from the no-pretraining floor"
+        if cmd
+        else "every sample was used: only more labelled data can separate the best model from the floor"
+    )
+    if cmd is None:
+        state.notes.append(advice["next_why"])
+
+
 def advise(state: RunState, say: ProgressFn) -> RunState:
     """Advice from the winner's probe, the domain gap and samples per class (`strategy.build_advice`); measured
     ``--finetune-top`` runs of the winner revise it (`strategy.revise_with_finetune_check`)."""
@@ -37,8 +63,9 @@ def advise(state: RunState, say: ProgressFn) -> RunState:
     runtimes = {m: source_runtime(fs.meta) for m, fs in state.feats.items()}
     advice: dict[str, Any] = build_advice(dataset, probed, cfg, runtimes=runtimes)
     state.notes.extend(advice.get("notes", []))
-    if state.floor_headlines:
+    if state.floor_headlines and advice:
         advice["headline"] = state.floor_headlines[0]
+        _rerun_for_floor(state, advice)
     if cfg.finetune_top > 0 and probed:
         t_ft = time.perf_counter()
         checks = _finetune_check(dataset, probed[: cfg.finetune_top], advice, cfg, say, runtimes=runtimes)
