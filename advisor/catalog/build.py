@@ -138,8 +138,32 @@ def build_catalog(
     sources = _as_tables(sources)
     entries = timm_entries(sources, count_params=count_params, progress=progress)
     entries += torchvision_entries(sources, count_params=count_params)
-    entries += curated_entries(curated, count_params=count_params)
-    return merge_published_sources(entries, sources)  # MTEB, Open ASR Leaderboard, OpenCLIP when present
+    entries += _with_timm_gmacs(curated_entries(curated, count_params=count_params), sources)
+    return merge_published_sources(entries, sources)
+
+
+def _with_timm_gmacs(entries: list[CatalogEntry], tables: dict[str, Path]) -> list[CatalogEntry]:
+    """Curated image entries without GMACs get timm's published figure for their architecture at their input
+    size (packaged weights that load into a timm architecture: the same network, so the same count)."""
+    import dataclasses
+
+    from advisor.catalog.sources_common import _timm_repo
+    from advisor.catalog.sources_timm import _timm_gmacs
+
+    gmacs, repo = _timm_gmacs(tables), _timm_repo(tables)
+    out = []
+    for e in entries:
+        size = e.input_size[1] if e.input_size and len(e.input_size) == 3 else None
+        g = gmacs.get((e.architecture or "", size)) if e.gmacs is None and size else None
+        if g is not None:
+            e = dataclasses.replace(
+                e,
+                gmacs=g[0],
+                gmacs_source=f"{repo}{g[1]} (infer_gmacs of timm {e.architecture} at {size}px, the architecture "
+                "the packaged weights load into)",
+            )
+        out.append(e)
+    return out  # MTEB, Open ASR Leaderboard, OpenCLIP when present
 
 
 def write_catalog(entries: list[CatalogEntry], path: Path) -> Path:

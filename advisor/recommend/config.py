@@ -28,10 +28,15 @@ CACHE_VERSION = 1
 
 # Cost model for --budget and --dry-run (rough, documented): seconds per subsample item for feature extraction
 # = 2 * gmacs * 1e9 / FLOPS[device kind] + DECODE_S; plus fixed costs per candidate.
+# FLOPS are torch eager's; RUNTIME_SPEEDUP divides the forward time on CPU (ONNX Runtime ran EfficientNet-Lite0
+# 4.1x faster than eager at batch 32 on the 2-core reference machine, channels-last 1.8x; the factors are lower, so
+# a model that exports badly is not under-estimated). "probe" is per probed model, floors included (2-7 s measured
+# on the demo's 400 samples; benchmarks/results/runtimes-demo-SUMMARY.md).
 EFFECTIVE_FLOPS = {"cpu": 2.0e10, "cuda": 2.0e12, "mps": 2.0e11}
+RUNTIME_SPEEDUP = {"auto": 2.5, "onnxruntime": 2.5, "channels-last": 1.5}
 DECODE_S = 0.002
 DEFAULT_GMACS = 2.0  # when the catalog does not know
-FIXED_S = {"load": 3.0, "scores": 3.0, "bench": 8.0, "probe": 10.0}
+FIXED_S = {"load": 3.0, "scores": 3.0, "bench": 8.0, "probe": 5.0}
 
 ProgressFn = Callable[[str], None]
 

@@ -13,6 +13,7 @@ from advisor.recommend.config import (
     DEFAULT_SHORTLIST,
     EFFECTIVE_FLOPS,
     FIXED_S,
+    RUNTIME_SPEEDUP,
     Plan,
     RunConfig,
 )
@@ -27,10 +28,18 @@ def _device_kind(device: str) -> str:
     return device_kind(device)
 
 
-def estimate_candidate_seconds(c: Candidate, n_samples: int, device_kind: str, bench: bool) -> float:
-    """Rough wall time to evaluate one candidate on `n_samples` items (documented cost model, not a promise)."""
+def estimate_candidate_seconds(
+    c: Candidate, n_samples: int, device_kind: str, bench: bool, runtime: str = "eager"
+) -> float:
+    """Rough wall time to evaluate one candidate on `n_samples` items (documented cost model, not a promise).
+
+    The forward pass is the catalog's GMACs (`DEFAULT_GMACS` when unknown) at the device's effective FLOPS, faster
+    by `RUNTIME_SPEEDUP` for a CPU runtime other than eager."""
     gmacs = (c.entry.gmacs if c.entry and c.entry.gmacs else None) or DEFAULT_GMACS
-    per_item = 2 * gmacs * 1e9 / EFFECTIVE_FLOPS.get(device_kind, EFFECTIVE_FLOPS["cpu"]) + DECODE_S
+    flops = EFFECTIVE_FLOPS.get(device_kind, EFFECTIVE_FLOPS["cpu"])
+    if device_kind == "cpu":
+        flops *= RUNTIME_SPEEDUP.get(runtime, 1.0)
+    per_item = 2 * gmacs * 1e9 / flops + DECODE_S
     fixed = FIXED_S["load"] + FIXED_S["scores"] + (FIXED_S["bench"] if bench else 0.0)
     return n_samples * per_item + fixed
 
@@ -70,7 +79,9 @@ def make_plan(
 
     def total(cs: Sequence[Candidate], n: int) -> float:
         short = min(len(cs), cfg.shortlist or DEFAULT_SHORTLIST)
-        return sum(estimate_candidate_seconds(c, n, kind, cfg.bench) for c in cs) + short * FIXED_S["probe"]
+        floors = 1 if cfg.baselines else 0
+        probes = (short + floors) * FIXED_S["probe"]
+        return sum(estimate_candidate_seconds(c, n, kind, cfg.bench, cfg.runtime) for c in cs) + probes
 
     n_sub = _subsample_size(n_total, n_classes, max_per_class, max_samples)
     if budget_s is not None:
@@ -104,7 +115,9 @@ def make_plan(
                 "origin": c.origin,
                 "n_params": c.n_params,
                 "available_offline": c.available,
-                "estimated_seconds": round(estimate_candidate_seconds(c, n_sub, kind, cfg.bench), 1),
+                "estimated_seconds": round(
+                    estimate_candidate_seconds(c, n_sub, kind, cfg.bench, cfg.runtime), 1
+                ),
             }
             for c in cands
         ],

