@@ -131,7 +131,7 @@ def benchmark_model(
     # same weights and does the same arithmetic, and without them the memory figure (and --max-memory-mb)
     # would see only the working memory.
     counted = _full_module(source) if source is not loaded else subject.module
-    n_params, weights_mb = _weights(counted, config.precision)
+    n_params, weights_mb, file_note = _weights(counted, config.precision, source)
     gm, pub_g, native = _gmacs(subject, counted, model_id, config, device, warnings)
     cold = {"load_s": load_s, "method": COLD_METHOD if load_s is not None else REUSED_METHOD}
     out = Measured(cold=cold | {"first_call_s": None, "compile_s": {}})
@@ -157,7 +157,7 @@ def benchmark_model(
     result = BenchResult(
         model_id=model_id,
         pretrained=pretrained,
-        weights_note=None if pretrained else RANDOM_INIT_NOTE,
+        weights_note="; ".join(n for n in (None if pretrained else RANDOM_INIT_NOTE, file_note) if n) or None,
         runtime=subject.runtime,
         modality=getattr(loaded, "modality", None),
         device=device,
@@ -287,8 +287,24 @@ def _subject(loaded: Any, config: BenchConfig) -> Subject:
     return Subject(loaded, module, getattr(loaded, "runtime", "torch"), example)
 
 
-def _weights(module: Any, precisions: Sequence[str]) -> tuple[int | None, dict[str, float]]:
-    """(parameter count, weights MiB per precision); (None, {}) without a torch module."""
+def _model_file_mb(loaded: Any) -> float | None:
+    """MiB of the graph file a module-less model runs from (ONNX, TFLite: its weights are in it), else None."""
+    from pathlib import Path
+
+    f = (getattr(loaded, "info", None) or {}).get("file")
+    path = Path(str(f)) if f else None
+    if path is None or path.suffix.lower() not in (".onnx", ".tflite") or not path.is_file():
+        return None
+    return round(path.stat().st_size / 2**20, 3)
+
+
+def _weights(
+    module: Any, precisions: Sequence[str], source: Any
+) -> tuple[int | None, dict[str, float], str | None]:
+    """(parameter count, weights MiB per precision, how they were found when not from the module).
+
+    Without a torch module, the weights are the size of the graph file the model runs from (ONNX, TFLite), else
+    unknown: (None, {}, None)."""
     n_params = None
     weights_mb: dict[str, float] = {}
     if module is not None:
@@ -296,7 +312,12 @@ def _weights(module: Any, precisions: Sequence[str]) -> tuple[int | None, dict[s
             wb = weights_bytes(module, p)
             weights_mb[p] = round(wb["weights_mb"], 3)
             n_params = wb["n_params"]
-    return n_params, weights_mb
+        return n_params, weights_mb, None
+    file_mb = _model_file_mb(source)
+    if file_mb is None:
+        return None, {}, None
+    note = f"weights memory: the size of the model file ({file_mb:.1f} MiB; the model has no torch module)"
+    return None, {p: file_mb for p in precisions}, note
 
 
 def _gmacs(

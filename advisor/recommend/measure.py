@@ -63,7 +63,9 @@ def _bench_summary(measured: Any, cfg: RunConfig) -> BenchRecord:
     work = mem.get("gpu_peak_allocated_mb")
     if work is None:
         work = mem.get("cpu_rss_delta_mb")
-    peak = None if w_mb is None and work is None else float(w_mb or 0.0) + float(work or 0.0)
+    # without the weights (a model with neither a torch module nor a graph file) the working memory alone would
+    # understate the peak (shown as 0 MB for a packaged ONNX model once): unknown instead
+    peak = None if w_mb is None else float(w_mb) + float(work or 0.0)
     gm = res.get("gmacs")
     rel = measured.reliability
     out: BenchRecord = {

@@ -63,3 +63,32 @@ def test_runtime_all_compares_every_runtime_in_one_table(monkeypatch, tmp_path):
     assert rows["eager"]["ran"] == "eager" and rows["eager"]["max_abs_diff_vs_eager"] is None
     assert rows["onnxruntime"]["ran"] == "onnxruntime" and rows["onnxruntime"]["p50_ms"] > 0
     assert rows["onnxruntime"]["max_abs_diff_vs_eager"] < 1e-3
+
+
+def test_a_local_onnx_model_counts_its_file_as_weights_and_an_unknown_weight_is_no_zero_peak(tmp_path):
+    """A module-less ONNX model had no weights figure, so recommend's peak memory read 0 MB (the RSS growth of a
+    session allocated before timing): its weights are now the graph file's size, and where no weights are known at
+    all the peak is unknown, not the working memory alone."""
+    import torch
+
+    from advisor.bench.reliability import Measured, assess
+    from advisor.recommend.config import RunConfig
+    from advisor.recommend.measure import _bench_summary
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3), torch.nn.ReLU()).eval()
+    path = tmp_path / "net.onnx"
+    torch.onnx.export(
+        net, (torch.randn(1, 3, 32, 32),), str(path), dynamo=False, input_names=["x"], output_names=["f"],
+        dynamic_axes={"x": {0: "b"}},
+    )  # fmt: skip
+    r = benchmark_model(f"local:{path}?input_size=32", BenchConfig(**FAST), store=False)
+    file_mb = path.stat().st_size / 2**20
+    assert r.runtime == "onnx" and r.weights_memory_mb["fp32"] == pytest.approx(file_mb, abs=1e-3)
+    assert "size of the model file" in (r.weights_note or "")
+    d = r.to_dict()
+    summary = _bench_summary(Measured(d, assess(d), False, 0, None), RunConfig(data="x"))
+    assert summary["peak_memory_mb"] is not None and summary["peak_memory_mb"] >= file_mb
+    d["weights_memory_mb"] = {}
+    assert (
+        _bench_summary(Measured(d, assess(d), False, 0, None), RunConfig(data="x"))["peak_memory_mb"] is None
+    )
