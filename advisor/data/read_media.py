@@ -7,12 +7,18 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from advisor.data.request import ReadRequest, _group_column, _split_of, register_reader
+from advisor.data.request import (
+    ReadRequest,
+    _group_column,
+    _split_of,
+    register_reader,
+    row_split,
+    split_column,
+)
 from advisor.data.scan import FoundFile, check_headers, is_doc_file, kind_from_ext, sniff_kind
 from advisor.data.tables import (
     LABEL_COLUMNS,
     PATH_COLUMNS,
-    SPLIT_COLUMNS,
     Table,
     find_column,
     is_utf8,
@@ -220,8 +226,8 @@ def read_manifest(req: ReadRequest) -> Dataset:
         label_col = find_column(
             table.columns, req.label_column, LABEL_COLUMNS, "label", table.path, "--label-column"
         )
-        split_col = find_column(table.columns, None, SPLIT_COLUMNS, "split", table.path, "")
         group_col = _group_column(table, req)
+        split_col = split_column(table, req, (path_col, label_col, group_col))
         file_split = _split_of(table.path.stem) if multi else None
         base_dir = table.path.parent
         for n, row in table.rows:
@@ -250,10 +256,7 @@ def read_manifest(req: ReadRequest) -> Dataset:
             if label_col and not label:
                 req.skipped.append(SkippedItem(where, f"empty {label_col!r} value", "missing-label"))
                 continue
-            split = file_split
-            split_value = (row.get(split_col) or "").strip().lower() if split_col else ""
-            if split_value:
-                split = SPLIT_ALIASES.get(split_value, split_value)
+            split = row_split(row, split_col, file_split)
             dup = _duplicate_row(seen, (st.st_dev, st.st_ino), table.path.name, n, label)
             if dup is not None:
                 req.skipped.append(SkippedItem(where, f"{raw!r} {dup}", "duplicate"))

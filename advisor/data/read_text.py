@@ -6,7 +6,14 @@ import hashlib
 from pathlib import Path
 
 from advisor.data.read_media import _empty_class_dirs, _other_file_skip
-from advisor.data.request import ReadRequest, _group_column, _split_of, register_reader
+from advisor.data.request import (
+    ReadRequest,
+    _group_column,
+    _split_of,
+    register_reader,
+    row_split,
+    split_column,
+)
 from advisor.data.tables import LABEL_COLUMNS, TEXT_COLUMNS, find_column, read_table
 from advisor.data.types import Dataset, Sample, SkippedItem, compute_fingerprint, id_sort_key, sort_classes
 from advisor.errors import DatasetError
@@ -112,8 +119,9 @@ def _read_text(req: ReadRequest, layout: str) -> Dataset:
             table.columns, req.label_column, LABEL_COLUMNS, "label", table.path, "--label-column"
         )
         group_col = _group_column(table, req)
-        split = _split_of(table.path.stem) if multi else None
-        prefix = f"{split or table.path.stem}:" if multi else ""
+        split_col = split_column(table, req, (text_col, label_col, group_col))
+        file_split = _split_of(table.path.stem) if multi else None
+        prefix = f"{file_split or table.path.stem}:" if multi else ""
         for n, row in table.rows:
             text = row.get(text_col)
             if text is None or not text.strip():
@@ -130,6 +138,7 @@ def _read_text(req: ReadRequest, layout: str) -> Dataset:
                     )
                     continue
             sid = f"{prefix}row:{n}"
+            split = row_split(row, split_col, file_split)
             group = (row.get(group_col) or "").strip() or None if group_col else None
             samples.append(Sample(sid, label, None, text, split, group))
             records.append(

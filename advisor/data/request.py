@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from advisor.data.scan import FoundFile
-from advisor.data.tables import Table, find_column
+from advisor.data.tables import SPLIT_COLUMNS, Table, find_column
 from advisor.data.types import SPLIT_ALIASES, Dataset, SkippedItem
 from advisor.errors import DatasetError
 from advisor.registry import add_unique
@@ -87,3 +87,30 @@ def _group_column(table: Table, req: ReadRequest) -> str | None:
     if req.group_column is None:
         return None
     return find_column(table.columns, req.group_column, (), "group", table.path, "--group-column")
+
+
+def split_column(table: Table, req: ReadRequest, taken: tuple[str | None, ...]) -> str | None:
+    """The table's split column (``split``, ``subset`` or ``fold_name``), else None.
+
+    Without one, a column (other than those in `taken`: text, label, path, group) whose values are all split names
+    (train / val / test and their aliases, at least two of them) gets a note saying it is not read as the split and
+    how to have it honoured, so a split the user gave is never dropped without a word."""
+    col = find_column(table.columns, None, SPLIT_COLUMNS, "split", table.path, "")
+    if col is not None:
+        return col
+    for c in table.columns:
+        if c in taken:
+            continue
+        values = {(row.get(c) or "").strip().lower() for _, row in table.rows} - {""}
+        if len(values) >= 2 and values <= set(SPLIT_ALIASES):
+            req.note(
+                f"{table.path}: column {c!r} holds only split names ({', '.join(sorted(values))}) but is not read "
+                f"as the split; rename it to 'split' to have train/val/test honoured"
+            )
+    return None
+
+
+def row_split(row: Mapping[str, str | None], col: str | None, default: str | None) -> str | None:
+    """A row's split from the split column (aliases normalised: ``validation`` -> ``val``), else `default`."""
+    value = (row.get(col) or "").strip().lower() if col else ""
+    return SPLIT_ALIASES.get(value, value) if value else default

@@ -96,6 +96,35 @@ def test_text_jsonl_and_split_tables(tmp_path):
     assert {s.id for s in ds.samples} == {"train:row:0", "train:row:1", "test:row:0"}
 
 
+def test_a_split_column_of_a_text_table_is_honoured(tmp_path):
+    """A text CSV with a split column: each row keeps its split (aliases normalised), and the fingerprint differs
+    from the same rows without one. The text reader used to ignore the column, so a given test split was mixed
+    into the cross-validation."""
+    rows = [("a b", "x", "train"), ("c d", "y", "Train"), ("e f", "x", "validation"), ("g h", "y", "test")]
+    p = tmp_path / "t.csv"
+    p.write_text("text,label,split\n" + "".join(f"{t},{lab},{sp}\n" for t, lab, sp in rows))
+    ds = load_dataset(p)
+    assert [s.split for s in ds.samples] == ["train", "train", "val", "test"]
+    assert ds.splits == ["train", "val", "test"] and ds.notes == []
+    q = tmp_path / "u.csv"
+    q.write_text("text,label\n" + "".join(f"{t},{lab}\n" for t, lab, _ in rows))
+    assert load_dataset(q).fingerprint != ds.fingerprint
+
+
+def test_a_column_of_split_names_not_read_as_the_split_is_said(tmp_path):
+    # a "part" column of train/test values is not a split column by name: it is not used, and a note says so
+    p = tmp_path / "t.csv"
+    p.write_text("utterance,intent,part\na b,x,train\nc d,y,test\ne f,x,train\n")
+    ds = load_dataset(p, text_column="utterance", label_column="intent")
+    assert all(s.split is None for s in ds.samples)
+    (note,) = ds.notes
+    assert "column 'part' holds only split names (test, train)" in note and "rename it to 'split'" in note
+    # a label column of split-like names is the label, not a split: no note
+    q = tmp_path / "u.csv"
+    q.write_text("text,label\na b,train\nc d,test\n")
+    assert load_dataset(q).notes == []
+
+
 def test_audio_folder_and_load_audio(audio_folder):
     ds = load_dataset(audio_folder)
     assert (ds.modality, ds.layout) == ("audio", "imagefolder")
