@@ -55,6 +55,9 @@ class RunState:
     probed: list[CandidateResult] = field(default_factory=list)
     agreement: dict[str, Any] = field(default_factory=dict)  # `advisor.recommend.agreement.signal_agreement`
     floor_headlines: list[str] = field(default_factory=list)
+    floors_ahead: list[tuple[str, bool]] = field(
+        default_factory=list
+    )  # (floor id, significantly) per headline
     advice: dict[str, Any] = field(default_factory=dict)
     label_counts: Any = None  # per-class label counts of the whole dataset
     out: RecommendResults | None = None

@@ -98,11 +98,12 @@ def test_floor_ahead_makes_a_rerun_on_more_samples_the_next_step():
     from advisor.recommend.stages.advise import _rerun_for_floor
 
     floor = np.zeros(100, dtype=bool)
-    floor[:90] = True
+    floor[:62] = True
     winner = np.zeros(100, dtype=bool)
-    winner[:60] = True
+    winner[:60] = True  # two discordant pairs: not significantly apart
     state, cr, rec, fl = _state(winner, floor)
     _compare_with_winner(state, "baseline:raw-pixels", cr, rec, fl)
+    assert state.floors_ahead == [("baseline:raw-pixels", False)]
     state.cfg = RunConfig(data="/my data", group_column="site", seed=2)
     state.samples = list(range(100))
     state.dataset = SimpleNamespace(samples=list(range(1000)))
@@ -116,3 +117,28 @@ def test_floor_ahead_makes_a_rerun_on_more_samples_the_next_step():
     known = {o for p in recommend.params for o in (*p.opts, *p.secondary_opts)}
     assert {a for a in argv if a.startswith("--")} <= known
     assert advice["train_command"].startswith("advisor finetune") and "floor" in advice["next_why"]
+    # with every sample already used, more labelled data is the only way on: no command, a note
+    state.dataset = SimpleNamespace(samples=list(range(100)))
+    advice = {"next_command": "advisor finetune --data x --model m:best --unfreeze head"}
+    _rerun_for_floor(state, advice)
+    assert advice["next_command"] is None and "every sample was used" in advice["next_why"]
+    assert state.notes[-1] == advice["next_why"]
+
+
+def test_a_floor_significantly_ahead_makes_other_candidates_the_next_step_not_more_samples():
+    from types import SimpleNamespace
+
+    from advisor.recommend.stages.advise import _rerun_for_floor
+
+    floor = np.zeros(100, dtype=bool)
+    floor[:90] = True
+    winner = np.zeros(100, dtype=bool)
+    winner[:60] = True
+    state, cr, rec, fl = _state(winner, floor)
+    _compare_with_winner(state, "baseline:raw-pixels", cr, rec, fl)
+    assert state.floors_ahead == [("baseline:raw-pixels", True)]
+    state.samples, state.dataset = list(range(100)), SimpleNamespace(samples=list(range(1000)))
+    advice = {"next_command": "advisor finetune --data x --model m:best --unfreeze head"}
+    _rerun_for_floor(state, advice)
+    assert advice["next_command"] is None and advice["train_command"].startswith("advisor finetune")
+    assert "baseline:raw-pixels is significantly better" in advice["next_why"]

@@ -27,11 +27,21 @@ def source_runtime(meta: dict[str, Any]) -> str | None:
 
 
 def _rerun_for_floor(state: RunState, advice: dict[str, Any]) -> None:
-    """When no candidate beats a no-pretraining floor, training the winner is not the next step: a rerun on more
-    samples is (it separates the best model from the floor, or shows it cannot), or, when every sample was used,
-    more labelled data. The training command stays under ``train_command`` for whoever needs a pretrained model."""
+    """When no candidate beats a no-pretraining floor, training the winner is not the next step. If the floor is
+    significantly better, other candidates or the floor's features are; else a rerun on more samples (it separates
+    the best model from the floor, or shows it cannot), or, when every sample was used, more labelled data. The
+    training command stays under ``train_command`` for whoever needs a pretrained model."""
     from advisor.recommend.rerun import rerun_command
 
+    advice["train_command"] = advice.get("next_command")
+    floor, significantly = state.floors_ahead[0] if state.floors_ahead else (None, False)
+    if significantly:  # more samples would not change a clear verdict
+        advice["next_command"] = None
+        advice["next_why"] = (
+            f"the no-pretraining floor {floor} is significantly better on this data: other candidates (--models) "
+            "or the floor's own features are the next thing to try, not more samples of these"
+        )
+        return
     best = state.probed[0]
     ids = [best.model_id] + [
         c.model_id
@@ -41,7 +51,6 @@ def _rerun_for_floor(state: RunState, advice: dict[str, Any]) -> None:
         and not c.model_id.startswith("baseline:")
     ]
     cmd = rerun_command(state.cfg, ids, len(state.samples), len(state.dataset.samples))
-    advice["train_command"] = advice.get("next_command")
     advice["next_command"] = cmd
     advice["next_why"] = (
         "more samples, to separate the best model from the no-pretraining floor"

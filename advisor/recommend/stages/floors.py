@@ -112,6 +112,7 @@ def _compare_with_winner(
             + "; consider the floor's features, or more data, before any pretrained model"
         )
         state.notes.append(state.floor_headlines[-1])
+        state.floors_ahead.append((bid, separated))
     elif not separated:
         state.notes.append(
             f"the winner {best.model_id} is not significantly better than the {bid} floor "
