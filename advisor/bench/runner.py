@@ -371,7 +371,7 @@ def _busy_warnings(env: dict[str, Any], hw: dict[str, Any], n_threads: int) -> l
         if n_threads > 1
         else ""
     )
-    return [f"the {busy}: figures are pessimistic and noisy" + threads]
+    return [f"{busy}; figures are pessimistic and noisy" + threads]
 
 
 def _loadavg() -> float | None:

@@ -160,3 +160,15 @@ def test_assess_edges():
     assert assess(r) | {} == assess(r) and assess(r)["reliable"] is True and assess(r)["loadavg_1m"] is None
     r["records"][0]["status"] = "oom"
     assert assess(r)["reliable"] is False and assess(r)["threads"] is None
+
+
+def test_the_busy_warning_reads_as_a_sentence():
+    from advisor.bench.runner import _busy_warnings
+
+    env = {"cpu_others": 0.9, "cpu_capacity": 2}
+    (w,) = _busy_warnings(env, {"cpu_usable_cpus": 2}, 2)
+    assert w.startswith(
+        "machine busy: other processes used 0.9 of 2 CPUs while timing; figures are pessimistic"
+    )
+    assert w.endswith("try --threads 1")  # was "the machine busy: ...: figures ..."
+    assert _busy_warnings({"cpu_others": 0.0, "cpu_capacity": 2}, {"cpu_usable_cpus": 2}, 2) == []
