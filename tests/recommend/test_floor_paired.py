@@ -4,6 +4,7 @@ overlapping marginal intervals: 81 % vs 76 % on the same 400 samples is a clear 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from advisor.probe.stats import wilson_ci
 from advisor.recommend.config import RunConfig
@@ -142,3 +143,41 @@ def test_a_floor_significantly_ahead_makes_other_candidates_the_next_step_not_mo
     _rerun_for_floor(state, advice)
     assert advice["next_command"] is None and advice["train_command"].startswith("advisor finetune")
     assert "baseline:raw-pixels is significantly better" in advice["next_why"]
+
+
+@pytest.mark.parametrize(
+    ("revised", "floor_decides"),
+    [
+        ({"strategy": "partial-finetune", "revised_by": "finetune_check"}, False),
+        ({"strategy": "linear-probe", "revised_by": "finetune_check"}, True),
+        ({}, True),
+    ],
+)
+def test_a_measured_finetune_that_beat_its_probe_keeps_its_command(monkeypatch, revised, floor_decides):
+    """The floor's next step is decided after `--finetune-top`: a fine-tune that beat its probe keeps its own
+    command; one that did not (frozen features advised) or no check at all leaves the floor to decide."""
+    import importlib
+    from types import SimpleNamespace
+
+    import advisor.recommend.strategy as strategy
+
+    adv = importlib.import_module(
+        "advisor.recommend.stages.advise"
+    )  # the package re-exports a function of that name
+
+    floor = np.zeros(100, dtype=bool)
+    floor[:90] = True
+    winner = np.zeros(100, dtype=bool)
+    winner[:60] = True
+    state, cr, rec, fl = _state(winner, floor)
+    _compare_with_winner(state, "baseline:raw-pixels", cr, rec, fl)
+    state.cfg = RunConfig(data="x", finetune_top=1 if revised else 0)
+    state.dataset = SimpleNamespace(labels_array=lambda: [0, 1], classes=["a", "b"], samples=[])
+    cmd = "advisor finetune --data x --model m:best --unfreeze last-1"
+    monkeypatch.setattr(strategy, "build_advice", lambda *a, **k: {"next_command": cmd, "strategy": "x"})
+    monkeypatch.setattr(strategy, "revise_with_finetune_check", lambda a, c, o: {**a, **revised})
+    monkeypatch.setattr(adv, "_finetune_check", lambda *a, **k: [])
+    adv.advise(state, lambda _m: None)
+    assert state.advice["headline"].startswith("no candidate beats the no-pretraining floor")
+    assert (state.advice["next_command"] is None) is floor_decides
+    assert ("train_command" in state.advice) is floor_decides

@@ -74,12 +74,16 @@ def advise(state: RunState, say: ProgressFn) -> RunState:
     state.notes.extend(advice.get("notes", []))
     if state.floor_headlines and advice:
         advice["headline"] = state.floor_headlines[0]
-        _rerun_for_floor(state, advice)
     if cfg.finetune_top > 0 and probed:
         t_ft = time.perf_counter()
         checks = _finetune_check(dataset, probed[: cfg.finetune_top], advice, cfg, say, runtimes=runtimes)
         advice = revise_with_finetune_check(advice, checks, cfg)
         advice["finetune_check"] = checks
         state.timings["finetune"] = time.perf_counter() - t_ft
+    # a measured fine-tune that beat its probe keeps its command (it may well beat the floor); otherwise a floor
+    # ahead of every candidate decides what comes next
+    tuned = advice.get("revised_by") == "finetune_check" and advice.get("strategy") != "linear-probe"
+    if state.floor_headlines and advice and not tuned:
+        _rerun_for_floor(state, advice)
     state.advice = advice
     return state
