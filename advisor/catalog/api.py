@@ -36,11 +36,12 @@ def list_entries(
     license: str = "any",
     probeable: bool | None = None,
     sort: str = "id",
-    descending: bool = False,
+    descending: bool | None = None,
     min_metric: tuple[str, float] | None = None,
     max_metric: tuple[str, float] | None = None,
 ) -> list[CatalogEntry]:
-    """Catalog entries matching the filters, sorted (unknown values last).
+    """Catalog entries matching the filters, sorted (unknown values last; ``descending=None``: best first, e.g.
+    the highest top-1 or the lowest WER first).
 
     Raises:
         UsageError: an unknown modality, task, source, license policy or sort key.

@@ -33,6 +33,9 @@ SORT_KEYS = (
     "downloads",
     "likes",
 )
+# Keys whose larger values are better: by default they sort descending (best first); the rest ascending (ids A-Z,
+# fewer parameters / GMACs / MB and a lower WER first).
+HIGHER_FIRST = frozenset({"top1", "mteb", "box_map", "mask_map", "miou", "year", "downloads", "likes"})
 # Published figures a filter or sort can name, all percent: top1 (ImageNet-1k), mteb (MTEB classification mean),
 # wer (Open ASR short-form), box_map / mask_map (COCO AP@[.5:.95]), miou (semantic segmentation mean IoU).
 METRIC_KEYS = ("top1", "mteb", "wer", "box_map", "mask_map", "miou")
@@ -234,11 +237,15 @@ class Catalog:
 
 
 def sort_entries(
-    entries: Sequence[CatalogEntry], key: str, descending: bool = False, modality: str | None = None
+    entries: Sequence[CatalogEntry], key: str, descending: bool | None = None, modality: str | None = None
 ) -> list[CatalogEntry]:
     """Sort by one of SORT_KEYS; unknown values (None) always sort last (`published_metric` under `modality`;
-    ``downloads`` (last 30 days) and ``likes`` from the community file, `advisor.catalog.community`)."""
+    ``downloads`` (last 30 days) and ``likes`` from the community file, `advisor.catalog.community`).
+
+    ``descending=None`` sorts best first: descending for the keys in `HIGHER_FIRST`, ascending for the others."""
     check_choice(key, SORT_KEYS, "sort key")
+    if descending is None:
+        descending = key in HIGHER_FIRST
     from advisor.catalog.community import COMMUNITY_KEYS, community_value, load_community
 
     records = load_community() if key in COMMUNITY_KEYS else {}

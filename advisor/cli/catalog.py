@@ -180,7 +180,14 @@ def list_cmd(
         str | None,
         typer.Option("--max", help="upper bound on a published figure, KEY=VALUE, e.g. --max wer=8"),
     ] = None,
-    desc: Annotated[bool, typer.Option("--desc", help="sort descending")] = False,
+    desc: Annotated[
+        bool | None,
+        typer.Option(
+            "--desc/--asc",
+            help="sort direction (default: best first: highest top1/mteb/mAP/mIoU/year/downloads/likes, lowest "
+            "wer/params/GMACs/size, ids A-Z)",
+        ),
+    ] = None,
     limit: Annotated[
         int | None, typer.Option(help="show at most this many (default: 50 in a table, all in JSON)")
     ] = None,

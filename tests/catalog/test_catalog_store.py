@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from advisor.catalog.schema import CatalogEntry
@@ -123,6 +125,35 @@ def test_sort_puts_unknown_last(cat):
     assert all(e.imagenet_top1 is None for e in tail)
     with pytest.raises(UsageError):
         sort_entries(entries, "speed")
+
+
+def test_sort_is_best_first_by_default_and_either_way_on_request(cat):
+    """`catalog list --sort top1 --limit 5` listed the five *worst* models (ascending); the default is now best
+    first for each key: highest accuracy / mAP / newest first, lowest WER / size first, ids A-Z."""
+    from typer.testing import CliRunner
+
+    from advisor.cli.main import app
+
+    entries = cat.filter(Filters(modality="image"))[:200]
+    top1 = [e.imagenet_top1 for e in sort_entries(entries, "top1") if e.imagenet_top1 is not None]
+    assert top1 == sorted(top1, reverse=True) and len(set(top1)) > 1
+    small = [e.n_params for e in sort_entries(entries, "n_params") if e.n_params is not None]
+    assert small == sorted(small)
+    asc = [
+        e.imagenet_top1
+        for e in sort_entries(entries, "top1", descending=False)
+        if e.imagenet_top1 is not None
+    ]
+    assert asc == sorted(asc)
+
+    def ids(*args: str) -> list[str]:
+        r = CliRunner().invoke(
+            app, ["catalog", "list", "--modality", "image", "--limit", "3", "-f", "json", *args]
+        )
+        assert r.exit_code == 0, r.output
+        return [e["id"] for e in json.loads(r.stdout)["entries"]]
+
+    assert ids("--sort", "top1") == ids("--sort", "top1", "--desc") != ids("--sort", "top1", "--asc")
 
 
 def test_duplicate_ids_are_refused():
