@@ -139,7 +139,7 @@ def build_catalog(
     entries = timm_entries(sources, count_params=count_params, progress=progress)
     entries += torchvision_entries(sources, count_params=count_params)
     entries += _with_timm_gmacs(curated_entries(curated, count_params=count_params), sources)
-    return merge_published_sources(entries, sources)
+    return merge_published_sources(entries, sources)  # MTEB, Open ASR Leaderboard, OpenCLIP when present
 
 
 def _with_timm_gmacs(entries: list[CatalogEntry], tables: dict[str, Path]) -> list[CatalogEntry]:
@@ -163,7 +163,7 @@ def _with_timm_gmacs(entries: list[CatalogEntry], tables: dict[str, Path]) -> li
                 "the packaged weights load into)",
             )
         out.append(e)
-    return out  # MTEB, Open ASR Leaderboard, OpenCLIP when present
+    return out
 
 
 def write_catalog(entries: list[CatalogEntry], path: Path) -> Path:

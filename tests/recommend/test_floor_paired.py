@@ -39,6 +39,14 @@ def _state(winner_right: np.ndarray, floor_right: np.ndarray, *, floor_preds: bo
     return state, cr, rec, floor
 
 
+def _floor_ahead(floor_right: int):
+    """The floor right on the first `floor_right` of 100 samples, the best model on the first 60, compared."""
+    floor, winner = np.arange(100) < floor_right, np.arange(100) < 60
+    state, cr, rec, fl = _state(winner, floor)
+    _compare_with_winner(state, "baseline:raw-pixels", cr, rec, fl)
+    return state, cr, rec, fl
+
+
 def test_paired_test_separates_what_overlapping_intervals_would_call_tied():
     winner = np.zeros(400, dtype=bool)
     winner[:324] = True  # 81.0 %
@@ -74,12 +82,7 @@ def test_without_floor_predictions_the_interval_rule_is_named():
 
 
 def test_floor_ahead_is_the_headline_with_its_test():
-    floor = np.zeros(100, dtype=bool)
-    floor[:90] = True
-    winner = np.zeros(100, dtype=bool)
-    winner[:60] = True
-    state, cr, rec, fl = _state(winner, floor)
-    _compare_with_winner(state, "baseline:raw-pixels", cr, rec, fl)
+    state, cr, rec, fl = _floor_ahead(90)
     (head,) = state.floor_headlines
     assert head.startswith(
         "no candidate beats the no-pretraining floor baseline:raw-pixels: 90.0 % vs 60.0 %"
@@ -98,12 +101,7 @@ def test_floor_ahead_makes_a_rerun_on_more_samples_the_next_step():
     from advisor.cli.main import app
     from advisor.recommend.stages.advise import _rerun_for_floor
 
-    floor = np.zeros(100, dtype=bool)
-    floor[:62] = True
-    winner = np.zeros(100, dtype=bool)
-    winner[:60] = True  # two discordant pairs: not significantly apart
-    state, cr, rec, fl = _state(winner, floor)
-    _compare_with_winner(state, "baseline:raw-pixels", cr, rec, fl)
+    state, cr, rec, fl = _floor_ahead(62)  # two discordant pairs: not significantly apart
     assert state.floors_ahead == [("baseline:raw-pixels", False)]
     state.cfg = RunConfig(data="/my data", group_column="site", seed=2)
     state.samples = list(range(100))
@@ -131,12 +129,7 @@ def test_a_floor_significantly_ahead_makes_other_candidates_the_next_step_not_mo
 
     from advisor.recommend.stages.advise import _rerun_for_floor
 
-    floor = np.zeros(100, dtype=bool)
-    floor[:90] = True
-    winner = np.zeros(100, dtype=bool)
-    winner[:60] = True
-    state, cr, rec, fl = _state(winner, floor)
-    _compare_with_winner(state, "baseline:raw-pixels", cr, rec, fl)
+    state, cr, rec, fl = _floor_ahead(90)
     assert state.floors_ahead == [("baseline:raw-pixels", True)]
     state.samples, state.dataset = list(range(100)), SimpleNamespace(samples=list(range(1000)))
     advice = {"next_command": "advisor finetune --data x --model m:best --unfreeze head"}
@@ -165,12 +158,7 @@ def test_a_measured_finetune_that_beat_its_probe_keeps_its_command(monkeypatch, 
         "advisor.recommend.stages.advise"
     )  # the package re-exports a function of that name
 
-    floor = np.zeros(100, dtype=bool)
-    floor[:90] = True
-    winner = np.zeros(100, dtype=bool)
-    winner[:60] = True
-    state, cr, rec, fl = _state(winner, floor)
-    _compare_with_winner(state, "baseline:raw-pixels", cr, rec, fl)
+    state, cr, rec, fl = _floor_ahead(90)
     state.cfg = RunConfig(data="x", finetune_top=1 if revised else 0)
     state.dataset = SimpleNamespace(labels_array=lambda: [0, 1], classes=["a", "b"], samples=[])
     cmd = "advisor finetune --data x --model m:best --unfreeze last-1"
