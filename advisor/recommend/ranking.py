@@ -182,13 +182,27 @@ def combine(
     return out
 
 
-def pareto_front(points: Mapping[str, tuple[float | None, float | None]]) -> set[str]:
-    """Ids on the front of (cost lower-better, value higher-better); points with a missing coordinate are off it."""
+def pareto_front(
+    points: Mapping[str, tuple[float | None, float | None]], spread: Mapping[str, float] | None = None
+) -> set[str]:
+    """Ids on the front of (cost lower-better, value higher-better); points with a missing coordinate are off it.
+
+    ``spread`` (per id, e.g. a latency IQR) widens each cost into a band: a point is cheaper only when its band
+    lies wholly below the other's, so a difference inside the measurement spread neither puts a less accurate
+    point on the front nor takes a more accurate one off it.
+    """
     pts = {k: (c, a) for k, (c, a) in points.items() if c is not None and a is not None}
+    half = {k: float((spread or {}).get(k) or 0.0) / 2 for k in pts}
+
+    def cheaper(k2: str, k: str) -> bool:  # k2's cost band wholly below k's
+        return pts[k2][0] + half[k2] < pts[k][0] - half[k]
+
     front = set()
-    for k, (c, a) in pts.items():
+    for k, (_, a) in pts.items():
         dominated = any(
-            (c2 <= c and a2 >= a) and (c2 < c or a2 > a) for k2, (c2, a2) in pts.items() if k2 != k
+            a2 >= a and not cheaper(k, k2) and (a2 > a or cheaper(k2, k))
+            for k2, (_, a2) in pts.items()
+            if k2 != k
         )
         if not dominated:
             front.add(k)

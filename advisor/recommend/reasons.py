@@ -71,13 +71,12 @@ def build_reasons(ranked: list[CandidateResult], device_word: str) -> None:
     if not ranked:
         return
     best = ranked[0]
-    fastest_front = min(
-        (c for c in ranked if c.pareto and c.latency_ms is not None),
-        key=lambda c: c.latency_ms or 0.0,
-        default=None,
+    # "fastest" compares latencies: only a front member clearly faster than every other one (which also needs
+    # every figure on the front to be reliable)
+    front = [c for c in ranked if c.pareto and c.latency_ms is not None]
+    fastest_front = next(
+        (c for c in front if len(front) > 1 and all(clearly_faster(c, o) for o in front if o is not c)), None
     )
-    # "fastest" compares latencies: only when every figure on the front is reliable.
-    front_reliable = not any(_unreliable(c) for c in ranked if c.pareto)
     for c in ranked:
         lat, lic = _lat_text(c, device_word), _license_text(c)
         if c is best:
@@ -87,7 +86,7 @@ def build_reasons(ranked: list[CandidateResult], device_word: str) -> None:
             head = (
                 f"statistically tied with #1 ({_acc_text(c)}){' and faster' if faster else ''}, {lat}, {lic}"
             )
-        elif c is fastest_front and front_reliable:
+        elif c is fastest_front and not any(_unreliable(o) for o in ranked if o.pareto):
             head = f"fastest on the accuracy/latency Pareto front: {_acc_text(c)}, {lat}, {lic}"
         elif c.pareto:
             head = f"on the accuracy/latency Pareto front: {_acc_text(c)}, {lat}, {lic}"

@@ -169,3 +169,29 @@ def test_a_measured_finetune_that_beat_its_probe_keeps_its_command(monkeypatch, 
     assert state.advice["headline"].startswith("no candidate beats the no-pretraining floor")
     assert (state.advice["next_command"] is None) is floor_decides
     assert ("train_command" in state.advice) is floor_decides
+
+
+def _add_ranked(state: RunState, mid: str, right: np.ndarray) -> CandidateResult:
+    n = len(right)
+    c = CandidateResult(model_id=mid, status="ranked", reasons=["probe accuracy ..."])
+    c.probe = {"accuracy": float(right.mean()), "accuracy_ci": list(wilson_ci(int(right.sum()), n))}  # type: ignore[typeddict-item]
+    state.probed.append(c)
+    state.oof[mid] = ([f"s{i}" for i in range(n)], np.zeros(n, dtype=np.int64), list(np.where(right, 0, 1)))
+    return c
+
+
+def test_a_ranked_model_under_the_floor_says_so_in_its_reason():
+    # Seen in a run: #3 at 64.5 % with the raw-pixel floor at 74.2 %, and nothing in its line said so
+    state, cr, rec, fl = _state(np.arange(100) < 90, np.arange(100) < 75)
+    state.probed[0].reasons = ["best probe accuracy ..."]
+    far = _add_ranked(state, "m:far", np.arange(100) < 50)
+    near = _add_ranked(state, "m:near", np.arange(100) < 74)
+    above = _add_ranked(state, "m:above", np.arange(100) < 80)
+    _compare_with_winner(state, "baseline:raw-pixels", cr, rec, fl)
+    assert (
+        "; below the no-pretraining floor baseline:raw-pixels (75.0 %, significantly, exact McNemar p = "
+        in (far.reasons[0])
+    )
+    assert "(75.0 %, not significantly, exact McNemar p = 1 on 100 shared samples)" in near.reasons[0]
+    assert above.reasons == ["probe accuracy ..."]
+    assert state.probed[0].reasons == ["best probe accuracy ..."]  # #1 above the floor: its line is unchanged

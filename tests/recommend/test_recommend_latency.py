@@ -57,6 +57,23 @@ def test_no_faster_claim_on_unreliable_figure():
     assert "faster" not in other3.reasons[0]
 
 
+def test_fastest_on_the_front_only_beyond_the_spread():
+    # Seen in a run: a 64.5 % model at 3.74 ms called "fastest on the Pareto front" beside an 80.0 % one at 3.80 ms
+    best = _cand("m:a", 0.80, 6.7, iqr=0.2)
+    near = _cand("m:b", 0.80, 3.80, iqr=0.2)
+    worse = _cand("m:c", 0.645, 3.74, iqr=0.2)
+    best.tie_group = near.tie_group = 1
+    worse.tie_group = 2
+    build_reasons([best, near, worse], "CPU")
+    assert "fastest" not in worse.reasons[0]
+    assert worse.reasons[0].startswith("on the accuracy/latency Pareto front")
+    # clearly faster than every other point on the front: the claim is made
+    far = _cand("m:c", 0.645, 1.0, iqr=0.2)
+    far.tie_group = 2
+    build_reasons([best, near, far], "CPU")
+    assert far.reasons[0].startswith("fastest on the accuracy/latency Pareto front")
+
+
 def test_max_latency_uses_upper_end_for_unreliable_and_notes_it():
     shaky = _cand("m:shaky", 0.8, 150.0, reliable=False)  # p90 375 ms
     solid = _cand("m:solid", 0.8, 150.0)

@@ -51,6 +51,16 @@ def test_zscores_constant_and_missing():
     assert zscores([1.0, 1.0, None]) == [0.0, 0.0, None]
 
 
+def test_pareto_front_honours_the_latency_spread():
+    # 0.06 ms faster with a 0.2 ms IQR is no trade-off: the less accurate point is dominated
+    pts = {"acc": (3.80, 0.80), "near": (3.74, 0.645), "slow": (6.7, 0.81)}
+    assert pareto_front(pts) == {"acc", "near", "slow"}  # point estimates alone
+    assert pareto_front(pts, {"acc": 0.2, "near": 0.2, "slow": 0.2}) == {"acc", "slow"}
+    # and a more accurate point inside the spread of a faster one stays on the front
+    assert pareto_front({"a": (5.0, 0.9), "b": (4.9, 0.8)}, {"a": 0.4, "b": 0.4}) == {"a"}
+    assert pareto_front({"a": (5.0, 0.9), "b": (4.9, 0.9)}, {"a": 0.4, "b": 0.4}) == {"a", "b"}
+
+
 def test_pareto_and_ties():
     pts = {"fast": (1.0, 0.80), "slow_best": (10.0, 0.90), "dominated": (12.0, 0.85), "nolat": (None, 0.95)}
     assert pareto_front(pts) == {"fast", "slow_best"}

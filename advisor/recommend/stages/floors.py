@@ -104,6 +104,7 @@ def _compare_with_winner(
     best = state.probed[0]
     bp = best.probe or {}
     separated, how = _separated(state, best, bp, floor, lo, hi)
+    _mark_below_floor(state, bid, rec, floor, lo, hi)
     if rec["accuracy"] >= bp["accuracy"]:
         state.floor_headlines.append(
             f"no candidate beats the no-pretraining floor {bid}: {100 * rec['accuracy']:.1f} % vs "
@@ -121,10 +122,26 @@ def _compare_with_winner(
         )
 
 
+def _mark_below_floor(
+    state: RunState, bid: str, rec: dict[str, Any], floor: PairedCandidate, lo: float, hi: float
+) -> None:
+    """Say in its reason that a ranked candidate below #1 scores under the floor (#1's case is the headline)."""
+    for c in state.probed[1:]:
+        cp = c.probe or {}
+        if not c.reasons or cp.get("accuracy") is None or cp["accuracy"] >= rec["accuracy"]:
+            continue
+        separated, how = _separated(state, c, cp, floor, lo, hi)
+        c.reasons[0] += (
+            f"; below the no-pretraining floor {bid} ({100 * rec['accuracy']:.1f} %, "
+            + ("significantly" if separated else "not significantly")
+            + f", {how})"
+        )
+
+
 def _separated(
     state: RunState, best: CandidateResult, bp: Any, floor: PairedCandidate, lo: float, hi: float
 ) -> tuple[bool, str]:
-    """Whether the winner and the floor differ at the 5 % level, and the test that said so (for the text)."""
+    """Whether a candidate (the winner) and the floor differ at the 5 % level, and the test that said so."""
     ids, y, pred = state.oof.get(best.model_id, (None, None, None))
     labels = None if y is None else [int(v) for v in y]
     pair = _aligned_correct(PairedCandidate(best.model_id, bp["accuracy"], None, ids, labels, pred), floor)

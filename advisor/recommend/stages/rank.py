@@ -52,7 +52,10 @@ def rank(state: RunState, say: ProgressFn) -> RunState:
         {c.model_id: _probe(c)["accuracy"] for c in probed},
     )
     probed = [by_id[m] for m in order]
-    front = pareto_front({c.model_id: (c.latency_ms, _probe(c)["accuracy"]) for c in probed})
+    front = pareto_front(
+        {c.model_id: (c.latency_ms, _probe(c)["accuracy"]) for c in probed},
+        {c.model_id: float((c.bench or {}).get("latency_ms_iqr") or 0.0) for c in probed},
+    )
     for r, c in enumerate(probed, 1):
         p = _probe(c)
         c.rank, c.status = r, "ranked"
