@@ -41,6 +41,15 @@ class _CallableModule(types.ModuleType):
 
         return getattr(api, self.__name__.rpartition(".")[2])(*args, **kwargs)
 
+    @property
+    def __signature__(self) -> Any:
+        """The API function's signature, so ``inspect.signature`` (IDEs, ``advisor.recommend?``) shows its options."""
+        import inspect
+
+        from advisor import api
+
+        return inspect.signature(getattr(api, self.__name__.rpartition(".")[2]))
+
 
 class _AdvisorPackage(types.ModuleType):
     """``advisor`` itself: whichever way a subpackage named like an API function was imported, reading it
@@ -60,6 +69,11 @@ def __getattr__(name: str) -> Any:
     if name in _FUNCTION_NAMES:
         return getattr(importlib.import_module("advisor.api"), name)
     raise AttributeError(f"module 'advisor' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The lazy public API as well as what is loaded (tab completion, ``dir(advisor)``)."""
+    return sorted(set(globals()) | set(__all__))
 
 
 sys.modules[__name__].__class__ = _AdvisorPackage

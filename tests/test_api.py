@@ -82,6 +82,27 @@ def test_subpackages_stay_modules_and_become_callable():
         advisor.no_such_function  # noqa: B018
 
 
+def test_callable_subpackages_are_the_api_functions(images, local_model):
+    """Each callable subpackage has its `advisor.api` function's signature and takes what that function takes:
+    ``advisor.recommend`` forwarded to `advisor.recommend.run.recommend` once, which refused ``config=`` and
+    ``executor=``, and ``dir(advisor)`` listed none of the API."""
+    import inspect
+
+    import advisor.recommend.run  # noqa: F401  (imported the usual way first, as a user's code may)
+
+    for name in sorted(advisor._MODULE_NAMES | advisor._FUNCTION_NAMES - {"DatasetSpec"}):
+        assert inspect.signature(getattr(advisor, name)) == inspect.signature(getattr(advisor.api, name)), (
+            name
+        )
+    assert set(advisor.__all__) <= set(dir(advisor))
+    cfg = advisor.api.run_config(images, models=[local_model], dry_run=True, bench=False)
+    plan = advisor.recommend(config=cfg)
+    assert plan == advisor.recommend(
+        images, models=[local_model], dry_run=True, bench=False, executor="serial"
+    )
+    assert [c["model_id"] for c in plan.candidates] == [local_model]
+
+
 # ----------------------------------------------------------------------------------------------- each command
 def test_profile_and_sample(images):
     assert to_jsonable(advisor.profile(images)) == _cli("data", "profile", str(images))

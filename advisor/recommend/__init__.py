@@ -2,14 +2,15 @@
 
 The package itself is callable, so ``advisor.recommend(data, **options)`` works however it was imported
 (``import advisor.recommend.run`` makes ``advisor.recommend`` this package, which then forwards the call to
-`advisor.recommend.run.recommend`). Importing it stays light: torch loads only when a run starts.
+`advisor.api.recommend`). Importing it stays light: torch loads only when a run starts.
 """
 
 from __future__ import annotations
 
 import sys
-import types
 from typing import Any
+
+from advisor import _CallableModule
 
 
 def __getattr__(name: str) -> Any:
@@ -20,12 +21,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'advisor.recommend' has no attribute {name!r}")
 
 
-class _CallablePackage(types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any):
-        """Run a recommendation: see `advisor.recommend.run.recommend`."""
-        from advisor.recommend.run import recommend
-
-        return recommend(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallablePackage
+# callable as `advisor.api.recommend`, like the other subpackages named after an API function (it forwarded to
+# `advisor.recommend.run.recommend` once, which takes neither ``config=`` nor ``executor=``)
+sys.modules[__name__].__class__ = _CallableModule
