@@ -146,3 +146,22 @@ def test_group_pattern_on_file_names_and_bad_options(tmp_path, tiny_model):
         advisor.recommend(root, models=[tiny_model], out=None, bench=False, group_column="speaker")
     with pytest.raises(UsageError, match="not a valid regex"):
         advisor.recommend(root, models=[tiny_model], out=None, bench=False, group_pattern="(")
+
+
+def test_skipped_items_are_counted_in_the_notes(tmp_path, tiny_model):
+    # the reader's skips reached only the JSON's n_skipped: the printed verdict never said data was left out
+    import advisor
+
+    root = tmp_path / "imgs"
+    for k, cls in enumerate(("a", "b")):
+        for i in range(6):
+            _png(root / cls / f"{i}.png", 60 + 100 * k)
+    (root / "a" / "broken.png").write_bytes(b"not a png")
+    (root / "b" / "notes.bin").write_bytes(b"\x00\x01")
+    res = advisor.recommend(root, models=[tiny_model], device="cpu", folds=3, out=None, bench=False)
+    assert res.dataset["n_skipped"] == 2
+    (note,) = [n for n in res.notes if "skipped and not evaluated" in n]
+    assert (
+        note.startswith("2 item(s) of the data skipped and not evaluated (")
+        and "advisor data profile" in note
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from advisor.errors import UsageError
 from advisor.recommend.config import ProgressFn, RunConfig
@@ -84,3 +85,17 @@ def _subsample(state: RunState, say: ProgressFn) -> None:
         state.profile = profile_dataset(dataset).to_dict()
     except Exception as e:  # the profile is for the report only
         state.notes.append(f"dataset profile unavailable: {e}")
+    _note_skipped(dataset, state.notes)
+
+
+def _note_skipped(dataset: Any, notes: list[str]) -> None:
+    """Count what the reader left out, by kind, where the verdict is read (it was only in the JSON's n_skipped)."""
+    from collections import Counter
+
+    skipped = list(getattr(dataset, "skipped", None) or [])
+    if skipped:
+        kinds = ", ".join(f"{n} {code}" for code, n in Counter(s.code for s in skipped).most_common(4))
+        notes.append(
+            f"{len(skipped)} item(s) of the data skipped and not evaluated ({kinds}); `advisor data profile` "
+            "lists each one with its reason"
+        )
