@@ -158,6 +158,11 @@ def test_recommend_and_report(images, local_model, tmp_path):
     assert res.winner.model_id == cli["winner"] == local_model
     assert res.ranked[0].probe["accuracy"] == cli["candidates"][0]["probe"]["accuracy"]
 
+    import pandas as pd  # results.csv's rows as a DataFrame, values unformatted
+
+    df, csv = res.to_dataframe(), pd.read_csv(tmp_path / "run" / "results.csv")
+    assert list(df.columns) == list(csv.columns) and df["model_id"].tolist() == csv["model_id"].tolist()
+    assert df["probe_accuracy"].iloc[0] == res.ranked[0].probe["accuracy"]
     stored = advisor.report(tmp_path / "run")
     assert to_jsonable(stored.to_dict()) == _cli("report", str(tmp_path / "run"))
     assert to_jsonable(stored.to_dict())["winner"] == local_model

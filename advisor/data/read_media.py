@@ -12,6 +12,7 @@ from advisor.data.request import (
     _group_column,
     _split_of,
     register_reader,
+    row_id_prefix,
     row_split,
     split_column,
 )
@@ -268,11 +269,7 @@ def read_manifest(req: ReadRequest) -> Dataset:
                         kind = sniff_kind(fh.read(16))
                 except OSError:
                     kind = None
-            sid = (
-                f"{file_split}:row:{n}"
-                if multi and file_split
-                else (f"{table.path.stem}:row:{n}" if multi else f"row:{n}")
-            )
+            sid = f"{row_id_prefix(table, req.tables) if multi else ''}row:{n}"
             f = FoundFile(raw, p, st.st_size, st.st_mtime_ns, kind)
             kinds[kind] += 1
             cands.append((sid, label or None, split, f))

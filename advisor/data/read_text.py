@@ -11,6 +11,7 @@ from advisor.data.request import (
     _group_column,
     _split_of,
     register_reader,
+    row_id_prefix,
     row_split,
     split_column,
 )
@@ -101,7 +102,9 @@ def _read_text(req: ReadRequest, layout: str) -> Dataset:
         req.tables = [read_table(req.root)]
     req.note_encodings()
     multi = len(req.tables) > 1 or layout == "split-table"
-    req.tables.sort(key=lambda t: id_sort_key(_split_of(t.path.stem) or t.path.stem) if multi else 0)
+    req.tables.sort(
+        key=lambda t: (id_sort_key(_split_of(t.path.stem) or t.path.stem), t.path.name) if multi else 0
+    )
     samples: list[Sample] = []
     records = []
     skipped = req.skipped
@@ -121,7 +124,7 @@ def _read_text(req: ReadRequest, layout: str) -> Dataset:
         group_col = _group_column(table, req)
         split_col = split_column(table, req, (text_col, label_col, group_col))
         file_split = _split_of(table.path.stem) if multi else None
-        prefix = f"{file_split or table.path.stem}:" if multi else ""
+        prefix = row_id_prefix(table, req.tables) if multi else ""
         for n, row in table.rows:
             text = row.get(text_col)
             if text is None or not text.strip():

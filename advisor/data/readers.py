@@ -228,6 +228,13 @@ def _detect_dir(req: ReadRequest) -> str:
             f"{root}: no table with a text column ({names})",
             hint="pass --text-column with the text column's name",
         )
+    deep_tables = [f.rel for f in files if f.kind == "table" and "/" in f.rel]
+    if deep_tables and not top_tables:  # the Hugging Face layout keeps its tables in data/
+        folder = deep_tables[0].rsplit("/", 1)[0]
+        raise DatasetError(
+            f"{root}: tables only in subfolders ({', '.join(deep_tables[:3])})",
+            hint=f"pass the folder that holds them, e.g. {root / folder}",
+        )
     kinds = Counter(os.path.splitext(f.rel)[1].lower() or "(none)" for f in files)
     found = ", ".join(f"{n} {ext}" for ext, n in kinds.most_common(5))
     raise DatasetError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from advisor.data.types import SPLIT_ALIASES, Dataset, SkippedItem
 from advisor.errors import DatasetError
 from advisor.registry import add_unique
 
+_SHARD_SUFFIX = re.compile(r"-\d+-of-\d+$")
 EXPECTED_HINT = (
     "expected class subfolders of images or audio (cat/001.jpg), train/ and val/ folders of those, "
     "a flat folder of images, a CSV/JSONL with text,label columns (or a folder with train.csv/test.csv), "
@@ -79,7 +81,18 @@ def get_reader(name: str) -> Reader:
 
 
 def _split_of(stem: str) -> str | None:
-    return SPLIT_ALIASES.get(stem.lower())
+    s = stem.lower()
+    # a Hugging Face shard (train-00000-of-00002) is part of its split
+    return SPLIT_ALIASES.get(s) or SPLIT_ALIASES.get(_SHARD_SUFFIX.sub("", s))
+
+
+def row_id_prefix(table: Table, tables: list[Table]) -> str:
+    """The id prefix of a table's rows when several tables are read: its split (``train:``), or its file stem
+    where several files hold that split (Hugging Face shards ``train-00000-of-00002``), so ids stay unique."""
+    split = _split_of(table.path.stem)
+    if split and sum(_split_of(t.path.stem) == split for t in tables) == 1:
+        return f"{split}:"
+    return f"{table.path.stem}:"
 
 
 def _group_column(table: Table, req: ReadRequest) -> str | None:

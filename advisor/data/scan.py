@@ -18,7 +18,7 @@ IMAGE_EXTS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
 )
 AUDIO_EXTS = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif"})
-TABLE_EXTS = frozenset({".csv", ".tsv", ".jsonl", ".ndjson", ".json"})
+TABLE_EXTS = frozenset({".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet"})
 # Files next to a dataset that are documentation, not data: ignored without a skip record.
 DOC_EXTS = frozenset({".md", ".txt", ".rst", ".yaml", ".yml", ".toml", ".cff", ".html", ".pdf", ".py"})
 DOC_STEMS = frozenset({"license", "licence", "readme", "copying", "notice", "citation", "changelog"})

@@ -135,7 +135,7 @@ def decode_text_file(path: Path, *, legacy: list[Path] | None = None) -> str:
 
 
 def read_table(path: Path) -> Table:
-    """Read a CSV/TSV/JSONL/JSON-records file into string rows.
+    """Read a CSV/TSV/JSONL/JSON-records/Parquet file into string rows.
 
     Rows with malformed JSON or the wrong number of fields are skipped with a reason. A file (or rows) that is
     not UTF-8 is decoded as Windows-1252 (Latin-1) with one warning naming the lines; ``Table.encoding`` says
@@ -144,6 +144,8 @@ def read_table(path: Path) -> Table:
     Raises:
         DatasetError: unreadable, binary or empty.
     """
+    if path.suffix.lower() == ".parquet":
+        return _read_parquet(path)
     data = _read_bytes(path, hint="check the path", name_permission=True)
     if not data.strip():
         raise DatasetError(f"{path}: the file is empty", hint="pass a table with a header row and data rows")
@@ -210,6 +212,8 @@ def _read_delimited(path: Path, text: str, delimiter: str | None) -> Table:
 def _stringify(v) -> str | None:
     if v is None:
         return None
+    if hasattr(v, "item") and type(v).__module__ == "numpy":  # a numpy scalar (Parquet via pandas)
+        v = v.item()
     if isinstance(v, str):
         return v
     if isinstance(v, bool):
@@ -218,7 +222,7 @@ def _stringify(v) -> str | None:
         return None  # JSON NaN/Infinity (pandas' missing value): never a label or a text
     if isinstance(v, (int, float)):
         return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
-    return json.dumps(v, ensure_ascii=False)
+    return json.dumps(v, ensure_ascii=False, default=str)  # default: a Parquet timestamp or decimal
 
 
 def _read_jsonl(path: Path, text: str) -> Table:
@@ -246,6 +250,62 @@ def _read_jsonl(path: Path, text: str) -> Table:
                 columns.append(k)
         table.rows.append((n, {k: _stringify(v) for k, v in obj.items()}))
     return table
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split(".")[:3] if p.isdigit())
+
+
+def _read_parquet(path: Path) -> Table:
+    """A Parquet file's rows, read by pandas (with pyarrow >= 14.0.1, whose readers unpickle nothing).
+
+    Raises:
+        DatasetError: pandas/pyarrow missing, unreadable, or a column of embedded media bytes (the Hugging Face
+            image/audio layout), which needs exporting to files first.
+    """
+    try:
+        import pandas as pd
+    except ImportError:
+        raise DatasetError(
+            f"{path}: reading Parquet needs pandas", hint="pip install pandas pyarrow"
+        ) from None
+    try:
+        import pyarrow
+    except ImportError:
+        raise DatasetError(
+            f"{path}: reading Parquet needs pyarrow", hint="pip install 'pyarrow>=14.0.1'"
+        ) from None
+    if _version_tuple(pyarrow.__version__) < (14, 0, 1):
+        raise DatasetError(
+            f"{path}: pyarrow {pyarrow.__version__} can run code from a Parquet file (CVE-2023-47248)",
+            hint="pip install 'pyarrow>=14.0.1'",
+        )
+    try:
+        df = pd.read_parquet(path, engine="pyarrow")
+    except OSError as e:
+        if isinstance(e, PermissionError):
+            raise DatasetError(
+                f"{path}: permission denied ({e.strerror})", hint="make the file readable"
+            ) from None
+        raise DatasetError(f"{path}: cannot read ({e.strerror or e})", hint="check the path") from None
+    except Exception as e:  # a damaged or non-Parquet file: pyarrow raises several types
+        raise DatasetError(
+            f"{path}: not a readable Parquet file ({type(e).__name__}: {str(e)[:200]})",
+            hint="re-export the table (or use CSV/JSONL)",
+        ) from None
+    columns = [str(c) for c in df.columns]
+    records = df.astype(object).where(df.notna(), None).to_dict(orient="records")  # NaN/NA/NaT: None
+    for c in columns:
+        first = next((r[c] for r in records if r[c] is not None), None)
+        if isinstance(first, (bytes, bytearray)) or (isinstance(first, dict) and "bytes" in first):
+            raise DatasetError(
+                f"{path}: column {c!r} holds embedded file bytes (images or audio inside the Parquet file), "
+                "which advisor does not read",
+                hint="export them to files: class folders, or a manifest with path,label columns",
+            )
+    return Table(
+        path, columns, [(i, {str(k): _stringify(v) for k, v in r.items()}) for i, r in enumerate(records)]
+    )
 
 
 def _read_json_list(path: Path, text: str) -> Table:

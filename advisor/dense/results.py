@@ -132,6 +132,12 @@ class DenseResults:
         rows = [c for c in self.candidates if c.zero_shot_value is not None]
         return sorted(rows, key=lambda c: -(c.zero_shot_value or 0.0))
 
+    def to_dataframe(self) -> Any:
+        """One row per candidate as a pandas DataFrame: the columns of results.csv, values unformatted."""
+        from advisor.report.rows import dense_rows, to_dataframe
+
+        return to_dataframe(*dense_rows(self))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (what results.json holds)."""
         d = asdict(self)

@@ -183,6 +183,13 @@ class RecommendResults:
                 return c
         raise KeyError(model_id)
 
+    def to_dataframe(self) -> Any:
+        """One row per candidate, ranked first, as a pandas DataFrame: the columns of results.csv, with values
+        unformatted (accuracies as fractions, missing as None)."""
+        from advisor.report.rows import result_rows, to_dataframe
+
+        return to_dataframe(*result_rows(self))
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready record (the documented schema; key order is stable)."""
         w = self.winner

@@ -262,30 +262,14 @@ def render_dense_markdown(r: DenseResults) -> str:
 
 
 def render_dense_csv(r: DenseResults) -> str:
-    """One row per candidate: role, rung figures, latency, error."""
+    """One row per candidate: role, rung figures, latency, error (`advisor.report.rows.dense_rows`)."""
+    from advisor.report.rows import dense_rows
+
+    header, rows = dense_rows(r)
     buf = io.StringIO()
     w = csv.writer(buf)
-    cols = [
-        "model_id",
-        "role",
-        "rank",
-        "tied_with_best",
-        "proxy",
-        "proxy_ci_low",
-        "proxy_ci_high",
-        "zero_shot",
-    ]
-    cols += ["classes_matched", "p50_ms", "license", "error"]
-    cols += ["roi_value", "roi_accuracy", "roi_box_r2"]
-    cols += ["finetune", "finetune_ci_low", "finetune_ci_high"]
-    w.writerow(cols)
-    for c in r.candidates:
-        ci = (c.proxy or {}).get("ci") or (None, None)
-        ft_ci = (c.finetune or {}).get("ci") or (None, None)
-        row = [c.model_id, c.role, c.rank, c.tied_with_best, c.proxy_value, ci[0], ci[1], c.zero_shot_value]
-        row += [(c.zero_shot or {}).get("classes_matched"), c.latency_ms, c.license, c.error]
-        row += [_roi(c).get(k) for k in ("value", "accuracy", "box_r2")]
-        row += [c.finetune_value, ft_ci[0], ft_ci[1]]
+    w.writerow(header)
+    for row in rows:
         w.writerow([csv_cell(x) for x in row])
     return buf.getvalue()
 

@@ -373,84 +373,15 @@ def _short(v: Any, n: int = 120) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- CSV
-CSV_COLUMNS = (
-    "rank",
-    "model_id",
-    "status",
-    "stage",
-    "probe_accuracy",
-    "probe_accuracy_ci_low",
-    "probe_accuracy_ci_high",
-    "probe_macro_f1",
-    "predicted_score",
-    "predicted_rank",
-    "predicted_uncertainty",
-    "latency_ms_p50",
-    "latency_ms_p90",
-    "latency_batch_size",
-    "latency_reliable",
-    "latency_unreliable_reason",
-    "peak_memory_mb",
-    "n_params",
-    "gmacs",
-    "imagenet_top1",
-    "mteb_classification",
-    "license",
-    "license_class",
-    "pretrain_data",
-    "pareto",
-    "tie_group",
-    "reason",
-    "error",
-)
-
-
 def render_csv(r: RecommendResults) -> str:
     """One row per candidate (ranked first); accuracies are fractions; one `score_<name>` column per score."""
-    names: list[str] = []
-    for c in r.candidates:
-        for k in c.scores:
-            if k not in names:
-                names.append(k)
+    from advisor.report.rows import result_rows
+
+    header, rows = result_rows(r)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow([*CSV_COLUMNS, *(f"score_{n}" for n in names)])
-    order = r.ranked + [c for c in r.candidates if c.rank is None]
-    for c in order:
-        p = c.probe or {}
-        ci = p.get("accuracy_ci") or (None, None)
-        b = c.bench or {}
-        row = [
-            c.rank,
-            c.model_id,
-            c.status,
-            c.stage,
-            p.get("accuracy"),
-            ci[0],
-            ci[1],
-            p.get("macro_f1"),
-            c.predicted.get("score"),
-            c.predicted.get("rank"),
-            c.predicted.get("uncertainty"),
-            b.get("latency_ms_p50"),
-            b.get("latency_ms_p90"),
-            b.get("batch_size"),
-            b.get("reliable"),
-            b.get("unreliable_reason"),
-            b.get("peak_memory_mb"),
-            c.n_params,
-            c.gmacs,
-            c.imagenet_top1,
-            c.mteb_classification,
-            c.license,
-            c.license_class,
-            c.pretrain_data,
-            c.pareto,
-            c.tie_group,
-            c.reasons[0] if c.reasons else "",
-            c.error or "",
-        ]
-        row += [(c.scores.get(n) or {}).get("value") for n in names]
+    w.writerow(header)
+    for row in rows:
         w.writerow(["" if v is None else csv_cell(v) for v in row])
     return buf.getvalue()
 

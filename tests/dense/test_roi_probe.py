@@ -296,6 +296,9 @@ def test_verdict_lines_and_report_cells_of_the_roi_probe_without_models():
         "0.9",
         "0.3",
     ]
+    df = res.to_dataframe()  # the same rows as a DataFrame, values unformatted
+    assert list(df.columns) == head.split(",") and df["roi_value"].tolist()[:2] == [-1.2, -1.1]
+    assert df["roi_value"].isna().tolist() == [False, False, True]
     plain = DenseResults("detection", {"path": "x"}, {}, [row("pkg:a", Role.BACKBONE, 0.9, None)], {})
     assert "ROI acc" not in proxy_rows(plain)[0] and "roi-probe" not in rungs(
         plain
