@@ -34,7 +34,7 @@ app = typer.Typer()
 
 
 @app.command("features", cls=AdvisorCommand)
-@dataset_options(DataOpt, "modality", "text_column", "label_column", "split")
+@dataset_options(DataOpt, "modality", "text_column", "label_column", "split", "split_column")
 def features_cmd(
     dataset: DatasetSpec,
     model: ModelOpt,

@@ -234,7 +234,7 @@ _Resume = Annotated[
     "and report validation accuracy with a 95% interval. Ctrl-C keeps the best checkpoint; --resume continues.",
     no_args_is_help=True,
 )
-@dataset_options(DataOpt, "modality", "text_column", "label_column", "group_column")
+@dataset_options(DataOpt, "modality", "text_column", "label_column", "group_column", "split_column")
 def finetune_command(
     dataset: DatasetSpec,
     model: ModelOpt,

@@ -197,6 +197,10 @@ LabelColumnOpt = Annotated[
     str | None, typer.Option("--label-column", help="Label column (default: label, category, intent, ...).")
 ]
 SplitOpt = Annotated[str | None, typer.Option("--split", help="Only this split: train, val or test.")]
+SplitColumnOpt = Annotated[
+    str | None,
+    typer.Option("--split-column", help="Table/manifest column with each row's split (default: split, subset, fold_name)."),
+]  # fmt: skip
 GroupColumnOpt = Annotated[
     str | None,
     typer.Option("--group-column", help="Table/manifest column with each sample's group (speaker, patient): group-aware folds."),
@@ -224,6 +228,7 @@ _DATASET_OPTIONS = {
     "label_column": LabelColumnOpt,
     "split": SplitOpt,
     "group_column": GroupColumnOpt,
+    "split_column": SplitColumnOpt,
 }
 
 
@@ -231,8 +236,9 @@ def dataset_options(
     path: Any, *fields: str, name: str = "data"
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Give a command the dataset as one value: its ``dataset: DatasetSpec`` parameter becomes the parameter
-    `name` typed `path` (an `Annotated` argument or option) plus the dataset options `fields` (all five by default:
-    modality, text_column, label_column, split, group_column), and the command receives them as a `DatasetSpec`.
+    `name` typed `path` (an `Annotated` argument or option) plus the dataset options `fields` (all six by default:
+    modality, text_column, label_column, split, group_column, split_column), and the command receives them as a
+    `DatasetSpec`.
     """
     names = fields or tuple(_DATASET_OPTIONS)
 

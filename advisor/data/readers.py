@@ -55,6 +55,7 @@ def load_dataset(
     layout: str | None = None,
     check_headers: bool = True,
     group_column: str | None = None,
+    split_column: str | None = None,
 ) -> Dataset:
     """Load a dataset from a folder or table file, detecting its modality and layout from the content.
 
@@ -74,6 +75,8 @@ def load_dataset(
         layout: force a layout by name (see above).
         group_column: a table/manifest column holding each row's group (speaker, patient, ...); stored in
             ``Sample.group`` so evaluation never puts one group on both sides of a split.
+        split_column: the table/manifest column holding each row's split (default: ``split``, ``subset`` or
+            ``fold_name``); it must exist.
         check_headers: open each media file's header (validates it and records sizes/durations). False
             only stats files (faster on slow disks; broken files then surface later as `SkipItem`).
 
@@ -89,7 +92,9 @@ def load_dataset(
     if not root.exists():
         what = "is a broken symlink" if root.is_symlink() else "does not exist"
         raise DatasetError(f"dataset path {root} {what}", hint=EXPECTED_HINT)
-    req = ReadRequest(root, modality, text_column, label_column, check_headers, group_column)
+    req = ReadRequest(
+        root, modality, text_column, label_column, check_headers, group_column, split_column=split_column
+    )
     if root.is_file():
         chosen = _detect_file(req)
     elif root.is_dir():

@@ -33,6 +33,7 @@ class ReadRequest:
     label_column: str | None
     check_headers: bool
     group_column: str | None = None
+    split_column: str | None = None  # --split-column: the table's split column, by name
     groups: dict[str, str] = field(default_factory=dict)  # sample id -> group (tables with group_column)
     files: list[FoundFile] = field(default_factory=list)
     skipped: list[SkippedItem] = field(default_factory=list)
@@ -103,11 +104,14 @@ def _group_column(table: Table, req: ReadRequest) -> str | None:
 
 
 def split_column(table: Table, req: ReadRequest, taken: tuple[str | None, ...]) -> str | None:
-    """The table's split column (``split``, ``subset`` or ``fold_name``), else None.
+    """The table's split column: ``--split-column`` (which must exist), else ``split``, ``subset`` or
+    ``fold_name``, else None.
 
     Without one, a column (other than those in `taken`: text, label, path, group) whose values are all split names
     (train / val / test and their aliases, at least two of them) gets a note saying it is not read as the split and
     how to have it honoured, so a split the user gave is never dropped without a word."""
+    if req.split_column is not None:
+        return find_column(table.columns, req.split_column, (), "split", table.path, "--split-column")
     col = find_column(table.columns, None, SPLIT_COLUMNS, "split", table.path, "")
     if col is not None:
         return col
@@ -118,7 +122,7 @@ def split_column(table: Table, req: ReadRequest, taken: tuple[str | None, ...]) 
         if len(values) >= 2 and values <= set(SPLIT_ALIASES):
             req.note(
                 f"{table.path}: column {c!r} holds only split names ({', '.join(sorted(values))}) but is not read "
-                f"as the split; rename it to 'split' to have train/val/test honoured"
+                f"as the split; pass --split-column {c} (or rename it to 'split') to have train/val/test honoured"
             )
     return None
 

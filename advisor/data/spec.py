@@ -22,6 +22,7 @@ class ReaderOptions:
         text_column: text column of a table.
         label_column: label column of a table or manifest.
         split: keep only this split (``train``, ``val``, ``test``).
+        split_column: table/manifest column holding each row's split (default: split, subset, fold_name).
         group_column: table/manifest column with each sample's group (speaker, patient): group-aware folds.
     """
 
@@ -30,6 +31,7 @@ class ReaderOptions:
     label_column: str | None = None
     split: str | None = None
     group_column: str | None = None
+    split_column: str | None = None
 
     def reader_options(self) -> dict[str, Any]:
         """The keyword arguments of `advisor.data.load_dataset` these options set."""

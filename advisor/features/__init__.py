@@ -329,6 +329,7 @@ def run_features_command(
     text_column: str | None = None,
     label_column: str | None = None,
     split: str | None = None,
+    split_column: str | None = None,
     progress: bool = True,
     runtime: str = "eager",
 ) -> dict[str, Any]:
@@ -352,7 +353,12 @@ def run_features_command(
                 f"{out} exists and the strategy is 'never'", hint="choose another --out or strategy"
             )
     ds = load_dataset(
-        data, modality=modality, text_column=text_column, label_column=label_column, split=split
+        data,
+        modality=modality,
+        text_column=text_column,
+        label_column=label_column,
+        split=split,
+        split_column=split_column,
     )
     samples = None
     if max_per_class is not None or max_samples is not None:

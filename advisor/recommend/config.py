@@ -55,6 +55,9 @@ class RunConfig:
     label_column: str | None = None
     split: str | None = None
     group_column: str | None = None  # table/manifest column with each sample's group: group-aware folds
+    split_column: str | None = (
+        None  # table/manifest column with each row's split (default: split, subset, ...)
+    )
     group_pattern: str | None = None  # regex on file names (or ids); its first group (else the match) = group
     device: str = "auto"
     max_latency_ms: float | None = None

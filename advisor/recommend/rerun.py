@@ -42,6 +42,7 @@ def rerun_command(
         ("--text-column", cfg.text_column, None),
         ("--label-column", cfg.label_column, None),
         ("--split", cfg.split, None),
+        ("--split-column", cfg.split_column, None),
         ("--group-column", cfg.group_column, None),
         ("--group-pattern", cfg.group_pattern, None),
         ("--ignore-index", cfg.ignore_index, None),

@@ -209,6 +209,7 @@ def next_command(opts: RunConfig, model_id: str, unfreeze: str | None, *, extra:
         ("--modality", opts.modality),
         ("--text-column", opts.text_column),
         ("--label-column", opts.label_column),
+        ("--split-column", opts.split_column),
     ):
         if value is not None:
             data_opts.append(f"{flag} {q(str(value))}")

@@ -118,7 +118,20 @@ def test_a_column_of_split_names_not_read_as_the_split_is_said(tmp_path):
     ds = load_dataset(p, text_column="utterance", label_column="intent")
     assert all(s.split is None for s in ds.samples)
     (note,) = ds.notes
-    assert "column 'part' holds only split names (test, train)" in note and "rename it to 'split'" in note
+    assert "column 'part' holds only split names (test, train)" in note and "--split-column part" in note
+    # --split-column names it: honoured, no note; a manifest's too; a column that is not there is an error
+    named = load_dataset(p, text_column="utterance", label_column="intent", split_column="part")
+    assert [s.split for s in named.samples] == ["train", "test", "train"] and named.notes == []
+    assert named.fingerprint != ds.fingerprint  # the split is part of the data: no cache served across
+    with pytest.raises(DatasetError, match=r"--split-column"):
+        load_dataset(p, text_column="utterance", label_column="intent", split_column="fold")
+    for i in range(2):
+        write_png(tmp_path / f"{i}.png")
+    (tmp_path / "m.csv").write_text("path,label,part\n0.png,x,train\n1.png,y,test\n")
+    assert [s.split for s in load_dataset(tmp_path / "m.csv", split_column="part").samples] == [
+        "train",
+        "test",
+    ]
     # a label column of split-like names is the label, not a split: no note
     q = tmp_path / "u.csv"
     q.write_text("text,label\na b,train\nc d,test\n")

@@ -185,6 +185,7 @@ class _Opts:
     label_column = None
     group_column: str | None = "speaker"
     group_pattern: str | None = None
+    split_column: str | None = None
     budget_minutes = None
     finetune_budget_minutes = None
 
@@ -204,6 +205,9 @@ def test_recommend_next_command_carries_the_group_option_and_runs(tmp_path, fake
     opts.group_column, opts.group_pattern = None, r"^(\w+)_"
     assert "--group-pattern '^(\\w+)_'" in next_command(opts, "fake:tiny", "last-1")
     assert "--group" not in next_command(opts, "fake:tiny", None)  # `advisor features` takes no group option
+    opts.split_column = "part"  # the split column the run read is read by the command too (both take it)
+    assert "--split-column part" in next_command(opts, "fake:tiny", "last-1")
+    assert "--split-column part" in next_command(opts, "fake:tiny", None)
 
 
 def test_grouped_advice_has_no_ignores_groups_caveat():

@@ -103,14 +103,20 @@ def test_floor_ahead_makes_a_rerun_on_more_samples_the_next_step():
 
     state, cr, rec, fl = _floor_ahead(62)  # two discordant pairs: not significantly apart
     assert state.floors_ahead == [("baseline:raw-pixels", False)]
-    state.cfg = RunConfig(data="/my data", group_column="site", seed=2)
+    state.cfg = RunConfig(data="/my data", group_column="site", split_column="part", seed=2)
     state.samples = list(range(100))
     state.dataset = SimpleNamespace(samples=list(range(1000)))
     advice = {"next_command": "advisor finetune --data x --model m:best --unfreeze head"}
     _rerun_for_floor(state, advice)
     argv = shlex.split(advice["next_command"])
     assert argv[:2] == ["advisor", "recommend"] and argv[argv.index("--data") + 1] == "/my data"
-    for flag, value in (("--models", "m:best"), ("--max-samples", "200"), ("--group-column", "site")):
+    flags = (
+        ("--models", "m:best"),
+        ("--max-samples", "200"),
+        ("--group-column", "site"),
+        ("--split-column", "part"),
+    )
+    for flag, value in flags:
         assert argv[argv.index(flag) + 1] == value, argv
     recommend = typer.main.get_group(app).commands["recommend"]
     known = {o for p in recommend.params for o in (*p.opts, *p.secondary_opts)}

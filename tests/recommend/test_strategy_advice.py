@@ -32,6 +32,7 @@ class Opts:
     label_column: str | None = None
     group_column: str | None = None
     group_pattern: str | None = None
+    split_column: str | None = None
     budget_minutes: float | None = None
     finetune_budget_minutes: float | None = None
 
