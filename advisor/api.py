@@ -138,10 +138,8 @@ def features(
     """
     from advisor.features import run_features_command
 
-    spec = DatasetSpec.of(data)
-    reader = {k: v for k, v in spec.reader_options().items() if k != "group_column"}
     return run_features_command(
-        data=spec.path, model=model, num_workers=workers, progress=progress, **reader, **options
+        data=DatasetSpec.of(data), model=model, num_workers=workers, progress=progress, **options
     )
 
 

@@ -39,6 +39,7 @@ from advisor.runtime import PRECISIONS, resolve_device, resolve_precision
 
 if TYPE_CHECKING:
     from advisor.data import Dataset, Sample
+    from advisor.data.spec import DatasetSpec
     from advisor.models import LoadedModel
 
 OVERWRITE_STRATEGIES = ("always", "never", "only-missing", "only-cache")
@@ -311,7 +312,7 @@ def clear_feature_cache() -> int:
 
 def run_features_command(
     *,
-    data: str | Path,
+    data: str | Path | DatasetSpec,
     model: str,
     out: str | Path | None = None,
     device: str = "auto",
@@ -325,15 +326,11 @@ def run_features_command(
     offline: bool | None = None,
     pretrained: bool = True,
     trust_remote_code: bool = False,
-    modality: str | None = None,
-    text_column: str | None = None,
-    label_column: str | None = None,
-    split: str | None = None,
-    split_column: str | None = None,
     progress: bool = True,
     runtime: str = "eager",
 ) -> dict[str, Any]:
-    """What `advisor features` does: load the dataset, take the stratified subsample, extract, write `out`.
+    """What `advisor features` does: load the dataset (a path, or a `DatasetSpec` with how to read it), take the
+    stratified subsample, extract, write `out`.
 
     Returns:
         `FeatureSet.summary()` plus ``out`` (the written file), ``samples`` (how many were requested) and what
@@ -342,7 +339,8 @@ def run_features_command(
     Raises:
         UsageError: ``out`` has an unsupported suffix, or exists and the strategy is ``never``.
     """
-    from advisor.data import load_dataset, stratified_sample
+    from advisor.data import stratified_sample
+    from advisor.data.spec import DatasetSpec
 
     if out is not None:
         out = Path(out)
@@ -352,14 +350,7 @@ def run_features_command(
             raise UsageError(
                 f"{out} exists and the strategy is 'never'", hint="choose another --out or strategy"
             )
-    ds = load_dataset(
-        data,
-        modality=modality,
-        text_column=text_column,
-        label_column=label_column,
-        split=split,
-        split_column=split_column,
-    )
+    ds = DatasetSpec.of(data).load()
     samples = None
     if max_per_class is not None or max_samples is not None:
         samples = stratified_sample(ds, max_per_class=max_per_class, max_samples=max_samples, seed=seed)

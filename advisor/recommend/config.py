@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from advisor.data.spec import ReaderOptions
 from advisor.errors import UsageError
 from advisor.recommend.candidates import Constraints
 
@@ -42,22 +43,15 @@ ProgressFn = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """Every option of a recommend run (serialised into the results, so any figure can be traced).
+class RunConfig(ReaderOptions):
+    """Every option of a recommend run (serialised into the results, so any figure can be traced): how to read
+    the data (the `ReaderOptions`, keyword-only), then the run's own.
 
     Units are in the names. ``out``: run directory; "auto" = ``./advisor-runs/<timestamp>-<dataset>``;
     None = do not write files.
     """
 
     data: str
-    modality: str | None = None
-    text_column: str | None = None
-    label_column: str | None = None
-    split: str | None = None
-    group_column: str | None = None  # table/manifest column with each sample's group: group-aware folds
-    split_column: str | None = (
-        None  # table/manifest column with each row's split (default: split, subset, ...)
-    )
     group_pattern: str | None = None  # regex on file names (or ids); its first group (else the match) = group
     device: str = "auto"
     max_latency_ms: float | None = None
@@ -131,6 +125,7 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready config (tuples as lists), as stored in results.json."""
         d = dataclasses.asdict(self)
+        d = {"data": d.pop("data"), **d}  # the data first, then how it is read (the inherited fields)
         d["models"] = list(self.models)
         d["scores"] = list(self.scores)
         return d

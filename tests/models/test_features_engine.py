@@ -176,6 +176,22 @@ def test_cli_features_json(ds, tmp_path):
     assert bad.exit_code != 0 and "hf:nobody/nothing" in bad.output and "Traceback" not in bad.output
 
 
+def test_cli_features_reads_the_split_column_it_is_given(ds, tmp_path):
+    # --split test with --split-column part: only the rows the "part" column puts in test
+    from typer.testing import CliRunner
+
+    from advisor.cli.main import app
+
+    rows = [f"{s.path},{s.label},{'test' if i % 3 == 0 else 'train'}" for i, s in enumerate(ds.samples)]
+    (tmp_path / "m.csv").write_text("path,label,part\n" + "\n".join(rows) + "\n")
+    args = ["features", "--data", str(tmp_path / "m.csv"), "--model", MODEL, "--random-init", "--no-progress"]
+    r = CliRunner().invoke(app, [*args, "--split", "test", "--split-column", "part", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["shape"] == [5, 64]  # rows 0, 3, 6, 9, 12 of 15
+    r = CliRunner().invoke(app, [*args, "--split", "test", "--format", "json"])
+    assert r.exit_code != 0 and "Traceback" not in r.output  # without it the table has no test split
+
+
 def test_oom_halves_the_batch_and_retries():
     m = load_model(MODEL, pretrained=False)
     real = m.forward
