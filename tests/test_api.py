@@ -133,6 +133,24 @@ def test_features(images, tmp_path):
     np.testing.assert_array_equal(a["features"], c["features"])
 
 
+def test_features_of_a_floor(images, tmp_path):
+    """The floors recommend probes (and its headline points to when one wins) are features too; an unknown
+    floor or one of another modality is a one-line error."""
+    from advisor.data import load_dataset
+    from advisor.recommend.baselines import baseline_features
+
+    api = advisor.features(images, "baseline:raw-pixels", out=tmp_path / "f.npz")
+    x, kept = baseline_features("baseline:raw-pixels", load_dataset(images).samples)
+    assert api["shape"] == list(x.shape) == [12, 768] and api["classes"] == 2 and not api["cache_hit"]
+    np.testing.assert_array_equal(np.load(tmp_path / "f.npz")["features"], x)
+    for bad, why in (
+        ("baseline:bag-of-words", "is a floor for text data"),
+        ("baseline:nope", "unknown floor"),
+    ):
+        r = runner.invoke(app, ["features", "-d", str(images), "-m", bad])
+        assert r.exit_code != 0 and why in r.output and "Traceback" not in r.output
+
+
 def test_bench(monkeypatch):
     # a stored figure is reused only when judged reliable, which a loaded test machine may not give
     monkeypatch.setattr("advisor.bench.reliability.reusable", lambda record: True)

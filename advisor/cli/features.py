@@ -98,10 +98,10 @@ def _render(s: dict[str, Any]) -> None:
         ("cache hit", "yes" if s["cache_hit"] else "no"),
         ("resumed chunks", s.get("resumed_chunks") or 0),
         ("time (s)", f"{s['seconds']:.2f}" if s.get("seconds") is not None else "-"),
-        ("throughput (items/s)", s.get("items_per_s") or "-"),
+        ("throughput (items/s)", f"{s['items_per_s']:.1f}" if s.get("items_per_s") else "-"),
         ("device / precision", f"{s.get('device')} / {s.get('precision')}"),
         ("written to", s.get("out") or "-"),
-        ("cache key", s.get("cache_key")),
+        ("cache key", s.get("cache_key") or "- (not cached)"),
     ]
     for k, v in rows:
         t.add_row(k, safe(v))

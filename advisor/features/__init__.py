@@ -354,7 +354,8 @@ def run_features_command(
     samples = None
     if max_per_class is not None or max_samples is not None:
         samples = stratified_sample(ds, max_per_class=max_per_class, max_samples=max_samples, seed=seed)
-    fs = extract_features(
+    fs = baseline_featureset(ds, model, samples) if model.startswith("baseline:") else None
+    fs = fs or extract_features(
         ds,
         model,
         samples=samples,
@@ -379,6 +380,58 @@ def run_features_command(
     else:
         summary["out"] = None
     return summary
+
+
+def baseline_featureset(
+    dataset: Dataset, baseline_id: str, samples: list[Sample] | None = None
+) -> FeatureSet:
+    """The features of a no-pretraining floor (``baseline:raw-pixels`` / ``bag-of-words`` / ``mfcc-stats``, the
+    floors `recommend` probes) as a `FeatureSet`; computed on the CPU in seconds, so never cached.
+
+    Raises:
+        UsageError: an unknown floor, or one of another modality than the data's.
+    """
+    import numpy as np
+
+    from advisor.recommend.baselines import BASELINES, baseline_features
+
+    if baseline_id not in BASELINES:
+        raise UsageError(f"unknown floor {baseline_id!r}", hint=f"use one of {', '.join(BASELINES)}")
+    want = BASELINES[baseline_id][0]
+    if want != dataset.modality:
+        raise UsageError(
+            f"{baseline_id} is a floor for {want} data; {dataset.root} holds {dataset.modality}",
+            hint="use " + " or ".join(b for b, (m, _) in BASELINES.items() if m == dataset.modality),
+        )
+    picked = list(samples) if samples is not None else list(dataset.samples)
+    skips: list[str] = []
+    t0 = time.perf_counter()
+    x, kept_idx = baseline_features(baseline_id, picked, skips.append)
+    kept = [picked[i] for i in kept_idx]
+    seconds = time.perf_counter() - t0
+    kept_ids = {s.id for s in kept}
+    why = {m.split(": ", 1)[0]: m.split(": ", 1)[-1] for m in skips}  # on_skip says "<id>: <error>"
+    return FeatureSet(
+        model_id=baseline_id,
+        features=np.asarray(x, dtype=np.float32),
+        labels=dataset.labels_array(kept),
+        ids=[s.id for s in kept],
+        classes=list(dataset.classes),
+        meta={
+            "model_id": baseline_id,
+            "cache_hit": False,
+            "seconds": seconds,
+            "items_per_s": round(len(kept) / seconds, 2) if seconds > 0 else None,
+            "device": "cpu",
+            "precision": "fp32",
+            "skipped": len(picked) - len(kept),
+            "skipped_items": [
+                {"id": s.id, "reason": why.get(s.id, "could not be decoded")}
+                for s in picked
+                if s.id not in kept_ids
+            ],
+        },
+    )
 
 
 def skipped_summary(dataset: Any, fs: FeatureSet) -> dict[str, Any]:

@@ -110,7 +110,8 @@ def _compare_with_winner(
             f"no candidate beats the no-pretraining floor {bid}: {100 * rec['accuracy']:.1f} % vs "
             f"{100 * bp['accuracy']:.1f} % for the best model {best.model_id}"
             + (f" (significantly, {how})" if separated else f" (not significantly, {how})")
-            + "; consider the floor's features, or more data, before any pretrained model"
+            + f"; consider the floor's features (advisor features --model {bid}), or more data, before any "
+            "pretrained model"
         )
         state.notes.append(state.floor_headlines[-1])
         state.floors_ahead.append((bid, separated))
