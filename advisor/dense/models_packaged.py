@@ -119,8 +119,10 @@ def _litert(info: DenseModelInfo, path: Path) -> Any:
         raise ModelLoadError(
             f"{info.model_id}: TFLite models need ai-edge-litert", hint="pip install ai-edge-litert"
         ) from e
+    from advisor.models.local_tflite import allocate_quietly
+
     it = Interpreter(model_path=str(path))
-    it.allocate_tensors()
+    allocate_quietly(it)
     return it
 
 

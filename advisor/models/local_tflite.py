@@ -12,6 +12,30 @@ import numpy as np
 from advisor.errors import ModelLoadError
 from advisor.models.base import ExampleSpec, LoadedModel, LoadRequest, ModelOutput
 
+# LiteRT's C++ logger prints this on every model load, straight to file descriptor 2 (no Python switch)
+_LITERT_NOISE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+
+
+def allocate_quietly(interpreter: Any) -> None:
+    """``interpreter.allocate_tensors()`` without LiteRT's per-load INFO line on stderr; whatever else the C++
+    side writes to stderr meanwhile (a warning, another thread's output) is written back, in order."""
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            interpreter.allocate_tensors()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            rest = [ln for ln in tmp.read().splitlines(keepends=True) if ln.strip() != _LITERT_NOISE]
+            if rest:
+                os.write(2, b"".join(rest))
+
 
 def _tflite_kind(it: Any, out: dict) -> str:
     from advisor.models.outputs import tflite_output_kind
@@ -126,7 +150,7 @@ def _tflite_model(path: Path, req: LoadRequest, opts: dict[str, Any], revision: 
         it = Interpreter(
             model_path=str(path), experimental_preserve_all_tensors=True, num_threads=os.cpu_count() or 1
         )
-    it.allocate_tensors()
+    allocate_quietly(it)
     inp = it.get_input_details()[0]
     check_tflite_input(path, inp)
     out = it.get_output_details()[0]

@@ -198,3 +198,19 @@ def test_onnx_softmax_head_is_recorded_as_probabilities(tmp_path, softmax):
     )  # fmt: skip
     m = load_model(f"local:{path}?input_size=32&output=f&logits_output=p")
     assert m.info["logits_kind"] == ("probabilities" if softmax else "logits")
+
+
+def test_litert_load_line_is_dropped_and_other_stderr_kept(capfd):
+    # every TFLite load printed "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." into the output
+    import os
+
+    from advisor.models.local_tflite import allocate_quietly
+
+    class FakeInterpreter:
+        def allocate_tensors(self):
+            os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+            os.write(2, b"WARNING: something worth reading\n")
+
+    allocate_quietly(FakeInterpreter())
+    err = capfd.readouterr().err
+    assert err == "WARNING: something worth reading\n"
