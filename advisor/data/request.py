@@ -89,11 +89,13 @@ def _split_of(stem: str) -> str | None:
 
 def row_id_prefix(table: Table, tables: list[Table]) -> str:
     """The id prefix of a table's rows when several tables are read: its split (``train:``), or its file stem
-    where several files hold that split (Hugging Face shards ``train-00000-of-00002``), so ids stay unique."""
+    where several files hold that split (Hugging Face shards ``train-00000-of-00002``), or its file name where
+    stems repeat (``train.csv`` beside ``train.jsonl``), so ids stay unique."""
     split = _split_of(table.path.stem)
     if split and sum(_split_of(t.path.stem) == split for t in tables) == 1:
         return f"{split}:"
-    return f"{table.path.stem}:"
+    stem = table.path.stem
+    return f"{stem}:" if sum(t.path.stem == stem for t in tables) == 1 else f"{table.path.name}:"
 
 
 def _group_column(table: Table, req: ReadRequest) -> str | None:

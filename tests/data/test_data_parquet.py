@@ -55,6 +55,9 @@ def test_per_split_files_and_hugging_face_shards(tmp_path):
     assert len(ids) == len(set(ids)) == 18
     assert {s.split for s in ds.samples} == {"train", "test"}
     assert sum(s.split == "train" for s in ds.samples) == 10
+    df.iloc[:12].to_csv(hf / "train-00000-of-00002.csv", index=False)  # the same stem twice: file names
+    ids = [s.id for s in load_dataset(hf).samples]
+    assert len(ids) == len(set(ids)) == 28 and "train-00000-of-00002.csv:row:1" in ids
     with pytest.raises(DatasetError, match=r"tables only in subfolders") as e:
         load_dataset(tmp_path / "hf")
     assert str(hf) in e.value.hint
