@@ -181,9 +181,29 @@ def _zero_shot(
     return (zs[0] if zs else None), zs
 
 
-def _fastest_arch(rows: Sequence[DenseCandidate]) -> DenseCandidate | None:
+def _arch_speed_line(rows: Sequence[DenseCandidate]) -> str | None:
+    """The fastest timed architecture, called fastest only on a reliable figure whose IQR band lies wholly below
+    every other one's (as recommend's "faster" rule); otherwise the lowest p50 with why it is no speed claim."""
     arch = [r for r in rows if r.role == Role.ARCH and r.latency_ms is not None and not r.error]
-    return min(arch, key=lambda r: r.latency_ms or 0.0) if arch else None
+    if not arch:
+        return None
+    arch.sort(key=lambda r: r.latency_ms or 0.0)
+    first, rest = arch[0], arch[1:]
+
+    def band(r: DenseCandidate, side: int) -> float:
+        return float(r.latency_ms or 0.0) + side * float((r.latency or {}).get("iqr_ms") or 0.0) / 2
+
+    shaky = [r.model_id for r in arch if (r.latency or {}).get("unreliable")]
+    near = [r.model_id for r in rest if band(first, +1) >= band(r, -1)]
+    at = f"{first.model_id} at p50 {first.latency_ms:.1f} ms per image (pre/post-processing included)"
+    if not shaky and not near:
+        return f"fastest architecture timed here: {at}"
+    why = (
+        f"unreliable figures ({', '.join(shaky)}: see the p50 column)"
+        if shaky
+        else f"within the measurement spread of {', '.join(near)}"
+    )
+    return f"lowest p50 of the architectures timed here: {at}; no speed claim: {why}"
 
 
 def _next_command(cfg: RunConfig, task: str, ids: Sequence[str], n_sampled: int, n_total: int) -> str | None:
@@ -215,12 +235,9 @@ def decide(
     best_bb = ranked[0] if ranked else None
     reasons, floors_separated = _floor_lines(rows, best_bb)
     reasons += _roi_lines(rows, best_bb)
-    arch = _fastest_arch(rows)
-    if arch is not None:
-        reasons.append(
-            f"fastest architecture timed here: {arch.model_id} at p50 {arch.latency_ms:.1f} ms per image "
-            "(pre/post-processing included)"
-        )
+    speed = _arch_speed_line(rows)
+    if speed is not None:
+        reasons.append(speed)
     matched = int((best_zs.zero_shot or {}).get("classes_matched", 0)) if best_zs else 0
     weak = best_zs is not None and (best_zs.zero_shot_value or 0.0) < USABLE_ZERO_SHOT
     if best_zs is not None and matched >= n_cls and weak:

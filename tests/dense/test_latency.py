@@ -53,3 +53,27 @@ def test_a_slow_model_is_timed_at_least_repeats_times(monkeypatch):
     m = Slow()
     rec = measure_dense_latency(m, (8, 8), repeats=4, warmup=0, max_time=0.5)
     assert rec["n"] >= 4 and rec["p50_ms"] == pytest.approx(10.0, rel=0.9) and np.isfinite(rec["iqr_ms"])
+
+
+def test_the_fastest_architecture_is_claimed_only_on_reliable_separated_figures():
+    # Seen on BCCD: "fastest architecture timed here: ssdlite ... 52.0 ms" while the table marked 52.0 unreliable
+    from advisor.dense.results import DenseCandidate, Role
+    from advisor.dense.verdict import _arch_speed_line
+
+    def arch(mid: str, p50: float, iqr: float = 1.0, unreliable: bool = False) -> DenseCandidate:
+        lat = {"p50_ms": p50, "iqr_ms": iqr, "unreliable": unreliable}
+        return DenseCandidate(mid, Role.ARCH, latency=lat)
+
+    line = _arch_speed_line([arch("tv:ssd", 52.0, unreliable=True), arch("tv:frcnn", 68.4)])
+    assert line is not None and line.startswith(
+        "lowest p50 of the architectures timed here: tv:ssd at p50 52.0"
+    )
+    assert line.endswith("no speed claim: unreliable figures (tv:ssd: see the p50 column)")
+    line = _arch_speed_line([arch("tv:ssd", 52.0, iqr=8.0), arch("tv:frcnn", 56.0, iqr=8.0)])
+    assert line is not None and line.endswith("no speed claim: within the measurement spread of tv:frcnn")
+    line = _arch_speed_line([arch("tv:ssd", 52.0), arch("tv:frcnn", 68.4)])
+    assert (
+        line
+        == "fastest architecture timed here: tv:ssd at p50 52.0 ms per image (pre/post-processing included)"
+    )
+    assert _arch_speed_line([DenseCandidate("pkg:b", Role.BACKBONE, latency={"p50_ms": 3.0})]) is None
