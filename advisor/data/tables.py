@@ -256,6 +256,23 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split(".")[:3] if p.isdigit())
 
 
+def _hf_class_names(path: Path) -> dict[str, list[str]]:
+    """The class names of a Hugging Face Parquet file's ``ClassLabel`` columns, from the ``huggingface`` entry of
+    its schema metadata (``{}`` when there is none or it cannot be read: the integers are then the labels)."""
+    try:
+        import pyarrow.parquet as pq
+
+        meta = pq.read_schema(path).metadata or {}
+        features = json.loads(meta.get(b"huggingface", b"{}")).get("info", {}).get("features", {})
+        return {
+            str(col): [str(n) for n in f["names"]]
+            for col, f in features.items()
+            if isinstance(f, dict) and f.get("_type") == "ClassLabel" and isinstance(f.get("names"), list)
+        }
+    except Exception:  # metadata is a convenience: a file without it, or with another layout, reads as it is
+        return {}
+
+
 def _read_parquet(path: Path) -> Table:
     """A Parquet file's rows, read by pandas (with pyarrow >= 14.0.1, whose readers unpickle nothing).
 
@@ -295,6 +312,14 @@ def _read_parquet(path: Path) -> Table:
         ) from None
     columns = [str(c) for c in df.columns]
     records = df.astype(object).where(df.notna(), None).to_dict(orient="records")  # NaN/NA/NaT: None
+    for col, names in _hf_class_names(path).items():  # Hugging Face ClassLabel ints -> their names
+        for r in records:
+            v = r.get(col)
+            v = v.item() if hasattr(v, "item") else v
+            if isinstance(v, int) and 0 <= v < len(names):
+                r[col] = names[v]
+            elif v == -1:  # the datasets library's "no label" (e.g. a benchmark's hidden test labels)
+                r[col] = None
     for c in columns:
         first = next((r[c] for r in records if r[c] is not None), None)
         if isinstance(first, (bytes, bytearray)) or (isinstance(first, dict) and "bytes" in first):

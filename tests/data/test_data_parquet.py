@@ -74,6 +74,24 @@ def test_a_parquet_manifest_of_image_paths(tmp_path):
     assert ds.modality == "image" and len(ds.samples) == 6 and ds.classes == ["cat", "dog"]
 
 
+def test_hugging_face_class_names_replace_the_label_integers(tmp_path):
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t = pa.table({"text": ["good one", "bad one", "secret"], "label": [1, 0, -1]})
+    feats = {
+        "text": {"dtype": "string", "_type": "Value"},
+        "label": {"names": ["neg", "pos"], "_type": "ClassLabel"},
+    }
+    t = t.replace_schema_metadata({b"huggingface": json.dumps({"info": {"features": feats}}).encode()})
+    pq.write_table(t, tmp_path / "train.parquet")
+    ds = load_dataset(tmp_path / "train.parquet")
+    assert [s.label for s in ds.samples] == ["pos", "neg"] and ds.classes == ["neg", "pos"]
+    assert [s.code for s in ds.skipped] == ["missing-label"]  # -1: the datasets library's "no label"
+
+
 def test_embedded_bytes_damaged_files_and_no_pandas_are_clear_errors(tmp_path, monkeypatch):
     img = pd.DataFrame({"image": [{"bytes": b"\x89PNG....", "path": "a.png"}] * 2, "label": [0, 1]})
     img.to_parquet(tmp_path / "img.parquet")
