@@ -292,7 +292,7 @@ def sweep(
     datasets: Sequence[str | Path] | None = None,
     *,
     models: Sequence[str] | str = (),
-    out: str | Path = "advisor-sweep",
+    out: str | Path | None = None,
     file: str | Path | None = None,
     executor: Executor | str | None = None,
     resume: bool = True,
@@ -304,8 +304,10 @@ def sweep(
     Args:
         datasets: dataset paths (each run in ``<out>/runs/<name>``); or give `file`.
         models: the candidates of every dataset (a list or a comma-separated string; empty: each one's defaults).
-        out: the sweep folder: ``sweep.json`` (manifest and rows), ``sweep.csv``, ``sweep.md``, ``sweep.html``.
-        file: a TOML/YAML sweep file (`advisor.sweep.config`) instead of `datasets`, `models` and `options`.
+        out: the sweep folder: ``sweep.json`` (manifest and rows), ``sweep.csv``, ``sweep.md``, ``sweep.html``
+            (None: the file's ``out``, else ``advisor-sweep``).
+        file: a TOML/YAML sweep file (`advisor.sweep.config`) instead of `datasets` and `models`; `out` and
+            `options` given beside it override the file's.
         executor: runs every dataset's candidates (`recommend`'s executor); resume: read back finished datasets
             whose settings and data are unchanged (a rerun computes only what is missing).
         **options: `RunConfig` fields for every dataset (device, max_samples, seed, offline, ...).
@@ -318,14 +320,22 @@ def sweep(
     from advisor.sweep.run import run_sweep
 
     if file is not None:
-        if datasets or models or options:
-            raise UsageError("give either a sweep file or datasets and options, not both")
+        if datasets or models:
+            raise UsageError("give either a sweep file or datasets and models, not both")
         cfg = load_sweep_file(file)
+        if out is not None or options:  # what the caller gave beside the file wins over the file
+            from dataclasses import replace
+
+            cfg = replace(
+                cfg, out=str(out) if out is not None else cfg.out, options={**cfg.options, **options}
+            )
     else:
         names = (
             tuple(x.strip() for x in models.split(",") if x.strip()) if isinstance(models, str) else models
         )
-        cfg = sweep_config([str(d) for d in datasets or ()], models=names, out=out, **options)
+        cfg = sweep_config(
+            [str(d) for d in datasets or ()], models=names, out=out or "advisor-sweep", **options
+        )
     if isinstance(executor, str):
         from advisor.executors import get_executor
 

@@ -41,7 +41,12 @@ _Models = Annotated[
     typer.Option("--models", help="Comma-separated candidates of every dataset (default: each one's)."),
 ]
 _Out = Annotated[
-    Path, typer.Option("--out", "-o", help="The sweep folder (sweep.json/.csv/.md/.html, runs/).")
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        help="The sweep folder (sweep.json/.csv/.md/.html, runs/; default: the file's, else advisor-sweep).",
+    ),
 ]
 _Resume = Annotated[
     bool,
@@ -56,10 +61,11 @@ app = typer.Typer()
 
 @app.command("sweep", cls=AdvisorCommand)
 def sweep_command(
+    ctx: typer.Context,
     file: _File = None,
     data: _Data = None,
     models: _Models = None,
-    out: _Out = Path("advisor-sweep"),
+    out: _Out = None,
     device: DeviceOpt = "auto",
     max_samples: MaxSamplesOpt = None,
     max_per_class: MaxPerClassOpt = None,
@@ -84,12 +90,16 @@ def sweep_command(
         raise UsageError("give datasets with --data DIR (repeatable), or a sweep file", hint="see --help")
     out_ = Output(fmt)
     runner = get_executor(executor, address=ray_address, ship_data=ray_ship_data)
-    opts: dict[str, Any] = {}
-    if file is None:
-        opts = {
-            "device": device, "max_samples": max_samples, "max_per_class": max_per_class, "seed": seed,
-            "offline": offline, "bench": bench, "progress": fmt == OutputFormat.human,
-        }  # fmt: skip
+    opts: dict[str, Any] = {
+        "device": device, "max_samples": max_samples, "max_per_class": max_per_class, "seed": seed,
+        "offline": offline, "bench": bench,
+    }  # fmt: skip
+    if (
+        file is not None
+    ):  # beside a file, only the options typed on the command line: they override the file's
+        given = {k for k in opts if getattr(ctx.get_parameter_source(k), "name", None) == "COMMANDLINE"}
+        opts = {k: v for k, v in opts.items() if k in given}
+    opts["progress"] = fmt == OutputFormat.human
     res = sweep(
         [str(d) for d in data or []],
         models=tuple(split_list(models)),

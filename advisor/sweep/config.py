@@ -128,8 +128,11 @@ def load_sweep_file(path: str | Path) -> SweepConfig:
             f"{p}: unknown key {unknown[0]!r}", hint="keys: models, out, options, datasets, [[dataset]]"
         )
     base = p.parent
-    entries: list[str | SweepDataset] = [str(base / str(x)) for x in _list(p, data, "datasets")]
-    for i, t in enumerate(_list(p, data, "dataset"), 1):
+    short = _list(p, data, "datasets")
+    entries: list[str | SweepDataset] = [str(base / x) for x in short if isinstance(x, str)]
+    # a table among `datasets` ([[datasets]]) is read as a [[dataset]] table: it was once made a path of its text
+    tables = [x for x in short if not isinstance(x, str)] + _list(p, data, "dataset")
+    for i, t in enumerate(tables, 1):
         if not isinstance(t, dict) or "path" not in t:
             raise UsageError(f"{p}: [[dataset]] {i} has no path", hint='add path = "DIR"')
         extra = sorted(set(t) - {"path", "name", "options", "models"})

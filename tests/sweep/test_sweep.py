@@ -158,6 +158,16 @@ def test_sweep_file_relative_paths_options_and_one_line_errors(tmp_path):
     assert dict(cfg.options) == {"max_samples": 50} and dict(cfg.datasets[1].options) == {
         "text_column": "text"
     }
+    # [[datasets]] (the short form's key) holding tables: read as [[dataset]] tables (the table's text was the path)
+    f.write_text(
+        '[[datasets]]\npath = "a"\n[[datasets]]\npath = "c.csv"\noptions = { split_column = "part" }\n'
+    )
+    cfg = load_sweep_file(f)
+    assert [(d.name, d.path) for d in cfg.datasets] == [
+        ("a", str(tmp_path / "a")),
+        ("c.csv", str(tmp_path / "c.csv")),
+    ]
+    assert dict(cfg.datasets[1].options) == {"split_column": "part"}
     for text, match in (
         ("datasets = [\n", "not valid TOML"),
         ('dataset_list = ["a"]\n', "unknown key 'dataset_list'"),
@@ -193,6 +203,33 @@ def test_cli_sweep_json_and_usage_errors(toy, tmp_path, monkeypatch):
     )
     none = runner.invoke(app, ["sweep", "--models", models[0]])
     assert none.exit_code != 0 and "--data" in none.output and "Traceback" not in none.output
+
+
+def test_cli_options_beside_a_sweep_file_override_it_and_defaults_do_not(tmp_path, monkeypatch):
+    # `advisor sweep FILE --out X --no-bench` wrote to advisor-sweep/ and benched: both were silently dropped
+    import advisor.sweep.run as run_mod
+
+    seen = []
+
+    def fake_run_sweep(cfg, **_kw):
+        seen.append(cfg)
+        raise KeyboardInterrupt  # stop here: the config is what is tested
+
+    monkeypatch.setattr(run_mod, "run_sweep", fake_run_sweep)
+    f = tmp_path / "s.toml"
+    f.write_text('out = "from-file"\ndatasets = ["a"]\n[options]\nseed = 3\nmax_samples = 50\n')
+    CliRunner().invoke(
+        app, ["sweep", str(f), "--out", str(tmp_path / "x"), "--no-bench", "--max-samples", "9"]
+    )
+    CliRunner().invoke(app, ["sweep", str(f)])
+    given, plain = seen
+    assert given.out == str(tmp_path / "x") and plain.out == str(tmp_path / "from-file")
+    assert {k: given.options[k] for k in ("seed", "max_samples", "bench")} == {
+        "seed": 3,
+        "max_samples": 9,
+        "bench": False,
+    }
+    assert {k: v for k, v in plain.options.items() if k != "progress"} == {"seed": 3, "max_samples": 50}
 
 
 def test_a_run_config_field_added_later_keeps_old_cells_keys_at_its_default():
