@@ -141,11 +141,19 @@ def _render(result: dict[str, Any]) -> None:
         f"{result['seconds_per_epoch']:.1f}",
         f"{result['total_seconds']:.1f}",
         f"{peak:.0f}" if peak is not None else "-",
-        f"{result['trainable_params'] / 1e6:.2f}",
+        f"{result['trainable_params'] / 1e6:.3g}",  # a head of 8 classes is 0.00308, not 0.00
     )
     console.print(t)
     h = Table(title="Per epoch", show_header=True)
-    for col in ("epoch", "train loss", "train acc (%)", "val loss", "val acc (%)", "head lr", "time (s)"):
+    for col in (
+        "epoch",
+        "train loss",
+        "train acc (%)",
+        "val loss",
+        "val acc (%)",
+        "head lr (end)",
+        "time (s)",
+    ):
         h.add_column(col, justify="right")
     for r in result["history"]:
         h.add_row(

@@ -99,6 +99,10 @@ def test_cli_human_output_and_bad_unfreeze(tmp_path, fake_model):
         and "Per epoch" in r.stdout
         and "best checkpoint" in r.stdout
     )
+    # a head of a few hundred weights showed "0.00" M trainable params, and its end-of-epoch lr 0 read as "lr 0"
+    res = json.loads((tmp_path / "h" / "result.json").read_text())
+    assert f"{res['trainable_params'] / 1e6:.3g}" in r.stdout and res["trainable_params"] < 5000
+    assert "(end)" in r.stdout  # the lr column says it is the lr at the end of the epoch
     bad = CliRunner().invoke(
         app, ["finetune", "--data", str(data), "--model", "fake:tiny", "--unfreeze", "middle"]
     )
