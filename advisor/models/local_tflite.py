@@ -19,10 +19,8 @@ _LITERT_NOISE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
 def allocate_quietly(interpreter: Any) -> None:
     """``interpreter.allocate_tensors()`` without LiteRT's per-load INFO line on stderr; whatever else the C++
     side writes to stderr meanwhile (a warning, another thread's output) is written back, in order."""
-    import sys
     import tempfile
 
-    sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as tmp:
         os.dup2(tmp.fileno(), 2)
